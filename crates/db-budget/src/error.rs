@@ -1,0 +1,218 @@
+//! The one error type both pools return.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::config::ConfigError;
+use crate::side::Side;
+use crate::snapshot::Snapshot;
+
+/// A boxed cause, kept so callers can inspect it (`std::error::Error::source`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong between a caller and the database, for both call styles.
+///
+/// Messages never contain SQL text, parameter values or credentials: a [`DbError::Query`]
+/// shows the server's error code and SQLSTATE only (the server's own message can quote
+/// row values, so it stays in the [`source`](std::error::Error::source) for code that
+/// needs it, and out of `Display`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// No connection could be had before the pool timeout (`DB_POOL_TIMEOUT`). The
+    /// message carries the budget's state when the caller gave up (invariant I4).
+    #[error("timed out after {} {}: {snapshot}", HumanDuration(*.waited), .phase.describe())]
+    PoolTimeout {
+        /// The side the caller was on.
+        side: Side,
+        /// What the caller was doing when time ran out.
+        phase: TimeoutPhase,
+        /// How long the caller waited in all.
+        waited: Duration,
+        /// The budget as it was at that moment.
+        snapshot: Box<Snapshot>,
+    },
+
+    /// Opening a connection failed (refused, access denied, handshake error, or the
+    /// server kept answering "too many connections" until the deadline).
+    #[error("could not connect to the database server: {cause}")]
+    Connect {
+        /// The driver's error.
+        #[source]
+        cause: BoxError,
+    },
+
+    /// The server rejected a statement.
+    #[error("database error {} (SQLSTATE {})", OrUnknown(.code.map(u32::from)), OrUnknown(.sqlstate.as_deref()))]
+    Query {
+        /// The server's error number, e.g. 1062 for a duplicate key.
+        code: Option<u16>,
+        /// The five-character SQLSTATE.
+        sqlstate: Option<String>,
+        /// The driver's error (its message may quote row values: do not show it to clients).
+        #[source]
+        cause: BoxError,
+    },
+
+    /// The connection broke while a statement ran (server restarted, connection killed,
+    /// network error). The statement may or may not have taken effect.
+    #[error("lost the connection to the database server")]
+    ConnectionLost {
+        /// The driver's error.
+        #[source]
+        cause: BoxError,
+    },
+
+    /// `fetch_one` found no row.
+    #[error("the query returned no rows")]
+    RowNotFound,
+
+    /// A column could not be read into the requested Rust type.
+    #[error("could not decode the query result: {cause}")]
+    Decode {
+        /// The driver's error (names the column and types, not values).
+        #[source]
+        cause: BoxError,
+    },
+
+    /// Bad configuration; see [`ConfigError`].
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// The pool (or the whole budget) was closed, e.g. during shutdown.
+    #[error("the database pool is closed")]
+    Closed,
+
+    /// A blocking call was made on the thread that drives a current-thread tokio
+    /// runtime, where waiting would stall every task, including the ones that would
+    /// give a connection back.
+    #[error(
+        "blocking database call on a current-thread tokio runtime's thread: \
+         run it inside tokio::task::spawn_blocking, or use db-async"
+    )]
+    BlockingNotAllowed,
+}
+
+impl DbError {
+    /// Builds a [`DbError::Query`] from a server error.
+    pub fn query(code: Option<u16>, sqlstate: Option<String>, cause: impl Into<BoxError>) -> Self {
+        DbError::Query {
+            code,
+            sqlstate,
+            cause: cause.into(),
+        }
+    }
+
+    /// The server's error number, when the server rejected a statement.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            DbError::Query { code, .. } => *code,
+            _ => None,
+        }
+    }
+
+    /// `true` for a duplicate-key violation (1062, SQLSTATE 23000).
+    pub fn is_duplicate_key(&self) -> bool {
+        self.code() == Some(1062)
+    }
+
+    /// `true` when retrying the whole transaction may succeed: deadlock (1213) or lock
+    /// wait timeout (1205).
+    pub fn is_transient(&self) -> bool {
+        matches!(self.code(), Some(1213 | 1205))
+    }
+
+    /// `true` when no connection was available in time, or the connection was lost:
+    /// the database is overloaded or unreachable, not the request wrong. An HTTP layer
+    /// maps these to 503.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            DbError::PoolTimeout { .. }
+                | DbError::Connect { .. }
+                | DbError::ConnectionLost { .. }
+                | DbError::Closed
+        )
+    }
+}
+
+/// The phase a timed-out caller was in (deadpool's split: waiting vs creating).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutPhase {
+    /// Waiting for an idle connection or a free budget unit.
+    Wait,
+    /// Holding a unit, opening a connection (the server was slow, or kept refusing with
+    /// "too many connections").
+    Connect,
+    /// Checking that an idle connection was still alive.
+    Validate,
+}
+
+impl TimeoutPhase {
+    fn describe(self) -> &'static str {
+        match self {
+            TimeoutPhase::Wait => "waiting for a database connection",
+            TimeoutPhase::Connect => "opening a database connection",
+            TimeoutPhase::Validate => "checking a database connection",
+        }
+    }
+}
+
+/// Formats `30s`, `1.5s`, `250ms`, `12µs`: what an operator reads in a log line.
+#[derive(Debug, Clone, Copy)]
+pub struct HumanDuration(pub Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d >= Duration::from_secs(1) {
+            let ms = d.as_millis();
+            if ms % 1000 == 0 {
+                write!(f, "{}s", ms / 1000)
+            } else {
+                write!(f, "{:.1}s", d.as_secs_f64())
+            }
+        } else if d >= Duration::from_millis(1) {
+            write!(f, "{}ms", d.as_millis())
+        } else {
+            write!(f, "{}µs", d.as_micros())
+        }
+    }
+}
+
+struct OrUnknown<T>(Option<T>);
+
+impl<T: fmt::Display> fmt::Display for OrUnknown<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations_read_as_an_operator_writes_them() {
+        assert_eq!(HumanDuration(Duration::from_secs(30)).to_string(), "30s");
+        assert_eq!(HumanDuration(Duration::from_millis(1500)).to_string(), "1.5s");
+        assert_eq!(HumanDuration(Duration::from_millis(250)).to_string(), "250ms");
+        assert_eq!(HumanDuration(Duration::from_micros(12)).to_string(), "12µs");
+    }
+
+    #[test]
+    fn a_query_error_shows_code_and_sqlstate_but_not_the_server_text() {
+        let e = DbError::query(
+            Some(1062),
+            Some("23000".into()),
+            "Duplicate entry 'secret-value' for key 'name'",
+        );
+        assert_eq!(e.to_string(), "database error 1062 (SQLSTATE 23000)");
+        assert!(e.is_duplicate_key());
+        assert!(!e.is_unavailable());
+    }
+}

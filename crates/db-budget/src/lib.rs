@@ -1,0 +1,64 @@
+//! One process-wide budget of physical database connections, shared by a blocking pool
+//! and an async pool.
+//!
+//! # Why
+//!
+//! A MySQL server refuses connection number `max_connections + 1` with
+//! `ERROR 1040: Too many connections`. A process that runs two pools (an async one for
+//! new code, a blocking one for legacy code) sized independently will, on a busy day,
+//! ask for more than the server allows. Splitting the limit statically wastes it: the
+//! side under load starves while the other side's connections sit idle.
+//!
+//! This crate holds the limit itself: a [`Budget`] of `MAX_CONNECTIONS` [`Unit`]s. Each
+//! physical connection of either pool owns one unit from before it connects until after
+//! its socket is closed, so the process can never hold more (invariant I1). Either side
+//! can take every unit; when one side waits, the other gives back idle connections at
+//! once ([`Shrink`], [`Budget::should_yield`]; invariant I2).
+//!
+//! The crate also holds what both pools share: the environment [`Config`] (DESIGN §5),
+//! the one error type [`DbError`] (whose pool timeout shows the budget, I4), the
+//! [`Snapshot`] read by metrics and the live page (I5), and leak detection
+//! ([`CheckoutTicket`]). It knows nothing of sqlx or the mysql crate.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use db_budget::{Budget, Side};
+//!
+//! let budget = Budget::new(20, Duration::from_secs(30));
+//! let deadline = Instant::now() + Duration::from_secs(30);
+//! // A pool takes a unit before it opens a connection and keeps it inside the connection.
+//! let unit = budget.acquire_blocking(Side::Sync, deadline).unwrap();
+//! assert_eq!(budget.snapshot().to_string(),
+//!     "budget 1/20 in use (async: 0 active, 0 idle, 0 waiting; sync: 0 active, 0 idle, 0 waiting)");
+//! drop(unit); // after the socket is closed
+//! ```
+//!
+//! **Architecture Invariant:** no type in this crate opens a connection, and nothing
+//! outside `db-async` and `db-sync` takes units: a unit taken anywhere else would be a
+//! connection the pools cannot see.
+
+mod blocking;
+mod budget;
+mod config;
+mod error;
+mod global;
+mod leak;
+mod outcome;
+mod side;
+mod snapshot;
+mod stats;
+mod url;
+
+pub use blocking::block_safely;
+pub use budget::{Budget, Shrink, Unit, WaitError};
+pub use config::{Config, ConfigError, VARIABLES, Variable, parse_duration};
+pub use error::{BoxError, DbError, HumanDuration, TimeoutPhase};
+pub use global::{global, install_global};
+pub use leak::CheckoutTicket;
+pub use outcome::ExecResult;
+pub use side::Side;
+pub use snapshot::{HistogramSnapshot, SideSnapshot, Snapshot};
+pub use stats::{CloseReason, GaugeGuard, LATENCY_BUCKETS_US};
+pub use url::DatabaseUrl;
