@@ -1,0 +1,32 @@
+//! Repository automation, rust-analyzer style: one binary, one module per
+//! task, arguments parsed by hand. Run as `cargo xtask <task> [args]`.
+
+use std::process::ExitCode;
+
+mod sync_usage;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  sync-usage   count uses of the blocking db-sync API; ratchet them down
+               (--check, --update; see `cargo xtask sync-usage --help`)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(task) = args.first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    match task.as_str() {
+        "sync-usage" => sync_usage::run(&args[1..]),
+        "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        other => {
+            eprintln!("error: unknown task `{other}`\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! `cargo xtask sync-usage`: counts the remaining uses of the blocking
+//! `db-sync` API and keeps the count from going back up (a per-file ratchet
+//! recorded in `xtask/sync-usage-baseline.json`).
+
+mod baseline;
+mod bindings;
+mod manifest;
+mod report;
+mod resolve;
+mod scan;
+mod visitor;
+mod workspace;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use baseline::Baseline;
+
+pub const USAGE: &str = "\
+usage: cargo xtask sync-usage [--check | --update [--allow-increase]] [--json]
+                              [--root <dir>] [--baseline <file>]
+
+Lists every use of the blocking db-sync API (imports, calls, types, fn
+signatures taking/returning the DbConnection guard, uses inside macros),
+grouped per crate and file, with the migration progress against the baseline.
+Uses in #[cfg(test)] code and under tests/ directories are listed separately
+and not counted.
+
+  --check            exit 1 if any file has more uses than the baseline
+                     (a file missing from the baseline counts as 0)
+  --update           rewrite the baseline with the current counts; refuses
+                     to raise any count unless --allow-increase
+  --allow-increase   with --update: accept counts going up
+  --json             print a machine-readable JSON document instead of text
+  --root <dir>       workspace to scan (default: this repository)
+  --baseline <file>  baseline file (default: <root>/xtask/sync-usage-baseline.json)";
+
+const DEFAULT_BASELINE: &str = "xtask/sync-usage-baseline.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Report,
+    Check,
+    Update,
+}
+
+#[derive(Debug)]
+struct Options {
+    mode: Mode,
+    allow_increase: bool,
+    json: bool,
+    root: PathBuf,
+    baseline: Option<PathBuf>,
+}
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut opts = Options {
+        mode: Mode::Report,
+        allow_increase: false,
+        json: false,
+        root: Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+        baseline: None,
+    };
+    let mut mode = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        let new_mode = match arg.as_str() {
+            "--check" => Some(Mode::Check),
+            "--update" => Some(Mode::Update),
+            "--allow-increase" => {
+                opts.allow_increase = true;
+                None
+            }
+            "--json" => {
+                opts.json = true;
+                None
+            }
+            "--root" => {
+                opts.root = PathBuf::from(value("--root")?);
+                None
+            }
+            "--baseline" => {
+                opts.baseline = Some(PathBuf::from(value("--baseline")?));
+                None
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        };
+        if let Some(m) = new_mode {
+            if mode.is_some_and(|old| old != m) {
+                return Err("--check and --update are exclusive".into());
+            }
+            mode = Some(m);
+        }
+    }
+    opts.mode = mode.unwrap_or(Mode::Report);
+    if opts.allow_increase && opts.mode != Mode::Update {
+        return Err("--allow-increase only goes with --update".into());
+    }
+    Ok(opts)
+}
+
+pub fn run(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let opts = match parse_args(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match execute(&opts) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn execute(opts: &Options) -> Result<ExitCode, String> {
+    let root = opts
+        .root
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", opts.root.display()))?;
+    let baseline_path = opts
+        .baseline
+        .clone()
+        .unwrap_or_else(|| root.join(DEFAULT_BASELINE));
+    let ws = workspace::discover(&root).map_err(|e| format!("scanning {}: {e}", root.display()))?;
+    let scanned = scan::scan(&ws);
+    for e in &scanned.errors {
+        eprintln!("warning: could not parse {e}");
+    }
+    let counts = count_per_file(&scanned.findings);
+    let base = baseline::load(&baseline_path)?;
+    let (rose, fell) = baseline::compare(&counts, base.as_ref());
+    let ctx = report::Context {
+        root: &root,
+        baseline_path: &baseline_path,
+        baseline: base.as_ref(),
+        scanned: &scanned,
+        counts: &counts,
+    };
+
+    match opts.mode {
+        Mode::Report => {
+            if opts.json {
+                println!("{}", report::json(&ctx, None));
+            } else {
+                print!("{}", report::text(&ctx));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Mode::Check => {
+            let ok = rose.is_empty();
+            if opts.json {
+                let result = report::json_result("check", ok, &rose, &fell, false);
+                println!("{}", report::json(&ctx, Some(result)));
+            } else if ok {
+                print!("{}", report::check_ok(&ctx, &fell));
+            } else {
+                eprint!("{}", report::check_failed(&ctx, &rose));
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Mode::Update => {
+            let refuse = base.is_some() && !rose.is_empty() && !opts.allow_increase;
+            if !refuse {
+                let total: usize = counts.values().sum();
+                let new = Baseline {
+                    first_total: base.as_ref().map_or(total, |b| b.first_total),
+                    files: counts
+                        .iter()
+                        .filter(|(_, n)| **n > 0)
+                        .map(|(f, n)| (f.clone(), *n))
+                        .collect(),
+                };
+                baseline::save(&baseline_path, &new)?;
+            }
+            if opts.json {
+                let result = report::json_result("update", !refuse, &rose, &fell, !refuse);
+                println!("{}", report::json(&ctx, Some(result)));
+            } else if refuse {
+                eprint!("{}", report::update_refused(&ctx, &rose));
+            } else {
+                print!("{}", report::updated(&ctx, &rose, &fell));
+            }
+            Ok(if refuse {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+/// Non-test uses per file (files with only test uses appear with 0).
+fn count_per_file(findings: &[scan::Finding]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for f in findings {
+        *counts.entry(f.file.clone()).or_insert(0) += usize::from(!f.test);
+    }
+    counts
+}

@@ -1,0 +1,209 @@
+//! The scanner: parses every file with `syn`, builds a table of the `use`
+//! bindings of each module (pass 1), then walks every file resolving each
+//! path it meets (pass 2). Comments and string literals are never looked at.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use syn::Item;
+
+use super::bindings::{collect_module, flatten_use, is_test_only};
+use super::resolve::{ModuleTable, Resolver};
+use super::visitor::{self, FileInfo};
+use super::workspace::{self, Workspace};
+
+/// Public names of `db-sync` assumed even if its source cannot be read (a
+/// glob import brings these in).
+const DEFAULT_SYNC_ITEMS: &[&str] = &[
+    "get_database_connection",
+    "DbConnection",
+    "SyncPool",
+    "fetch_one",
+    "fetch_optional",
+    "fetch_all",
+    "fetch_dict_one",
+    "fetch_dict_all",
+    "execute",
+    "transaction",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Import,
+    Call,
+    Type,
+    Signature,
+    Macro,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Import => "import",
+            Kind::Call => "call",
+            Kind::Type => "type",
+            Kind::Signature => "signature",
+            Kind::Macro => "macro",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    #[serde(rename = "crate")]
+    pub krate: String,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub function: String,
+    pub kind: Kind,
+    pub text: String,
+    /// Inside `#[cfg(test)]`/`#[test]` code or under a `tests/` directory:
+    /// reported, not counted.
+    pub test: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct ScanOutput {
+    /// Sorted by crate, file, line, column.
+    pub findings: Vec<Finding>,
+    /// Files that could not be read or parsed (`path: error`).
+    pub errors: Vec<String>,
+    pub files_scanned: usize,
+}
+
+struct Parsed {
+    file_idx: usize,
+    ast: syn::File,
+    /// `package#target`: files sharing it share one module namespace.
+    target: String,
+    module: Vec<String>,
+}
+
+pub fn scan(ws: &Workspace) -> ScanOutput {
+    let mut out = ScanOutput::default();
+    let sync_items = sync_public_items(&ws.sync_files);
+
+    let mut parsed = Vec::new();
+    for (file_idx, file) in ws.files.iter().enumerate() {
+        let ast = match fs::read_to_string(&file.abs) {
+            Ok(text) => match syn::parse_file(&text) {
+                Ok(ast) => ast,
+                Err(e) => {
+                    let at = e.span().start();
+                    out.errors
+                        .push(format!("{}:{}:{}: {e}", file.rel, at.line, at.column + 1));
+                    continue;
+                }
+            },
+            Err(e) => {
+                out.errors.push(format!("{}: {e}", file.rel));
+                continue;
+            }
+        };
+        let (target, module) = workspace::module_location(ws.package_dir(file), &file.abs);
+        let target = format!("{}#{target}", ws.package_name(file));
+        parsed.push(Parsed {
+            file_idx,
+            ast,
+            target,
+            module,
+        });
+    }
+    out.files_scanned = parsed.len();
+
+    let mut table = ModuleTable::default();
+    for p in &parsed {
+        for n in 0..p.module.len() {
+            table
+                .modules
+                .insert((p.target.clone(), p.module[..n].to_vec()));
+        }
+        collect_module(
+            &mut table,
+            &p.target,
+            p.module.clone(),
+            &p.ast.items,
+            is_test_only(&p.ast.attrs),
+        );
+    }
+
+    let resolver = Resolver {
+        table: &table,
+        sync_items: &sync_items,
+    };
+    let empty = BTreeSet::new();
+    for p in &parsed {
+        let file = &ws.files[p.file_idx];
+        let in_tests_dir = file.rel.split('/').rev().skip(1).any(|c| c == "tests");
+        let file_test = in_tests_dir
+            || table.is_test_module(&p.target, &p.module)
+            || is_test_only(&p.ast.attrs);
+        let info = FileInfo {
+            target: &p.target,
+            sync_names: file.package.map_or(&empty, |i| &ws.packages[i].sync_names),
+            package: ws.package_name(file),
+            file: &file.rel,
+            module: p.module.clone(),
+            test: file_test,
+        };
+        out.findings
+            .extend(visitor::scan_file(&resolver, info, &p.ast));
+    }
+    out.findings.sort_by(|a, b| {
+        (&a.krate, &a.file, a.line, a.column).cmp(&(&b.krate, &b.file, b.line, b.column))
+    });
+    out
+}
+
+/// Names of the public items of the `db-sync` crate (any module), plus the
+/// documented API names.
+fn sync_public_items(files: &[PathBuf]) -> HashSet<String> {
+    fn collect(items: &[Item], out: &mut HashSet<String>) {
+        for item in items {
+            let public = |vis: &syn::Visibility| matches!(vis, syn::Visibility::Public(_));
+            let name = match item {
+                Item::Fn(i) if public(&i.vis) => Some(&i.sig.ident),
+                Item::Struct(i) if public(&i.vis) => Some(&i.ident),
+                Item::Enum(i) if public(&i.vis) => Some(&i.ident),
+                Item::Union(i) if public(&i.vis) => Some(&i.ident),
+                Item::Type(i) if public(&i.vis) => Some(&i.ident),
+                Item::Trait(i) if public(&i.vis) => Some(&i.ident),
+                Item::Const(i) if public(&i.vis) => Some(&i.ident),
+                Item::Static(i) if public(&i.vis) => Some(&i.ident),
+                Item::Macro(i) if i.attrs.iter().any(|a| a.path().is_ident("macro_export")) => {
+                    i.ident.as_ref()
+                }
+                Item::Mod(i) => {
+                    if let Some((_, items)) = &i.content {
+                        collect(items, out);
+                    }
+                    public(&i.vis).then_some(&i.ident)
+                }
+                Item::Use(u) if public(&u.vis) => {
+                    let mut leaves = Vec::new();
+                    flatten_use(&u.tree, &mut Vec::new(), false, &mut leaves);
+                    out.extend(leaves.into_iter().filter_map(|l| l.name));
+                    None
+                }
+                _ => None,
+            };
+            if let Some(name) = name {
+                out.insert(name.to_string());
+            }
+        }
+    }
+    let mut out: HashSet<String> = DEFAULT_SYNC_ITEMS.iter().map(|s| s.to_string()).collect();
+    for f in files {
+        if let Some(ast) = fs::read_to_string(f)
+            .ok()
+            .and_then(|t| syn::parse_file(&t).ok())
+        {
+            collect(&ast.items, &mut out);
+        }
+    }
+    out
+}
