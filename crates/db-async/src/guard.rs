@@ -1,0 +1,63 @@
+//! The checked-out connection.
+
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+use std::sync::Arc;
+
+use db_budget::{CheckoutTicket, DbError};
+
+use crate::conn::Conn;
+use crate::pool::Shared;
+use crate::tx::Transaction;
+
+/// A connection checked out of an [`AsyncPool`](crate::AsyncPool). Run statements
+/// through it (it dereferences to [`Conn`]); dropping it returns the connection.
+///
+/// On return the pool decides: a connection whose statement was cancelled, or whose
+/// holder panicked, is closed rather than reused; an abandoned transaction is rolled
+/// back first; a connection the other side needs is closed so that its budget unit
+/// moves there. Returning never waits on the network in the caller's task.
+#[must_use = "the connection goes back to the pool as soon as this is dropped"]
+#[derive(Debug)]
+pub struct AsyncConn {
+    pub(crate) conn: Conn,
+    pub(crate) ticket: CheckoutTicket,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl AsyncConn {
+    /// Begins a transaction (`BEGIN`). Commit it with
+    /// [`Transaction::commit`]; dropped uncommitted, it rolls back.
+    ///
+    /// # Errors
+    ///
+    /// Query and connection errors as [`DbError`].
+    #[track_caller]
+    pub fn begin(&mut self) -> impl Future<Output = Result<Transaction<'_>, DbError>> + Send + '_ {
+        let site = Location::caller();
+        Transaction::begin(&mut self.conn, site)
+    }
+}
+
+impl Deref for AsyncConn {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+impl DerefMut for AsyncConn {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+}
+
+impl Drop for AsyncConn {
+    fn drop(&mut self) {
+        if let Some(slot) = self.conn.slot.take() {
+            self.shared.release(slot, self.conn.state);
+        }
+        // `ticket` drops after this: the checkout ends once the pool has the connection.
+        let _ = &self.ticket;
+    }
+}

@@ -1,0 +1,91 @@
+//! The async side of the connection budget: a MySQL pool of sqlx 0.9 connections in
+//! which every physical connection owns one [`db_budget`] unit.
+//!
+//! # Why not `sqlx::Pool`
+//!
+//! The budget must hold exactly (invariant I1: never more physical connections than
+//! `MAX_CONNECTIONS`, counting connects in progress, summed with the blocking side).
+//! `sqlx::Pool` 0.9 has no hook before it connects and none after it closes, so a unit
+//! cannot be tied to its connections; the workaround of DESIGN §4 (reserve a unit before
+//! each `acquire`, reconcile against `pool.size()` later) rests on undocumented internals
+//! and gives units back late. This crate instead pools `sqlx::MySqlConnection`s itself:
+//!
+//! - a unit is taken **before** `MySqlConnection::connect_with` starts, and lives in the
+//!   same struct as the connection (declared after it), so it returns only after the
+//!   socket is closed, whether the connection is closed on purpose, dropped on a
+//!   cancelled connect, or dropped by a panicking task;
+//! - a waiter waits for whichever comes first: an idle connection returned to this pool,
+//!   or a free unit (then it connects);
+//! - a waiter asks the blocking side to close an idle connection at once, and every
+//!   returned connection is closed rather than pooled when the blocking side waits and
+//!   this side can spare it ([`db_budget::Budget::should_yield`]), so capacity flows
+//!   within milliseconds (I2).
+//!
+//! Conditions: sqlx is pinned to `=0.9.0` (the helpers use its hidden
+//! `Connection::should_flush`/`flush`, and the I1 tests must re-run before it moves);
+//! only this crate opens async connections; nothing here detaches a connection from its
+//! unit.
+//!
+//! # Cancellation and returns
+//!
+//! sqlx's MySQL connection is not safe to reuse after a statement's future is dropped
+//! mid-result (the stream desyncs; sqlx #563, #4349). Every helper marks the connection
+//! busy for the duration of its statement; a connection returned busy is shut without
+//! reading from it. A dropped [`Transaction`] queues its `ROLLBACK`, which runs before the
+//! connection's next statement or, on return, in a background task bounded by the return
+//! timeout. Returning never does network I/O in the caller's task.
+//!
+//! # Validation
+//!
+//! An idle connection is pinged before reuse only when it sat idle longer than the
+//! validation bypass window (500 ms, as HikariCP's `aliveBypassWindowMs`); sqlx's pool
+//! pings on every acquire by default, which costs about a third of point-select
+//! throughput.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use db_async::{AsyncPool, args};
+//! use db_budget::{Budget, DatabaseUrl};
+//!
+//! # async fn demo() -> Result<(), db_budget::DbError> {
+//! let url = DatabaseUrl::parse("mysql://app:secret@127.0.0.1:3306/game")?;
+//! let budget = Budget::new(20, Duration::from_secs(30));
+//! let pool = AsyncPool::builder(url, budget.clone()).build();
+//!
+//! let mut conn = pool.acquire().await?;
+//! let (name,): (String,) = conn.fetch_one("SELECT name FROM players WHERE id = ?", args![7]).await?;
+//! let mut tx = conn.begin().await?;
+//! tx.execute("UPDATE players SET coins = coins + ? WHERE id = ?", args![10, 7]).await?;
+//! tx.commit().await?;
+//! # let _ = name; Ok(()) }
+//! ```
+//!
+//! **Architecture Invariant:** `MySqlConnection::connect_with` is called in exactly one
+//! place (`pool.rs`), after a unit was taken, and a `MySqlConnection` never leaves its
+//! `Slot`.
+
+mod args;
+mod conn;
+mod dict;
+mod error;
+mod global;
+mod guard;
+mod options;
+mod pool;
+mod slot;
+mod tx;
+
+pub use args::Args;
+pub use conn::Conn;
+pub use dict::DictRow;
+pub use global::{global, install_global};
+pub use guard::AsyncConn;
+pub use options::AsyncPoolBuilder;
+pub use pool::AsyncPool;
+pub use tx::Transaction;
+
+pub use db_budget::{DbError, ExecResult};
+/// sqlx, as this crate uses it (for `FromRow` derives and `AssertSqlSafe`).
+pub use sqlx;

@@ -1,0 +1,389 @@
+//! The pool: idle connections, each owning its budget unit.
+
+use std::collections::VecDeque;
+use std::panic::Location;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use db_budget::{Budget, CloseReason, DbError, Shrink, Side, TimeoutPhase, Unit, WaitError};
+use sqlx::mysql::MySqlConnectOptions;
+use sqlx::{Connection, Executor, MySqlConnection};
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+use crate::conn::{Conn, ConnState};
+use crate::error::is_connection_limit;
+use crate::guard::AsyncConn;
+use crate::options::Settings;
+use crate::slot::{Farewell, Slot};
+
+/// The async side's connection pool. Cheap to clone (an `Arc`).
+///
+/// See the [crate docs](crate) for how it keeps the budget exact.
+#[derive(Clone, Debug)]
+pub struct AsyncPool {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) budget: Budget,
+    connect_options: MySqlConnectOptions,
+    pub(crate) settings: Settings,
+    /// Idle connections: newest at the back (reused first, warm), oldest at the front
+    /// (given away or reaped first).
+    idle: Mutex<VecDeque<Idle>>,
+    /// Woken when a connection enters `idle` (or the pool closes).
+    returned: Notify,
+    closed: AtomicBool,
+    runtime: Handle,
+}
+
+#[derive(Debug)]
+struct Idle {
+    slot: Slot,
+    since: Instant,
+}
+
+impl AsyncPool {
+    pub(crate) fn new(
+        budget: Budget,
+        connect_options: MySqlConnectOptions,
+        settings: Settings,
+        runtime: Handle,
+    ) -> AsyncPool {
+        let shared = Arc::new(Shared {
+            budget,
+            connect_options,
+            settings,
+            idle: Mutex::new(VecDeque::new()),
+            returned: Notify::new(),
+            closed: AtomicBool::new(false),
+            runtime,
+        });
+        let weak: Weak<dyn Shrink> = Arc::downgrade(&shared) as Weak<Shared>;
+        shared.budget.register_shrinker(Side::Async, weak);
+        shared.runtime.spawn(reap(Arc::downgrade(&shared)));
+        AsyncPool { shared }
+    }
+
+    /// Checks out a connection: an idle one if there is one (pinged first only if it sat
+    /// idle longer than the validation bypass window), else a new one once the budget
+    /// has a unit for it. Waits at most the pool timeout (`DB_POOL_TIMEOUT`).
+    ///
+    /// The call site is recorded for leak reports.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled acquire leaves the queue, and a connection it was
+    /// opening is closed and its unit returned.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::PoolTimeout`] (with the budget's state) when time runs out,
+    /// [`DbError::Connect`] when the server refuses, [`DbError::Closed`] after
+    /// [`AsyncPool::close`].
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<AsyncConn, DbError>> + Send + 'static {
+        let site = Location::caller();
+        self.shared.clone().acquire(site)
+    }
+
+    /// The budget this pool draws from.
+    pub fn budget(&self) -> &Budget {
+        &self.shared.budget
+    }
+
+    /// Idle connections right now.
+    pub fn idle_count(&self) -> usize {
+        self.shared.lock_idle().len()
+    }
+
+    /// Closes the pool: waiters and later acquires fail with [`DbError::Closed`], idle
+    /// connections are closed now (each bounded in time), and connections in use are
+    /// closed when returned. Other pools on the same budget are unaffected.
+    pub async fn close(&self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.returned.notify_waiters();
+        let drained: Vec<Idle> = self.shared.lock_idle().drain(..).collect();
+        self.shared
+            .budget
+            .add_idle(Side::Async, -(drained.len() as i32));
+        let limit = self.shared.settings.return_timeout;
+        let closes = drained.into_iter().map(|idle| {
+            self.shared
+                .budget
+                .record_closed(Side::Async, CloseReason::PoolClosed);
+            idle.slot.close(Farewell::Graceful, limit)
+        });
+        futures_util::future::join_all(closes).await;
+    }
+
+    /// `true` after [`AsyncPool::close`].
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst)
+    }
+}
+
+impl Shared {
+    fn lock_idle(&self) -> MutexGuard<'_, VecDeque<Idle>> {
+        // Nothing panics while holding this lock; recover rather than poison the pool.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn acquire(
+        self: Arc<Self>,
+        site: &'static Location<'static>,
+    ) -> Result<AsyncConn, DbError> {
+        let started = Instant::now();
+        let deadline = started + self.settings.pool_timeout;
+        if let Some(slot) = self.take_idle(started, deadline).await? {
+            return Ok(self.checkout(slot, started, site));
+        }
+        let _waiting = self.budget.waiting(Side::Async);
+        loop {
+            // Registered before looking at `idle`, so a return in between is not missed.
+            let mut returned = pin!(self.returned.notified());
+            returned.as_mut().enable();
+            if let Some(slot) = self.take_idle(started, deadline).await? {
+                return Ok(self.checkout(slot, started, site));
+            }
+            tokio::select! {
+                unit = self.budget.acquire(Side::Async, deadline) => {
+                    let unit = match unit {
+                        Ok(unit) => unit,
+                        Err(WaitError::TimedOut) => {
+                            return Err(self.budget.timeout_error(Side::Async, TimeoutPhase::Wait, started));
+                        }
+                        Err(WaitError::Closed) => return Err(DbError::Closed),
+                    };
+                    let slot = self.connect(unit, started, deadline).await?;
+                    return Ok(self.checkout(slot, started, site));
+                }
+                () = &mut returned => {}
+            }
+        }
+    }
+
+    /// Pops idle connections (newest first) until one is fit for use.
+    async fn take_idle(
+        &self,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<Option<Slot>, DbError> {
+        loop {
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(DbError::Closed);
+            }
+            let Some(Idle { mut slot, since }) = self.lock_idle().pop_back() else {
+                return Ok(None);
+            };
+            self.budget.add_idle(Side::Async, -1);
+            if slot.opened_at.elapsed() >= self.settings.max_lifetime {
+                self.discard(slot, CloseReason::MaxLifetime, Farewell::Graceful);
+                continue;
+            }
+            if since.elapsed() <= self.settings.validation_bypass {
+                return Ok(Some(slot));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                self.push_idle(slot);
+                return Err(self.budget.timeout_error(
+                    Side::Async,
+                    TimeoutPhase::Validate,
+                    started,
+                ));
+            }
+            let limit = self.settings.connect_timeout.min(deadline - now);
+            match tokio::time::timeout(limit, slot.conn.ping()).await {
+                Ok(Ok(())) => return Ok(Some(slot)),
+                _ => self.discard(slot, CloseReason::Broken, Farewell::Hard),
+            }
+        }
+    }
+
+    /// Opens a connection paid for by `unit`. "Too many connections" is retried while
+    /// holding the unit, until the deadline (the server may still count sockets this
+    /// process has closed; DESIGN §4).
+    async fn connect(
+        &self,
+        unit: Unit,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<Slot, DbError> {
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let now = Instant::now();
+            let attempt_deadline = deadline.min(now + self.settings.connect_timeout);
+            let attempt = MySqlConnection::connect_with(&self.connect_options);
+            match tokio::time::timeout_at(attempt_deadline.into(), attempt).await {
+                Ok(Ok(conn)) => {
+                    self.budget.record_opened(Side::Async);
+                    return Ok(Slot {
+                        conn,
+                        opened_at: Instant::now(),
+                        unit,
+                    });
+                }
+                Ok(Err(e)) if is_connection_limit(&e) && Instant::now() + backoff < deadline => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(100));
+                }
+                Ok(Err(e)) => return Err(DbError::Connect { cause: e.into() }),
+                Err(_) => {
+                    return Err(self.budget.timeout_error(
+                        Side::Async,
+                        TimeoutPhase::Connect,
+                        started,
+                    ));
+                }
+            }
+        }
+    }
+
+    fn checkout(
+        self: &Arc<Self>,
+        slot: Slot,
+        started: Instant,
+        site: &'static Location<'static>,
+    ) -> AsyncConn {
+        self.budget.record_acquire(Side::Async, started.elapsed());
+        AsyncConn {
+            conn: Conn {
+                slot: Some(slot),
+                budget: self.budget.clone(),
+                state: ConnState::default(),
+            },
+            ticket: self.budget.checkout(Side::Async, site),
+            shared: self.clone(),
+        }
+    }
+
+    /// A connection comes back from a caller. Decides, without I/O on this thread,
+    /// whether it is pooled, settled first (rollback/validation in a background task),
+    /// or closed.
+    pub(crate) fn release(self: &Arc<Self>, slot: Slot, state: ConnState) {
+        let farewell = if self.closed.load(Ordering::SeqCst) {
+            Some((CloseReason::PoolClosed, Farewell::Graceful))
+        } else if state.busy || std::thread::panicking() {
+            Some((CloseReason::Cancelled, Farewell::Hard))
+        } else if state.broken {
+            Some((CloseReason::Broken, Farewell::Hard))
+        } else if slot.opened_at.elapsed() >= self.settings.max_lifetime {
+            Some((CloseReason::MaxLifetime, Farewell::Graceful))
+        } else if self.budget.should_yield(Side::Async) {
+            Some((CloseReason::Yielded, Farewell::Graceful))
+        } else {
+            None
+        };
+        if let Some((reason, how)) = farewell {
+            self.discard(slot, reason, how);
+        } else if state.rollback_pending || state.raw_used || slot.conn.should_flush() {
+            self.settle(slot, state);
+        } else {
+            self.push_idle(slot);
+        }
+    }
+
+    /// Rolls back an abandoned transaction (or validates a raw-used connection: a
+    /// `ROLLBACK` outside a transaction is a harmless round trip), bounded by the return
+    /// timeout, then pools the connection; closes it on failure.
+    fn settle(self: &Arc<Self>, mut slot: Slot, state: ConnState) {
+        let shared = self.clone();
+        self.spawn(async move {
+            let limit = shared.settings.return_timeout;
+            let work = async {
+                if state.rollback_pending || state.raw_used {
+                    slot.conn.execute("ROLLBACK").await.map(|_| ())
+                } else {
+                    slot.conn.flush().await
+                }
+            };
+            match tokio::time::timeout(limit, work).await {
+                Ok(Ok(())) => shared.push_idle(slot),
+                _ => shared.discard(slot, CloseReason::Broken, Farewell::Hard),
+            }
+        });
+    }
+
+    fn push_idle(&self, slot: Slot) {
+        if self.closed.load(Ordering::SeqCst) {
+            self.discard(slot, CloseReason::PoolClosed, Farewell::Graceful);
+            return;
+        }
+        self.lock_idle().push_back(Idle {
+            slot,
+            since: Instant::now(),
+        });
+        self.budget.add_idle(Side::Async, 1);
+        self.returned.notify_one();
+    }
+
+    /// Closes a connection in the background; its unit returns once the socket is
+    /// closed. If no runtime can run the task, the slot is dropped, which closes the
+    /// socket before the unit returns all the same.
+    fn discard(&self, slot: Slot, reason: CloseReason, how: Farewell) {
+        self.budget.record_closed(Side::Async, reason);
+        let limit = self.settings.return_timeout;
+        self.spawn(slot.close(how, limit));
+    }
+
+    fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        match Handle::try_current() {
+            Ok(h) => drop(h.spawn(fut)),
+            Err(_) => drop(self.runtime.spawn(fut)),
+        }
+    }
+}
+
+impl Shrink for Shared {
+    /// Gives the oldest idle connection back to the budget: the other side waits.
+    fn shrink_idle(&self) -> bool {
+        let Some(idle) = self.lock_idle().pop_front() else {
+            return false;
+        };
+        self.budget.add_idle(Side::Async, -1);
+        self.discard(idle.slot, CloseReason::Yielded, Farewell::Graceful);
+        true
+    }
+}
+
+/// Closes idle connections past `DB_IDLE_TIMEOUT` or `DB_MAX_LIFETIME`; ends when the
+/// pool is dropped.
+async fn reap(shared: Weak<Shared>) {
+    let tick = match shared.upgrade() {
+        Some(s) => {
+            (s.settings.idle_timeout / 4).clamp(Duration::from_millis(25), Duration::from_secs(1))
+        }
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(tick).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let expired: Vec<(Idle, CloseReason)> = {
+            let mut idle = shared.lock_idle();
+            let mut keep = VecDeque::with_capacity(idle.len());
+            let mut expired = Vec::new();
+            for i in idle.drain(..) {
+                if i.slot.opened_at.elapsed() >= shared.settings.max_lifetime {
+                    expired.push((i, CloseReason::MaxLifetime));
+                } else if i.since.elapsed() >= shared.settings.idle_timeout {
+                    expired.push((i, CloseReason::IdleTimeout));
+                } else {
+                    keep.push_back(i);
+                }
+            }
+            *idle = keep;
+            expired
+        };
+        shared.budget.add_idle(Side::Async, -(expired.len() as i32));
+        for (i, reason) in expired {
+            shared.discard(i.slot, reason, Farewell::Graceful);
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! One physical connection and the budget unit that pays for it.
+
+use std::time::{Duration, Instant};
+
+use db_budget::Unit;
+use sqlx::{Connection, MySqlConnection};
+
+/// A live connection. Field order matters: `conn` drops (closing the socket) before
+/// `unit` returns to the budget, so the budget never counts a unit free while its
+/// socket is still open (invariant I1).
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) conn: MySqlConnection,
+    pub(crate) opened_at: Instant,
+    pub(crate) unit: Unit,
+}
+
+/// How a connection leaves the pool for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Farewell {
+    /// Send COM_QUIT, then close: the protocol state is known to be clean.
+    Graceful,
+    /// Shut the socket without a word: the stream may be mid-result (a cancelled
+    /// query), where reading or writing could hang (sqlx #563).
+    Hard,
+}
+
+impl Slot {
+    /// Closes the connection, bounded by `limit`, and only then returns the unit.
+    pub(crate) async fn close(self, how: Farewell, limit: Duration) {
+        let Slot { conn, unit, .. } = self;
+        let closing = async move {
+            let _ = match how {
+                Farewell::Graceful => conn.close().await,
+                Farewell::Hard => conn.close_hard().await,
+            };
+        };
+        // On timeout the close future, which owns the connection, is dropped here: the
+        // socket closes before `unit` drops below.
+        let _ = tokio::time::timeout(limit, closing).await;
+        drop(unit);
+    }
+}

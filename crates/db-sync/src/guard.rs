@@ -1,0 +1,202 @@
+//! [`DbConnection`]: the checked-out connection legacy code holds.
+
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+use db_budget::{CheckoutTicket, CloseReason, Side};
+use r2d2_mysql::mysql::{self, prelude::Queryable};
+
+use crate::connection::{Pooled, Slot};
+use crate::manager::BudgetedManager;
+
+/// A connection checked out of a [`SyncPool`](crate::SyncPool); derefs to
+/// [`mysql::Conn`], and offers the same helpers as the async side
+/// ([`DbConnection::fetch_one`], [`DbConnection::execute`],
+/// [`DbConnection::transaction`], …).
+///
+/// Dropping it is the whole clean-up, on every path out of the scope (return, `?`,
+/// panic). It replaces the Python pattern
+///
+/// ```text
+/// conn = get_database_connection()
+/// try:
+///     ...
+/// finally:
+///     conn.close()
+/// ```
+///
+/// whose missing `finally` leaked connections in production. On drop:
+///
+/// - if the thread is panicking, the connection is closed, not pooled: the panic may
+///   have interrupted it mid-statement (its unit returns after the socket is closed);
+/// - else, if a transaction may be open, it is rolled back (`ROLLBACK`), and the
+///   connection is closed instead if that fails; see "Open transactions" below;
+/// - else it goes back to the pool, or is closed if it is too old, broken, or the
+///   async side is waiting for its budget unit.
+///
+/// # Open transactions
+///
+/// The mysql crate (28) keeps the server's "in transaction" status flag private, so the
+/// guard tracks it itself: a transaction is assumed open after
+/// [`DbConnection::transaction`] or a helper statement that starts one (`BEGIN`,
+/// `START TRANSACTION`) until it ends, and **whenever the raw connection was borrowed
+/// mutably** (through `DerefMut`), since raw statements cannot be seen. In those cases
+/// the drop sends one `ROLLBACK` (a no-op on the server when nothing is open; one round
+/// trip). Code that uses only the helpers pays nothing. Session settings changed through
+/// raw statements (`SET autocommit = 0`, `LOCK TABLES`, user variables) are not reset:
+/// call [`DbConnection::discard`] after changing them.
+///
+/// # Panics
+///
+/// None: dropping never panics, and a failed `ROLLBACK` closes the connection instead.
+#[must_use = "the connection goes back to the pool as soon as the guard is dropped"]
+pub struct DbConnection {
+    /// `None` only inside `drop`, once the connection has been given back.
+    checkout: Option<Checkout>,
+    /// To wake a waiter r2d2 leaves asleep (see [`wake_a_waiter`]).
+    pool: r2d2::Pool<BudgetedManager>,
+    site: &'static Location<'static>,
+    pub(crate) tx_open: bool,
+    raw_used: bool,
+}
+
+struct Checkout {
+    ticket: CheckoutTicket,
+    conn: r2d2::PooledConnection<BudgetedManager>,
+}
+
+impl DbConnection {
+    /// Wraps a live connection just taken out of the idle list.
+    pub(crate) fn new(
+        conn: r2d2::PooledConnection<BudgetedManager>,
+        ticket: CheckoutTicket,
+        pool: r2d2::Pool<BudgetedManager>,
+        site: &'static Location<'static>,
+    ) -> DbConnection {
+        debug_assert!(matches!(*conn, Slot::Live(_)));
+        DbConnection {
+            checkout: Some(Checkout { ticket, conn }),
+            pool,
+            site,
+            tx_open: false,
+            raw_used: false,
+        }
+    }
+
+    pub(crate) fn pooled(&mut self) -> &mut Pooled {
+        match self.checkout.as_mut().map(|c| &mut *c.conn) {
+            Some(Slot::Live(p)) => p,
+            // `SyncPool` hands out live connections only, and `checkout` is emptied
+            // only at the end of `drop`.
+            _ => unreachable!("a DbConnection always holds a live connection"),
+        }
+    }
+
+    fn pooled_ref(&self) -> &Pooled {
+        match self.checkout.as_ref().map(|c| &*c.conn) {
+            Some(Slot::Live(p)) => p,
+            _ => unreachable!("a DbConnection always holds a live connection"),
+        }
+    }
+
+    /// Closes this connection instead of returning it to the pool, e.g. after raw
+    /// statements changed session settings the next user must not inherit. Its budget
+    /// unit returns once the socket is closed.
+    pub fn discard(mut self) {
+        self.pooled().doom(CloseReason::Broken);
+    }
+
+    /// The call site that checked this connection out (reported by leak detection).
+    pub fn checked_out_at(&self) -> &'static Location<'static> {
+        self.site
+    }
+}
+
+impl Deref for DbConnection {
+    type Target = mysql::Conn;
+
+    fn deref(&self) -> &mysql::Conn {
+        &self.pooled_ref().conn
+    }
+}
+
+impl DerefMut for DbConnection {
+    /// Raw access: from now on the guard cannot know whether a transaction is open, so
+    /// its drop sends a `ROLLBACK` (see "Open transactions").
+    fn deref_mut(&mut self) -> &mut mysql::Conn {
+        self.raw_used = true;
+        &mut self.pooled().conn
+    }
+}
+
+impl Drop for DbConnection {
+    fn drop(&mut self) {
+        self.settle();
+        let state = self.pooled().state().clone();
+        if let Some(Checkout { ticket, conn }) = self.checkout.take() {
+            // The `active` gauge falls first, so a snapshot may miss the connection
+            // for a moment but never counts it twice.
+            drop(ticket);
+            // Back to r2d2, whose `has_broken` pools or closes it.
+            drop(conn);
+        }
+        if state.take_wakeup() {
+            wake_a_waiter(&self.pool);
+        }
+    }
+}
+
+impl DbConnection {
+    /// Decides, before the return, whether the connection may be pooled: doomed if
+    /// the thread panics or the rollback fails.
+    fn settle(&mut self) {
+        let site = self.site;
+        let needs_rollback = self.tx_open || self.raw_used;
+        let p = self.pooled();
+        if p.is_doomed() {
+            return;
+        }
+        if std::thread::panicking() {
+            p.doom(CloseReason::Cancelled);
+            return;
+        }
+        if needs_rollback {
+            let started = Instant::now();
+            let result = p.conn.query_drop("ROLLBACK");
+            let budget = &p.state().budget;
+            budget.record_query(Side::Sync, "ROLLBACK", started.elapsed(), site);
+            if let Err(e) = result {
+                tracing::warn!(
+                    call_site = %site,
+                    error = %crate::error::map_error(e),
+                    "db-sync: ROLLBACK on return failed; closing the connection",
+                );
+                p.doom(CloseReason::Broken);
+            }
+        }
+    }
+}
+
+/// r2d2 wakes a waiter when a connection is pooled or opened, but not when a returned
+/// one is closed (`put_back` → `drop_conns` notifies nobody). A waiter that found the
+/// pool at its size would then sleep until its timeout although there is room now.
+/// A zero-timeout `get_timeout` makes r2d2 start a connect for it (the waiter is woken
+/// when that lands); if r2d2 hands out an idle connection instead, giving it straight
+/// back wakes a waiter too.
+pub(crate) fn wake_a_waiter(pool: &r2d2::Pool<BudgetedManager>) {
+    if let Ok(handed_out) = pool.get_timeout(Duration::ZERO) {
+        drop(handed_out);
+    }
+}
+
+impl std::fmt::Debug for DbConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbConnection")
+            .field("connection_id", &self.pooled_ref().conn.connection_id())
+            .field("checked_out_at", &self.site)
+            .field("transaction_open", &self.tx_open)
+            .field("raw_used", &self.raw_used)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,330 @@
+//! The query helpers, in blocking form, named and shaped as on the async side so that
+//! ported code reads the same.
+//!
+//! Every helper uses a prepared statement (`exec_*`): values travel as parameters and
+//! are never spliced into the SQL. Every statement is timed into the budget's query
+//! histogram and, when slower than `DB_SLOW_QUERY`, logged with its SQL text (never its
+//! values) and the caller's file and line. A connection error dooms the connection: it
+//! is closed, not pooled, when the guard is dropped.
+
+use std::panic::Location;
+use std::time::Instant;
+
+use db_budget::{CloseReason, DbError, ExecResult, Side};
+use r2d2_mysql::mysql::prelude::{FromRow, Queryable};
+use r2d2_mysql::mysql::{self, Params, Row};
+
+use crate::dict::{DictRow, to_dict};
+use crate::error::{decode_error, is_lost, map_error, row_shape};
+use crate::guard::DbConnection;
+use crate::pool::SyncPool;
+use crate::tx::Tx;
+
+impl DbConnection {
+    /// The one row the statement returns, decoded into `T` (a tuple such as
+    /// `(u64, String)`, or any `mysql::prelude::FromRow`). Further rows are read and
+    /// dropped.
+    ///
+    /// ```no_run
+    /// # fn demo(conn: &mut db_sync::DbConnection) -> Result<(), db_budget::DbError> {
+    /// let (name, coins): (String, i64) =
+    ///     conn.fetch_one("SELECT name, coins FROM players WHERE id = ?", (7,))?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::RowNotFound`] when there is no row; [`DbError::Decode`] when it does
+    /// not convert; query and connection errors as [`DbError`].
+    #[track_caller]
+    pub fn fetch_one<T: FromRow>(
+        &mut self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<T, DbError> {
+        self.fetch_optional(sql, params)?
+            .ok_or(DbError::RowNotFound)
+    }
+
+    /// The first row the statement returns, if any, decoded into `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`DbConnection::fetch_one`], without `RowNotFound`.
+    #[track_caller]
+    pub fn fetch_optional<T: FromRow>(
+        &mut self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<Option<T>, DbError> {
+        let params = params.into();
+        self.run(sql, Location::caller(), |c| {
+            let row: Option<Row> = c.exec_first(sql, params).map_err(map_error)?;
+            row.map(decode::<T>).transpose()
+        })
+    }
+
+    /// Every row the statement returns, decoded into `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Decode`] when a row does not convert; query and connection errors as
+    /// [`DbError`].
+    #[track_caller]
+    pub fn fetch_all<T: FromRow>(
+        &mut self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<Vec<T>, DbError> {
+        let params = params.into();
+        self.run(sql, Location::caller(), |c| {
+            let rows: Vec<Row> = c.exec(sql, params).map_err(map_error)?;
+            rows.into_iter().map(decode::<T>).collect()
+        })
+    }
+
+    /// The one row the statement returns, as a [`DictRow`] (column name → JSON value,
+    /// in column order; see [`DictRow`] for the value mapping).
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::RowNotFound`] when there is no row; query and connection errors as
+    /// [`DbError`].
+    #[track_caller]
+    pub fn fetch_dict_one(
+        &mut self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<DictRow, DbError> {
+        let params = params.into();
+        self.run(sql, Location::caller(), |c| {
+            let row: Option<Row> = c.exec_first(sql, params).map_err(map_error)?;
+            row.map(to_dict).ok_or(DbError::RowNotFound)
+        })
+    }
+
+    /// Every row the statement returns, as [`DictRow`]s.
+    ///
+    /// # Errors
+    ///
+    /// Query and connection errors as [`DbError`].
+    #[track_caller]
+    pub fn fetch_dict_all(
+        &mut self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<Vec<DictRow>, DbError> {
+        let params = params.into();
+        self.run(sql, Location::caller(), |c| {
+            let rows: Vec<Row> = c.exec(sql, params).map_err(map_error)?;
+            Ok(rows.into_iter().map(to_dict).collect())
+        })
+    }
+
+    /// Runs a statement that returns no rows (`INSERT`, `UPDATE`, `DELETE`, DDL) and
+    /// reports rows affected and the `AUTO_INCREMENT` id it generated (`None` when 0).
+    ///
+    /// `BEGIN` / `START TRANSACTION` / `COMMIT` / `ROLLBACK` without parameters run as
+    /// plain text statements (not every server prepares them), and the guard notes that
+    /// a transaction is open until it ends; prefer [`DbConnection::transaction`].
+    ///
+    /// # Errors
+    ///
+    /// Query and connection errors as [`DbError`].
+    #[track_caller]
+    pub fn execute(&mut self, sql: &str, params: impl Into<Params>) -> Result<ExecResult, DbError> {
+        let params = params.into();
+        let control = tx_control(sql).filter(|_| matches!(params, Params::Empty));
+        let done = self.run(sql, Location::caller(), |c| {
+            match control {
+                Some(_) => c.query_drop(sql),
+                None => c.exec_drop(sql, params),
+            }
+            .map_err(map_error)?;
+            Ok(ExecResult {
+                rows_affected: c.affected_rows(),
+                last_insert_id: Some(c.last_insert_id()).filter(|id| *id != 0),
+            })
+        })?;
+        match tx_control(sql) {
+            Some(TxControl::Begin) => self.tx_open = true,
+            Some(TxControl::End) => self.tx_open = false,
+            None => {}
+        }
+        Ok(done)
+    }
+
+    /// Runs one statement on the raw connection: times it, maps its error, dooms the
+    /// connection when the error says it is lost.
+    fn run<R>(
+        &mut self,
+        sql: &str,
+        site: &Location<'_>,
+        f: impl FnOnce(&mut mysql::Conn) -> Result<R, DbError>,
+    ) -> Result<R, DbError> {
+        let p = self.pooled();
+        let started = Instant::now();
+        let result = f(&mut p.conn);
+        p.state()
+            .budget
+            .record_query(Side::Sync, sql, started.elapsed(), site);
+        if let Err(e) = &result
+            && is_lost(e)
+        {
+            p.doom(CloseReason::Broken);
+        }
+        result
+    }
+
+    pub(crate) fn control(
+        &mut self,
+        sql: &'static str,
+        site: &Location<'_>,
+    ) -> Result<(), DbError> {
+        self.run(sql, site, |c| c.query_drop(sql).map_err(map_error))
+    }
+}
+
+/// One-statement conveniences: check out a connection, run one helper, return the
+/// connection. Each costs a checkout; use a [`DbConnection`] for several statements.
+impl SyncPool {
+    /// [`SyncPool::get`] then [`DbConnection::fetch_one`].
+    ///
+    /// # Errors
+    ///
+    /// As those two.
+    #[track_caller]
+    pub fn fetch_one<T: FromRow>(
+        &self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<T, DbError> {
+        self.get()?.fetch_one(sql, params)
+    }
+
+    /// [`SyncPool::get`] then [`DbConnection::fetch_optional`].
+    ///
+    /// # Errors
+    ///
+    /// As those two.
+    #[track_caller]
+    pub fn fetch_optional<T: FromRow>(
+        &self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<Option<T>, DbError> {
+        self.get()?.fetch_optional(sql, params)
+    }
+
+    /// [`SyncPool::get`] then [`DbConnection::fetch_all`].
+    ///
+    /// # Errors
+    ///
+    /// As those two.
+    #[track_caller]
+    pub fn fetch_all<T: FromRow>(
+        &self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<Vec<T>, DbError> {
+        self.get()?.fetch_all(sql, params)
+    }
+
+    /// [`SyncPool::get`] then [`DbConnection::fetch_dict_one`].
+    ///
+    /// # Errors
+    ///
+    /// As those two.
+    #[track_caller]
+    pub fn fetch_dict_one(&self, sql: &str, params: impl Into<Params>) -> Result<DictRow, DbError> {
+        self.get()?.fetch_dict_one(sql, params)
+    }
+
+    /// [`SyncPool::get`] then [`DbConnection::fetch_dict_all`].
+    ///
+    /// # Errors
+    ///
+    /// As those two.
+    #[track_caller]
+    pub fn fetch_dict_all(
+        &self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<Vec<DictRow>, DbError> {
+        self.get()?.fetch_dict_all(sql, params)
+    }
+
+    /// [`SyncPool::get`] then [`DbConnection::execute`].
+    ///
+    /// # Errors
+    ///
+    /// As those two.
+    #[track_caller]
+    pub fn execute(&self, sql: &str, params: impl Into<Params>) -> Result<ExecResult, DbError> {
+        self.get()?.execute(sql, params)
+    }
+
+    /// [`SyncPool::get`] then [`DbConnection::transaction`].
+    ///
+    /// # Errors
+    ///
+    /// As those two.
+    #[track_caller]
+    pub fn transaction<R>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, DbError>,
+    ) -> Result<R, DbError> {
+        self.get()?.transaction(f)
+    }
+}
+
+fn decode<T: FromRow>(row: Row) -> Result<T, DbError> {
+    T::from_row_opt(row).map_err(|mysql::FromRowError(row)| {
+        decode_error(&row_shape(&row), std::any::type_name::<T>())
+    })
+}
+
+/// A statement that starts or ends a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxControl {
+    Begin,
+    End,
+}
+
+fn tx_control(sql: &str) -> Option<TxControl> {
+    let mut words = sql
+        .split(|c: char| c.is_ascii_whitespace() || c == ';')
+        .filter(|w| !w.is_empty());
+    let first = words.next()?;
+    let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+    if is(first, "BEGIN")
+        || is(first, "START") && words.next().is_some_and(|w| is(w, "TRANSACTION"))
+    {
+        Some(TxControl::Begin)
+    } else if is(first, "COMMIT") || is(first, "ROLLBACK") && !words.any(|w| is(w, "TO")) {
+        // `ROLLBACK TO SAVEPOINT x` keeps the transaction open.
+        Some(TxControl::End)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_control_statements_are_recognised() {
+        assert_eq!(tx_control("BEGIN"), Some(TxControl::Begin));
+        assert_eq!(
+            tx_control("  start transaction read only;"),
+            Some(TxControl::Begin)
+        );
+        assert_eq!(tx_control("COMMIT;"), Some(TxControl::End));
+        assert_eq!(tx_control("rollback"), Some(TxControl::End));
+        assert_eq!(tx_control("ROLLBACK TO SAVEPOINT a"), None);
+        assert_eq!(tx_control("START SLAVE"), None);
+        assert_eq!(tx_control("SELECT 1"), None);
+        assert_eq!(tx_control(""), None);
+    }
+}

@@ -1,0 +1,176 @@
+//! The r2d2 `ManageConnection` wrapper: takes a budget unit before every connect.
+//!
+//! # r2d2 behaviours this works around
+//!
+//! - r2d2 calls `connect` on its own worker threads and, when it returns `Err`, retries
+//!   **forever** with a growing delay (`add_connection`), whether or not anybody still
+//!   waits; the failed attempt keeps its slot in `pending_conns`, so during an outage
+//!   the pool's slots fill up with retries that keep threads busy and (here) would keep
+//!   waiting on the budget for nobody. So `connect` never returns `Err`: a failure
+//!   becomes a [`Slot::Failed`] placeholder that r2d2 pools like a connection, the
+//!   waiter that pops it learns why, and `has_broken` destroys it on its way back.
+//! - r2d2 only stores a failed connect as a string (`last_error`), and `get_timeout`
+//!   reports a bare "timed out waiting for connection". The last failure is kept in
+//!   [`State`] instead, so a timeout says whether it was spent connecting.
+//! - A connect job started for a caller who has since given up would still take a unit
+//!   and open a connection nobody wants: `connect` checks that somebody waits before
+//!   and after taking the unit. (A job already parked in the budget's queue cannot be
+//!   called off; it gives the unit straight back when it gets one.)
+//!
+//! Elsewhere: r2d2 wakes no waiter when a returned connection is closed instead of
+//! pooled (`guard.rs`, `wake_a_waiter`); its defaults open `max_size` connections
+//! eagerly (`min_idle` None), ping on every checkout (`test_on_check_out`), run connects
+//! on 3 threads and log through `log` (all overridden in `pool.rs`); r2d2_mysql's
+//! `has_broken` pings on every check-in (replaced here by a flag check).
+
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use db_budget::{DatabaseUrl, Side, WaitError};
+use r2d2_mysql::MySqlConnectionManager;
+use r2d2_mysql::mysql::{self, OptsBuilder};
+
+use crate::connection::{Pooled, Slot};
+use crate::error::{ConnectFailure, is_server_busy};
+use crate::state::State;
+
+/// Backoff between connects the server refused with "too many connections".
+const BUSY_BACKOFF_START: Duration = Duration::from_millis(5);
+const BUSY_BACKOFF_MAX: Duration = Duration::from_millis(100);
+
+/// Opens connections for r2d2, each paid for with a budget unit taken first.
+pub(crate) struct BudgetedManager {
+    inner: MySqlConnectionManager,
+    /// `DATABASE_URL` with the password replaced, for log lines.
+    shown_url: String,
+    state: Arc<State>,
+}
+
+impl BudgetedManager {
+    pub(crate) fn new(url: &DatabaseUrl, state: Arc<State>) -> BudgetedManager {
+        let opts = connect_options(url, state.settings.connect_timeout);
+        BudgetedManager {
+            inner: MySqlConnectionManager::new(opts),
+            shown_url: url.to_string(),
+            state,
+        }
+    }
+
+    fn open(&self) -> Slot {
+        let s = &self.state;
+        let _in_flight = s.in_flight();
+        if s.is_closed() {
+            return Slot::failed(ConnectFailure::Closed);
+        }
+        if !s.has_demand() {
+            return Slot::failed(ConnectFailure::NoDemand);
+        }
+        let deadline = Instant::now() + s.settings.pool_timeout;
+        // r2d2's worker threads have no runtime: park in the budget's queue.
+        let unit = match s.budget.acquire_blocking(Side::Sync, deadline) {
+            Ok(unit) => unit,
+            Err(WaitError::TimedOut) => return Slot::failed(ConnectFailure::BudgetTimedOut),
+            Err(WaitError::Closed) => return Slot::failed(ConnectFailure::Closed),
+        };
+        if s.is_closed() {
+            return Slot::failed(ConnectFailure::Closed);
+        }
+        if !s.has_demand() {
+            // The caller gave up or was served meanwhile: the unit goes straight back.
+            return Slot::failed(ConnectFailure::NoDemand);
+        }
+        let _connecting = s.connecting();
+        let mut backoff = BUSY_BACKOFF_START;
+        loop {
+            match r2d2::ManageConnection::connect(&self.inner) {
+                Ok(conn) => return Slot::Live(Pooled::new(conn, s.clone(), unit)),
+                // The server may still count a connection we closed a moment ago
+                // (DESIGN §4): keep the unit and try again until the deadline.
+                Err(e)
+                    if is_server_busy(&e)
+                        && Instant::now() + backoff < deadline
+                        && s.has_demand() =>
+                {
+                    tracing::debug!(error = %e, "db-sync: server busy during connect, retrying");
+                    s.connect_failed(ConnectFailure::ServerBusy(Arc::new(e)));
+                    thread::sleep(backoff);
+                    backoff = (backoff * 2).min(BUSY_BACKOFF_MAX);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        url = %self.shown_url,
+                        error = %e,
+                        "db-sync: could not connect to the database server",
+                    );
+                    let failure = if is_server_busy(&e) {
+                        ConnectFailure::ServerBusy(Arc::new(e))
+                    } else {
+                        ConnectFailure::Failed(Arc::new(e))
+                    };
+                    s.connect_failed(failure.clone());
+                    return Slot::failed(failure);
+                }
+            }
+        }
+    }
+}
+
+impl r2d2::ManageConnection for BudgetedManager {
+    type Connection = Slot;
+    type Error = mysql::Error;
+
+    /// Never `Err`: see the module docs.
+    fn connect(&self) -> Result<Slot, mysql::Error> {
+        Ok(self.open())
+    }
+
+    /// A ping. Only r2d2's `test_on_check_out` calls this, and that is off: the pool
+    /// pings itself, and only connections idle longer than the validation bypass.
+    fn is_valid(&self, slot: &mut Slot) -> Result<(), mysql::Error> {
+        match slot {
+            Slot::Live(p) => p.conn.ping(),
+            Slot::Failed { .. } => Err(mysql::Error::IoError(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the connect attempt failed",
+            ))),
+        }
+    }
+
+    /// Runs on every check-in. No ping (r2d2_mysql's would cost a round trip per
+    /// checkout): only the doomed flag, the lifetime and the budget's wish.
+    fn has_broken(&self, slot: &mut Slot) -> bool {
+        match slot {
+            Slot::Live(p) => p.on_return(),
+            Slot::Failed { .. } => true,
+        }
+    }
+}
+
+/// Options for every connection of a pool on `url`.
+fn connect_options(url: &DatabaseUrl, connect_timeout: Duration) -> OptsBuilder {
+    let opts = OptsBuilder::new()
+        .user(Some(url.user()))
+        .pass(url.password())
+        .db_name(Some(url.database()))
+        // Essential: with `prefer_socket` on (the default), a TCP connect to a loopback
+        // address opens a second connection over the server's unix socket, and one
+        // unit would pay for two server connections (DESIGN §4).
+        .prefer_socket(false)
+        .tcp_connect_timeout(Some(connect_timeout));
+    match url.socket() {
+        Some(path) => opts.socket(Some(path.to_string_lossy())),
+        None => opts.ip_or_hostname(Some(url.host())).tcp_port(url.port()),
+    }
+}
+
+/// r2d2's error handler. r2d2's default logs through the `log` crate at error level;
+/// this logs through `tracing` at warn. mysql errors carry no password.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WarnOnError;
+
+impl r2d2::HandleError<mysql::Error> for WarnOnError {
+    fn handle_error(&self, error: mysql::Error) {
+        tracing::warn!(%error, "db-sync: connection error reported by r2d2");
+    }
+}

@@ -1,0 +1,409 @@
+//! [`SyncPool`]: an r2d2 pool set up for the shared budget, and its builder.
+
+use std::panic::Location;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use db_budget::{
+    Budget, CloseReason, Config, ConfigError, DatabaseUrl, DbError, Shrink, Side, TimeoutPhase,
+};
+use scheduled_thread_pool::ScheduledThreadPool;
+
+use crate::connection::Slot;
+use crate::error::ConnectFailure;
+use crate::guard::{DbConnection, wake_a_waiter};
+use crate::manager::{BudgetedManager, WarnOnError};
+use crate::state::{Settings, State};
+
+/// The blocking pool: r2d2 + r2d2_mysql, every connection owning one unit of a shared
+/// [`Budget`] from before its handshake until after its socket is closed.
+///
+/// A cheap handle (`Arc`); clones share the pool. Use it from plain threads,
+/// `tokio::task::spawn_blocking`, or multi-thread runtime workers; on the thread that
+/// drives a current-thread runtime [`SyncPool::get`] refuses with
+/// [`DbError::BlockingNotAllowed`].
+///
+/// Either side may use the whole budget, so r2d2's `max_size` is the budget's capacity;
+/// the budget, not r2d2, bounds the connections. Idle connections are given back to
+/// the async side the moment it waits ([`Shrink`]), and a connection returned while it
+/// waits is closed instead of pooled ([`Budget::should_yield`]).
+#[derive(Clone)]
+pub struct SyncPool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    pool: r2d2::Pool<BudgetedManager>,
+    state: Arc<State>,
+}
+
+/// How many connections a [`SyncPool`] has open, as its own counters read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolState {
+    /// Open connections (each holds a budget unit), checked out or idle.
+    pub connections: u32,
+    /// Of those, the idle ones.
+    pub idle: u32,
+}
+
+impl SyncPool {
+    /// A builder for a pool on `budget`, connecting to `url`.
+    pub fn builder(url: DatabaseUrl, budget: Budget) -> SyncPoolBuilder {
+        SyncPoolBuilder {
+            url,
+            budget,
+            settings: Settings::default(),
+        }
+    }
+
+    /// A pool set up from a validated [`Config`] (DESIGN §5), on `budget`. Does no I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Config`] naming `DATABASE_URL` when it is not set.
+    pub fn from_config(config: &Config, budget: Budget) -> Result<SyncPool, DbError> {
+        let url = config.database_url.clone().ok_or_else(|| {
+            ConfigError::custom(
+                "DATABASE_URL",
+                "",
+                "it is not set (`cargo xtask run` starts a private MariaDB and sets it)",
+            )
+        })?;
+        Ok(SyncPool::builder(url, budget)
+            .connect_timeout(config.connect_timeout)
+            .pool_timeout(config.pool_timeout)
+            .idle_timeout(config.idle_timeout)
+            .max_lifetime(config.max_lifetime)
+            .build())
+    }
+
+    /// Checks out a connection, waiting at most the pool timeout (`DB_POOL_TIMEOUT`).
+    ///
+    /// An idle connection is taken if there is one (pinged first only when it sat idle
+    /// longer than the validation bypass); otherwise r2d2 opens one after taking a
+    /// budget unit, or a connection comes back, whichever is first.
+    ///
+    /// # Errors
+    ///
+    /// - [`DbError::PoolTimeout`] after the pool timeout, with the budget's state; its
+    ///   phase is `Connect` when the last connect attempt failed (the cause is logged)
+    ///   or a connect is still under way, else `Wait`;
+    /// - [`DbError::Connect`] when the server refused the connection for a reason
+    ///   waiting will not fix (server down, access denied, unknown database);
+    /// - [`DbError::Closed`] after [`SyncPool::close`], or when the budget is closed;
+    /// - [`DbError::BlockingNotAllowed`] on the thread of a current-thread runtime.
+    #[track_caller]
+    pub fn get(&self) -> Result<DbConnection, DbError> {
+        let site = Location::caller();
+        db_budget::block_safely(|| self.get_blocking(site))?
+    }
+
+    fn get_blocking(&self, site: &'static Location<'static>) -> Result<DbConnection, DbError> {
+        let started = Instant::now();
+        let deadline = started + self.shared.state.settings.pool_timeout;
+        let state = &self.shared.state;
+        // Fast path: an idle connection, without registering as a waiter.
+        while let Some(pooled) = self.shared.pool.try_get() {
+            if let Some(conn) = self.adopt(pooled, started, site)? {
+                return Ok(self.acquired(conn, started));
+            }
+        }
+        let result = self.wait(started, deadline, site);
+        if matches!(result, Err(DbError::Closed)) && state.waiters() > 0 {
+            // r2d2 woke only this caller; pass the news on to the next one.
+            wake_a_waiter(&self.shared.pool);
+        }
+        result
+    }
+
+    /// The slow path: counted as waiting, until a connection or the deadline.
+    fn wait(
+        &self,
+        started: Instant,
+        deadline: Instant,
+        site: &'static Location<'static>,
+    ) -> Result<DbConnection, DbError> {
+        let state = &self.shared.state;
+        let _waiting = state.budget.waiting(Side::Sync);
+        let _demand = state.demand();
+        loop {
+            if state.is_closed() {
+                return Err(DbError::Closed);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(self.timeout(started));
+            }
+            // r2d2 starts a connect on its worker threads if it has room, then waits
+            // for whichever comes first: that connection or a returned one.
+            match self.shared.pool.get_timeout(deadline - now) {
+                Ok(pooled) => {
+                    if let Some(conn) = self.adopt(pooled, started, site)? {
+                        return Ok(self.acquired(conn, started));
+                    }
+                }
+                Err(_) if state.is_closed() => return Err(DbError::Closed),
+                // r2d2's error is a bare "timed out"; ours shows the budget.
+                Err(_) => return Err(self.timeout(started)),
+            }
+        }
+    }
+
+    /// Turns what r2d2 handed out into a checked-out connection: `Ok(None)` means try
+    /// again (a stale connection failed its ping, or a connect placeholder that is no
+    /// answer for this caller).
+    fn adopt(
+        &self,
+        mut pooled: r2d2::PooledConnection<BudgetedManager>,
+        started: Instant,
+        site: &'static Location<'static>,
+    ) -> Result<Option<DbConnection>, DbError> {
+        let state = &self.shared.state;
+        let p = match &mut *pooled {
+            Slot::Live(p) => p,
+            Slot::Failed { failure, at } => {
+                let (failure, at) = (failure.clone(), *at);
+                drop(pooled); // has_broken: placeholders are always destroyed
+                return match failure {
+                    // An older failure is no answer for this caller: the server may be back.
+                    _ if at < started => Ok(None),
+                    ConnectFailure::NoDemand
+                    | ConnectFailure::BudgetTimedOut
+                    | ConnectFailure::ServerBusy(_) => Ok(None),
+                    ConnectFailure::Closed => Err(DbError::Closed),
+                    ConnectFailure::Failed(e) => Err(DbError::Connect { cause: Box::new(e) }),
+                };
+            }
+        };
+        let idle_for = p.leave_idle();
+        if state.is_closed() {
+            p.doom(CloseReason::PoolClosed);
+            return Err(DbError::Closed);
+        }
+        if idle_for > state.settings.validation_bypass
+            && let Err(e) = p.conn.ping()
+        {
+            tracing::debug!(error = %e, "db-sync: idle connection failed its ping; closing it");
+            p.doom(CloseReason::Broken);
+            return Ok(None);
+        }
+        let ticket = state.budget.checkout(Side::Sync, site);
+        let pool = self.shared.pool.clone();
+        Ok(Some(DbConnection::new(pooled, ticket, pool, site)))
+    }
+
+    fn acquired(&self, conn: DbConnection, started: Instant) -> DbConnection {
+        self.shared
+            .state
+            .budget
+            .record_acquire(Side::Sync, started.elapsed());
+        conn
+    }
+
+    fn timeout(&self, started: Instant) -> DbError {
+        let state = &self.shared.state;
+        // Only a failure during this caller's wait says the wait was spent connecting.
+        let last_failure = state.last_failure().filter(|(at, _)| *at >= started);
+        let phase = if last_failure.is_some() || state.is_connecting() {
+            TimeoutPhase::Connect
+        } else {
+            TimeoutPhase::Wait
+        };
+        if let Some((_, failure)) = last_failure {
+            // `DbError::PoolTimeout` has no room for a cause: log it here.
+            tracing::warn!(
+                last_connect_error = %failure,
+                "db-sync: timed out; the last connect attempt had failed",
+            );
+        }
+        state.budget.timeout_error(Side::Sync, phase, started)
+    }
+
+    /// The budget this pool draws from.
+    pub fn budget(&self) -> &Budget {
+        &self.shared.state.budget
+    }
+
+    /// How many connections this pool holds now.
+    pub fn state(&self) -> PoolState {
+        PoolState {
+            connections: self.shared.state.live_count(),
+            idle: self.shared.state.idle_count(),
+        }
+    }
+
+    /// Closes the pool: later [`SyncPool::get`]s fail with [`DbError::Closed`], idle
+    /// connections are closed now, checked-out ones when they are returned. Callers
+    /// already waiting get `Closed` as soon as r2d2 wakes them (a connect it starts for
+    /// them, or a returned connection); a connect that is itself waiting for a budget
+    /// unit cannot be interrupted, so its callers get `Closed` when it ends, at their
+    /// deadline at the latest. The budget itself stays open (the async side keeps
+    /// working).
+    pub fn close(&self) {
+        self.shared.state.close();
+        self.shared.drain_idle(CloseReason::PoolClosed);
+        for _ in 0..self.shared.state.waiters() {
+            wake_a_waiter(&self.shared.pool);
+        }
+    }
+
+    /// `true` after [`SyncPool::close`], or once the budget itself is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.state.is_closed()
+    }
+}
+
+impl Shared {
+    /// Closes idle connections (never opens one; `try_get` only pops the idle list).
+    /// Stops after the first live one when `one` is set. Returns how many were closed.
+    fn close_idle(&self, reason: CloseReason, one: bool) -> u32 {
+        let mut closed = 0;
+        while let Some(mut pooled) = self.pool.try_get() {
+            if let Slot::Live(p) = &mut *pooled {
+                p.leave_idle();
+                p.doom(reason);
+                closed += 1;
+            }
+            // Dropping it returns it to r2d2, whose `has_broken` sees it doomed and
+            // destroys it: the socket closes, then the unit returns.
+            drop(pooled);
+            if one && closed > 0 {
+                break;
+            }
+        }
+        closed
+    }
+
+    fn drain_idle(&self, reason: CloseReason) {
+        self.close_idle(reason, false);
+    }
+}
+
+impl Shrink for Shared {
+    /// The async side waits for a unit: close one idle connection now.
+    fn shrink_idle(&self) -> bool {
+        self.close_idle(CloseReason::Yielded, true) > 0
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Connections still checked out are closed when they come back, and idle ones
+        // count as closed by the pool when r2d2 drops them.
+        self.state.close();
+    }
+}
+
+impl std::fmt::Debug for SyncPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncPool")
+            .field("state", &self.state())
+            .field("closed", &self.is_closed())
+            .field("budget", self.budget())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`SyncPool`]. Building does no I/O: connections open on demand.
+#[derive(Debug)]
+pub struct SyncPoolBuilder {
+    url: DatabaseUrl,
+    budget: Budget,
+    settings: Settings,
+}
+
+fn nonzero(d: Duration, what: &str) -> Duration {
+    assert!(!d.is_zero(), "{what} must be more than zero");
+    d
+}
+
+impl SyncPoolBuilder {
+    /// Longest TCP connect (`DB_CONNECT_TIMEOUT`). Defaults to 10 s.
+    ///
+    /// The mysql crate bounds only the TCP connect with it; the handshake that follows
+    /// has no timeout of its own (a read timeout would also cut long queries).
+    ///
+    /// # Panics
+    ///
+    /// If `d` is zero.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.settings.connect_timeout = nonzero(d, "connect_timeout");
+        self
+    }
+
+    /// Longest wait in [`SyncPool::get`] before a [`DbError::PoolTimeout`]
+    /// (`DB_POOL_TIMEOUT`). Defaults to 30 s.
+    ///
+    /// # Panics
+    ///
+    /// If `d` is zero.
+    pub fn pool_timeout(mut self, d: Duration) -> Self {
+        self.settings.pool_timeout = nonzero(d, "pool_timeout");
+        self
+    }
+
+    /// Idle connections close after this (`DB_IDLE_TIMEOUT`). Defaults to 10 s. r2d2's
+    /// reaper runs every 30 s, so a connection may idle up to 30 s longer; keep the sum
+    /// below the server's `wait_timeout`.
+    ///
+    /// # Panics
+    ///
+    /// If `d` is zero.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.settings.idle_timeout = nonzero(d, "idle_timeout");
+        self
+    }
+
+    /// Connections close at their first return (or reaper run) after this age
+    /// (`DB_MAX_LIFETIME`). Defaults to 30 min.
+    ///
+    /// # Panics
+    ///
+    /// If `d` is zero.
+    pub fn max_lifetime(mut self, d: Duration) -> Self {
+        self.settings.max_lifetime = nonzero(d, "max_lifetime");
+        self
+    }
+
+    /// An idle connection is pinged before reuse only when it sat idle longer than
+    /// this (HikariCP's `aliveBypassWindowMs`): pinging every checkout costs a round
+    /// trip per statement for legacy code that checks out per statement. Defaults to
+    /// 500 ms. Zero pings every reused connection.
+    pub fn validation_bypass(mut self, d: Duration) -> Self {
+        self.settings.validation_bypass = d;
+        self
+    }
+
+    /// The pool. Starts r2d2's worker threads (one per budget unit, plus one for the
+    /// reaper, since a connect may wait on the budget) but opens no connection.
+    pub fn build(self) -> SyncPool {
+        let capacity = self.budget.capacity();
+        let settings = self.settings;
+        let state = State::new(self.budget, settings);
+        let threads = ScheduledThreadPool::builder()
+            .num_threads(capacity as usize + 1)
+            .thread_name_pattern("db-sync-{}")
+            .build();
+        let pool = r2d2::Pool::builder()
+            // Either side may use the whole budget; the budget bounds connections.
+            .max_size(capacity)
+            // r2d2's default (None) would open max_size connections eagerly.
+            .min_idle(Some(0))
+            // The pool pings only connections idle longer than the validation bypass.
+            .test_on_check_out(false)
+            .connection_timeout(settings.pool_timeout)
+            .idle_timeout(Some(settings.idle_timeout))
+            .max_lifetime(Some(settings.max_lifetime))
+            .thread_pool(Arc::new(threads))
+            .error_handler(Box::new(WarnOnError))
+            .build_unchecked(BudgetedManager::new(&self.url, state.clone()));
+        let shared = Arc::new(Shared { pool, state });
+        let shrinker: Weak<Shared> = Arc::downgrade(&shared);
+        shared
+            .state
+            .budget
+            .register_shrinker(Side::Sync, shrinker as Weak<dyn Shrink>);
+        SyncPool { shared }
+    }
+}

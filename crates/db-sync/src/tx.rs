@@ -1,0 +1,186 @@
+//! Transactions: [`DbConnection::transaction`] and the [`Tx`] its closure receives.
+
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+
+use db_budget::{CloseReason, DbError, ExecResult};
+use r2d2_mysql::mysql::prelude::FromRow;
+use r2d2_mysql::mysql::{self, Params};
+
+use crate::dict::DictRow;
+use crate::guard::DbConnection;
+
+impl DbConnection {
+    /// Runs `f` in a transaction: `START TRANSACTION`, then `COMMIT` if `f` returns
+    /// `Ok`, `ROLLBACK` if it returns `Err` (the error is passed on). If `f` panics, the
+    /// guard's drop closes the connection, which makes the server roll back.
+    ///
+    /// ```no_run
+    /// # fn demo(conn: &mut db_sync::DbConnection) -> Result<(), db_budget::DbError> {
+    /// let id = conn.transaction(|tx| {
+    ///     tx.execute("UPDATE players SET coins = coins - ? WHERE id = ?", (10, 7))?;
+    ///     let done = tx.execute("INSERT INTO purchases (player_id, item) VALUES (?, ?)", (7, "hat"))?;
+    ///     Ok(done.last_insert_id)
+    /// })?;
+    /// # let _ = id; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `f`'s error, or the error of `START TRANSACTION` / `COMMIT`. A transaction
+    /// already open on this connection (started by a raw or helper `BEGIN`) is refused
+    /// with SQLSTATE 25000 rather than committed implicitly by a second `START`.
+    #[track_caller]
+    pub fn transaction<R>(
+        &mut self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, DbError>,
+    ) -> Result<R, DbError> {
+        let site = Location::caller();
+        if self.tx_open {
+            return Err(DbError::query(
+                None,
+                Some("25000".to_owned()),
+                "a transaction is already open on this connection",
+            ));
+        }
+        self.control("START TRANSACTION", site)?;
+        self.tx_open = true;
+        match f(&mut Tx { conn: self }) {
+            Ok(value) => match self.control("COMMIT", site) {
+                Ok(()) => {
+                    self.tx_open = false;
+                    Ok(value)
+                }
+                Err(e) => {
+                    self.rollback_quietly(site);
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                self.rollback_quietly(site);
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the transaction after a failure; a connection that cannot roll back is
+    /// closed (the server then rolls back).
+    fn rollback_quietly(&mut self, site: &Location<'_>) {
+        if !self.pooled().is_doomed()
+            && let Err(e) = self.control("ROLLBACK", site)
+        {
+            tracing::warn!(call_site = %site, error = %e, "db-sync: ROLLBACK failed; closing the connection");
+            self.pooled().doom(CloseReason::Broken);
+        }
+        self.tx_open = false;
+    }
+}
+
+/// The open transaction inside [`DbConnection::transaction`]: the same helpers (no
+/// nested `transaction`), and raw access to the connection.
+pub struct Tx<'c> {
+    conn: &'c mut DbConnection,
+}
+
+impl Tx<'_> {
+    /// As [`DbConnection::fetch_one`].
+    ///
+    /// # Errors
+    ///
+    /// As [`DbConnection::fetch_one`].
+    #[track_caller]
+    pub fn fetch_one<T: FromRow>(
+        &mut self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<T, DbError> {
+        self.conn.fetch_one(sql, params)
+    }
+
+    /// As [`DbConnection::fetch_optional`].
+    ///
+    /// # Errors
+    ///
+    /// As [`DbConnection::fetch_optional`].
+    #[track_caller]
+    pub fn fetch_optional<T: FromRow>(
+        &mut self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<Option<T>, DbError> {
+        self.conn.fetch_optional(sql, params)
+    }
+
+    /// As [`DbConnection::fetch_all`].
+    ///
+    /// # Errors
+    ///
+    /// As [`DbConnection::fetch_all`].
+    #[track_caller]
+    pub fn fetch_all<T: FromRow>(
+        &mut self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<Vec<T>, DbError> {
+        self.conn.fetch_all(sql, params)
+    }
+
+    /// As [`DbConnection::fetch_dict_one`].
+    ///
+    /// # Errors
+    ///
+    /// As [`DbConnection::fetch_dict_one`].
+    #[track_caller]
+    pub fn fetch_dict_one(
+        &mut self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<DictRow, DbError> {
+        self.conn.fetch_dict_one(sql, params)
+    }
+
+    /// As [`DbConnection::fetch_dict_all`].
+    ///
+    /// # Errors
+    ///
+    /// As [`DbConnection::fetch_dict_all`].
+    #[track_caller]
+    pub fn fetch_dict_all(
+        &mut self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<Vec<DictRow>, DbError> {
+        self.conn.fetch_dict_all(sql, params)
+    }
+
+    /// As [`DbConnection::execute`].
+    ///
+    /// # Errors
+    ///
+    /// As [`DbConnection::execute`].
+    #[track_caller]
+    pub fn execute(&mut self, sql: &str, params: impl Into<Params>) -> Result<ExecResult, DbError> {
+        self.conn.execute(sql, params)
+    }
+}
+
+impl Deref for Tx<'_> {
+    type Target = mysql::Conn;
+
+    fn deref(&self) -> &mysql::Conn {
+        self.conn
+    }
+}
+
+impl DerefMut for Tx<'_> {
+    /// Raw access: the guard then rolls back on drop (see [`DbConnection`]).
+    fn deref_mut(&mut self) -> &mut mysql::Conn {
+        self.conn
+    }
+}
+
+impl std::fmt::Debug for Tx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx").field("conn", &self.conn).finish()
+    }
+}
