@@ -4,13 +4,15 @@
 use std::process::ExitCode;
 
 mod sync_usage;
+mod test;
 
 const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
   sync-usage   count uses of the blocking db-sync API; ratchet them down
-               (--check, --update; see `cargo xtask sync-usage --help`)";
+               (--check, --update; see `cargo xtask sync-usage --help`)
+  test         run every test of the workspace (nextest when installed)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,6 +22,7 @@ fn main() -> ExitCode {
     };
     match task.as_str() {
         "sync-usage" => sync_usage::run(&args[1..]),
+        "test" => test::run(&args[1..]),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS

@@ -121,6 +121,7 @@ impl AsyncPoolBuilder {
         AsyncPool::new(
             self.budget,
             connect_options(&self.url),
+            self.url.to_string(),
             self.settings,
             runtime,
         )

@@ -22,15 +22,17 @@ use crate::slot::{Farewell, Slot};
 /// The async side's connection pool. Cheap to clone (an `Arc`).
 ///
 /// See the [crate docs](crate) for how it keeps the budget exact.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AsyncPool {
     pub(crate) shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) budget: Budget,
+    /// Holds the password: never printed (see the `Debug` impl).
     connect_options: MySqlConnectOptions,
+    /// Where the pool connects, password redacted, for `Debug`.
+    shown_url: String,
     pub(crate) settings: Settings,
     /// Idle connections: newest at the back (reused first, warm), oldest at the front
     /// (given away or reaped first).
@@ -41,22 +43,41 @@ pub(crate) struct Shared {
     runtime: Handle,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncPool")
+            .field("url", &self.shown_url)
+            .field("settings", &self.settings)
+            .field("idle", &self.lock_idle().len())
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug)]
 struct Idle {
     slot: Slot,
     since: Instant,
 }
 
+impl std::fmt::Debug for AsyncPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.shared.fmt(f)
+    }
+}
+
 impl AsyncPool {
     pub(crate) fn new(
         budget: Budget,
         connect_options: MySqlConnectOptions,
+        shown_url: String,
         settings: Settings,
         runtime: Handle,
     ) -> AsyncPool {
         let shared = Arc::new(Shared {
             budget,
             connect_options,
+            shown_url,
             settings,
             idle: Mutex::new(VecDeque::new()),
             returned: Notify::new(),
@@ -150,11 +171,15 @@ impl Shared {
             if let Some(slot) = self.take_idle(started, deadline).await? {
                 return Ok(self.checkout(slot, started, site));
             }
+            if let Some(unit) = self.budget.try_acquire(Side::Async) {
+                let slot = self.connect(unit, started, deadline).await?;
+                return Ok(self.checkout(slot, started, site));
+            }
             tokio::select! {
                 unit = self.budget.acquire(Side::Async, deadline) => {
                     let unit = match unit {
                         Ok(unit) => unit,
-                        Err(WaitError::TimedOut) => {
+                        Err(WaitError::TimedOut | WaitError::CalledOff) => {
                             return Err(self.budget.timeout_error(Side::Async, TimeoutPhase::Wait, started));
                         }
                         Err(WaitError::Closed) => return Err(DbError::Closed),

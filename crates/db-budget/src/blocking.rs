@@ -6,7 +6,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -24,10 +24,18 @@ impl Wake for Unparker {
     }
 }
 
-/// Polls `fut` on this thread, parking between polls, until it completes or `deadline`
-/// passes (`None`; the future is then dropped, which for a semaphore acquire leaves the
-/// queue). Needs no runtime: tokio's sync primitives only need a waker.
-pub(crate) fn park_until<F: Future>(fut: F, deadline: Instant) -> Option<F::Output> {
+/// How often [`park_while`] looks at its `keep_waiting` condition.
+const RECHECK: Duration = Duration::from_millis(5);
+
+/// Polls `fut` on this thread, parking between polls, until it completes, or `deadline`
+/// passes, or `keep_waiting` (checked at least every 5 ms) returns false: `None`, and the
+/// future is dropped, which for a semaphore acquire leaves the queue. Needs no runtime:
+/// tokio's sync primitives only need a waker.
+pub(crate) fn park_while<F: Future>(
+    fut: F,
+    deadline: Instant,
+    keep_waiting: impl Fn() -> bool,
+) -> Option<F::Output> {
     let waker = Waker::from(Arc::new(Unparker(thread::current())));
     let mut cx = Context::from_waker(&waker);
     let mut fut = pin!(fut);
@@ -36,10 +44,10 @@ pub(crate) fn park_until<F: Future>(fut: F, deadline: Instant) -> Option<F::Outp
             return Some(v);
         }
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || !keep_waiting() {
             return None;
         }
-        thread::park_timeout(deadline - now);
+        thread::park_timeout((deadline - now).min(RECHECK));
     }
 }
 
@@ -84,15 +92,14 @@ pub fn block_safely<R>(f: impl FnOnce() -> R) -> Result<R, DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn a_ready_future_completes_and_a_pending_one_gives_up_at_the_deadline() {
         let sem = tokio::sync::Semaphore::new(1);
         let start = Instant::now();
-        let first = park_until(sem.acquire(), start + Duration::from_secs(1));
+        let first = park_while(sem.acquire(), start + Duration::from_secs(1), || true);
         assert!(first.is_some());
-        let second = park_until(sem.acquire(), Instant::now() + Duration::from_millis(50));
+        let second = park_while(sem.acquire(), Instant::now() + Duration::from_millis(50), || true);
         assert!(second.is_none());
         assert!(start.elapsed() >= Duration::from_millis(50));
     }
@@ -105,17 +112,24 @@ mod tests {
             thread::sleep(Duration::from_millis(30));
             s2.add_permits(1);
         });
-        let got = park_until(sem.acquire(), Instant::now() + Duration::from_secs(5));
+        let got = park_while(sem.acquire(), Instant::now() + Duration::from_secs(5), || true);
         assert!(got.is_some());
         t.join().unwrap();
     }
 
     #[test]
     fn block_safely_refuses_on_a_current_thread_runtime_and_allows_spawn_blocking() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(async {
-            assert!(matches!(block_safely(|| ()), Err(DbError::BlockingNotAllowed)));
-            let inside = tokio::task::spawn_blocking(|| block_safely(|| 7)).await.unwrap();
+            assert!(matches!(
+                block_safely(|| ()),
+                Err(DbError::BlockingNotAllowed)
+            ));
+            let inside = tokio::task::spawn_blocking(|| block_safely(|| 7))
+                .await
+                .unwrap();
             assert_eq!(inside.unwrap(), 7);
         });
     }

@@ -7,12 +7,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-use crate::blocking::park_until;
+use crate::blocking::park_while;
 use crate::error::{DbError, TimeoutPhase};
 use crate::leak::{CheckoutTicket, LeakTracker, spawn_scanner};
 use crate::side::Side;
 use crate::snapshot::{SideSnapshot, Snapshot};
 use crate::stats::{CloseReason, GaugeGuard, SideStats};
+
+/// How often a queued waiter asks the other side again for an idle connection.
+const RESHRINK: Duration = Duration::from_millis(5);
 
 /// A pool's promise to give units back when the other side needs them (invariant I2).
 ///
@@ -34,6 +37,9 @@ pub enum WaitError {
     TimedOut,
     /// [`Budget::close`] was called.
     Closed,
+    /// The caller's `keep_waiting` condition turned false
+    /// ([`Budget::acquire_blocking_while`]).
+    CalledOff,
 }
 
 /// One process-wide budget of physical database connections.
@@ -74,6 +80,12 @@ pub struct Budget {
 pub(crate) struct Inner {
     capacity: u32,
     semaphore: Arc<Semaphore>,
+    /// One waiter per side queues on `semaphore` at a time; the rest wait here. The
+    /// semaphore serves first come, first served, so a unit that one side gives up for
+    /// the other must meet the other side's waiter near the head of the queue, not a
+    /// hundred waiters of its own side (which would take it back and reconnect, and the
+    /// two sides would trade connections on every return).
+    turns: [Semaphore; 2],
     sides: [SideStats; 2],
     shrinkers: [RwLock<Vec<Weak<dyn Shrink>>>; 2],
     pub(crate) leaks: LeakTracker,
@@ -108,6 +120,7 @@ impl Budget {
         let inner = Arc::new(Inner {
             capacity,
             semaphore: Arc::new(Semaphore::new(capacity as usize)),
+            turns: [Semaphore::new(1), Semaphore::new(1)],
             sides: Default::default(),
             shrinkers: Default::default(),
             leaks: LeakTracker::new(leak_threshold),
@@ -157,7 +170,11 @@ impl Budget {
     }
 
     /// Waits for a unit until `deadline`, first asking the other side to give back an
-    /// idle connection. Waiters are served first come, first served, across both sides.
+    /// idle connection.
+    ///
+    /// Fairness: each side has one place in the budget's first-come-first-served queue,
+    /// and its waiters take that place in turn. So when both sides wait, freed units
+    /// alternate between them instead of going to whichever side has more waiters.
     ///
     /// # Cancel safety
     ///
@@ -171,12 +188,22 @@ impl Budget {
         if let Some(unit) = self.try_acquire(side) {
             return Ok(unit);
         }
+        let turn = self.inner.turns[side.index()].acquire();
+        let Ok(Ok(_turn)) = tokio::time::timeout_at(deadline.into(), turn).await else {
+            return Err(self.wait_ended(deadline));
+        };
         let _waiting = self.start_waiting(side);
         let acquire = self.inner.semaphore.clone().acquire_owned();
-        match tokio::time::timeout_at(deadline.into(), acquire).await {
-            Ok(Ok(permit)) => Ok(Unit::new(self.inner.clone(), side, permit)),
-            Ok(Err(_)) => Err(WaitError::Closed),
-            Err(_) => Err(WaitError::TimedOut),
+        let mut acquire = std::pin::pin!(tokio::time::timeout_at(deadline.into(), acquire));
+        loop {
+            tokio::select! {
+                result = &mut acquire => return match result {
+                    Ok(Ok(permit)) => Ok(Unit::new(self.inner.clone(), side, permit)),
+                    Ok(Err(_)) => Err(WaitError::Closed),
+                    Err(_) => Err(WaitError::TimedOut),
+                },
+                () = tokio::time::sleep(RESHRINK) => self.request_shrink(side.other()),
+            }
         }
     }
 
@@ -189,18 +216,60 @@ impl Budget {
     ///
     /// As [`Budget::acquire`].
     pub fn acquire_blocking(&self, side: Side, deadline: Instant) -> Result<Unit, WaitError> {
+        self.acquire_blocking_while(side, deadline, || true)
+    }
+
+    /// [`Budget::acquire_blocking`] for a waiter that may stop being needed: it leaves
+    /// the queue with [`WaitError::CalledOff`] once `keep_waiting` returns false (checked
+    /// at least every 5 ms). A pool's background connect uses this, so that a connect
+    /// nobody waits for any more neither takes a unit nor counts as a waiter (which would
+    /// make the other side give up connections for nothing).
+    ///
+    /// # Errors
+    ///
+    /// As [`Budget::acquire`], plus [`WaitError::CalledOff`].
+    pub fn acquire_blocking_while(
+        &self,
+        side: Side,
+        deadline: Instant,
+        keep_waiting: impl Fn() -> bool,
+    ) -> Result<Unit, WaitError> {
         if let Some(unit) = self.try_acquire(side) {
             return Ok(unit);
         }
+        let turn = self.inner.turns[side.index()].acquire();
+        let Some(Ok(_turn)) = park_while(turn, deadline, &keep_waiting) else {
+            return Err(self.wait_ended(deadline));
+        };
         let _waiting = self.start_waiting(side);
-        match park_until(self.inner.semaphore.clone().acquire_owned(), deadline) {
+        let acquire = self.inner.semaphore.clone().acquire_owned();
+        // park_while looks at this every 5 ms: a good moment to ask again.
+        let keep_waiting_and_ask = || {
+            self.request_shrink(side.other());
+            keep_waiting()
+        };
+        match park_while(acquire, deadline, keep_waiting_and_ask) {
             Some(Ok(permit)) => Ok(Unit::new(self.inner.clone(), side, permit)),
             Some(Err(_)) => Err(WaitError::Closed),
-            None => Err(WaitError::TimedOut),
+            None => Err(self.wait_ended(deadline)),
         }
     }
 
-    /// Counts `side` as waiting in the budget's queue and asks the other side for a unit.
+    /// Why a wait that got nothing ended.
+    fn wait_ended(&self, deadline: Instant) -> WaitError {
+        if self.is_closed() {
+            WaitError::Closed
+        } else if Instant::now() >= deadline {
+            WaitError::TimedOut
+        } else {
+            WaitError::CalledOff
+        }
+    }
+
+    /// Counts `side` as waiting in the budget's queue and asks the other side for a unit
+    /// (and the caller asks again every [`RESHRINK`] while it waits, so an idle
+    /// connection the other side leaves behind later is handed over within
+    /// milliseconds too).
     fn start_waiting(&self, side: Side) -> GaugeGuard<'_> {
         let guard = GaugeGuard::new(&self.inner.stats(side).budget_waiting);
         // Counted first: a connection the other side returns from now on sees this waiter.
@@ -208,7 +277,17 @@ impl Budget {
         guard
     }
 
+    /// Asks `side` for an idle connection, if it can spare one: nobody on `side` waits
+    /// for a connection (an idle one would only wait for a later caller), or `side`
+    /// holds more than its fair half. Under load on both sides, a connection is idle for
+    /// microseconds between one caller and the next; taking it then would only make
+    /// that side open a new one.
     fn request_shrink(&self, side: Side) {
+        let me = self.inner.stats(side);
+        let can_spare = me.waiting.load(Relaxed) == 0 || self.above_fair_half(side);
+        if !can_spare {
+            return;
+        }
         let shrinkers: Vec<Arc<dyn Shrink>> = {
             let list = self.inner.shrinkers[side.index()]
                 .read()
@@ -235,23 +314,31 @@ impl Budget {
     /// Whether a connection of `side` that is being returned should be closed instead
     /// of pooled, so that its unit goes to the other side.
     ///
-    /// Yes when the other side has callers waiting for a unit and either nobody on
-    /// `side` waits for this connection, or `side` holds more than its fair half of the
-    /// budget (`held > ⌈capacity / 2⌉`, so that an odd budget settles instead of
-    /// swapping a connection back and forth on every return).
+    /// Yes when the other side has a caller waiting for a unit and `side` holds more than
+    /// its fair half of the budget (`held > ⌈capacity / 2⌉`, so that an odd budget
+    /// settles instead of swapping a connection back and forth on every return). Idle
+    /// connections are handed over by [`Shrink`] instead, which the waiting side asks
+    /// for when it starts waiting and every few milliseconds after.
     pub fn should_yield(&self, side: Side) -> bool {
         let other = self.inner.stats(side.other());
         if other.budget_waiting.load(Relaxed) == 0 {
             return false;
         }
-        let me = self.inner.stats(side);
-        me.waiting.load(Relaxed) == 0 || me.held.load(Relaxed) * 2 > self.inner.capacity + 1
+        self.above_fair_half(side)
+    }
+
+    /// `held > ⌈capacity / 2⌉`.
+    fn above_fair_half(&self, side: Side) -> bool {
+        self.inner.stats(side).held.load(Relaxed) * 2 > self.inner.capacity + 1
     }
 
     /// Closes the budget: every waiter, and every later acquire, fails with
     /// [`WaitError::Closed`]. Units already held stay valid until dropped.
     pub fn close(&self) {
         self.inner.semaphore.close();
+        for turn in &self.inner.turns {
+            turn.close();
+        }
     }
 
     /// `true` after [`Budget::close`].
@@ -383,7 +470,7 @@ impl std::fmt::Debug for Unit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, AtomicUsize};
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize};
 
     fn budget(n: u32) -> Budget {
         Budget::new(n, Duration::from_secs(30))
@@ -397,10 +484,16 @@ mod tests {
         let s2 = b.try_acquire(Side::Sync).unwrap();
         assert!(b.try_acquire(Side::Async).is_none());
         let snap = b.snapshot();
-        assert_eq!((snap.in_use, snap.async_side.held, snap.sync.held), (3, 1, 2));
+        assert_eq!(
+            (snap.in_use, snap.async_side.held, snap.sync.held),
+            (3, 1, 2)
+        );
         drop((a, s1, s2));
         let snap = b.snapshot();
-        assert_eq!((snap.in_use, snap.async_side.held, snap.sync.held), (0, 0, 0));
+        assert_eq!(
+            (snap.in_use, snap.async_side.held, snap.sync.held),
+            (0, 0, 0)
+        );
     }
 
     #[tokio::test]
@@ -411,7 +504,9 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
             drop(held);
         });
-        let got = b.acquire(Side::Async, Instant::now() + Duration::from_secs(5)).await;
+        let got = b
+            .acquire(Side::Async, Instant::now() + Duration::from_secs(5))
+            .await;
         assert_eq!(got.unwrap().side(), Side::Async);
         t.join().unwrap();
     }
@@ -420,11 +515,32 @@ mod tests {
     async fn a_waiter_times_out_and_leaves_the_queue() {
         let b = budget(1);
         let _held = b.try_acquire(Side::Sync).unwrap();
-        let err = b.acquire(Side::Async, Instant::now() + Duration::from_millis(30)).await;
+        let err = b
+            .acquire(Side::Async, Instant::now() + Duration::from_millis(30))
+            .await;
         assert_eq!(err.unwrap_err(), WaitError::TimedOut);
         assert_eq!(b.inner.stats(Side::Async).budget_waiting.load(Relaxed), 0);
         let err = b.acquire_blocking(Side::Sync, Instant::now() + Duration::from_millis(30));
         assert_eq!(err.unwrap_err(), WaitError::TimedOut);
+    }
+
+    #[test]
+    fn a_blocking_waiter_that_is_no_longer_needed_leaves_the_queue() {
+        let b = budget(1);
+        let _held = b.try_acquire(Side::Async).unwrap();
+        let needed = AtomicBool::new(true);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                b.acquire_blocking_while(Side::Sync, Instant::now() + Duration::from_secs(10), || {
+                    needed.load(Relaxed)
+                })
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(b.inner.stats(Side::Sync).budget_waiting.load(Relaxed), 1);
+            needed.store(false, Relaxed);
+            assert_eq!(waiter.join().unwrap().unwrap_err(), WaitError::CalledOff);
+        });
+        assert_eq!(b.inner.stats(Side::Sync).budget_waiting.load(Relaxed), 0);
     }
 
     #[tokio::test]
@@ -432,10 +548,53 @@ mod tests {
         let b = budget(1);
         let held = b.try_acquire(Side::Sync).unwrap();
         let waiter = b.acquire(Side::Async, Instant::now() + Duration::from_secs(10));
-        assert!(tokio::time::timeout(Duration::from_millis(20), waiter).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), waiter)
+                .await
+                .is_err()
+        );
         drop(held);
         assert_eq!(b.available(), 1);
         assert_eq!(b.inner.stats(Side::Async).budget_waiting.load(Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_unit_given_up_goes_to_the_waiting_other_side_before_more_waiters_of_its_own() {
+        let b = budget(1);
+        let held = b.try_acquire(Side::Async).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // Fifty async waiters queue first, then one blocking caller.
+        let mut asyncs = Vec::new();
+        for _ in 0..50 {
+            let b = b.clone();
+            asyncs.push(tokio::spawn(async move { b.acquire(Side::Async, deadline).await }));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let b2 = b.clone();
+        let sync = std::thread::spawn(move || b2.acquire_blocking(Side::Sync, deadline));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Async gives its unit up: one async waiter is at the head, then the blocking one.
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(b.snapshot().async_side.held, 1, "the head of the queue (async) got it");
+        // That async holder gives it up again: now the blocking caller is next.
+        let first = futures_first(&mut asyncs).await;
+        drop(first);
+        let unit = tokio::task::spawn_blocking(move || sync.join().unwrap()).await.unwrap();
+        assert_eq!(unit.unwrap().side(), Side::Sync);
+        b.close();
+    }
+
+    /// Takes the one finished waiter out of `tasks`.
+    async fn futures_first(
+        tasks: &mut Vec<tokio::task::JoinHandle<Result<Unit, WaitError>>>,
+    ) -> Unit {
+        loop {
+            if let Some(i) = tasks.iter().position(|t| t.is_finished()) {
+                return tasks.swap_remove(i).await.unwrap().unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     #[tokio::test]
@@ -444,7 +603,8 @@ mod tests {
         let _held = b.try_acquire(Side::Sync).unwrap();
         let b2 = b.clone();
         let waiter = tokio::spawn(async move {
-            b2.acquire(Side::Async, Instant::now() + Duration::from_secs(10)).await
+            b2.acquire(Side::Async, Instant::now() + Duration::from_secs(10))
+                .await
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         b.close();
@@ -466,22 +626,33 @@ mod tests {
         let weak: Weak<dyn Shrink> = Arc::downgrade(&(shrinker.clone() as Arc<dyn Shrink>));
         b.register_shrinker(Side::Sync, weak);
         let _held = b.try_acquire(Side::Sync).unwrap();
-        let _ = b.acquire(Side::Async, Instant::now() + Duration::from_millis(5)).await;
-        assert_eq!(shrinker.0.load(Relaxed), 1);
+        let _ = b
+            .acquire(Side::Async, Instant::now() + Duration::from_millis(30))
+            .await;
+        let asked = shrinker.0.load(Relaxed);
+        assert!(asked >= 2, "asked on starting to wait, and again ({asked})");
+
+        // A side whose own callers wait cannot spare its idle connections (while it holds
+        // no more than its fair half): it is not asked.
+        let _sync_caller_waits = b.waiting(Side::Sync);
+        let _ = b
+            .acquire(Side::Async, Instant::now() + Duration::from_millis(30))
+            .await;
+        assert_eq!(shrinker.0.load(Relaxed), asked);
     }
 
     #[test]
-    fn should_yield_only_when_the_other_side_waits_and_this_side_can_spare() {
+    fn should_yield_only_when_the_other_side_waits_and_this_side_holds_too_much() {
         let b = budget(8);
-        let units: Vec<Unit> = (0..6).map(|_| b.try_acquire(Side::Sync).unwrap()).collect();
+        let mut units: Vec<Unit> = (0..6).map(|_| b.try_acquire(Side::Sync).unwrap()).collect();
         assert!(!b.should_yield(Side::Sync), "nobody waits on the async side");
         let async_waiting: &AtomicU32 = &b.inner.stats(Side::Async).budget_waiting;
         async_waiting.fetch_add(1, Relaxed);
-        assert!(b.should_yield(Side::Sync), "no sync waiter: the connection would idle");
-        let _sync_waiter = b.waiting(Side::Sync);
         assert!(b.should_yield(Side::Sync), "6 of 8 is above the fair half");
-        drop(units.into_iter().take(2).collect::<Vec<_>>());
+        units.truncate(5);
+        assert!(b.should_yield(Side::Sync), "5 of 8 is above the fair half");
+        units.truncate(4);
         assert!(!b.should_yield(Side::Sync), "4 of 8 is the fair half");
-        assert!(!b.should_yield(Side::Async));
+        assert!(!b.should_yield(Side::Async), "the sync side does not wait");
     }
 }

@@ -232,7 +232,11 @@ impl ConfigError {
 
     /// A configuration error found outside this crate (e.g. a budget larger than the
     /// server allows), with the same message shape.
-    pub fn custom(variable: &'static str, value: impl fmt::Display, reason: impl fmt::Display) -> Self {
+    pub fn custom(
+        variable: &'static str,
+        value: impl fmt::Display,
+        reason: impl fmt::Display,
+    ) -> Self {
         ConfigError {
             variable,
             shown_value: value.to_string(),
@@ -248,7 +252,11 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid {}={:?}: {}", self.variable, self.shown_value, self.reason)?;
+        write!(
+            f,
+            "invalid {}={:?}: {}",
+            self.variable, self.shown_value, self.reason
+        )?;
         if let Some(var) = VARIABLES.iter().find(|v| v.name == self.variable) {
             write!(f, "; expected {}", var.accepts)?;
         }
@@ -296,7 +304,17 @@ mod tests {
 
     #[test]
     fn every_bad_value_of_every_variable_names_the_variable() {
-        let bad_durations = ["", "0s", "0", "-5s", "abc", "10", "10parsecs", "1.5s", "99999h"];
+        let bad_durations = [
+            "",
+            "0s",
+            "0",
+            "-5s",
+            "abc",
+            "10",
+            "10parsecs",
+            "1.5s",
+            "99999h",
+        ];
         for var in VARIABLES.iter().filter(|v| v.name.starts_with("DB_")) {
             for bad in bad_durations {
                 let err = with(&[(var.name, bad)]).unwrap_err();

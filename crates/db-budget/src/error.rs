@@ -167,11 +167,12 @@ impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.0;
         if d >= Duration::from_secs(1) {
-            let ms = d.as_millis();
-            if ms % 1000 == 0 {
-                write!(f, "{}s", ms / 1000)
+            // One decimal, dropped when it is zero: 30.004 s reads "30s", 1.5 s "1.5s".
+            let tenths = (d.as_millis() + 50) / 100;
+            if tenths.is_multiple_of(10) {
+                write!(f, "{}s", tenths / 10)
             } else {
-                write!(f, "{:.1}s", d.as_secs_f64())
+                write!(f, "{}.{}s", tenths / 10, tenths % 10)
             }
         } else if d >= Duration::from_millis(1) {
             write!(f, "{}ms", d.as_millis())
@@ -199,8 +200,14 @@ mod tests {
     #[test]
     fn human_durations_read_as_an_operator_writes_them() {
         assert_eq!(HumanDuration(Duration::from_secs(30)).to_string(), "30s");
-        assert_eq!(HumanDuration(Duration::from_millis(1500)).to_string(), "1.5s");
-        assert_eq!(HumanDuration(Duration::from_millis(250)).to_string(), "250ms");
+        assert_eq!(
+            HumanDuration(Duration::from_millis(1500)).to_string(),
+            "1.5s"
+        );
+        assert_eq!(
+            HumanDuration(Duration::from_millis(250)).to_string(),
+            "250ms"
+        );
         assert_eq!(HumanDuration(Duration::from_micros(12)).to_string(), "12µs");
     }
 

@@ -14,8 +14,8 @@ static GLOBAL: OnceLock<(Config, Budget)> = OnceLock::new();
 ///
 /// Gives the pair back if a global budget was already installed (or built from the
 /// environment by [`global`]).
-pub fn install_global(config: Config, budget: Budget) -> Result<(), (Config, Budget)> {
-    GLOBAL.set((config, budget))
+pub fn install_global(config: Config, budget: Budget) -> Result<(), Box<(Config, Budget)>> {
+    GLOBAL.set((config, budget)).map_err(Box::new)
 }
 
 /// The process-wide configuration and budget: the installed one, or else one built from

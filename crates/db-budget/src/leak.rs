@@ -77,7 +77,10 @@ pub(crate) fn spawn_scanner(inner: Weak<Inner>, threshold: Duration) {
                 let Some(inner) = inner.upgrade() else { return };
                 let found = inner.leaks.scan();
                 for side in Side::ALL {
-                    inner.stats(side).leaks.fetch_add(found[side.index()], Relaxed);
+                    inner
+                        .stats(side)
+                        .leaks
+                        .fetch_add(found[side.index()], Relaxed);
                 }
             }
         });

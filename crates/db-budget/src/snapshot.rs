@@ -208,11 +208,19 @@ mod tests {
         h.record(Duration::from_secs(60));
         let snap = h.read();
         assert_eq!(snap.count(), 100);
-        assert_eq!(snap.quantile_upper_bound(0.5), Some(Duration::from_micros(50)));
-        assert_eq!(snap.quantile_upper_bound(0.99), Some(Duration::from_millis(5)));
+        assert_eq!(
+            snap.quantile_upper_bound(0.5),
+            Some(Duration::from_micros(50))
+        );
+        assert_eq!(
+            snap.quantile_upper_bound(0.99),
+            Some(Duration::from_millis(5))
+        );
         assert_eq!(snap.quantile_upper_bound(1.0), Some(Duration::from_secs(5)));
         assert_eq!(
-            crate::stats::Histogram::default().read().quantile_upper_bound(0.99),
+            crate::stats::Histogram::default()
+                .read()
+                .quantile_upper_bound(0.99),
             None
         );
     }

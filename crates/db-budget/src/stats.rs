@@ -47,7 +47,10 @@ impl CloseReason {
     }
 
     fn index(self) -> usize {
-        CloseReason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+        CloseReason::ALL
+            .iter()
+            .position(|r| *r == self)
+            .unwrap_or(0)
     }
 }
 

@@ -61,7 +61,9 @@ impl DatabaseUrl {
         let password = url.password().map(decode).transpose()?;
         let database = url.path().trim_start_matches('/').to_owned();
         if database.is_empty() || database.contains('/') {
-            return Err(err("it must name one database, as in mysql://user@host/game"));
+            return Err(err(
+                "it must name one database, as in mysql://user@host/game",
+            ));
         }
         let mut socket = None;
         for (key, value) in url.query_pairs() {
@@ -173,7 +175,10 @@ mod tests {
         let u = DatabaseUrl::parse("mysql://app:s%40cret@db.internal:3307/game").unwrap();
         assert_eq!(u.user(), "app");
         assert_eq!(u.password(), Some("s@cret"));
-        assert_eq!((u.host(), u.port(), u.database()), ("db.internal", 3307, "game"));
+        assert_eq!(
+            (u.host(), u.port(), u.database()),
+            ("db.internal", 3307, "game")
+        );
         assert_eq!(u.to_string(), "mysql://app:***@db.internal:3307/game");
         assert!(!format!("{u:?}").contains("s@cret"));
         assert!(!format!("{u:?}").contains("s%40cret"));

@@ -1,0 +1,126 @@
+//! I2, capacity flows: either side alone can use the whole budget, and when one side
+//! waits while the other holds idle connections, the idle ones are given back at once,
+//! not after an idle timeout.
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use db_async::AsyncPool;
+use db_budget::Budget;
+use db_sync::SyncPool;
+use integration_tests::{Server, TestDb, budget, init_tracing, runtime};
+
+const UNITS: u32 = 8;
+/// Long enough that "waited out the idle timeout" can never pass for "given back".
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The bound the issue sets for the hand-over.
+const HANDOVER_BOUND: Duration = Duration::from_millis(100);
+
+fn pools(rt: &tokio::runtime::Runtime, db: &TestDb, budget: &Budget) -> (AsyncPool, SyncPool) {
+    let _enter = rt.enter();
+    let apool = AsyncPool::builder(db.url.clone(), budget.clone())
+        .idle_timeout(IDLE_TIMEOUT)
+        .pool_timeout(Duration::from_secs(10))
+        .build();
+    let spool = SyncPool::builder(db.url.clone(), budget.clone())
+        .idle_timeout(IDLE_TIMEOUT)
+        .pool_timeout(Duration::from_secs(10))
+        .build();
+    (apool, spool)
+}
+
+/// Every blocking thread holds a connection at the same moment, then all return them.
+fn fill_with_blocking(spool: &SyncPool) {
+    let barrier = Arc::new(Barrier::new(UNITS as usize));
+    let threads: Vec<_> = (0..UNITS)
+        .map(|_| {
+            let (spool, barrier) = (spool.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let conn = spool.get().expect("blocking checkout");
+                barrier.wait();
+                drop(conn);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// Every task holds a connection at the same moment; returns how long until they all did.
+async fn fill_with_async(apool: &AsyncPool) -> Duration {
+    let started = Instant::now();
+    let barrier = Arc::new(tokio::sync::Barrier::new(UNITS as usize));
+    let tasks: Vec<_> = (0..UNITS)
+        .map(|_| {
+            let (apool, barrier) = (apool.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let conn = apool.acquire().await.expect("async checkout");
+                let all_held = barrier.wait().await.is_leader().then(|| started.elapsed());
+                drop(conn);
+                all_held
+            })
+        })
+        .collect();
+    let mut all_held = None;
+    for t in tasks {
+        all_held = all_held.or(t.await.unwrap());
+    }
+    all_held.expect("one task leads the barrier")
+}
+
+#[test]
+fn idle_blocking_connections_are_given_to_async_callers_at_once() {
+    // Arrange: the blocking side opens the whole budget and leaves it idle.
+    init_tracing();
+    let server = Server::shared();
+    let db = TestDb::create(server, "flow_s2a");
+    let rt = runtime();
+    let budget = budget(UNITS);
+    let (apool, spool) = pools(&rt, &db, &budget);
+    fill_with_blocking(&spool);
+    let before = budget.snapshot();
+    assert_eq!((before.sync.held, before.sync.idle), (UNITS, UNITS), "{before:?}");
+
+    // Act: the async side wants all of it.
+    let took = rt.block_on(fill_with_async(&apool));
+
+    // Assert
+    let after = budget.snapshot();
+    println!("I2 sync->async: all {UNITS} async connections held after {took:?}");
+    assert!(took <= HANDOVER_BOUND, "hand-over took {took:?}");
+    assert_eq!(after.async_side.held, UNITS, "{after:?}");
+    assert_eq!(after.sync.held, 0, "{after:?}");
+    assert!(after.in_use <= UNITS);
+}
+
+#[test]
+fn idle_async_connections_are_given_to_blocking_callers_at_once() {
+    // Arrange: the async side opens the whole budget and leaves it idle.
+    init_tracing();
+    let server = Server::shared();
+    let db = TestDb::create(server, "flow_a2s");
+    let rt = runtime();
+    let budget = budget(UNITS);
+    let (apool, spool) = pools(&rt, &db, &budget);
+    rt.block_on(fill_with_async(&apool));
+    assert!(
+        integration_tests::eventually(Duration::from_secs(2), || budget.snapshot().async_side.idle
+            == UNITS),
+        "{:?}",
+        budget.snapshot()
+    );
+
+    // Act: the blocking side wants all of it.
+    let started = Instant::now();
+    fill_with_blocking(&spool);
+    let took = started.elapsed();
+
+    // Assert
+    let after = budget.snapshot();
+    println!("I2 async->sync: all {UNITS} blocking connections held after {took:?}");
+    assert!(took <= HANDOVER_BOUND, "hand-over took {took:?}");
+    assert_eq!(after.sync.held, UNITS, "{after:?}");
+    assert_eq!(after.async_side.held, 0, "{after:?}");
+    drop(apool);
+}

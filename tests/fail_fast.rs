@@ -1,0 +1,125 @@
+//! I4, fail fast and say why: a caller that cannot get a connection within the pool
+//! timeout gets a typed error carrying the budget's state, promptly, on either side;
+//! blocking on a current-thread runtime's thread is refused.
+
+use std::time::{Duration, Instant};
+
+use db_async::AsyncPool;
+use db_budget::{DbError, Side, TimeoutPhase};
+use db_sync::SyncPool;
+use integration_tests::{Server, TestDb, budget, init_tracing, runtime};
+
+const POOL_TIMEOUT: Duration = Duration::from_millis(300);
+/// How late a timeout may come (the bound).
+const SLACK: Duration = Duration::from_millis(100);
+
+#[test]
+fn with_the_budget_held_an_async_caller_gets_a_timeout_showing_the_budget() {
+    // Arrange: budget 2, one unit held by each side.
+    init_tracing();
+    let server = Server::shared();
+    let db = TestDb::create(server, "i4_async");
+    let rt = runtime();
+    let budget = budget(2);
+    let apool = {
+        let _e = rt.enter();
+        AsyncPool::builder(db.url.clone(), budget.clone())
+            .pool_timeout(POOL_TIMEOUT)
+            .build()
+    };
+    let spool = SyncPool::builder(db.url.clone(), budget.clone())
+        .pool_timeout(POOL_TIMEOUT)
+        .build();
+    let held_sync = spool.get().unwrap();
+    let held_async = rt.block_on(apool.acquire()).unwrap();
+
+    // Act
+    let started = Instant::now();
+    let err = rt.block_on(apool.acquire()).unwrap_err();
+    let waited = started.elapsed();
+
+    // Assert
+    let msg = err.to_string();
+    println!("I4 async: {msg} (after {waited:?})");
+    assert!(waited >= POOL_TIMEOUT && waited <= POOL_TIMEOUT + SLACK, "{waited:?}");
+    match &err {
+        DbError::PoolTimeout {
+            side,
+            phase,
+            snapshot,
+            ..
+        } => {
+            assert_eq!(*side, Side::Async);
+            assert_eq!(*phase, TimeoutPhase::Wait);
+            assert_eq!((snapshot.capacity, snapshot.in_use), (2, 2));
+            assert_eq!(snapshot.async_side.active, 1);
+            assert_eq!(snapshot.async_side.waiting, 1);
+            assert_eq!(snapshot.sync.active, 1);
+        }
+        other => panic!("expected a pool timeout, got {other:?}"),
+    }
+    assert!(
+        msg.starts_with("timed out after 3")
+            && msg.ends_with("ms waiting for a database connection: budget 2/2 in use (async: 1 active, 0 idle, 1 waiting; sync: 1 active, 0 idle, 0 waiting)"),
+        "{msg}"
+    );
+    assert!(err.is_unavailable());
+    assert_eq!(budget.snapshot().async_side.acquire_timeouts_total, 1);
+    drop((held_sync, held_async));
+}
+
+#[test]
+fn with_the_budget_held_a_blocking_caller_gets_a_timeout_showing_the_budget() {
+    // Arrange
+    init_tracing();
+    let server = Server::shared();
+    let db = TestDb::create(server, "i4_sync");
+    let rt = runtime();
+    let budget = budget(2);
+    let apool = {
+        let _e = rt.enter();
+        AsyncPool::builder(db.url.clone(), budget.clone())
+            .pool_timeout(POOL_TIMEOUT)
+            .build()
+    };
+    let spool = SyncPool::builder(db.url.clone(), budget.clone())
+        .pool_timeout(POOL_TIMEOUT)
+        .build();
+    let held_async = rt.block_on(apool.acquire()).unwrap();
+    let held_sync = spool.get().unwrap();
+
+    // Act
+    let started = Instant::now();
+    let err = spool.get().unwrap_err();
+    let waited = started.elapsed();
+
+    // Assert
+    let msg = err.to_string();
+    println!("I4 sync: {msg} (after {waited:?})");
+    assert!(waited >= POOL_TIMEOUT && waited <= POOL_TIMEOUT + SLACK, "{waited:?}");
+    assert!(matches!(err, DbError::PoolTimeout { side: Side::Sync, .. }), "{err:?}");
+    assert!(msg.contains("budget 2/2 in use (async: 1 active, 0 idle, 0 waiting; sync: 1 active, 0 idle, 1 waiting)"), "{msg}");
+    drop((held_sync, held_async));
+}
+
+#[test]
+fn a_blocking_checkout_on_a_current_thread_runtime_is_refused_and_spawn_blocking_works() {
+    let server = Server::shared();
+    let db = TestDb::create(server, "i4_rt");
+    let spool = SyncPool::builder(db.url.clone(), budget(2)).build();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let refused = spool.get().map(|_| ()).unwrap_err();
+        assert!(matches!(refused, DbError::BlockingNotAllowed), "{refused:?}");
+        assert!(refused.to_string().contains("spawn_blocking"));
+        let p = spool.clone();
+        let v: i64 = tokio::task::spawn_blocking(move || p.get()?.fetch_one("SELECT 41 + 1", ()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(v, 42);
+    });
+}
