@@ -1,0 +1,2 @@
+//! The game server (under construction).
+pub mod admin;
