@@ -34,7 +34,7 @@ struct Tally {
 
 async fn async_work(pool: &AsyncPool, i: u64) -> Result<(), DbError> {
     let mut conn = pool.acquire().await?;
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         let mut tx = conn.begin().await?;
         tx.execute("INSERT INTO events (side, n) VALUES ('async', ?)", args![i])
             .await?;
@@ -51,7 +51,7 @@ async fn async_work(pool: &AsyncPool, i: u64) -> Result<(), DbError> {
 
 fn sync_work(pool: &SyncPool, i: u64) -> Result<(), DbError> {
     let mut conn = pool.get()?;
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         conn.transaction(|tx| {
             tx.execute("INSERT INTO events (side, n) VALUES ('sync', ?)", (i,))?;
             let _n: i64 = tx.fetch_one("SELECT COUNT(*) FROM events WHERE n = ?", (i,))?;
@@ -131,7 +131,10 @@ fn mixed_and_phased_load_never_exceeds_the_budget() {
     if !oracle::is_active() {
         let out = oracle::rerun_under_shim("mixed_and_phased_load_never_exceeds_the_budget")
             .expect("re-run under the oracle shim");
-        assert!(out.status.success(), "the test failed under the oracle shim");
+        assert!(
+            out.status.success(),
+            "the test failed under the oracle shim"
+        );
         return;
     }
     init_tracing();
@@ -157,7 +160,9 @@ fn mixed_and_phased_load_never_exceeds_the_budget() {
         async_pool(&db.url, &budget)
     };
     let spool = sync_pool(&db.url, &budget);
-    server.sql("FLUSH STATUS").expect("reset Max_used_connections");
+    server
+        .sql("FLUSH STATUS")
+        .expect("reset Max_used_connections");
     oracle::reset_max();
     let tally: Arc<[Tally; 2]> = Arc::new(Default::default());
 
@@ -196,9 +201,16 @@ fn mixed_and_phased_load_never_exceeds_the_budget() {
         snap.async_side.opened_total,
         snap.sync.opened_total,
     );
-    println!("closed async {:?}\nclosed sync {:?}", snap.async_side.closed_total, snap.sync.closed_total);
+    println!(
+        "closed async {:?}\nclosed sync {:?}",
+        snap.async_side.closed_total, snap.sync.closed_total
+    );
     assert_eq!(tally[0].errors.load(Relaxed), 0, "async callers saw errors");
-    assert_eq!(tally[1].errors.load(Relaxed), 0, "blocking callers saw errors");
+    assert_eq!(
+        tally[1].errors.load(Relaxed),
+        0,
+        "blocking callers saw errors"
+    );
     assert!(aops > 0 && sops > 0, "both sides did work");
     assert!(
         oracle_max <= i64::from(UNITS),

@@ -80,7 +80,11 @@ fn idle_blocking_connections_are_given_to_async_callers_at_once() {
     let (apool, spool) = pools(&rt, &db, &budget);
     fill_with_blocking(&spool);
     let before = budget.snapshot();
-    assert_eq!((before.sync.held, before.sync.idle), (UNITS, UNITS), "{before:?}");
+    assert_eq!(
+        (before.sync.held, before.sync.idle),
+        (UNITS, UNITS),
+        "{before:?}"
+    );
 
     // Act: the async side wants all of it.
     let took = rt.block_on(fill_with_async(&apool));

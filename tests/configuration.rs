@@ -60,7 +60,11 @@ fn a_password_never_appears_in_errors_logs_or_debug_output() {
     let logs = captured_logs();
     let server = Server::shared();
     let db = TestDb::create(server, "secrets");
-    let raw = format!("mysql://app:{PASSWORD}@127.0.0.1:{}/{}", server.port(), db.name);
+    let raw = format!(
+        "mysql://app:{PASSWORD}@127.0.0.1:{}/{}",
+        server.port(),
+        db.name
+    );
     let config = config(&[("DATABASE_URL", &raw), ("DB_POOL_TIMEOUT", "500ms")]).unwrap();
     let url: &DatabaseUrl = config.database_url.as_ref().unwrap();
     let budget = budget(2);
@@ -69,7 +73,10 @@ fn a_password_never_appears_in_errors_logs_or_debug_output() {
     // Act: both pools try to connect and fail.
     let (async_err, apool_debug) = rt.block_on(async {
         let pool = AsyncPool::from_config(&config, budget.clone()).unwrap();
-        (pool.acquire().await.map(|_| ()).unwrap_err(), format!("{pool:?}"))
+        (
+            pool.acquire().await.map(|_| ()).unwrap_err(),
+            format!("{pool:?}"),
+        )
     });
     let spool = SyncPool::from_config(&config, budget.clone()).unwrap();
     let sync_err = spool.get().map(|_| ()).unwrap_err();
@@ -77,8 +84,17 @@ fn a_password_never_appears_in_errors_logs_or_debug_output() {
     let parse_err = DatabaseUrl::parse(&format!("mysql://app:{PASSWORD}@host")).unwrap_err();
 
     // Assert
-    assert!(matches!(async_err, DbError::Connect { .. }), "{async_err:?}");
-    assert!(matches!(sync_err, DbError::PoolTimeout { .. } | DbError::Connect { .. }), "{sync_err:?}");
+    assert!(
+        matches!(async_err, DbError::Connect { .. }),
+        "{async_err:?}"
+    );
+    assert!(
+        matches!(
+            sync_err,
+            DbError::PoolTimeout { .. } | DbError::Connect { .. }
+        ),
+        "{sync_err:?}"
+    );
     let mut outputs = vec![
         format!("{config:?}"),
         format!("{url} {url:?}"),
@@ -99,6 +115,9 @@ fn a_password_never_appears_in_errors_logs_or_debug_output() {
     for out in &outputs {
         assert!(!out.contains(PASSWORD), "password leaked into: {out}");
     }
-    assert!(outputs.iter().any(|o| o.contains("Access denied")), "the cause is still reported");
+    assert!(
+        outputs.iter().any(|o| o.contains("Access denied")),
+        "the cause is still reported"
+    );
     assert!(format!("{url}").contains(":***@"));
 }

@@ -41,7 +41,10 @@ fn with_the_budget_held_an_async_caller_gets_a_timeout_showing_the_budget() {
     // Assert
     let msg = err.to_string();
     println!("I4 async: {msg} (after {waited:?})");
-    assert!(waited >= POOL_TIMEOUT && waited <= POOL_TIMEOUT + SLACK, "{waited:?}");
+    assert!(
+        waited >= POOL_TIMEOUT && waited <= POOL_TIMEOUT + SLACK,
+        "{waited:?}"
+    );
     match &err {
         DbError::PoolTimeout {
             side,
@@ -96,8 +99,20 @@ fn with_the_budget_held_a_blocking_caller_gets_a_timeout_showing_the_budget() {
     // Assert
     let msg = err.to_string();
     println!("I4 sync: {msg} (after {waited:?})");
-    assert!(waited >= POOL_TIMEOUT && waited <= POOL_TIMEOUT + SLACK, "{waited:?}");
-    assert!(matches!(err, DbError::PoolTimeout { side: Side::Sync, .. }), "{err:?}");
+    assert!(
+        waited >= POOL_TIMEOUT && waited <= POOL_TIMEOUT + SLACK,
+        "{waited:?}"
+    );
+    assert!(
+        matches!(
+            err,
+            DbError::PoolTimeout {
+                side: Side::Sync,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(msg.contains("budget 2/2 in use (async: 1 active, 0 idle, 0 waiting; sync: 1 active, 0 idle, 1 waiting)"), "{msg}");
     drop((held_sync, held_async));
 }
@@ -113,7 +128,10 @@ fn a_blocking_checkout_on_a_current_thread_runtime_is_refused_and_spawn_blocking
         .unwrap();
     rt.block_on(async {
         let refused = spool.get().map(|_| ()).unwrap_err();
-        assert!(matches!(refused, DbError::BlockingNotAllowed), "{refused:?}");
+        assert!(
+            matches!(refused, DbError::BlockingNotAllowed),
+            "{refused:?}"
+        );
         assert!(refused.to_string().contains("spawn_blocking"));
         let p = spool.clone();
         let v: i64 = tokio::task::spawn_blocking(move || p.get()?.fetch_one("SELECT 41 + 1", ()))

@@ -30,7 +30,9 @@ impl TestDb {
     ///
     /// If the server cannot create it.
     pub fn create(server: &Server, prefix: &str) -> TestDb {
-        let name = server.create_database(prefix).expect("create test database");
+        let name = server
+            .create_database(prefix)
+            .expect("create test database");
         let url = DatabaseUrl::parse(&server.app_url(&name)).expect("harness URL parses");
         TestDb { name, url }
     }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use db_async::{AsyncPool, args};
 use db_budget::{Budget, CloseReason, DbError, Side, SideSnapshot};
 use db_sync::SyncPool;
-use integration_tests::{Server, TestDb, async_pool, budget, eventually, init_tracing, runtime, sync_pool};
+use integration_tests::{
+    Server, TestDb, async_pool, budget, eventually, init_tracing, runtime, sync_pool,
+};
 
 fn items_db(prefix: &str) -> (&'static Server, TestDb) {
     let server = Server::shared();
@@ -30,9 +32,7 @@ fn closed(s: &SideSnapshot, reason: CloseReason) -> u64 {
 /// or stuck.
 fn settled(budget: &Budget) -> bool {
     let s = budget.snapshot();
-    s.async_side.active == 0
-        && s.sync.active == 0
-        && s.in_use == s.async_side.idle + s.sync.idle
+    s.async_side.active == 0 && s.sync.active == 0 && s.in_use == s.async_side.idle + s.sync.idle
 }
 
 #[test]
@@ -70,9 +70,17 @@ fn a_blocking_guard_comes_back_after_early_return_question_mark_and_panic() {
     // Assert
     assert_eq!(err.code(), Some(1146), "{err:?}");
     assert!(panicked.is_err());
-    assert!(eventually(Duration::from_secs(2), || settled(&budget)), "{:?}", budget.snapshot());
+    assert!(
+        eventually(Duration::from_secs(2), || settled(&budget)),
+        "{:?}",
+        budget.snapshot()
+    );
     let s = budget.snapshot();
-    assert_eq!(closed(&s.sync, CloseReason::Cancelled), 1, "the panicked connection is discarded");
+    assert_eq!(
+        closed(&s.sync, CloseReason::Cancelled),
+        1,
+        "the panicked connection is discarded"
+    );
     let v: i64 = pool.get().unwrap().fetch_one("SELECT 2", ()).unwrap();
     assert_eq!(v, 2, "the pool still serves");
 }
@@ -89,7 +97,8 @@ fn a_blocking_transaction_left_open_is_rolled_back_when_the_guard_drops() {
         use r2d2_mysql::mysql::prelude::Queryable;
         let mut conn = pool.get().unwrap();
         conn.query_drop("START TRANSACTION").unwrap();
-        conn.exec_drop("INSERT INTO items (v) VALUES (?)", ("never",)).unwrap();
+        conn.exec_drop("INSERT INTO items (v) VALUES (?)", ("never",))
+            .unwrap();
     }
     // And through the helper, failing half-way.
     let failed = pool.get().unwrap().transaction(|tx| {
@@ -100,9 +109,17 @@ fn a_blocking_transaction_left_open_is_rolled_back_when_the_guard_drops() {
 
     // Assert: the same (only) connection, reused, sees no rows.
     assert!(failed.is_err());
-    let n: i64 = pool.get().unwrap().fetch_one("SELECT COUNT(*) FROM items", ()).unwrap();
+    let n: i64 = pool
+        .get()
+        .unwrap()
+        .fetch_one("SELECT COUNT(*) FROM items", ())
+        .unwrap();
     assert_eq!(n, 0);
-    assert_eq!(budget.snapshot().sync.opened_total, 1, "the connection was reused, not replaced");
+    assert_eq!(
+        budget.snapshot().sync.opened_total,
+        1,
+        "the connection was reused, not replaced"
+    );
 }
 
 #[test]
@@ -119,17 +136,24 @@ fn a_dropped_async_transaction_rolls_back_before_the_connection_is_reused() {
         let mut conn = pool.acquire().await.unwrap();
         {
             let mut tx = conn.begin().await.unwrap();
-            tx.execute("INSERT INTO items (v) VALUES (?)", args!["dropped"]).await.unwrap();
+            tx.execute("INSERT INTO items (v) VALUES (?)", args!["dropped"])
+                .await
+                .unwrap();
         }
-        let (n,): (i64,) = conn.fetch_one("SELECT COUNT(*) FROM items", args![]).await.unwrap();
+        let (n,): (i64,) = conn
+            .fetch_one("SELECT COUNT(*) FROM items", args![])
+            .await
+            .unwrap();
         assert_eq!(n, 0, "rolled back before the next statement");
 
         // Act 2: dropped transaction and connection together (`?` in a handler).
         async fn handler(pool: &AsyncPool) -> Result<(), DbError> {
             let mut conn = pool.acquire().await?;
             let mut tx = conn.begin().await?;
-            tx.execute("INSERT INTO items (v) VALUES (?)", args!["early"]).await?;
-            tx.execute("INSERT INTO no_such_table (v) VALUES (?)", args!["x"]).await?;
+            tx.execute("INSERT INTO items (v) VALUES (?)", args!["early"])
+                .await?;
+            tx.execute("INSERT INTO no_such_table (v) VALUES (?)", args!["x"])
+                .await?;
             tx.commit().await
         }
         drop(conn);
@@ -137,7 +161,10 @@ fn a_dropped_async_transaction_rolls_back_before_the_connection_is_reused() {
 
         // Assert: no row, no open transaction on the server, the unit back and reused.
         let mut conn = pool.acquire().await.unwrap();
-        let (n,): (i64,) = conn.fetch_one("SELECT COUNT(*) FROM items", args![]).await.unwrap();
+        let (n,): (i64,) = conn
+            .fetch_one("SELECT COUNT(*) FROM items", args![])
+            .await
+            .unwrap();
         assert_eq!(n, 0);
         drop(conn);
         let open = server
@@ -164,8 +191,17 @@ fn a_task_that_panics_holding_a_connection_does_not_leak_it() {
         .await;
         assert!(joined.is_err());
         assert!(eventually(Duration::from_secs(2), || settled(&budget)));
-        assert_eq!(closed(&budget.snapshot().async_side, CloseReason::Cancelled), 1);
-        let (v,): (i64,) = pool.acquire().await.unwrap().fetch_one("SELECT 3", args![]).await.unwrap();
+        assert_eq!(
+            closed(&budget.snapshot().async_side, CloseReason::Cancelled),
+            1
+        );
+        let (v,): (i64,) = pool
+            .acquire()
+            .await
+            .unwrap()
+            .fetch_one("SELECT 3", args![])
+            .await
+            .unwrap();
         assert_eq!(v, 3);
     });
 }
@@ -224,7 +260,11 @@ fn five_hundred_queries_cancelled_mid_result_leave_no_unit_stuck() {
         let settled_in_time = tokio::task::block_in_place(|| {
             eventually(Duration::from_secs(10), || settled(&budget))
         });
-        assert!(settled_in_time, "a cancelled connection holds its unit: {:?}", budget.snapshot());
+        assert!(
+            settled_in_time,
+            "a cancelled connection holds its unit: {:?}",
+            budget.snapshot()
+        );
         pool.close().await;
         (cancelled, completed)
     });
@@ -234,9 +274,16 @@ fn five_hundred_queries_cancelled_mid_result_leave_no_unit_stuck() {
         closed(&s.async_side, CloseReason::Cancelled),
         s.async_side.opened_total
     );
-    assert!(cancelled >= 250, "most queries were cut off mid-result ({cancelled})");
+    assert!(
+        cancelled >= 250,
+        "most queries were cut off mid-result ({cancelled})"
+    );
     assert!(closed(&s.async_side, CloseReason::Cancelled) >= 1);
-    assert!(eventually(Duration::from_secs(5), || budget.in_use() == 0), "{:?}", budget.snapshot());
+    assert!(
+        eventually(Duration::from_secs(5), || budget.in_use() == 0),
+        "{:?}",
+        budget.snapshot()
+    );
 }
 
 #[test]
@@ -255,7 +302,11 @@ fn connections_killed_by_the_server_are_replaced_and_both_pools_serve() {
     });
     let held: Vec<_> = (0..4).map(|_| spool.get().unwrap()).collect();
     drop(held);
-    assert!(eventually(Duration::from_secs(2), || budget.snapshot().async_side.idle == 4));
+    assert!(eventually(Duration::from_secs(2), || budget
+        .snapshot()
+        .async_side
+        .idle
+        == 4));
 
     // Act: an operator kills every application connection.
     let ids = server
@@ -275,7 +326,13 @@ fn connections_killed_by_the_server_are_replaced_and_both_pools_serve() {
     // Assert: every later call succeeds on a fresh connection.
     rt.block_on(async {
         for i in 0..20i64 {
-            let (v,): (i64,) = apool.acquire().await.unwrap().fetch_one("SELECT ?", args![i]).await.unwrap();
+            let (v,): (i64,) = apool
+                .acquire()
+                .await
+                .unwrap()
+                .fetch_one("SELECT ?", args![i])
+                .await
+                .unwrap();
             assert_eq!(v, i);
         }
     });
@@ -287,6 +344,10 @@ fn connections_killed_by_the_server_are_replaced_and_both_pools_serve() {
     assert!(s.in_use <= 8);
     assert!(closed(&s.async_side, CloseReason::Broken) >= 1, "{s:?}");
     assert!(closed(&s.sync, CloseReason::Broken) >= 1, "{s:?}");
-    assert!(eventually(Duration::from_secs(2), || settled(&budget)), "{:?}", budget.snapshot());
+    assert!(
+        eventually(Duration::from_secs(2), || settled(&budget)),
+        "{:?}",
+        budget.snapshot()
+    );
     assert_eq!(s.side(Side::Async).active + s.side(Side::Sync).active, 0);
 }

@@ -16,7 +16,7 @@ const CALLS: usize = 40;
 
 /// What each call does: mostly a good query, every fourth a bad one (the error path).
 fn statement(worker: usize, call: usize) -> &'static str {
-    if (worker + call) % 4 == 0 {
+    if (worker + call).is_multiple_of(4) {
         "SELECT v FROM no_such_table"
     } else {
         "SELECT COUNT(*) FROM items"
@@ -88,7 +88,9 @@ fn budgeted(pool: &SyncPool, outcome: &Outcome) {
                 for c in 0..CALLS {
                     match call(pool, statement(w, c)) {
                         Ok(_) => outcome.ok.fetch_add(1, Relaxed),
-                        Err(e) if e.code() == Some(1146) => outcome.deliberate.fetch_add(1, Relaxed),
+                        Err(e) if e.code() == Some(1146) => {
+                            outcome.deliberate.fetch_add(1, Relaxed)
+                        }
                         Err(e) => {
                             eprintln!("budgeted call failed: {e}");
                             if e.to_string().contains("1040") {
@@ -115,7 +117,10 @@ fn connect_per_call_with_leaks_hits_1040_and_the_budget_does_not() {
     })
     .expect("private server with max_connections=20");
     let db = TestDb::create(&server, "outage");
-    db.admin(&server, "CREATE TABLE items (id INT PRIMARY KEY); INSERT INTO items VALUES (1), (2)");
+    db.admin(
+        &server,
+        "CREATE TABLE items (id INT PRIMARY KEY); INSERT INTO items VALUES (1), (2)",
+    );
 
     // Act 1: the legacy pattern.
     let before = Outcome::default();
@@ -140,12 +145,23 @@ fn connect_per_call_with_leaks_hits_1040_and_the_budget_does_not() {
     budgeted(&pool, &after);
 
     // Assert
-    assert!(before.too_many.load(Relaxed) > 0, "the legacy pattern reproduces ERROR 1040");
-    assert_eq!(after.too_many.load(Relaxed), 0, "no 1040 through the budget");
-    assert_eq!(after.other.load(Relaxed), 0, "no other failures through the budget");
+    assert!(
+        before.too_many.load(Relaxed) > 0,
+        "the legacy pattern reproduces ERROR 1040"
+    );
+    assert_eq!(
+        after.too_many.load(Relaxed),
+        0,
+        "no 1040 through the budget"
+    );
+    assert_eq!(
+        after.other.load(Relaxed),
+        0,
+        "no other failures through the budget"
+    );
     let expected_deliberate = (0..WORKERS)
         .flat_map(|w| (0..CALLS).map(move |c| (w, c)))
-        .filter(|(w, c)| (w + c) % 4 == 0)
+        .filter(|(w, c)| (w + c).is_multiple_of(4))
         .count() as u64;
     assert_eq!(after.deliberate.load(Relaxed), expected_deliberate);
     assert_eq!(

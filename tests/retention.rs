@@ -18,8 +18,8 @@ use integration_tests::{Server, TestDb, async_pool, budget, init_tracing, runtim
 use retention::chrono::{DateTime, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
 use retention::rules::{choice, tiers};
 use retention::{
-    DayBoundary, ManualClock, QUEST_TEMPLATES, QuestTemplate, REWARD_TIERS, Retention, RetentionError,
-    SeedReport,
+    DayBoundary, ManualClock, QUEST_TEMPLATES, QuestTemplate, REWARD_TIERS, Retention,
+    RetentionError, SeedReport,
 };
 use tokio::task::JoinSet;
 
@@ -42,7 +42,10 @@ fn noon(y: i32, m: u32, d: u32) -> DateTime<Utc> {
 /// A database of its own on the shared server, and a budget of [`MAX_CONNECTIONS`].
 fn database(prefix: &str) -> (TestDb, Budget) {
     init_tracing();
-    (TestDb::create(Server::shared(), prefix), budget(MAX_CONNECTIONS))
+    (
+        TestDb::create(Server::shared(), prefix),
+        budget(MAX_CONNECTIONS),
+    )
 }
 
 impl World {
@@ -55,8 +58,14 @@ impl World {
             .clock(clock.clone())
             .build()
             .expect("valid settings");
-        retention.initialize_quest_templates().await.expect("templates seeded");
-        retention.initialize_daily_rewards().await.expect("tiers seeded");
+        retention
+            .initialize_quest_templates()
+            .await
+            .expect("templates seeded");
+        retention
+            .initialize_daily_rewards()
+            .await
+            .expect("tiers seeded");
         World {
             budget: budget.clone(),
             pool,
@@ -68,11 +77,14 @@ impl World {
     /// A new player, created with plain SQL through the pool.
     async fn player(&self, name: &str) -> u64 {
         let mut conn = self.pool.acquire().await.unwrap();
-        conn.execute("INSERT INTO players (name) VALUES (?)", args![name.to_owned()])
-            .await
-            .unwrap()
-            .last_insert_id
-            .expect("an auto-increment id")
+        conn.execute(
+            "INSERT INTO players (name) VALUES (?)",
+            args![name.to_owned()],
+        )
+        .await
+        .unwrap()
+        .last_insert_id
+        .expect("an auto-increment id")
     }
 
     /// `SELECT COUNT(*) …` with one id argument.
@@ -92,7 +104,10 @@ impl World {
     async fn assert_healthy(&self) {
         let s = self.budget.snapshot();
         assert_eq!(s.capacity, MAX_CONNECTIONS);
-        assert_eq!(s.async_side.acquire_timeouts_total, 0, "a pool timeout happened: {s:?}");
+        assert_eq!(
+            s.async_side.acquire_timeouts_total, 0,
+            "a pool timeout happened: {s:?}"
+        );
         assert!(
             poll(Duration::from_secs(5), || async {
                 let s = self.budget.snapshot();
@@ -321,7 +336,10 @@ fn fifty_concurrent_completions_of_a_finished_quest_grant_one_reward() {
         }
         assert_eq!((rewards.len(), already), (1, 49));
         let reward = rewards[0];
-        assert_eq!((reward.coins, reward.xp), (quest.reward_coins, quest.reward_xp));
+        assert_eq!(
+            (reward.coins, reward.xp),
+            (quest.reward_coins, quest.reward_xp)
+        );
         assert_eq!(
             w.count(
                 "SELECT COUNT(*) FROM reward_ledger WHERE source = 'quest' AND source_id = ?",
@@ -392,14 +410,20 @@ fn a_streak_over_simulated_days_wraps_after_day_seven_and_restarts_after_a_misse
         // claim would have been streak day 9, tier 2.
         let missed = r.today();
         let during = r.reward_status(player, missed).await.unwrap();
-        assert_eq!((during.claimed, during.streak, during.reward_streak), (false, 8, 9));
+        assert_eq!(
+            (during.claimed, during.streak, during.reward_streak),
+            (false, 8, 9)
+        );
         assert_eq!(during.reward, REWARD_TIERS[1]);
         w.clock.advance(ChronoDuration::days(1));
 
         // Day 10: the streak is broken; it restarts at 1 with tier 1.
         let day = r.today();
         let status = r.reward_status(player, day).await.unwrap();
-        assert_eq!((status.claimed, status.streak, status.reward_streak), (false, 0, 1));
+        assert_eq!(
+            (status.claimed, status.streak, status.reward_streak),
+            (false, 0, 1)
+        );
         let claim = r.claim_daily_reward(player, day).await.unwrap();
         assert_eq!((claim.streak, claim.tier), (1, REWARD_TIERS[0]));
         expected_coins += u64::from(claim.tier.coins);
@@ -419,7 +443,11 @@ fn a_streak_over_simulated_days_wraps_after_day_seven_and_restarts_after_a_misse
             Err(RetentionError::InvalidInput { .. })
         ));
         assert_eq!(
-            w.count("SELECT COUNT(*) FROM daily_reward_claims WHERE player_id = ?", player).await,
+            w.count(
+                "SELECT COUNT(*) FROM daily_reward_claims WHERE player_id = ?",
+                player
+            )
+            .await,
             10
         );
         assert_eq!(r.balance(player).await.unwrap().coins, expected_coins);
@@ -439,20 +467,23 @@ fn the_day_boundary_decides_which_day_a_claim_belongs_to() {
             .day_boundary(DayBoundary::new(4, 120).unwrap())
             .build()
             .unwrap();
-        w.clock.set(Utc.with_ymd_and_hms(2025, 3, 1, 22, 0, 0).unwrap());
+        w.clock
+            .set(Utc.with_ymd_and_hms(2025, 3, 1, 22, 0, 0).unwrap());
         let first = r.today();
         assert_eq!(first, NaiveDate::from_ymd_opt(2025, 3, 1).unwrap());
 
         // Act + Assert: 01:59 UTC the next calendar day is still the same game day.
         r.claim_daily_reward(player, r.today()).await.unwrap();
-        w.clock.set(Utc.with_ymd_and_hms(2025, 3, 2, 1, 59, 0).unwrap());
+        w.clock
+            .set(Utc.with_ymd_and_hms(2025, 3, 2, 1, 59, 0).unwrap());
         assert_eq!(r.today(), first);
         assert!(matches!(
             r.claim_daily_reward(player, r.today()).await,
             Err(RetentionError::AlreadyClaimed { .. })
         ));
         // 02:00 UTC is the next game day, and it continues the streak.
-        w.clock.set(Utc.with_ymd_and_hms(2025, 3, 2, 2, 0, 0).unwrap());
+        w.clock
+            .set(Utc.with_ymd_and_hms(2025, 3, 2, 2, 0, 0).unwrap());
         let claim = r.claim_daily_reward(player, r.today()).await.unwrap();
         assert_eq!((claim.day, claim.streak), (first.succ_opt().unwrap(), 2));
         w.assert_healthy().await;
@@ -461,20 +492,39 @@ fn the_day_boundary_decides_which_day_a_claim_belongs_to() {
 
 // 5. ------------------------------------------------------------------------------
 
-/// Transactions of this test's database other than the caller's, and of them those
-/// waiting for a lock after modifying a row, in the ledger insert.
-async fn transactions(pool: &AsyncPool) -> (i64, i64) {
+/// Whether another connection of this test's database is executing the completion's
+/// ledger insert (it can only be there after its `UPDATE` marked the quest completed,
+/// in the same transaction). PROCESSLIST is read live, unlike INNODB_TRX.
+async fn completion_in_ledger_insert(pool: &AsyncPool) -> bool {
     let mut conn = pool.acquire().await.unwrap();
-    conn.fetch_one(
-        "SELECT COUNT(*), CAST(COALESCE(SUM(t.trx_state = 'LOCK WAIT' AND t.trx_rows_modified >= 1 \
-         AND t.trx_query LIKE 'INSERT INTO reward_ledger%'), 0) AS SIGNED) \
-         FROM information_schema.INNODB_TRX t \
-         JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
-         WHERE p.DB = DATABASE() AND p.ID <> CONNECTION_ID()",
-        args![],
-    )
-    .await
-    .unwrap()
+    let (n,): (i64,) = conn
+        .fetch_one(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+             WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND = 'Execute' \
+             AND INFO LIKE 'INSERT INTO reward_ledger (player_id, source, source_id, coins, xp, granted_at) VALUES (?, ''quest''%'",
+            args![],
+        )
+        .await
+        .unwrap();
+    n == 1
+}
+
+/// Open InnoDB transactions of this test's database, other than the caller's.
+///
+/// InnoDB refreshes its INFORMATION_SCHEMA transaction cache only when nobody read it
+/// for 100 ms, so callers must poll this more slowly than that.
+async fn open_transactions(pool: &AsyncPool) -> i64 {
+    let mut conn = pool.acquire().await.unwrap();
+    let (n,): (i64,) = conn
+        .fetch_one(
+            "SELECT COUNT(*) FROM information_schema.INNODB_TRX t \
+             JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
+             WHERE p.DB = DATABASE() AND p.ID <> CONNECTION_ID()",
+            args![],
+        )
+        .await
+        .unwrap();
+    n
 }
 
 #[test]
@@ -493,8 +543,6 @@ fn a_completion_cancelled_mid_transaction_leaves_no_completion_and_no_ledger_row
             .await
             .unwrap();
         let mut blocker = w.pool.acquire().await.unwrap();
-        let (blocker_id,): (u64,) = blocker.fetch_one("SELECT CONNECTION_ID()", args![]).await.unwrap();
-        eprintln!("blocker connection {blocker_id}");
         let mut blocking_tx = blocker.begin().await.unwrap();
         blocking_tx
             .execute(
@@ -507,61 +555,39 @@ fn a_completion_cancelled_mid_transaction_leaves_no_completion_and_no_ledger_row
 
         let r = w.retention.clone();
         let completion = tokio::spawn(async move { r.complete_quest(player, quest.id).await });
-        let blocked = poll(Duration::from_secs(10), || async { transactions(&w.pool).await.1 == 1 }).await;
-        if !blocked {
-            let mut conn = w.pool.acquire().await.unwrap();
-            let rows = conn
-                .fetch_dict_all(
-                    "SELECT t.trx_state, t.trx_rows_modified, t.trx_query, p.DB, p.ID = CONNECTION_ID() AS me \
-                     FROM information_schema.INNODB_TRX t \
-                     JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id",
-                    args![],
-                )
-                .await
-                .unwrap();
-            let done = completion.is_finished();
-            let res = tokio::time::timeout(Duration::from_secs(1), completion).await;
-            panic!("the completion never blocked in its ledger insert: {rows:#?} finished={done} {res:?} {:?}", w.budget.snapshot());
-        }
+        assert!(
+            poll(Duration::from_secs(10), || completion_in_ledger_insert(
+                &w.pool
+            ))
+            .await,
+            "the completion never reached its ledger insert"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!completion.is_finished(), "the completion did not block");
+        assert_eq!(
+            open_transactions(&w.pool).await,
+            2,
+            "the blocker's and the completion's"
+        );
 
         // Act: cancel it mid-transaction, then release the lock.
         completion.abort();
         let cancelled = completion.await.expect_err("the completion was cancelled");
         assert!(cancelled.is_cancelled());
-        {
-            let rows = blocking_tx.fetch_dict_all("SELECT trx_id, trx_state, trx_started, trx_rows_modified, trx_mysql_thread_id FROM information_schema.INNODB_TRX", args![]).await.unwrap();
-            eprintln!("BEFORE rollback {rows:#?}");
-        }
         blocking_tx.rollback().await.unwrap();
-        {
-            let rows = blocker.fetch_dict_all("SELECT trx_id, trx_state, trx_started, trx_rows_modified, trx_mysql_thread_id FROM information_schema.INNODB_TRX", args![]).await.unwrap();
-            eprintln!("AFTER rollback {rows:#?}");
-            let rows = blocker.fetch_dict_all("SELECT id, source_id FROM reward_ledger", args![]).await.unwrap();
-            eprintln!("ledger seen by blocker {rows:#?}");
-        }
-        {
-            let (n,): (i64,) = blocker.fetch_one("SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = CONNECTION_ID()", args![]).await.unwrap();
-            eprintln!("blocker trx after rollback: {n}");
-            let rows = blocker.fetch_dict_all("SELECT * FROM information_schema.INNODB_TRX", args![]).await.unwrap();
-            eprintln!("{rows:#?}");
-        }
         drop(blocker);
 
-        // Assert: the cancelled transaction ends (rolled back by the server once its
-        // connection is gone), leaving neither the completion nor a ledger row.
-        if !poll(Duration::from_secs(10), || async { transactions(&w.pool).await.0 == 0 }).await {
-            let mut conn = w.pool.acquire().await.unwrap();
-            let rows = conn
-                .fetch_dict_all(
-                    "SELECT p.ID, p.COMMAND, p.STATE, p.TIME, p.INFO, t.trx_state, t.trx_rows_modified, t.trx_query \
-                     FROM information_schema.PROCESSLIST p LEFT JOIN information_schema.INNODB_TRX t \
-                     ON p.ID = t.trx_mysql_thread_id WHERE p.DB = DATABASE()",
-                    args![],
-                )
-                .await
-                .unwrap();
-            panic!("a transaction stayed open: {rows:#?} {:?}", w.budget.snapshot());
+        // Assert: the cancelled transaction ends (the pool closed its connection; the
+        // server rolls back), leaving neither the completion nor a ledger row.
+        let mut closed = false;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if open_transactions(&w.pool).await == 0 {
+                closed = true;
+                break;
+            }
         }
+        assert!(closed, "a transaction stayed open");
         let quests = w.retention.get_active_quests(player, day).await.unwrap();
         let q = quests.iter().find(|q| q.id == quest.id).unwrap();
         assert!(!q.is_completed(), "completion survived the cancellation");
@@ -578,7 +604,10 @@ fn a_completion_cancelled_mid_transaction_leaves_no_completion_and_no_ledger_row
         // And the quest can still be completed, once.
         let reward = w.retention.complete_quest(player, quest.id).await.unwrap();
         assert_eq!(reward.quest_id, quest.id);
-        assert_eq!(w.retention.balance(player).await.unwrap().coins, u64::from(quest.reward_coins));
+        assert_eq!(
+            w.retention.balance(player).await.unwrap().coins,
+            u64::from(quest.reward_coins)
+        );
         w.assert_healthy().await;
     });
 }
@@ -691,11 +720,20 @@ fn a_hundred_concurrent_generations_hand_out_one_deterministic_set() {
 
         let sets: HashSet<Vec<u64>> = results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|e| panic!("{e}")).iter().map(|q| q.id).collect())
+            .map(|r| {
+                r.unwrap_or_else(|e| panic!("{e}"))
+                    .iter()
+                    .map(|q| q.id)
+                    .collect()
+            })
             .collect();
         assert_eq!(sets.len(), 1, "every call saw the same quests");
         assert_eq!(
-            w.count("SELECT COUNT(*) FROM player_daily_quests WHERE player_id = ?", player).await,
+            w.count(
+                "SELECT COUNT(*) FROM player_daily_quests WHERE player_id = ?",
+                player
+            )
+            .await,
             3
         );
         // The set is the pure rule's choice, in its order.
@@ -712,9 +750,20 @@ fn a_hundred_concurrent_generations_hand_out_one_deterministic_set() {
         assert_eq!(got, expected);
         // Another day, another (independent) set; the first day's is unchanged.
         let next = day.succ_opt().unwrap();
-        assert_eq!(w.retention.get_active_quests(player, next).await.unwrap().len(), 3);
         assert_eq!(
-            w.count("SELECT COUNT(*) FROM player_daily_quests WHERE player_id = ?", player).await,
+            w.retention
+                .get_active_quests(player, next)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            w.count(
+                "SELECT COUNT(*) FROM player_daily_quests WHERE player_id = ?",
+                player
+            )
+            .await,
             6
         );
         w.assert_healthy().await;
@@ -729,7 +778,10 @@ async fn seeded_tables(pool: &AsyncPool) -> String {
         .await
         .unwrap();
     let tiers = conn
-        .fetch_dict_all("SELECT * FROM daily_reward_tiers ORDER BY day_number", args![])
+        .fetch_dict_all(
+            "SELECT * FROM daily_reward_tiers ORDER BY day_number",
+            args![],
+        )
         .await
         .unwrap();
     format!("{templates:?}\n{tiers:?}")
@@ -748,8 +800,20 @@ fn seeds_and_migrations_are_idempotent_and_a_changed_template_is_updated_in_plac
         retention::migrate(&w.pool).await.unwrap();
         let templates = w.retention.initialize_quest_templates().await.unwrap();
         let tiers = w.retention.initialize_daily_rewards().await.unwrap();
-        assert_eq!(templates, SeedReport { unchanged: all, ..SeedReport::default() });
-        assert_eq!(tiers, SeedReport { unchanged: 7, ..SeedReport::default() });
+        assert_eq!(
+            templates,
+            SeedReport {
+                unchanged: all,
+                ..SeedReport::default()
+            }
+        );
+        assert_eq!(
+            tiers,
+            SeedReport {
+                unchanged: 7,
+                ..SeedReport::default()
+            }
+        );
         assert_eq!(seeded_tables(&w.pool).await, before);
 
         // A template changed in code is updated (same id), not duplicated; one dropped
@@ -761,7 +825,12 @@ fn seeds_and_migrations_are_idempotent_and_a_changed_template_is_updated_in_plac
         let report = w.retention.seed_quest_templates(&changed).await.unwrap();
         assert_eq!(
             report,
-            SeedReport { updated: 1, deactivated: 1, unchanged: all - 2, ..SeedReport::default() }
+            SeedReport {
+                updated: 1,
+                deactivated: 1,
+                unchanged: all - 2,
+                ..SeedReport::default()
+            }
         );
         let mut conn = w.pool.acquire().await.unwrap();
         let rows: Vec<(String, u32, bool)> = conn
@@ -780,12 +849,19 @@ fn seeds_and_migrations_are_idempotent_and_a_changed_template_is_updated_in_plac
         let report = w.retention.initialize_quest_templates().await.unwrap();
         assert_eq!(
             report,
-            SeedReport { updated: 2, unchanged: all - 2, ..SeedReport::default() }
+            SeedReport {
+                updated: 2,
+                unchanged: all - 2,
+                ..SeedReport::default()
+            }
         );
         assert_eq!(seeded_tables(&w.pool).await, before);
 
         // Seeds validate before writing.
-        let bad = [QuestTemplate { target: 0, ..QUEST_TEMPLATES[0] }];
+        let bad = [QuestTemplate {
+            target: 0,
+            ..QUEST_TEMPLATES[0]
+        }];
         assert!(matches!(
             w.retention.seed_quest_templates(&bad).await,
             Err(RetentionError::InvalidInput { .. })
@@ -806,21 +882,29 @@ fn bad_input_is_refused_with_typed_errors_and_writes_nothing() {
         let day = r.today();
         let quests = r.get_active_quests(player, day).await.unwrap();
         // Of 3 quests at most 2 have target 1 (only 2 templates do): take another.
-        let quest = quests.iter().find(|q| q.target > 1).expect("a quest with target > 1");
+        let quest = quests
+            .iter()
+            .find(|q| q.target > 1)
+            .expect("a quest with target > 1");
         let ghost = 999_999;
 
         // Unknown player: not found, everywhere.
         for result in [
             r.get_active_quests(ghost, day).await.map(drop),
             r.generate_daily_quests(ghost, day).await.map(drop),
-            r.update_quest_progress(ghost, day, "game_won", 1).await.map(drop),
+            r.update_quest_progress(ghost, day, "game_won", 1)
+                .await
+                .map(drop),
             r.complete_quest(ghost, quest.id).await.map(drop),
             r.claim_daily_reward(ghost, day).await.map(drop),
             r.reward_status(ghost, day).await.map(drop),
             r.balance(ghost).await.map(drop),
         ] {
             assert!(
-                matches!(result, Err(RetentionError::PlayerNotFound { player_id: 999_999 })),
+                matches!(
+                    result,
+                    Err(RetentionError::PlayerNotFound { player_id: 999_999 })
+                ),
                 "{result:?}"
             );
         }
@@ -828,7 +912,10 @@ fn bad_input_is_refused_with_typed_errors_and_writes_nothing() {
         // Unknown quest, or another player's: not found.
         assert!(matches!(
             r.complete_quest(player, ghost).await,
-            Err(RetentionError::QuestNotFound { quest_id: 999_999, .. })
+            Err(RetentionError::QuestNotFound {
+                quest_id: 999_999,
+                ..
+            })
         ));
         assert!(matches!(
             r.complete_quest(other, quest.id).await,
@@ -838,7 +925,8 @@ fn bad_input_is_refused_with_typed_errors_and_writes_nothing() {
         // Zero or negative progress, or a bad event kind: invalid input.
         for amount in [0, -1, i64::MIN] {
             assert!(matches!(
-                r.update_quest_progress(player, day, &quest.event_kind, amount).await,
+                r.update_quest_progress(player, day, &quest.event_kind, amount)
+                    .await,
                 Err(RetentionError::InvalidInput { .. })
             ));
         }
@@ -850,7 +938,12 @@ fn bad_input_is_refused_with_typed_errors_and_writes_nothing() {
         }
 
         // An unfinished quest cannot be completed.
-        assert_eq!(r.update_quest_progress(player, day, &quest.event_kind, 1).await.unwrap(), 1);
+        assert_eq!(
+            r.update_quest_progress(player, day, &quest.event_kind, 1)
+                .await
+                .unwrap(),
+            1
+        );
         assert!(matches!(
             r.complete_quest(player, quest.id).await,
             Err(RetentionError::QuestNotFinished { progress: 1, .. })
@@ -860,11 +953,27 @@ fn bad_input_is_refused_with_typed_errors_and_writes_nothing() {
         // ledger, no completion, the other player got no quests; progress moved by
         // exactly the one valid event.
         for (sql, id, expected) in [
-            ("SELECT COUNT(*) FROM player_daily_quests WHERE player_id = ?", ghost, 0),
-            ("SELECT COUNT(*) FROM daily_reward_claims WHERE player_id = ?", ghost, 0),
-            ("SELECT COUNT(*) FROM reward_ledger WHERE player_id = ?", ghost, 0),
+            (
+                "SELECT COUNT(*) FROM player_daily_quests WHERE player_id = ?",
+                ghost,
+                0,
+            ),
+            (
+                "SELECT COUNT(*) FROM daily_reward_claims WHERE player_id = ?",
+                ghost,
+                0,
+            ),
+            (
+                "SELECT COUNT(*) FROM reward_ledger WHERE player_id = ?",
+                ghost,
+                0,
+            ),
             ("SELECT COUNT(*) FROM players WHERE id = ?", ghost, 0),
-            ("SELECT COUNT(*) FROM player_daily_quests WHERE player_id = ?", other, 0),
+            (
+                "SELECT COUNT(*) FROM player_daily_quests WHERE player_id = ?",
+                other,
+                0,
+            ),
         ] {
             assert_eq!(w.count(sql, id).await, expected, "{sql} [{id}]");
         }
@@ -873,7 +982,11 @@ fn bad_input_is_refused_with_typed_errors_and_writes_nothing() {
         assert_eq!(q.progress, 1);
         assert!(!q.is_completed());
         assert_eq!(
-            w.count("SELECT COUNT(*) FROM reward_ledger WHERE player_id = ?", player).await,
+            w.count(
+                "SELECT COUNT(*) FROM reward_ledger WHERE player_id = ?",
+                player
+            )
+            .await,
             0
         );
 
@@ -882,54 +995,40 @@ fn bad_input_is_refused_with_typed_errors_and_writes_nothing() {
             Retention::builder(w.pool.clone()).quests_per_day(0).build(),
             Err(RetentionError::InvalidInput { .. })
         ));
-        assert!(matches!(DayBoundary::new(24, 0), Err(RetentionError::InvalidInput { .. })));
+        assert!(matches!(
+            DayBoundary::new(24, 0),
+            Err(RetentionError::InvalidInput { .. })
+        ));
         w.assert_healthy().await;
     });
 }
 
 #[test]
-fn scratch_rollback() {
-    let (db, budget) = database("ret_scratch");
+fn a_progress_event_before_the_first_listing_generates_the_day_and_counts() {
+    let (db, budget) = database("ret_early_event");
     runtime().block_on(async {
+        // Arrange: a player who has not looked at today's quests yet, and an event kind
+        // that today's choice contains.
         let w = World::new(&db, &budget).await;
-        let player = w.player("x").await;
-        for variant in 0..3 {
-            let mut blocker = w.pool.acquire().await.unwrap();
-            let mut tx = blocker.begin().await.unwrap();
-            tx.execute(
-                "INSERT INTO reward_ledger (player_id, source, source_id, coins, xp, granted_at) \
-                 VALUES (?, 'quest', ?, 0, 0, UTC_TIMESTAMP(6))",
-                args![player, 1000 + variant],
-            )
+        let player = w.player("eager").await;
+        let day = w.retention.today();
+        let codes: Vec<&str> = QUEST_TEMPLATES.iter().map(|t| t.code).collect();
+        let first = choice::choose(&codes, 3, player, day)[0];
+        let template = QUEST_TEMPLATES.iter().find(|t| t.code == first).unwrap();
+
+        // Act
+        let advanced = w
+            .retention
+            .update_quest_progress(player, day, template.event_kind, 1)
             .await
             .unwrap();
-            let waiter = if variant > 0 {
-                let pool = w.pool.clone();
-                Some(tokio::spawn(async move {
-                    let mut c = pool.acquire().await.unwrap();
-                    let mut t = c.begin().await.unwrap();
-                    let r = t.execute(
-                        "INSERT INTO reward_ledger (player_id, source, source_id, coins, xp, granted_at) \
-                         VALUES (?, 'quest', ?, 0, 0, UTC_TIMESTAMP(6))",
-                        args![player, 1000 + variant],
-                    )
-                    .await;
-                    eprintln!("waiter insert: {r:?}");
-                }))
-            } else {
-                None
-            };
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            if variant == 2 {
-                if let Some(h) = &waiter { h.abort(); }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            tx.rollback().await.unwrap();
-            let (n,): (i64,) = blocker.fetch_one("SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = CONNECTION_ID()", args![]).await.unwrap();
-            let (ac,): (i64,) = blocker.fetch_one("SELECT @@autocommit", args![]).await.unwrap();
-            eprintln!("variant {variant}: blocker trx after rollback: {n}, autocommit {ac}");
-            drop(blocker);
-            if let Some(h) = waiter { let _ = h.await; }
-        }
+
+        // Assert
+        assert_eq!(advanced, 1);
+        let quests = w.retention.get_active_quests(player, day).await.unwrap();
+        assert_eq!(quests.len(), 3);
+        let q = quests.iter().find(|q| q.template_code == first).unwrap();
+        assert_eq!(q.progress, 1);
+        w.assert_healthy().await;
     });
 }

@@ -3,6 +3,9 @@
 
 use std::process::ExitCode;
 
+mod bench;
+mod db;
+mod run;
 mod sync_usage;
 mod test;
 
@@ -12,7 +15,10 @@ usage: cargo xtask <task> [args]
 tasks:
   sync-usage   count uses of the blocking db-sync API; ratchet them down
                (--check, --update; see `cargo xtask sync-usage --help`)
-  test         run every test of the workspace (nextest when installed)";
+  test         run every test of the workspace (nextest when installed)
+  run          run the server (against DATABASE_URL, or a private MariaDB it starts)
+  db           up|down|status|url|shell: the private development MariaDB (target/dev-db)
+  bench        benchmarks side by side, release build; writes BENCHMARKS.md";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +29,9 @@ fn main() -> ExitCode {
     match task.as_str() {
         "sync-usage" => sync_usage::run(&args[1..]),
         "test" => test::run(&args[1..]),
+        "run" => run::run(&args[1..]),
+        "db" => db::run(&args[1..]),
+        "bench" => bench::run(&args[1..]),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -32,4 +41,9 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The workspace root (xtask's parent directory).
+pub(crate) fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

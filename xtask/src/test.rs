@@ -16,7 +16,9 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
     if has_nextest {
         cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     } else {
-        eprintln!("cargo-nextest not found; running `cargo test` (install: cargo install cargo-nextest)");
+        eprintln!(
+            "cargo-nextest not found; running `cargo test` (install: cargo install cargo-nextest)"
+        );
         cmd.args(["test", "--workspace", "--no-fail-fast"]);
     }
     cmd.args(args);

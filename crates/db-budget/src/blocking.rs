@@ -99,7 +99,11 @@ mod tests {
         let start = Instant::now();
         let first = park_while(sem.acquire(), start + Duration::from_secs(1), || true);
         assert!(first.is_some());
-        let second = park_while(sem.acquire(), Instant::now() + Duration::from_millis(50), || true);
+        let second = park_while(
+            sem.acquire(),
+            Instant::now() + Duration::from_millis(50),
+            || true,
+        );
         assert!(second.is_none());
         assert!(start.elapsed() >= Duration::from_millis(50));
     }
@@ -112,7 +116,11 @@ mod tests {
             thread::sleep(Duration::from_millis(30));
             s2.add_permits(1);
         });
-        let got = park_while(sem.acquire(), Instant::now() + Duration::from_secs(5), || true);
+        let got = park_while(
+            sem.acquire(),
+            Instant::now() + Duration::from_secs(5),
+            || true,
+        );
         assert!(got.is_some());
         t.join().unwrap();
     }

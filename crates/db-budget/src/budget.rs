@@ -332,7 +332,11 @@ impl Budget {
     fn above_fair_half(&self, side: Side) -> bool {
         let held = self.inner.stats(side).held.load(Relaxed);
         let cap = self.inner.capacity;
-        if cap == 1 { held == 1 } else { held * 2 > cap + 1 }
+        if cap == 1 {
+            held == 1
+        } else {
+            held * 2 > cap + 1
+        }
     }
 
     /// Closes the budget: every waiter, and every later acquire, fails with
@@ -534,9 +538,11 @@ mod tests {
         let needed = AtomicBool::new(true);
         std::thread::scope(|s| {
             let waiter = s.spawn(|| {
-                b.acquire_blocking_while(Side::Sync, Instant::now() + Duration::from_secs(10), || {
-                    needed.load(Relaxed)
-                })
+                b.acquire_blocking_while(
+                    Side::Sync,
+                    Instant::now() + Duration::from_secs(10),
+                    || needed.load(Relaxed),
+                )
             });
             std::thread::sleep(Duration::from_millis(20));
             assert_eq!(b.inner.stats(Side::Sync).budget_waiting.load(Relaxed), 1);
@@ -570,7 +576,9 @@ mod tests {
         let mut asyncs = Vec::new();
         for _ in 0..50 {
             let b = b.clone();
-            asyncs.push(tokio::spawn(async move { b.acquire(Side::Async, deadline).await }));
+            asyncs.push(tokio::spawn(async move {
+                b.acquire(Side::Async, deadline).await
+            }));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         let b2 = b.clone();
@@ -579,11 +587,17 @@ mod tests {
         // Async gives its unit up: one async waiter is at the head, then the blocking one.
         drop(held);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(b.snapshot().async_side.held, 1, "the head of the queue (async) got it");
+        assert_eq!(
+            b.snapshot().async_side.held,
+            1,
+            "the head of the queue (async) got it"
+        );
         // That async holder gives it up again: now the blocking caller is next.
         let first = futures_first(&mut asyncs).await;
         drop(first);
-        let unit = tokio::task::spawn_blocking(move || sync.join().unwrap()).await.unwrap();
+        let unit = tokio::task::spawn_blocking(move || sync.join().unwrap())
+            .await
+            .unwrap();
         assert_eq!(unit.unwrap().side(), Side::Sync);
         b.close();
     }
@@ -648,7 +662,10 @@ mod tests {
     fn should_yield_only_when_the_other_side_waits_and_this_side_holds_too_much() {
         let b = budget(8);
         let mut units: Vec<Unit> = (0..6).map(|_| b.try_acquire(Side::Sync).unwrap()).collect();
-        assert!(!b.should_yield(Side::Sync), "nobody waits on the async side");
+        assert!(
+            !b.should_yield(Side::Sync),
+            "nobody waits on the async side"
+        );
         let async_waiting: &AtomicU32 = &b.inner.stats(Side::Async).budget_waiting;
         async_waiting.fetch_add(1, Relaxed);
         assert!(b.should_yield(Side::Sync), "6 of 8 is above the fair half");

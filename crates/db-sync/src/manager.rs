@@ -70,11 +70,16 @@ impl BudgetedManager {
         // r2d2's worker threads have no runtime: park in the budget's queue, and leave it
         // as soon as no caller waits for this connection any more.
         let still_wanted = || s.has_demand() && !s.is_closed();
-        let unit = match s.budget.acquire_blocking_while(Side::Sync, deadline, still_wanted) {
+        let unit = match s
+            .budget
+            .acquire_blocking_while(Side::Sync, deadline, still_wanted)
+        {
             Ok(unit) => unit,
             Err(WaitError::TimedOut) => return Slot::failed(ConnectFailure::BudgetTimedOut),
             Err(WaitError::Closed) => return Slot::failed(ConnectFailure::Closed),
-            Err(WaitError::CalledOff) if s.is_closed() => return Slot::failed(ConnectFailure::Closed),
+            Err(WaitError::CalledOff) if s.is_closed() => {
+                return Slot::failed(ConnectFailure::Closed);
+            }
             Err(WaitError::CalledOff) => return Slot::failed(ConnectFailure::NoDemand),
         };
         if s.is_closed() {

@@ -44,6 +44,7 @@
 //! `cp` programs (from the mariadb-server and mariadb-client packages), and
 //! `cc` for the oracle shim.
 
+pub mod dev;
 mod error;
 mod hash;
 mod mariadbd;

@@ -104,6 +104,16 @@ fn active_api() -> &'static Api {
     )
 }
 
+/// The shim library (built on first use), for running another program under the
+/// oracle: start it with `LD_PRELOAD=<this path>`.
+///
+/// # Errors
+///
+/// If the shim cannot be compiled (no `cc`).
+pub fn shim_library() -> io::Result<std::path::PathBuf> {
+    crate::shim::shim_path()
+}
+
 /// Whether the shim is loaded in this process.
 pub fn is_active() -> bool {
     api().is_some()

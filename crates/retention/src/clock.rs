@@ -120,7 +120,8 @@ impl DayBoundary {
 
     /// How far a game day's start lies after UTC midnight of its date.
     fn shift(&self) -> Duration {
-        Duration::hours(i64::from(self.reset_hour)) - Duration::minutes(i64::from(self.utc_offset_minutes))
+        Duration::hours(i64::from(self.reset_hour))
+            - Duration::minutes(i64::from(self.utc_offset_minutes))
     }
 
     /// The game day `now` belongs to.
@@ -187,15 +188,28 @@ mod tests {
             let day = date(2024, 2, 29);
             let start = b.start_of(day);
             assert_eq!(b.day_of(start), day, "{b:?}");
-            assert_eq!(b.day_of(start - Duration::nanoseconds(1)), date(2024, 2, 28), "{b:?}");
+            assert_eq!(
+                b.day_of(start - Duration::nanoseconds(1)),
+                date(2024, 2, 28),
+                "{b:?}"
+            );
         }
     }
 
     #[test]
     fn out_of_range_settings_are_refused() {
-        assert!(matches!(DayBoundary::new(24, 0), Err(RetentionError::InvalidInput { .. })));
-        assert!(matches!(DayBoundary::new(0, 841), Err(RetentionError::InvalidInput { .. })));
-        assert!(matches!(DayBoundary::new(0, -841), Err(RetentionError::InvalidInput { .. })));
+        assert!(matches!(
+            DayBoundary::new(24, 0),
+            Err(RetentionError::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            DayBoundary::new(0, 841),
+            Err(RetentionError::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            DayBoundary::new(0, -841),
+            Err(RetentionError::InvalidInput { .. })
+        ));
     }
 
     #[test]

@@ -58,7 +58,11 @@ const INSERT_QUESTS: &str = "INSERT INTO player_daily_quests \
     (player_id, day, template_id, slot, event_kind, target, reward_coins, reward_xp, created_at) VALUES ";
 const ONE_QUEST: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
-async fn list_quests(conn: &mut Conn, player_id: u64, day: NaiveDate) -> Result<Vec<DailyQuest>, RetentionError> {
+async fn list_quests(
+    conn: &mut Conn,
+    player_id: u64,
+    day: NaiveDate,
+) -> Result<Vec<DailyQuest>, RetentionError> {
     let rows: Vec<QuestRow> = conn
         .fetch_all(
             "SELECT q.id, q.player_id, q.day, t.code AS template_code, t.title, q.event_kind, \
@@ -71,7 +75,11 @@ async fn list_quests(conn: &mut Conn, player_id: u64, day: NaiveDate) -> Result<
     Ok(rows.into_iter().map(DailyQuest::from).collect())
 }
 
-async fn count_quests(conn: &mut Conn, player_id: u64, day: NaiveDate) -> Result<i64, RetentionError> {
+async fn count_quests(
+    conn: &mut Conn,
+    player_id: u64,
+    day: NaiveDate,
+) -> Result<i64, RetentionError> {
     let (n,): (i64,) = conn
         .fetch_one(
             "SELECT COUNT(*) FROM player_daily_quests WHERE player_id = ? AND day = ?",
@@ -143,7 +151,12 @@ impl Retention {
     /// The count runs after the lock is granted; it is the transaction's first
     /// consistent read, so its REPEATABLE READ snapshot is taken then and includes
     /// whatever an earlier generator committed before releasing the lock.
-    async fn generate_on(&self, conn: &mut AsyncConn, player_id: u64, day: NaiveDate) -> Result<(), RetentionError> {
+    async fn generate_on(
+        &self,
+        conn: &mut AsyncConn,
+        player_id: u64,
+        day: NaiveDate,
+    ) -> Result<(), RetentionError> {
         let now = self.now_utc();
         let mut tx = conn.begin().await?;
         lock_player(&mut tx, player_id).await?;
@@ -224,8 +237,9 @@ impl Retention {
         event_kind: &str,
         amount: i64,
     ) -> Result<u64, RetentionError> {
-        let amount = progress::validate_amount(amount)
-            .ok_or_else(|| RetentionError::invalid(format!("progress amount must be more than 0, got {amount}")))?;
+        let amount = progress::validate_amount(amount).ok_or_else(|| {
+            RetentionError::invalid(format!("progress amount must be more than 0, got {amount}"))
+        })?;
         validate_event_kind(event_kind)?;
         retrying("update_quest_progress", || async {
             let mut conn = self.pool.acquire().await?;
@@ -254,7 +268,11 @@ impl Retention {
     /// [`RetentionError::QuestNotFound`] (also for another player's quest),
     /// [`RetentionError::PlayerNotFound`], [`RetentionError::Db`]. On every error
     /// nothing was written.
-    pub async fn complete_quest(&self, player_id: u64, quest_id: u64) -> Result<QuestReward, RetentionError> {
+    pub async fn complete_quest(
+        &self,
+        player_id: u64,
+        quest_id: u64,
+    ) -> Result<QuestReward, RetentionError> {
         retrying("complete_quest", || async {
             let mut conn = self.pool.acquire().await?;
             let now = self.now_utc();

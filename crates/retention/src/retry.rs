@@ -13,7 +13,10 @@ const ATTEMPTS: u32 = 5;
 /// [`ATTEMPTS`] times. A transient error (deadlock 1213, lock wait timeout 1205) means
 /// InnoDB rolled the transaction back, so running the whole attempt again is safe.
 /// Each attempt takes its own connection, so none is held during the back-off.
-pub(crate) async fn retrying<T, F, Fut>(what: &'static str, mut attempt: F) -> Result<T, RetentionError>
+pub(crate) async fn retrying<T, F, Fut>(
+    what: &'static str,
+    mut attempt: F,
+) -> Result<T, RetentionError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, RetentionError>>,
@@ -44,7 +47,59 @@ fn backoff(attempt: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use db_budget::DbError;
+
     use super::*;
+
+    fn db_error(code: u16) -> RetentionError {
+        RetentionError::Db(DbError::query(Some(code), None, "simulated"))
+    }
+
+    async fn run(fail_first: u32, code: u16) -> (Result<u32, RetentionError>, u32) {
+        let calls = AtomicU32::new(0);
+        let result = retrying("test", || async {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if n <= fail_first {
+                Err(db_error(code))
+            } else {
+                Ok(n)
+            }
+        })
+        .await;
+        (result, calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn deadlocks_and_lock_wait_timeouts_are_retried_until_success() {
+        let (result, calls) = run(2, 1213).await;
+        assert_eq!((result.unwrap(), calls), (3, 3));
+        let (result, calls) = run(1, 1205).await;
+        assert_eq!((result.unwrap(), calls), (2, 2));
+    }
+
+    #[tokio::test]
+    async fn retries_stop_after_five_attempts() {
+        let (result, calls) = run(u32::MAX, 1213).await;
+        assert!(result.unwrap_err().is_transient());
+        assert_eq!(calls, ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let (result, calls) = run(u32::MAX, 1062).await;
+        assert!(matches!(result, Err(RetentionError::Db(e)) if e.is_duplicate_key()));
+        assert_eq!(calls, 1);
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = retrying("test", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(RetentionError::PlayerNotFound { player_id: 1 })
+        })
+        .await;
+        assert!(result.unwrap_err().is_not_found());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn backoff_grows_and_stays_within_its_jitter_band() {
@@ -52,7 +107,10 @@ mod tests {
             let base = 5_000u64 << (attempt - 1);
             for _ in 0..100 {
                 let us = backoff(attempt).as_micros() as u64;
-                assert!((base / 2..base * 3 / 2).contains(&us), "attempt {attempt}: {us} µs");
+                assert!(
+                    (base / 2..base * 3 / 2).contains(&us),
+                    "attempt {attempt}: {us} µs"
+                );
             }
         }
     }

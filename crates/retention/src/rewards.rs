@@ -21,7 +21,11 @@ async fn tier(conn: &mut Conn, day_number: u8) -> Result<RewardTier, RetentionEr
     let (coins, xp) = found.ok_or_else(|| RetentionError::NotInitialized {
         what: format!("daily reward tier {day_number} (run initialize_daily_rewards at startup)"),
     })?;
-    Ok(RewardTier { day_number, coins, xp })
+    Ok(RewardTier {
+        day_number,
+        coins,
+        xp,
+    })
 }
 
 impl Retention {
@@ -41,7 +45,11 @@ impl Retention {
     /// player already claimed a later day (claims only go forward);
     /// [`RetentionError::PlayerNotFound`]; [`RetentionError::NotInitialized`] without
     /// reward tiers; [`RetentionError::Db`]. On every error nothing was written.
-    pub async fn claim_daily_reward(&self, player_id: u64, day: NaiveDate) -> Result<ClaimedReward, RetentionError> {
+    pub async fn claim_daily_reward(
+        &self,
+        player_id: u64,
+        day: NaiveDate,
+    ) -> Result<ClaimedReward, RetentionError> {
         retrying("claim_daily_reward", || async {
             let mut conn = self.pool.acquire().await?;
             let now = self.now_utc();
@@ -122,7 +130,11 @@ impl Retention {
     ///
     /// [`RetentionError::PlayerNotFound`]; [`RetentionError::NotInitialized`] without
     /// reward tiers; [`RetentionError::Db`].
-    pub async fn reward_status(&self, player_id: u64, day: NaiveDate) -> Result<RewardStatus, RetentionError> {
+    pub async fn reward_status(
+        &self,
+        player_id: u64,
+        day: NaiveDate,
+    ) -> Result<RewardStatus, RetentionError> {
         let mut conn = self.pool.acquire().await?;
         require_player(&mut conn, player_id).await?;
         let latest: Option<(NaiveDate, u32, u8, u32, u32)> = conn
@@ -134,10 +146,17 @@ impl Retention {
                 args![player_id, day],
             )
             .await?;
-        let status = streak::status(latest.map(|(day, streak, ..)| PastClaim { day, streak }), day);
+        let status = streak::status(
+            latest.map(|(day, streak, ..)| PastClaim { day, streak }),
+            day,
+        );
         let reward = match latest {
             // Claimed: what was actually granted (tiers may have changed since).
-            Some((_, _, day_number, coins, xp)) if status.claimed => RewardTier { day_number, coins, xp },
+            Some((_, _, day_number, coins, xp)) if status.claimed => RewardTier {
+                day_number,
+                coins,
+                xp,
+            },
             _ => tier(&mut conn, tiers::tier_day(status.reward_streak)).await?,
         };
         Ok(RewardStatus {

@@ -109,13 +109,41 @@ pub struct RewardTier {
 
 /// The 7-day login reward cycle of this release (the seventh day is the big one).
 pub const REWARD_TIERS: [RewardTier; CYCLE_DAYS as usize] = [
-    RewardTier { day_number: 1, coins: 10, xp: 5 },
-    RewardTier { day_number: 2, coins: 20, xp: 10 },
-    RewardTier { day_number: 3, coins: 30, xp: 15 },
-    RewardTier { day_number: 4, coins: 40, xp: 20 },
-    RewardTier { day_number: 5, coins: 50, xp: 25 },
-    RewardTier { day_number: 6, coins: 60, xp: 30 },
-    RewardTier { day_number: 7, coins: 150, xp: 75 },
+    RewardTier {
+        day_number: 1,
+        coins: 10,
+        xp: 5,
+    },
+    RewardTier {
+        day_number: 2,
+        coins: 20,
+        xp: 10,
+    },
+    RewardTier {
+        day_number: 3,
+        coins: 30,
+        xp: 15,
+    },
+    RewardTier {
+        day_number: 4,
+        coins: 40,
+        xp: 20,
+    },
+    RewardTier {
+        day_number: 5,
+        coins: 50,
+        xp: 25,
+    },
+    RewardTier {
+        day_number: 6,
+        coins: 60,
+        xp: 30,
+    },
+    RewardTier {
+        day_number: 7,
+        coins: 150,
+        xp: 75,
+    },
 ];
 
 /// What a seeding run did. A second run with unchanged code reports only
@@ -136,7 +164,8 @@ pub struct SeedReport {
 fn validate_templates(templates: &[QuestTemplate]) -> Result<(), RetentionError> {
     let mut codes = HashSet::new();
     for t in templates {
-        let bad = |what: &str| RetentionError::invalid(format!("quest template {:?}: {what}", t.code));
+        let bad =
+            |what: &str| RetentionError::invalid(format!("quest template {:?}: {what}", t.code));
         if t.code.is_empty() || t.code.chars().count() > 64 {
             return Err(bad("code must have 1..=64 characters"));
         }
@@ -217,7 +246,14 @@ pub(crate) async fn seed_templates(
                 conn.execute(
                     "UPDATE daily_quest_templates SET title = ?, event_kind = ?, target = ?, \
                      reward_coins = ?, reward_xp = ?, active = TRUE WHERE id = ?",
-                    args![t.title, t.event_kind, t.target, t.reward_coins, t.reward_xp, row.id],
+                    args![
+                        t.title,
+                        t.event_kind,
+                        t.target,
+                        t.reward_coins,
+                        t.reward_xp,
+                        row.id
+                    ],
                 )
                 .await?;
                 report.updated += 1;
@@ -238,7 +274,10 @@ pub(crate) async fn seed_templates(
         }
     }
     let in_code: HashSet<&str> = templates.iter().map(|t| t.code).collect();
-    for row in rows.iter().filter(|r| r.active && !in_code.contains(r.code.as_str())) {
+    for row in rows
+        .iter()
+        .filter(|r| r.active && !in_code.contains(r.code.as_str()))
+    {
         conn.execute(
             "UPDATE daily_quest_templates SET active = FALSE WHERE id = ?",
             args![row.id],
@@ -256,7 +295,10 @@ pub(crate) async fn seed_tiers(
 ) -> Result<SeedReport, RetentionError> {
     validate_tiers(tiers)?;
     let rows: Vec<(u8, u32, u32)> = conn
-        .fetch_all("SELECT day_number, coins, xp FROM daily_reward_tiers", args![])
+        .fetch_all(
+            "SELECT day_number, coins, xp FROM daily_reward_tiers",
+            args![],
+        )
         .await?;
     let by_day: HashMap<u8, (u32, u32)> = rows.iter().map(|&(d, c, x)| (d, (c, x))).collect();
     let mut report = SeedReport::default();
@@ -289,7 +331,10 @@ mod tests {
     fn the_shipped_seeds_are_valid() {
         validate_templates(QUEST_TEMPLATES).unwrap();
         validate_tiers(&REWARD_TIERS).unwrap();
-        assert!(QUEST_TEMPLATES.len() >= 3, "enough templates for the default 3 a day");
+        assert!(
+            QUEST_TEMPLATES.len() >= 3,
+            "enough templates for the default 3 a day"
+        );
     }
 
     #[test]
@@ -298,7 +343,10 @@ mod tests {
         for bad in [
             QuestTemplate { target: 0, ..good },
             QuestTemplate { code: "", ..good },
-            QuestTemplate { event_kind: "an_event_kind_longer_than_32_chars", ..good },
+            QuestTemplate {
+                event_kind: "an_event_kind_longer_than_32_chars",
+                ..good
+            },
         ] {
             assert!(matches!(
                 validate_templates(&[bad]),

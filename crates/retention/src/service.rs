@@ -176,7 +176,10 @@ impl Retention {
     ///
     /// [`RetentionError::InvalidInput`] unless the tiers cover days 1..=7 once each,
     /// [`RetentionError::Db`] when the database fails.
-    pub async fn seed_reward_tiers(&self, tiers: &[RewardTier]) -> Result<SeedReport, RetentionError> {
+    pub async fn seed_reward_tiers(
+        &self,
+        tiers: &[RewardTier],
+    ) -> Result<SeedReport, RetentionError> {
         retrying("seed_reward_tiers", || async {
             let mut conn = self.pool.acquire().await?;
             seeds::seed_tiers(&mut conn, tiers).await
@@ -220,7 +223,10 @@ pub(crate) async fn require_player(conn: &mut Conn, player_id: u64) -> Result<()
 /// there is no such player.
 pub(crate) async fn lock_player(tx: &mut Conn, player_id: u64) -> Result<(), RetentionError> {
     let found: Option<(u64,)> = tx
-        .fetch_optional("SELECT id FROM players WHERE id = ? FOR UPDATE", args![player_id])
+        .fetch_optional(
+            "SELECT id FROM players WHERE id = ? FOR UPDATE",
+            args![player_id],
+        )
         .await?;
     found
         .map(|_| ())

@@ -124,7 +124,11 @@ mod tests {
     #[test]
     fn choices_vary_across_days_and_players_and_cover_every_candidate() {
         let by_day: HashSet<Vec<&str>> = (0..30).map(|n| choose(&CODES, 3, 7, d(n))).collect();
-        assert!(by_day.len() > 10, "only {} distinct choices in 30 days", by_day.len());
+        assert!(
+            by_day.len() > 10,
+            "only {} distinct choices in 30 days",
+            by_day.len()
+        );
         let by_player: HashSet<Vec<&str>> = (0..30).map(|p| choose(&CODES, 3, p, d(0))).collect();
         assert!(by_player.len() > 10);
 

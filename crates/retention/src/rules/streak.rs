@@ -104,19 +104,34 @@ mod tests {
 
     #[test]
     fn consecutive_days_continue_the_streak() {
-        assert_eq!(decide_claim(claim(4, 3), d(5)), ClaimDecision::Claim { streak: 4 });
-        assert_eq!(decide_claim(claim(7, 7), d(8)), ClaimDecision::Claim { streak: 8 });
+        assert_eq!(
+            decide_claim(claim(4, 3), d(5)),
+            ClaimDecision::Claim { streak: 4 }
+        );
+        assert_eq!(
+            decide_claim(claim(7, 7), d(8)),
+            ClaimDecision::Claim { streak: 8 }
+        );
     }
 
     #[test]
     fn a_missed_day_restarts_at_one() {
-        assert_eq!(decide_claim(claim(3, 3), d(5)), ClaimDecision::Claim { streak: 1 });
-        assert_eq!(decide_claim(claim(1, 9), d(30)), ClaimDecision::Claim { streak: 1 });
+        assert_eq!(
+            decide_claim(claim(3, 3), d(5)),
+            ClaimDecision::Claim { streak: 1 }
+        );
+        assert_eq!(
+            decide_claim(claim(1, 9), d(30)),
+            ClaimDecision::Claim { streak: 1 }
+        );
     }
 
     #[test]
     fn the_same_day_twice_is_already_claimed_and_earlier_days_are_refused() {
-        assert_eq!(decide_claim(claim(5, 2), d(5)), ClaimDecision::AlreadyClaimed);
+        assert_eq!(
+            decide_claim(claim(5, 2), d(5)),
+            ClaimDecision::AlreadyClaimed
+        );
         assert_eq!(
             decide_claim(claim(6, 2), d(5)),
             ClaimDecision::BeforeLatest { latest: d(6) }
@@ -132,7 +147,10 @@ mod tests {
                 panic!("day {day} refused");
             };
             streaks.push(streak);
-            latest = Some(PastClaim { day: d(day), streak });
+            latest = Some(PastClaim {
+                day: d(day),
+                streak,
+            });
         }
         assert_eq!(streaks, [1, 2, 3, 4, 5, 6, 7, 8, 1, 2]);
     }
@@ -152,22 +170,38 @@ mod tests {
         // Nothing claimed yet.
         assert_eq!(
             status(None, d(5)),
-            StreakStatus { claimed: false, current: 0, reward_streak: 1 }
+            StreakStatus {
+                claimed: false,
+                current: 0,
+                reward_streak: 1
+            }
         );
         // Yesterday claimed: the streak is alive, today would continue it.
         assert_eq!(
             status(claim(4, 3), d(5)),
-            StreakStatus { claimed: false, current: 3, reward_streak: 4 }
+            StreakStatus {
+                claimed: false,
+                current: 3,
+                reward_streak: 4
+            }
         );
         // Today claimed.
         assert_eq!(
             status(claim(5, 4), d(5)),
-            StreakStatus { claimed: true, current: 4, reward_streak: 4 }
+            StreakStatus {
+                claimed: true,
+                current: 4,
+                reward_streak: 4
+            }
         );
         // Missed yesterday: broken.
         assert_eq!(
             status(claim(3, 3), d(5)),
-            StreakStatus { claimed: false, current: 0, reward_streak: 1 }
+            StreakStatus {
+                claimed: false,
+                current: 0,
+                reward_streak: 1
+            }
         );
     }
 

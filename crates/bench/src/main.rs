@@ -1,0 +1,152 @@
+//! `cargo xtask bench`: the budgeted pools measured side by side with raw sqlx, raw r2d2,
+//! the legacy connect-per-call pattern and sysbench, on one private MariaDB, in one run.
+//! Writes BENCHMARKS.md (and docs/scale-curve.svg) and prints the same.
+//!
+//! The process re-runs itself under the connection oracle (an LD_PRELOAD shim), so the
+//! peak number of physical connections is exact, not sampled.
+
+mod measure;
+mod report;
+mod runs;
+mod svg;
+mod sysbench;
+
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use mariadb_harness::{Server, ServerOptions, oracle};
+
+use crate::measure::Timing;
+
+/// The query every benchmark runs: sysbench's point select.
+pub const SQL: &str = "SELECT c FROM sbtest1 WHERE id = ?";
+pub const ROWS: u64 = 10_000;
+/// `MAX_CONNECTIONS` for the budgeted pools, and `max_connections` of the raw pools.
+pub const BUDGET: u32 = 20;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub timing: Timing,
+    pub reps: usize,
+    pub out: Option<std::path::PathBuf>,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut o = Options {
+        timing: Timing {
+            warmup: Duration::from_millis(300),
+            measure: Duration::from_secs(2),
+        },
+        reps: 3,
+        out: Some(workspace_root().join("BENCHMARKS.md")),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => {
+                o.timing = Timing {
+                    warmup: Duration::from_millis(100),
+                    measure: Duration::from_millis(400),
+                };
+                o.reps = 1;
+            }
+            "--reps" => {
+                o.reps = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or("--reps takes a number")?
+            }
+            "--no-write" => o.out = None,
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (accepted: --quick, --reps N, --no-write)"
+                ));
+            }
+        }
+    }
+    Ok(o)
+}
+
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn main() -> ExitCode {
+    if !oracle::is_active() {
+        return rerun_under_oracle();
+    }
+    let opts = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runs::all(&opts) {
+        Ok(rep) => {
+            let text = report::render(&rep);
+            println!("{text}");
+            if let Some(path) = &opts.out {
+                let svg = workspace_root().join("docs/scale-curve.svg");
+                let written = std::fs::create_dir_all(workspace_root().join("docs"))
+                    .and_then(|()| std::fs::write(&svg, report::scale_svg(&rep)))
+                    .and_then(|()| std::fs::write(path, &text));
+                if let Err(e) = written {
+                    eprintln!("error: could not write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("wrote {} and {}", path.display(), svg.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Starts this program again with the oracle shim preloaded.
+fn rerun_under_oracle() -> ExitCode {
+    if std::env::var_os("BENCH_UNDER_ORACLE").is_some() {
+        eprintln!("error: the connection oracle shim did not load");
+        return ExitCode::FAILURE;
+    }
+    let shim = match oracle::shim_library() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot build the connection oracle shim: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let status = std::env::current_exe().and_then(|exe| {
+        Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env("LD_PRELOAD", shim)
+            .env("BENCH_UNDER_ORACLE", "1")
+            .status()
+    });
+    match status {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The benchmark server: private, with room for connect-per-call at 256 tasks.
+pub fn start_server() -> Result<(Server, String), String> {
+    let server = Server::start(ServerOptions {
+        max_connections: 700,
+        ..Default::default()
+    })
+    .map_err(|e| format!("cannot start a private MariaDB: {e}"))?;
+    oracle::watch(server.port(), Some(server.socket_path()));
+    let db = server.create_database("bench").map_err(|e| e.to_string())?;
+    sysbench::ensure_installed()?;
+    sysbench::prepare(&server, &db)?;
+    Ok((server, db))
+}
