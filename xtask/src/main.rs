@@ -18,7 +18,8 @@ tasks:
   test         run every test of the workspace (nextest when installed)
   run          run the server (against DATABASE_URL, or a private MariaDB it starts)
   db           up|down|status|url|shell: the private development MariaDB (target/dev-db)
-  bench        benchmarks side by side, release build; writes BENCHMARKS.md";
+  bench        benchmarks side by side, release build; writes BENCHMARKS.md
+  loadtest     the 1040 outage before and after (--secs N, default 30); writes LOADTEST.md";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,6 +33,11 @@ fn main() -> ExitCode {
         "run" => run::run(&args[1..]),
         "db" => db::run(&args[1..]),
         "bench" => bench::run(&args[1..]),
+        "loadtest" => {
+            let mut a = vec!["loadtest".to_owned()];
+            a.extend_from_slice(&args[1..]);
+            bench::run(&a)
+        }
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS

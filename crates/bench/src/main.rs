@@ -5,6 +5,7 @@
 //! The process re-runs itself under the connection oracle (an LD_PRELOAD shim), so the
 //! peak number of physical connections is exact, not sampled.
 
+mod loadtest;
 mod measure;
 mod report;
 mod runs;
@@ -75,6 +76,20 @@ pub fn workspace_root() -> std::path::PathBuf {
 fn main() -> ExitCode {
     if !oracle::is_active() {
         return rerun_under_oracle();
+    }
+    if std::env::args().nth(1).as_deref() == Some("loadtest") {
+        let secs = std::env::args()
+            .skip_while(|a| a != "--secs")
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30);
+        return match loadtest::main(secs) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let opts = match parse_args() {
         Ok(o) => o,

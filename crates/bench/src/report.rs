@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::measure::{Stats, Timing, median};
 use crate::runs::CONCURRENCY;
-use crate::svg::{Series, chart};
+use crate::svg::{Scale, Series, chart};
 
 /// All runs of one variant at one concurrency.
 #[derive(Debug, Clone)]
@@ -384,6 +384,7 @@ pub fn scale_svg(rep: &Report) -> String {
             colour: "#1f77b4",
             points: qps,
         }],
+        Scale::Log,
     );
     let bottom = chart(
         "acquire wait p99 by concurrent tasks",
@@ -394,6 +395,7 @@ pub fn scale_svg(rep: &Report) -> String {
             colour: "#d62728",
             points: wait,
         }],
+        Scale::Log,
     );
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"720\">\n<g>{}</g>\n<g transform=\"translate(0,360)\">{}</g>\n</svg>\n",

@@ -9,8 +9,30 @@ pub struct Series<'a> {
     pub points: Vec<(f64, f64)>,
 }
 
-/// A chart with a log-scale x axis (concurrency) and a linear y axis.
-pub fn chart(title: &str, x_label: &str, y_label: &str, series: &[Series<'_>]) -> String {
+/// How the x axis is scaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// For concurrency (1 … 2000).
+    Log,
+    /// For time.
+    Linear,
+}
+
+/// A line chart with a linear y axis from 0.
+pub fn chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series<'_>],
+    scale: Scale,
+) -> String {
+    let tx = |x: f64| {
+        if scale == Scale::Log {
+            x.max(1.0).ln()
+        } else {
+            x
+        }
+    };
     let (w, h, left, bottom, top, right) = (640.0, 360.0, 70.0, 50.0, 40.0, 20.0);
     let xs: Vec<f64> = series
         .iter()
@@ -20,13 +42,10 @@ pub fn chart(title: &str, x_label: &str, y_label: &str, series: &[Series<'_>]) -
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .collect();
+    let lowest = if scale == Scale::Log { 1.0 } else { 0.0 };
     let (xmin, xmax) = (
-        xs.iter()
-            .cloned()
-            .fold(f64::INFINITY, f64::min)
-            .max(1.0)
-            .ln(),
-        xs.iter().cloned().fold(1.0, f64::max).ln(),
+        tx(xs.iter().cloned().fold(f64::INFINITY, f64::min).max(lowest)),
+        tx(xs.iter().cloned().fold(1.0, f64::max)),
     );
     let ymax = ys.iter().cloned().fold(0.0, f64::max).max(1e-9) * 1.1;
     let px =
@@ -65,12 +84,24 @@ pub fn chart(title: &str, x_label: &str, y_label: &str, series: &[Series<'_>]) -
             fmt_num(y)
         );
     }
-    if let Some(first) = series.first() {
+    if let Some(first) = series.first().filter(|_| scale == Scale::Log) {
         for (x, _) in &first.points {
             let _ = writeln!(
                 s,
                 r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
                 px(*x),
+                h - bottom + 16.0,
+                x
+            );
+        }
+    }
+    if scale == Scale::Linear {
+        for i in 0..=5 {
+            let x = xmin + (xmax - xmin) * f64::from(i) / 5.0;
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{}" text-anchor="middle">{:.0}</text>"#,
+                px(x),
                 h - bottom + 16.0,
                 x
             );
