@@ -267,8 +267,7 @@ fn legacy_load(
         }
         pool.close().await;
     });
-    let n = leaked.lock().unwrap().len();
-    n
+    leaked.lock().unwrap().len()
 }
 
 fn budgeted_load(
