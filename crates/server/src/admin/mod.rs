@@ -1,1 +1,50 @@
-//! Admin listener (under construction).
+//! The admin listener: health, readiness, Prometheus metrics, the budget as JSON and a
+//! live dashboard (DESIGN §2 I5, §6).
+//!
+//! It is served on its own listener (127.0.0.1 by default), apart from the game API,
+//! and takes no player tokens: bind it where only operators can reach it.
+//!
+//! | route | what |
+//! |---|---|
+//! | `/healthz` | the process is up (no database call) |
+//! | `/readyz` | both pools reach the server: `SELECT 1` through each, bounded in time |
+//! | `/metrics` | Prometheus text format 0.0.4, `db_*` names |
+//! | `/api/pool` | the budget [`Snapshot`](db_budget::Snapshot) as JSON, plus p50/p99 and utilisation |
+//! | `/dashboard` | one self-contained HTML page polling `/api/pool` |
+//!
+//! Reading the numbers never takes a budget unit: only `/readyz` touches the database.
+
+mod dashboard;
+mod health;
+mod metrics;
+mod pool_json;
+
+use axum::Router;
+use axum::response::Redirect;
+use axum::routing::get;
+
+pub use metrics::render as render_metrics;
+pub use pool_json::pool_json;
+
+/// What the admin routes read: the budget and the two pools drawing from it.
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    /// The process-wide connection budget.
+    pub budget: db_budget::Budget,
+    /// The async pool (probed by `/readyz`).
+    pub async_pool: db_async::AsyncPool,
+    /// The blocking pool (probed by `/readyz` on a blocking thread).
+    pub sync_pool: db_sync::SyncPool,
+}
+
+/// The admin routes, ready to be served (`axum::serve`) on the admin listener.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::temporary("/dashboard") }))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::handler))
+        .route("/api/pool", get(pool_json::handler))
+        .route("/dashboard", get(dashboard::handler))
+        .with_state(state)
+}

@@ -1,0 +1,78 @@
+//! Helpers for `tests/admin.rs`: a private database with both pools and the admin
+//! router on an ephemeral port, a tiny HTTP/1.1 client, and headless Chromium.
+
+#![allow(dead_code)]
+
+pub mod browser;
+pub mod http;
+pub mod load;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use db_async::AsyncPool;
+use db_budget::{Budget, DatabaseUrl};
+use db_sync::SyncPool;
+use mariadb_harness::Server;
+use server::admin::{AdminState, router};
+
+/// The admin router served on `127.0.0.1:<ephemeral>` over a fresh database.
+pub struct Admin {
+    pub addr: SocketAddr,
+    pub budget: Budget,
+    pub async_pool: AsyncPool,
+    pub sync_pool: SyncPool,
+    serve: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        self.serve.abort();
+        self.sync_pool.close();
+    }
+}
+
+/// Starts a database, a budget of `units`, both pools and the admin router.
+pub async fn start(prefix: &str, units: u32) -> Admin {
+    let server = Server::shared();
+    let db = server.create_database(prefix).expect("create database");
+    let url = DatabaseUrl::parse(&server.app_url(&db)).expect("database url");
+    let budget = Budget::new(units, Duration::from_secs(30));
+    let async_pool = AsyncPool::builder(url.clone(), budget.clone())
+        .pool_timeout(Duration::from_secs(10))
+        .build();
+    let sync_pool = SyncPool::builder(url, budget.clone())
+        .pool_timeout(Duration::from_secs(10))
+        .build();
+    let app = router(AdminState {
+        budget: budget.clone(),
+        async_pool: async_pool.clone(),
+        sync_pool: sync_pool.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the admin listener");
+    let addr = listener.local_addr().expect("local addr");
+    let serve = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("admin server");
+    });
+    Admin {
+        addr,
+        budget,
+        async_pool,
+        sync_pool,
+        serve,
+    }
+}
+
+impl Admin {
+    /// `GET path` on the admin listener.
+    pub async fn get(&self, path: &str) -> http::Response {
+        http::get(self.addr, path).await
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
