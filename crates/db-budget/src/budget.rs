@@ -637,24 +637,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_waiter_asks_the_other_side_to_shrink() {
-        let b = budget(1);
+    async fn a_waiter_asks_the_other_side_to_shrink_only_when_it_can_spare() {
+        let b = budget(4);
         let shrinker = Arc::new(CountingShrinker(AtomicUsize::new(0)));
         let weak: Weak<dyn Shrink> = Arc::downgrade(&(shrinker.clone() as Arc<dyn Shrink>));
         b.register_shrinker(Side::Sync, weak);
-        let _held = b.try_acquire(Side::Sync).unwrap();
-        let _ = b
-            .acquire(Side::Async, Instant::now() + Duration::from_millis(30))
-            .await;
+        let _sync_unit = b.try_acquire(Side::Sync).unwrap();
+        let _async_units: Vec<Unit> = (0..3)
+            .map(|_| b.try_acquire(Side::Async).unwrap())
+            .collect();
+        let wait = |ms| b.acquire(Side::Async, Instant::now() + Duration::from_millis(ms));
+
+        // Nobody on the sync side waits: its idle connection can go, and is asked for on
+        // starting to wait and again while waiting.
+        let _ = wait(30).await;
         let asked = shrinker.0.load(Relaxed);
         assert!(asked >= 2, "asked on starting to wait, and again ({asked})");
 
-        // A side whose own callers wait cannot spare its idle connections (while it holds
-        // no more than its fair half): it is not asked.
+        // A sync caller waits and the sync side holds no more than its fair half: a
+        // connection idle between two of its callers is not taken.
         let _sync_caller_waits = b.waiting(Side::Sync);
-        let _ = b
-            .acquire(Side::Async, Instant::now() + Duration::from_millis(30))
-            .await;
+        let _ = wait(30).await;
         assert_eq!(shrinker.0.load(Relaxed), asked);
     }
 

@@ -208,7 +208,8 @@ pub fn parse_duration(raw: &str) -> Result<Duration, &'static str> {
 
 /// A bad configuration value: which variable, what was wrong, and what it accepts.
 ///
-/// The value is shown as given, except a `DATABASE_URL`, whose password is replaced.
+/// The value is shown as given, except that anything shaped like a URL with a password
+/// has the password replaced (in any variable, in case one was pasted into the wrong one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     variable: &'static str,
@@ -218,11 +219,9 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(variable: &'static str, raw: &str, reason: &str) -> Self {
-        let shown_value = if variable == "DATABASE_URL" {
-            crate::url::redact(raw)
-        } else {
-            raw.to_owned()
-        };
+        // Redacted whatever the variable: a URL pasted into the wrong variable must not
+        // print its password either.
+        let shown_value = crate::url::redact(raw);
         ConfigError {
             variable,
             shown_value,

@@ -149,19 +149,31 @@ impl fmt::Debug for DatabaseUrl {
 /// Replaces the password of something that looks like a URL with `***`, for messages
 /// about a value that did not parse.
 pub(crate) fn redact(raw: &str) -> String {
-    let Some(scheme_end) = raw.find("://") else {
+    let scheme_end = raw.find("://").map(|i| i + 3);
+    let (prefix, rest) = raw.split_at(scheme_end.unwrap_or(0));
+    // `user:password@host`: everything between the first `:` and the last `@` is hidden
+    // (a password may itself contain `@`, `?` or `/` when not percent-encoded).
+    if let Some(at) = rest.rfind('@') {
+        return match rest[..at].find(':') {
+            Some(colon) => format!("{prefix}{}:***{}", &rest[..colon], &rest[at..]),
+            None => raw.to_owned(),
+        };
+    }
+    if scheme_end.is_none() {
         return raw.to_owned();
-    };
-    let rest = &raw[scheme_end + 3..];
+    }
+    // No `@`: `host:3306` is a port, but `user:something` (a URL missing its `@`)
+    // may be a password: when in doubt, hide it.
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => format!(
-            "{}{}:***{}",
-            &raw[..scheme_end + 3],
-            &authority[..colon],
-            &raw[scheme_end + 3 + at..]
-        ),
+    match authority.find(':') {
+        Some(colon) if !authority[colon + 1..].chars().all(|c| c.is_ascii_digit()) => {
+            format!(
+                "{prefix}{}:***{}",
+                &authority[..colon],
+                &rest[authority_end..]
+            )
+        }
         _ => raw.to_owned(),
     }
 }
@@ -218,5 +230,9 @@ mod tests {
         assert_eq!(redact("mysql://u:pw@h:1/db"), "mysql://u:***@h:1/db");
         assert_eq!(redact("mysql://u@h/db"), "mysql://u@h/db");
         assert_eq!(redact("garbage"), "garbage");
+        assert_eq!(redact("mysql://h:3306/db"), "mysql://h:3306/db");
+        assert_eq!(redact("mysql://u:pwh/db"), "mysql://u:***/db");
+        assert_eq!(redact("mysql://u:p@ss/w?rd@h/db"), "mysql://u:***@h/db");
+        assert_eq!(redact("mysql//u:pw@h/db"), "mysql//u:***@h/db");
     }
 }
