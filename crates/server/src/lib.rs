@@ -1,2 +1,31 @@
-//! The game server (under construction).
+//! The game server: the JSON API and WebSocket of the legacy Python server, on one
+//! connection budget shared by new async code (players, quests, rewards) and legacy
+//! blocking modules (saved games, generated images) called through `spawn_blocking`.
+//!
+//! - [`settings`]: the command line and environment, validated;
+//! - [`startup`]: [`Application::build`](startup::Application::build) (budget, pools, server
+//!   check, migrations, seeds, listeners) and graceful shutdown;
+//! - [`routes`], [`ws`]: the API; [`auth`]: player tokens; [`error`]: the JSON errors;
+//! - [`legacy`]: the blocking modules over `db-sync`;
+//! - [`admin`]: health, metrics and the dashboard on their own listener.
+//!
+//! **Architecture Invariant:** only this crate knows about HTTP, and every database
+//! connection it uses comes from the two pools built in [`startup`] on one budget.
+
 pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod gameplay;
+pub mod legacy;
+pub mod limits;
+pub mod routes;
+pub mod settings;
+pub mod shutdown;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod ws;
+
+pub use settings::Settings;
+pub use startup::{Application, StartupError};

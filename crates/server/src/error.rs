@@ -1,0 +1,275 @@
+//! The one error type of the API, and its JSON form `{"error": code, "message": text}`.
+//!
+//! What a client sees is chosen here, never passed through: database errors become 503
+//! (overloaded or unreachable: retry) or a generic 500, logged server-side with their
+//! `Display`, which never contains SQL text, parameter values or credentials
+//! ([`db_budget::DbError`]). Request-shape problems (bad JSON, wrong types, oversized
+//! bodies, bad path segments) come from axum's rejections and keep their status and
+//! description.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use db_budget::DbError;
+use retention::RetentionError;
+use serde_json::json;
+
+/// Everything a handler can answer with instead of success.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// 400: the request is malformed (bad JSON, bad path segment).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A rejection with its own status (415 content type, 422 wrong types or missing
+    /// fields, 413 body too large).
+    #[error("{message}")]
+    Rejected {
+        /// The status axum chose.
+        status: StatusCode,
+        /// axum's description (no request data beyond field names and serde's message).
+        message: String,
+    },
+    /// 422: well-formed but invalid values.
+    #[error("{0}")]
+    Invalid(String),
+    /// 401: no valid bearer token.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 403: somebody else's data.
+    #[error("this belongs to another player")]
+    Forbidden,
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: already done (claimed, completed) or not yet possible.
+    #[error("{message}")]
+    Conflict {
+        /// A stable code for clients (`already_claimed`, `already_completed`, `not_finished`).
+        code: &'static str,
+        /// Human-readable.
+        message: String,
+    },
+    /// 413.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 503 + `Retry-After`: the database is overloaded or unreachable.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] DbError),
+    /// 500: logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Seconds a client should wait before retrying a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Rejected { status, .. } => *status,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code (`error` field).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Conflict { code, .. } => code,
+            other => match other.status() {
+                StatusCode::BAD_REQUEST => "bad_request",
+                StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                StatusCode::UNAUTHORIZED => "unauthorized",
+                StatusCode::FORBIDDEN => "forbidden",
+                StatusCode::NOT_FOUND => "not_found",
+                StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+                StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+                StatusCode::INTERNAL_SERVER_ERROR => "internal",
+                _ => "bad_request",
+            },
+        }
+    }
+
+    /// What the client is told (`message` field): never SQL, values or credentials.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Unavailable(_) => {
+                "the database is busy or unreachable; retry shortly".to_owned()
+            }
+            ApiError::Internal(_) => "internal server error".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The `{error, message}` body.
+    pub fn body(&self) -> serde_json::Value {
+        json!({ "error": self.code(), "message": self.public_message() })
+    }
+
+    /// Logs what the client is not told (5xx), at the right level.
+    pub fn log(&self) {
+        match self {
+            ApiError::Unavailable(e) => {
+                tracing::warn!(error = %e, "request failed: database unavailable")
+            }
+            ApiError::Internal(e) => tracing::error!(error = %e, "request failed"),
+            _ => {}
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        let mut response = (self.status(), Json(self.body())).into_response();
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unavailable(_) => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            ApiError::Unauthorized(_) => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        if e.is_unavailable() {
+            ApiError::Unavailable(e)
+        } else {
+            ApiError::Internal(e.to_string())
+        }
+    }
+}
+
+impl From<RetentionError> for ApiError {
+    fn from(e: RetentionError) -> Self {
+        match e {
+            RetentionError::Db(db) => db.into(),
+            e @ (RetentionError::PlayerNotFound { .. } | RetentionError::QuestNotFound { .. }) => {
+                ApiError::NotFound(e.to_string())
+            }
+            e @ RetentionError::QuestNotFinished { .. } => ApiError::Conflict {
+                code: "not_finished",
+                message: e.to_string(),
+            },
+            e @ RetentionError::QuestAlreadyCompleted { .. } => ApiError::Conflict {
+                code: "already_completed",
+                message: e.to_string(),
+            },
+            e @ RetentionError::AlreadyClaimed { .. } => ApiError::Conflict {
+                code: "already_claimed",
+                message: e.to_string(),
+            },
+            RetentionError::InvalidInput { what } => ApiError::Invalid(what),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        ApiError::Rejected {
+            status: r.status(),
+            message: r.body_text(),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::Rejected {
+            status: r.status(),
+            message: r.body_text(),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::Rejected {
+            status: r.status(),
+            message: r.body_text(),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::Internal(format!("blocking task failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_error_is_a_generic_500_without_its_details() {
+        let e: ApiError =
+            DbError::query(Some(1064), Some("42000".into()), "near 'SELECT secret'").into();
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            e.body(),
+            json!({"error": "internal", "message": "internal server error"})
+        );
+    }
+
+    #[test]
+    fn an_unavailable_database_is_a_503_with_retry_after() {
+        let e: ApiError = DbError::Closed.into();
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = e.into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn retention_outcomes_map_to_their_statuses() {
+        let day = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+        let cases: [(RetentionError, StatusCode, &str); 4] = [
+            (
+                RetentionError::PlayerNotFound { player_id: 1 },
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                RetentionError::AlreadyClaimed { player_id: 1, day },
+                StatusCode::CONFLICT,
+                "already_claimed",
+            ),
+            (
+                RetentionError::QuestAlreadyCompleted { quest_id: 3 },
+                StatusCode::CONFLICT,
+                "already_completed",
+            ),
+            (
+                RetentionError::InvalidInput {
+                    what: "amount".into(),
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let e = ApiError::from(e);
+            assert_eq!((e.status(), e.code()), (status, code));
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! A game's generated images: thin async handlers over the blocking legacy module
+//! ([`crate::legacy::images`]). Only the game's owner may add or list its images.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::AuthPlayer;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+use crate::legacy::images::{self, GeneratedImage};
+use crate::routes::blocking;
+use crate::routes::games::check_owner;
+use crate::state::AppState;
+
+/// Longest prompt, in characters.
+pub const MAX_PROMPT_CHARS: usize = 4000;
+/// Longest URL, in bytes (the column is `VARCHAR(2048)`; URLs are ASCII).
+pub const MAX_URL_BYTES: usize = 2048;
+/// Largest metadata, serialized.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+/// `POST /api/games/{id}/images` body.
+#[derive(Debug, Deserialize)]
+pub struct NewImage {
+    /// The prompt (1–4000 characters).
+    pub prompt: String,
+    /// Where the image is (`http://` or `https://`, at most 2048 bytes).
+    pub url: String,
+    /// Generator details; `{}` when absent.
+    #[serde(default)]
+    pub metadata: Option<Value>,
+}
+
+fn validate(image: &NewImage) -> Result<String, ApiError> {
+    let prompt_chars = image.prompt.chars().count();
+    if prompt_chars == 0 || prompt_chars > MAX_PROMPT_CHARS {
+        return Err(ApiError::Invalid(format!(
+            "prompt must have 1 to {MAX_PROMPT_CHARS} characters, got {prompt_chars}"
+        )));
+    }
+    let url = image.url.as_str();
+    if !(url.starts_with("https://") || url.starts_with("http://"))
+        || url.len() > MAX_URL_BYTES
+        || !url.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(ApiError::Invalid(format!(
+            "url must be an http(s) URL of at most {MAX_URL_BYTES} bytes without spaces"
+        )));
+    }
+    let metadata = image.metadata.clone().unwrap_or_else(|| json!({}));
+    let text = serde_json::to_string(&metadata)
+        .map_err(|e| ApiError::Internal(format!("re-serializing image metadata: {e}")))?;
+    if text.len() > MAX_METADATA_BYTES {
+        return Err(ApiError::TooLarge(format!(
+            "metadata is {} bytes; at most {MAX_METADATA_BYTES} are accepted",
+            text.len()
+        )));
+    }
+    Ok(text)
+}
+
+/// `POST /api/games/{id}/images`: records an image of the caller's game; 201.
+///
+/// # Errors
+///
+/// 401; 404 no such game; 403 another player's game; 422 bad prompt or URL; 503.
+pub async fn create(
+    State(state): State<AppState>,
+    auth: AuthPlayer,
+    ApiPath(game_id): ApiPath<u64>,
+    ApiJson(body): ApiJson<NewImage>,
+) -> Result<(StatusCode, Json<GeneratedImage>), ApiError> {
+    let metadata = validate(&body)?;
+    let pool = state.sync_pool.clone();
+    let image = blocking(move || {
+        check_owner(&pool, auth, game_id)?;
+        Ok(images::save_generated_image(
+            &pool,
+            auth.0,
+            game_id,
+            &body.prompt,
+            &body.url,
+            &metadata,
+        )?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(image)))
+}
+
+/// `GET /api/games/{id}/images`: the game's images, oldest first.
+///
+/// # Errors
+///
+/// 401; 404; 403; 503.
+pub async fn list(
+    State(state): State<AppState>,
+    auth: AuthPlayer,
+    ApiPath(game_id): ApiPath<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let pool = state.sync_pool.clone();
+    let images = blocking(move || {
+        check_owner(&pool, auth, game_id)?;
+        Ok(images::list_game_images(&pool, game_id)?)
+    })
+    .await?;
+    Ok(Json(json!({ "images": images })))
+}

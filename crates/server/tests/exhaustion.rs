@@ -1,0 +1,76 @@
+//! Budget exhaustion: with every unit held, requests of both call styles fail fast with
+//! 503 + `Retry-After` and a JSON body; once the units come back, the same requests
+//! succeed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{AppOptions, spawn_app_with};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_budget_gives_503s_with_retry_after_and_then_recovers() {
+    // Arrange: a budget of 2 and a short pool timeout; one player with a saved game.
+    let app = spawn_app_with(AppOptions {
+        max_connections: 2,
+        pool_timeout: "300ms",
+        ..AppOptions::default()
+    })
+    .await;
+    let (id, token) = app.new_player("busy").await;
+    let game = app.new_game(id, &token, json!({ "level": 1 })).await;
+    let paths = [
+        format!("/api/players/{id}/quests"),  // async (retention)
+        format!("/api/games/{game}"),         // blocking (legacy, spawn_blocking)
+        format!("/api/players/{id}/rewards"), // async
+        format!("/api/players/{id}/games"),   // blocking
+        format!("/api/games/{game}/images"),  // blocking
+    ];
+    // Hold both units: the sync side's idle connections are handed over as we wait.
+    let held = [
+        app.async_pool.acquire().await.expect("first unit"),
+        app.async_pool.acquire().await.expect("second unit"),
+    ];
+    assert_eq!(app.budget.in_use(), 2);
+
+    // Act: 50 concurrent requests, all needing the database.
+    let started = Instant::now();
+    let requests = (0..50).map(|i| {
+        let client = app.client;
+        let path = paths[i % paths.len()].clone();
+        let token = token.clone();
+        tokio::spawn(async move { (path.clone(), client.get(&path, Some(&token)).await) })
+    });
+    let responses = futures_util::future::join_all(requests).await;
+    let elapsed = started.elapsed();
+
+    // Assert: every one is a 503 with Retry-After and the JSON error body.
+    for r in responses {
+        let (path, r) = r.expect("request task");
+        assert_eq!(r.status, 503, "GET {path}: {}", r.text());
+        assert_eq!(r.header("retry-after"), Some("1"), "GET {path}");
+        assert_eq!(r.error_code(), "unavailable");
+    }
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "they waited for the pool timeout"
+    );
+    assert!(
+        elapsed < Duration::from_secs(20),
+        "and failed fast: {elapsed:?}"
+    );
+
+    // Act: give the units back.
+    drop(held);
+
+    // Assert: the same requests succeed again.
+    for path in &paths {
+        let r = app.client.get(path, Some(&token)).await;
+        assert_eq!(r.status, 200, "GET {path} after recovery: {}", r.text());
+    }
+    assert!(app.budget.in_use() <= 2);
+    let budget = app.budget.clone();
+    app.stop().await;
+    assert_eq!(budget.in_use(), 0);
+}
