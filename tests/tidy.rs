@@ -35,7 +35,11 @@ fn offenders(needle: &str, allowed: &[&str]) -> Vec<String> {
     let mut hits = Vec::new();
     for krate in ["db-budget", "db-async", "db-sync", "retention", "server"] {
         for file in rust_files(&root.join("crates").join(krate).join("src")) {
-            let rel = file.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+            let rel = file
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             if allowed.iter().any(|a| rel.ends_with(a)) {
                 continue;
             }
@@ -81,7 +85,10 @@ fn only_the_pools_open_database_connections() {
     hits.extend(offenders("Conn::new(", &[]));
     hits.extend(offenders("PoolOptions", &[]));
     hits.extend(offenders("sqlx::Pool", &[]));
-    hits.extend(offenders("r2d2::Pool::builder", &["crates/db-sync/src/pool.rs"]));
+    hits.extend(offenders(
+        "r2d2::Pool::builder",
+        &["crates/db-sync/src/pool.rs"],
+    ));
     assert!(
         hits.is_empty(),
         "connections opened outside db-async's pool.rs / db-sync's pool.rs (use AsyncPool or SyncPool):\n{}",
@@ -94,7 +101,11 @@ fn no_test_is_ignored() {
     let root = root();
     let mut hits = Vec::new();
     for file in rust_files(&root) {
-        let rel = file.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         if rel.ends_with("tests/tidy.rs") {
             continue;
         }

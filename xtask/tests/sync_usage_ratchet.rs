@@ -153,7 +153,33 @@ fn update_creates_the_baseline_and_check_passes() {
     let r = ws.run(&[]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("migrated: 0.0% of the baseline"), "{r:?}");
-    assert!(r.stdout.contains("Test uses"), "{r:?}");
+    assert!(r.stdout.contains("Not counted: test code"), "{r:?}");
+}
+
+#[test]
+fn a_file_marked_as_pool_infrastructure_is_listed_but_not_counted() {
+    let ws = with_baseline("infra");
+    ws.write(
+        "crates/app/src/wiring.rs",
+        "//! Builds the pools.\n//!\n//! sync-usage: infrastructure (builds the blocking pool)\n\
+         pub fn build() { db_sync::get_database_connection(); }\n",
+    );
+    let r = ws.run(&["--check"]);
+    assert_eq!(r.code, 0, "infrastructure does not count: {r:?}");
+    let r = ws.run(&[]);
+    assert!(
+        r.stdout.contains("crates/app/src/wiring.rs"),
+        "still listed: {r:?}"
+    );
+
+    // Without the marker the same file is a new blocking use and fails the check.
+    ws.write(
+        "crates/app/src/wiring.rs",
+        "pub fn build() { db_sync::get_database_connection(); }\n",
+    );
+    let r = ws.run(&["--check"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("crates/app/src/wiring.rs:1"), "{r:?}");
 }
 
 #[test]

@@ -6,6 +6,8 @@
 //! pool with no useful acquire timeout), then this project's budgeted pools with one
 //! budget of 20. `Threads_connected` is sampled every 100 ms; ERROR 1040 is counted.
 //! Writes LOADTEST.md and docs/loadtest.svg.
+//!
+//! sync-usage: infrastructure (load-tests db-sync itself; goes when db-sync goes, not ported module by module).
 
 use std::fmt::Write as _;
 use std::io::Write as _;

@@ -1,5 +1,7 @@
 //! The experiments. Each configuration runs `reps` times, interleaved with the others
 //! (so drift on a noisy machine hits every variant alike); the median run is reported.
+//!
+//! sync-usage: infrastructure (benchmarks db-sync itself; goes when db-sync goes, not ported module by module).
 
 use std::sync::Arc;
 use std::time::Duration;

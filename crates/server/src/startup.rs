@@ -11,6 +11,8 @@
 //! `SHUTDOWN_TIMEOUT` to finish (then they are dropped), WebSockets are closed, both
 //! pools are closed (connections still out get `SHUTDOWN_TIMEOUT` again to come back),
 //! and the last log line reports the budget units still in use.
+//!
+//! sync-usage: infrastructure (builds, hands out and closes the blocking pool; goes when db-sync goes, not ported module by module).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,4 +1,6 @@
 //! What every API handler can reach.
+//!
+//! sync-usage: infrastructure (holds the blocking pool for handlers; goes when db-sync goes, not ported module by module).
 
 use std::sync::Arc;
 

@@ -121,7 +121,7 @@ pub fn text(ctx: &Context<'_>) -> String {
     if !tests.is_empty() {
         let _ = writeln!(
             out,
-            "\nTest uses (#[cfg(test)] code, tests/ dirs; not counted):"
+            "\nNot counted: test code (#[cfg(test)], tests/ dirs) and files marked `sync-usage: infrastructure`:"
         );
         write_groups(&mut out, &tests);
     }

@@ -1,4 +1,6 @@
 //! `/healthz` (the process answers) and `/readyz` (both pools reach the server).
+//!
+//! sync-usage: infrastructure (probes the blocking pool's readiness; goes when db-sync goes, not ported module by module).
 
 use std::time::Duration;
 

@@ -13,6 +13,8 @@
 //! | `/dashboard` | one self-contained HTML page polling `/api/pool` |
 //!
 //! Reading the numbers never takes a budget unit: only `/readyz` touches the database.
+//!
+//! sync-usage: infrastructure (reads the blocking pool for the admin pages; goes when db-sync goes, not ported module by module).
 
 mod dashboard;
 mod health;

@@ -30,11 +30,12 @@ fn game_not_found(game_id: u64) -> ApiError {
 
 /// Checks that game `game_id` exists (404) and that `auth` owns it (403). Blocking.
 pub(crate) fn check_owner(
-    pool: &db_sync::SyncPool,
+    state: &AppState,
     auth: AuthPlayer,
     game_id: u64,
 ) -> Result<(), ApiError> {
-    let owner = saved_games::game_owner(pool, game_id)?.ok_or_else(|| game_not_found(game_id))?;
+    let owner = saved_games::game_owner(&state.sync_pool, game_id)?
+        .ok_or_else(|| game_not_found(game_id))?;
     auth.require(owner)
 }
 

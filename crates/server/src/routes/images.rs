@@ -74,11 +74,10 @@ pub async fn create(
     ApiJson(body): ApiJson<NewImage>,
 ) -> Result<(StatusCode, Json<GeneratedImage>), ApiError> {
     let metadata = validate(&body)?;
-    let pool = state.sync_pool.clone();
     let image = blocking(move || {
-        check_owner(&pool, auth, game_id)?;
+        check_owner(&state, auth, game_id)?;
         Ok(images::save_generated_image(
-            &pool,
+            &state.sync_pool,
             auth.0,
             game_id,
             &body.prompt,
@@ -100,10 +99,9 @@ pub async fn list(
     auth: AuthPlayer,
     ApiPath(game_id): ApiPath<u64>,
 ) -> Result<Json<Value>, ApiError> {
-    let pool = state.sync_pool.clone();
     let images = blocking(move || {
-        check_owner(&pool, auth, game_id)?;
-        Ok(images::list_game_images(&pool, game_id)?)
+        check_owner(&state, auth, game_id)?;
+        Ok(images::list_game_images(&state.sync_pool, game_id)?)
     })
     .await?;
     Ok(Json(json!({ "images": images })))
