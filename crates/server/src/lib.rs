@@ -17,6 +17,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod gameplay;
+pub mod images;
 pub mod legacy;
 pub mod limits;
 pub mod routes;

@@ -5,5 +5,4 @@
 //! [`crate::routes::blocking`]). They are what `cargo xtask sync-usage` counts; new code
 //! goes to `db-async`.
 
-pub mod images;
 pub mod saved_games;

@@ -28,17 +28,6 @@ fn game_not_found(game_id: u64) -> ApiError {
     ApiError::NotFound(format!("game {game_id} not found"))
 }
 
-/// Checks that game `game_id` exists (404) and that `auth` owns it (403). Blocking.
-pub(crate) fn check_owner(
-    state: &AppState,
-    auth: AuthPlayer,
-    game_id: u64,
-) -> Result<(), ApiError> {
-    let owner = saved_games::game_owner(&state.sync_pool, game_id)?
-        .ok_or_else(|| game_not_found(game_id))?;
-    auth.require(owner)
-}
-
 /// `GET /api/games/{id}`: the game with its state.
 ///
 /// # Errors

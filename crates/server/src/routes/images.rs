@@ -1,5 +1,6 @@
-//! A game's generated images: thin async handlers over the blocking legacy module
-//! ([`crate::legacy::images`]). Only the game's owner may add or list its images.
+//! A game's generated images: thin async handlers over [`crate::images`] (on the
+//! async pool since the port described in MIGRATION.md). Only the game's owner may add
+//! or list its images.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,9 +11,7 @@ use serde_json::{Value, json};
 use crate::auth::AuthPlayer;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
-use crate::legacy::images::{self, GeneratedImage};
-use crate::routes::blocking;
-use crate::routes::games::check_owner;
+use crate::images::{self, GeneratedImage};
 use crate::state::AppState;
 
 /// Longest prompt, in characters.
@@ -74,17 +73,15 @@ pub async fn create(
     ApiJson(body): ApiJson<NewImage>,
 ) -> Result<(StatusCode, Json<GeneratedImage>), ApiError> {
     let metadata = validate(&body)?;
-    let image = blocking(move || {
-        check_owner(&state, auth, game_id)?;
-        Ok(images::save_generated_image(
-            &state.sync_pool,
-            auth.0,
-            game_id,
-            &body.prompt,
-            &body.url,
-            &metadata,
-        )?)
-    })
+    check_owner(&state, auth, game_id).await?;
+    let image = images::save_generated_image(
+        &state.async_pool,
+        auth.0,
+        game_id,
+        &body.prompt,
+        &body.url,
+        &metadata,
+    )
     .await?;
     Ok((StatusCode::CREATED, Json(image)))
 }
@@ -99,10 +96,15 @@ pub async fn list(
     auth: AuthPlayer,
     ApiPath(game_id): ApiPath<u64>,
 ) -> Result<Json<Value>, ApiError> {
-    let images = blocking(move || {
-        check_owner(&state, auth, game_id)?;
-        Ok(images::list_game_images(&state.sync_pool, game_id)?)
-    })
-    .await?;
+    check_owner(&state, auth, game_id).await?;
+    let images = images::list_game_images(&state.async_pool, game_id).await?;
     Ok(Json(json!({ "images": images })))
+}
+
+/// Checks that game `game_id` exists (404) and that `auth` owns it (403).
+async fn check_owner(state: &AppState, auth: AuthPlayer, game_id: u64) -> Result<(), ApiError> {
+    let owner = images::game_owner(&state.async_pool, game_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("game {game_id} not found")))?;
+    auth.require(owner)
 }
