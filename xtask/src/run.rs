@@ -42,9 +42,9 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
         }
     };
     if wait_until_up(&admin, Duration::from_secs(300)) {
-        let token = http(&api, "POST", "/api/players", r#"{"name":"dev"}"#)
+        let player = http(&api, "POST", "/api/players", r#"{"name":"dev"}"#)
             .ok()
-            .and_then(|body| extract(&body, "token"));
+            .and_then(|body| Some((extract(&body, "id")?, extract(&body, "token")?)));
         println!("API:       http://{api}/api");
         println!("dashboard: http://{admin}/dashboard   (metrics: http://{admin}/metrics)");
         match token {
@@ -99,10 +99,13 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<Str
     Ok(resp.split("\r\n\r\n").nth(1).unwrap_or("").to_owned())
 }
 
-/// The string value of `"key"` in a flat JSON object.
+/// The value of `"key"` in a flat JSON object, as text (strings unquoted).
 fn extract(json: &str, key: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    v.get(key)?.as_str().map(str::to_owned)
+    match v.get(key)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 fn random_hex(bytes: usize) -> String {
