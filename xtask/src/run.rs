@@ -47,9 +47,9 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
             .and_then(|body| Some((extract(&body, "id")?, extract(&body, "token")?)));
         println!("API:       http://{api}/api");
         println!("dashboard: http://{admin}/dashboard   (metrics: http://{admin}/metrics)");
-        match token {
-            Some(t) => println!(
-                "a development player was created; its token: {t}\n  curl -H 'Authorization: Bearer {t}' http://{api}/api/players/<id>/quests"
+        match player {
+            Some((id, t)) => println!(
+                "development player {id}, token: {t}\n  curl -H 'Authorization: Bearer {t}' http://{api}/api/players/{id}/quests"
             ),
             None => println!("(could not create a development player; see the server log)"),
         }
