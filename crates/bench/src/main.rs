@@ -5,6 +5,7 @@
 //! The process re-runs itself under the connection oracle (an LD_PRELOAD shim), so the
 //! peak number of physical connections is exact, not sampled.
 
+mod e2e;
 mod loadtest;
 mod measure;
 mod report;

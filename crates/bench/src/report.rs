@@ -70,6 +70,7 @@ pub struct Report {
     pub sysbench_qps: Vec<f64>,
     pub sysbench_version: String,
     pub scale: Vec<ScalePoint>,
+    pub e2e: Vec<crate::e2e::E2e>,
 }
 
 impl Default for Timing {
@@ -323,6 +324,37 @@ pub fn render(rep: &Report) -> String {
         "\nsysbench is a C client with one connection per thread and no pool; the gap is the cost of a Rust async \
          driver and pool on the same two cores that also run the server.\n"
     );
+
+    // 5. end to end
+    let _ = writeln!(
+        s,
+        "## 5. The server end to end: `GET /api/players/{{id}}/quests`, {} keep-alive connections\n",
+        crate::e2e::CONNECTIONS
+    );
+    let _ = writeln!(
+        s,
+        "The application started in this process (budget 20) and a load generator in the same process, \
+         each connection a different player (token auth, a quests read of 3 rows per request).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| run | requests/s | p50 / p99 (µs) | non-2xx | transport errors | peak database connections |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|");
+    for (i, e) in rep.e2e.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {} / {} | {} | {} | {} |",
+            i + 1,
+            e.stats.qps,
+            e.stats.p50_us,
+            e.stats.p99_us,
+            e.non_2xx,
+            e.stats.errors,
+            e.peak
+        );
+    }
+    let _ = writeln!(s);
 
     // 6. scale
     let _ = writeln!(

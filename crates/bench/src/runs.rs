@@ -38,13 +38,13 @@ pub fn all(opts: &Options) -> Result<Report, String> {
         reps: opts.reps,
         ..Default::default()
     };
-    eprintln!("1/5 async: db-async vs raw sqlx vs connect-per-call");
+    eprintln!("1/6 async: db-async vs raw sqlx vs connect-per-call");
     report.async_cells = async_point_select(&rt, &url, opts);
-    eprintln!("2/5 blocking: db-sync vs raw r2d2 vs connect-per-call");
+    eprintln!("2/6 blocking: db-sync vs raw r2d2 vs connect-per-call");
     report.sync_cells = sync_point_select(&rt, &url, opts);
-    eprintln!("3/5 mixed: blocking threads and async tasks on one budget");
+    eprintln!("3/6 mixed: blocking threads and async tasks on one budget");
     report.mixed = mixed(&rt, &url, opts);
-    eprintln!("4/5 sysbench oltp_point_select, 20 threads");
+    eprintln!("4/6 sysbench oltp_point_select, 20 threads");
     report.sysbench_qps = (0..opts.reps)
         .map(|_| {
             sysbench::point_select(
@@ -56,8 +56,12 @@ pub fn all(opts: &Options) -> Result<Report, String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     report.sysbench_version = sysbench::version();
-    eprintln!("5/5 scale curve: 1 to 2000 tasks over a budget of {BUDGET}");
+    eprintln!("5/6 scale curve: 1 to 2000 tasks over a budget of {BUDGET}");
     report.scale = scale(&rt, &url, opts);
+    eprintln!("6/6 the server end to end: GET /api/players/{{id}}/quests, 256 connections");
+    report.e2e = (0..opts.reps)
+        .map(|_| crate::e2e::run(&rt, &server, opts.timing))
+        .collect::<Result<Vec<_>, _>>()?;
     drop(server);
     Ok(report)
 }
