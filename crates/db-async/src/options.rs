@@ -2,39 +2,34 @@
 
 use std::time::Duration;
 
-use db_budget::{Budget, Config, ConfigError, DatabaseUrl, DbError};
+use db_budget::{Budget, Config, DatabaseUrl, DbError, PoolSettings};
 use sqlx::ConnectOptions;
 use sqlx::mysql::MySqlConnectOptions;
 
 use crate::pool::AsyncPool;
 
-/// Timing settings; each default is set (and explained) in [`Settings::default`].
+/// The shared pool timings, plus how long returning a connection may take.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub(crate) connect_timeout: Duration,
-    pub(crate) pool_timeout: Duration,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) max_lifetime: Duration,
-    pub(crate) validation_bypass: Duration,
+    pub(crate) timings: PoolSettings,
     pub(crate) return_timeout: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        let config = Config::default();
         Settings {
-            // DESIGN §5: DB_CONNECT_TIMEOUT, DB_POOL_TIMEOUT, DB_IDLE_TIMEOUT, DB_MAX_LIFETIME.
-            connect_timeout: config.connect_timeout,
-            pool_timeout: config.pool_timeout,
-            idle_timeout: config.idle_timeout,
-            max_lifetime: config.max_lifetime,
-            // HikariCP's aliveBypassWindowMs: a connection used within the last 500 ms is
-            // alive; pinging it anyway costs a third of point-select throughput.
-            validation_bypass: Duration::from_millis(500),
+            timings: PoolSettings::default(),
             // Bounds rollback-on-return and close; a desynced stream must not hold its
             // unit forever (sqlx #563).
             return_timeout: Duration::from_secs(5),
         }
+    }
+}
+
+impl std::ops::Deref for Settings {
+    type Target = PoolSettings;
+    fn deref(&self) -> &PoolSettings {
+        &self.timings
     }
 }
 
@@ -58,7 +53,7 @@ impl AsyncPoolBuilder {
     ///
     /// If `d` is zero.
     pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.settings.connect_timeout = nonzero(d, "connect_timeout");
+        self.settings.timings.connect_timeout = nonzero(d, "connect_timeout");
         self
     }
 
@@ -68,7 +63,7 @@ impl AsyncPoolBuilder {
     ///
     /// If `d` is zero.
     pub fn pool_timeout(mut self, d: Duration) -> Self {
-        self.settings.pool_timeout = nonzero(d, "pool_timeout");
+        self.settings.timings.pool_timeout = nonzero(d, "pool_timeout");
         self
     }
 
@@ -78,7 +73,7 @@ impl AsyncPoolBuilder {
     ///
     /// If `d` is zero.
     pub fn idle_timeout(mut self, d: Duration) -> Self {
-        self.settings.idle_timeout = nonzero(d, "idle_timeout");
+        self.settings.timings.idle_timeout = nonzero(d, "idle_timeout");
         self
     }
 
@@ -88,14 +83,14 @@ impl AsyncPoolBuilder {
     ///
     /// If `d` is zero.
     pub fn max_lifetime(mut self, d: Duration) -> Self {
-        self.settings.max_lifetime = nonzero(d, "max_lifetime");
+        self.settings.timings.max_lifetime = nonzero(d, "max_lifetime");
         self
     }
 
     /// An idle connection is pinged before reuse only when it sat idle longer than this.
     /// Defaults to 500 ms. `Duration::ZERO` pings every time.
     pub fn validation_bypass(mut self, d: Duration) -> Self {
-        self.settings.validation_bypass = d;
+        self.settings.timings.validation_bypass = d;
         self
     }
 
@@ -107,6 +102,13 @@ impl AsyncPoolBuilder {
     /// If `d` is zero.
     pub fn return_timeout(mut self, d: Duration) -> Self {
         self.settings.return_timeout = nonzero(d, "return_timeout");
+        self
+    }
+
+    /// Sets every shared timing at once, e.g. [`PoolSettings::from_config`]. Defaults to
+    /// [`PoolSettings::default`].
+    pub fn settings(mut self, settings: PoolSettings) -> Self {
+        self.settings.timings = settings;
         self
     }
 
@@ -169,18 +171,9 @@ impl AsyncPool {
     ///
     /// Outside a tokio runtime.
     pub fn from_config(config: &Config, budget: Budget) -> Result<AsyncPool, DbError> {
-        let url = config.database_url.clone().ok_or_else(|| {
-            ConfigError::custom(
-                "DATABASE_URL",
-                "",
-                "it is not set (`cargo xtask run` starts a private MariaDB and sets it)",
-            )
-        })?;
+        let url = config.require_database_url()?;
         Ok(AsyncPool::builder(url, budget)
-            .connect_timeout(config.connect_timeout)
-            .pool_timeout(config.pool_timeout)
-            .idle_timeout(config.idle_timeout)
-            .max_lifetime(config.max_lifetime)
+            .settings(PoolSettings::from_config(config))
             .build())
     }
 }

@@ -4,9 +4,7 @@ use std::panic::Location;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use db_budget::{
-    Budget, CloseReason, Config, ConfigError, DatabaseUrl, DbError, Shrink, Side, TimeoutPhase,
-};
+use db_budget::{Budget, CloseReason, Config, DatabaseUrl, DbError, Shrink, Side, TimeoutPhase};
 use scheduled_thread_pool::ScheduledThreadPool;
 
 use crate::connection::Slot;
@@ -63,18 +61,9 @@ impl SyncPool {
     ///
     /// [`DbError::Config`] naming `DATABASE_URL` when it is not set.
     pub fn from_config(config: &Config, budget: Budget) -> Result<SyncPool, DbError> {
-        let url = config.database_url.clone().ok_or_else(|| {
-            ConfigError::custom(
-                "DATABASE_URL",
-                "",
-                "it is not set (`cargo xtask run` starts a private MariaDB and sets it)",
-            )
-        })?;
+        let url = config.require_database_url()?;
         Ok(SyncPool::builder(url, budget)
-            .connect_timeout(config.connect_timeout)
-            .pool_timeout(config.pool_timeout)
-            .idle_timeout(config.idle_timeout)
-            .max_lifetime(config.max_lifetime)
+            .settings(db_budget::PoolSettings::from_config(config))
             .build())
     }
 
@@ -372,6 +361,13 @@ impl SyncPoolBuilder {
     /// 500 ms. Zero pings every reused connection.
     pub fn validation_bypass(mut self, d: Duration) -> Self {
         self.settings.validation_bypass = d;
+        self
+    }
+
+    /// Sets every shared timing at once, e.g. [`db_budget::PoolSettings::from_config`].
+    /// Defaults to [`db_budget::PoolSettings::default`].
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
         self
     }
 

@@ -3,33 +3,14 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use db_budget::{Budget, Side};
 
 use crate::error::ConnectFailure;
 
-/// The pool's timings (see `SyncPoolBuilder` for each one's meaning and default).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Settings {
-    pub(crate) connect_timeout: Duration,
-    pub(crate) pool_timeout: Duration,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) max_lifetime: Duration,
-    pub(crate) validation_bypass: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            connect_timeout: Duration::from_secs(10),
-            pool_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(10),
-            max_lifetime: Duration::from_secs(30 * 60),
-            validation_bypass: Duration::from_millis(500),
-        }
-    }
-}
+/// The pool's timings (see `SyncPoolBuilder` for each one's meaning on this side).
+pub(crate) type Settings = db_budget::PoolSettings;
 
 /// State shared by one pool's manager, connections and handles.
 #[derive(Debug)]
