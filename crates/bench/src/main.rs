@@ -10,6 +10,7 @@ mod loadtest;
 mod measure;
 mod report;
 mod runs;
+mod soak;
 mod svg;
 mod sysbench;
 
@@ -31,6 +32,8 @@ pub struct Options {
     pub timing: Timing,
     pub reps: usize,
     pub out: Option<std::path::PathBuf>,
+    /// Run one section only (and write nothing): async, sync, mixed, sysbench, scale, e2e.
+    pub only: Option<String>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -41,6 +44,7 @@ fn parse_args() -> Result<Options, String> {
         },
         reps: 3,
         out: Some(workspace_root().join("BENCHMARKS.md")),
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -60,9 +64,13 @@ fn parse_args() -> Result<Options, String> {
                     .ok_or("--reps takes a number")?
             }
             "--no-write" => o.out = None,
+            "--only" => {
+                o.only = Some(args.next().ok_or("--only takes a section name")?);
+                o.out = None;
+            }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (accepted: --quick, --reps N, --no-write)"
+                    "unknown argument {other:?} (accepted: --quick, --reps N, --no-write, --only SECTION)"
                 ));
             }
         }
@@ -86,6 +94,17 @@ fn main() -> ExitCode {
             .unwrap_or(30);
         return match loadtest::main(secs) {
             Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if std::env::args().nth(1).as_deref() == Some("soak") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return match soak::main(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::FAILURE
