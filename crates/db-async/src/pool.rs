@@ -2,7 +2,6 @@
 
 use std::collections::VecDeque;
 use std::panic::Location;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -11,7 +10,7 @@ use db_budget::{Budget, CloseReason, DbError, Shrink, Side, TimeoutPhase, Unit, 
 use sqlx::mysql::MySqlConnectOptions;
 use sqlx::{Connection, Executor, MySqlConnection};
 use tokio::runtime::Handle;
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 
 use crate::conn::{Conn, ConnState};
 use crate::error::is_connection_limit;
@@ -34,11 +33,8 @@ pub(crate) struct Shared {
     /// Where the pool connects, password redacted, for `Debug`.
     shown_url: String,
     pub(crate) settings: Settings,
-    /// Idle connections: newest at the back (reused first, warm), oldest at the front
-    /// (given away or reaped first).
-    idle: Mutex<VecDeque<Idle>>,
-    /// Woken when a connection enters `idle` (or the pool closes).
-    returned: Notify,
+    /// Idle connections and waiting callers, under one short lock.
+    queues: Mutex<Queues>,
     closed: AtomicBool,
     runtime: Handle,
 }
@@ -48,7 +44,7 @@ impl std::fmt::Debug for Shared {
         f.debug_struct("AsyncPool")
             .field("url", &self.shown_url)
             .field("settings", &self.settings)
-            .field("idle", &self.lock_idle().len())
+            .field("idle", &self.lock().idle.len())
             .field("closed", &self.closed.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
@@ -58,6 +54,47 @@ impl std::fmt::Debug for Shared {
 struct Idle {
     slot: Slot,
     since: Instant,
+}
+
+/// A returned connection goes to the caller that has waited longest, never to one that
+/// arrived later: while anybody waits, newcomers queue too (no barging). Without this, a
+/// task that returns a connection and asks again at once takes it back every time, and a
+/// waiter can starve until its pool timeout although connections keep coming back
+/// (measured: one 30 s timeout in 1.35 M calls under the load test).
+#[derive(Debug, Default)]
+struct Queues {
+    /// Idle connections: newest at the back (reused first, warm), oldest at the front
+    /// (given away or reaped first). Non-empty only while no live caller waits.
+    idle: VecDeque<Idle>,
+    /// Callers waiting for a connection, oldest first.
+    waiters: VecDeque<oneshot::Sender<Idle>>,
+}
+
+impl Queues {
+    /// Drops waiters at the front that gave up (their acquire was cancelled or served).
+    fn prune(&mut self) {
+        while self.waiters.front().is_some_and(|w| w.is_closed()) {
+            self.waiters.pop_front();
+        }
+    }
+
+    /// Hands idle connections to waiting callers, oldest caller first. Returns how many
+    /// left the idle list.
+    fn dispatch(&mut self) -> usize {
+        let mut moved = 0;
+        while !self.idle.is_empty() {
+            self.prune();
+            let Some(waiter) = self.waiters.pop_front() else {
+                break;
+            };
+            let idle = self.idle.pop_back().expect("checked non-empty");
+            match waiter.send(idle) {
+                Ok(()) => moved += 1,
+                Err(idle) => self.idle.push_back(idle),
+            }
+        }
+        moved
+    }
 }
 
 impl std::fmt::Debug for AsyncPool {
@@ -79,8 +116,7 @@ impl AsyncPool {
             connect_options,
             shown_url,
             settings,
-            idle: Mutex::new(VecDeque::new()),
-            returned: Notify::new(),
+            queues: Mutex::new(Queues::default()),
             closed: AtomicBool::new(false),
             runtime,
         });
@@ -119,7 +155,7 @@ impl AsyncPool {
 
     /// Idle connections right now.
     pub fn idle_count(&self) -> usize {
-        self.shared.lock_idle().len()
+        self.shared.lock().idle.len()
     }
 
     /// Closes the pool: waiters and later acquires fail with [`DbError::Closed`], idle
@@ -127,8 +163,12 @@ impl AsyncPool {
     /// closed when returned. Other pools on the same budget are unaffected.
     pub async fn close(&self) {
         self.shared.closed.store(true, Ordering::SeqCst);
-        self.shared.returned.notify_waiters();
-        let drained: Vec<Idle> = self.shared.lock_idle().drain(..).collect();
+        let drained: Vec<Idle> = {
+            let mut q = self.shared.lock();
+            // Dropping the senders wakes every waiter with "closed".
+            q.waiters.clear();
+            q.idle.drain(..).collect()
+        };
         self.shared
             .budget
             .add_idle(Side::Async, -(drained.len() as i32));
@@ -149,9 +189,9 @@ impl AsyncPool {
 }
 
 impl Shared {
-    fn lock_idle(&self) -> MutexGuard<'_, VecDeque<Idle>> {
+    fn lock(&self) -> MutexGuard<'_, Queues> {
         // Nothing panics while holding this lock; recover rather than poison the pool.
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn acquire(
@@ -165,34 +205,59 @@ impl Shared {
         }
         let _waiting = self.budget.waiting(Side::Async);
         loop {
-            // Registered before looking at `idle`, so a return in between is not missed.
-            let mut returned = pin!(self.returned.notified());
-            returned.as_mut().enable();
-            if let Some(slot) = self.take_idle(started, deadline).await? {
-                return Ok(self.checkout(slot, started, site));
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(DbError::Closed);
             }
-            if let Some(unit) = self.budget.try_acquire(Side::Async) {
-                let slot = self.connect(unit, started, deadline).await?;
-                return Ok(self.checkout(slot, started, site));
-            }
-            tokio::select! {
-                unit = self.budget.acquire(Side::Async, deadline) => {
-                    let unit = match unit {
-                        Ok(unit) => unit,
-                        Err(WaitError::TimedOut | WaitError::CalledOff) => {
-                            return Err(self.budget.timeout_error(Side::Async, TimeoutPhase::Wait, started));
+            // Queue up; if a connection is idle and nobody is ahead, it comes at once.
+            let (tx, mut handed) = oneshot::channel::<Idle>();
+            let moved = {
+                let mut q = self.lock();
+                q.waiters.push_back(tx);
+                q.dispatch()
+            };
+            self.budget.add_idle(Side::Async, -(moved as i32));
+            let got = tokio::select! {
+                biased;
+                idle = &mut handed => match idle {
+                    Ok(idle) => Got::Connection(idle),
+                    Err(_) => return Err(DbError::Closed),
+                },
+                unit = self.budget.acquire(Side::Async, deadline) => Got::Unit(unit),
+            };
+            let idle = match got {
+                Got::Connection(idle) => idle,
+                Got::Unit(unit) => {
+                    // Leave the queue; a connection handed over meanwhile is preferred to
+                    // opening a new one (the unit then goes straight back).
+                    handed.close();
+                    match handed.try_recv() {
+                        Ok(idle) => idle,
+                        Err(_) => {
+                            let unit = match unit {
+                                Ok(unit) => unit,
+                                Err(WaitError::TimedOut | WaitError::CalledOff) => {
+                                    return Err(self.budget.timeout_error(
+                                        Side::Async,
+                                        TimeoutPhase::Wait,
+                                        started,
+                                    ));
+                                }
+                                Err(WaitError::Closed) => return Err(DbError::Closed),
+                            };
+                            let slot = self.connect(unit, started, deadline).await?;
+                            return Ok(self.checkout(slot, started, site));
                         }
-                        Err(WaitError::Closed) => return Err(DbError::Closed),
-                    };
-                    let slot = self.connect(unit, started, deadline).await?;
-                    return Ok(self.checkout(slot, started, site));
+                    }
                 }
-                () = &mut returned => {}
+            };
+            if let Some(slot) = self.fit(idle, started, deadline).await? {
+                return Ok(self.checkout(slot, started, site));
             }
         }
     }
 
-    /// Pops idle connections (newest first) until one is fit for use.
+    /// Pops idle connections (newest first) until one is fit for use; takes none while
+    /// callers are queued (they come first).
     async fn take_idle(
         &self,
         started: Instant,
@@ -202,37 +267,59 @@ impl Shared {
             if self.closed.load(Ordering::SeqCst) {
                 return Err(DbError::Closed);
             }
-            let Some(Idle { mut slot, since }) = self.lock_idle().pop_back() else {
+            let idle = {
+                let mut q = self.lock();
+                q.prune();
+                if !q.waiters.is_empty() {
+                    return Ok(None);
+                }
+                q.idle.pop_back()
+            };
+            let Some(idle) = idle else {
                 return Ok(None);
             };
             self.budget.add_idle(Side::Async, -1);
-            if slot.opened_at.elapsed() >= self.settings.max_lifetime {
-                self.discard(slot, CloseReason::MaxLifetime, Farewell::Graceful);
-                continue;
-            }
-            if since.elapsed() <= self.settings.validation_bypass {
+            if let Some(slot) = self.fit(idle, started, deadline).await? {
                 return Ok(Some(slot));
             }
-            let now = Instant::now();
-            if now >= deadline {
-                self.push_idle(slot);
-                return Err(self.budget.timeout_error(
-                    Side::Async,
-                    TimeoutPhase::Validate,
-                    started,
-                ));
-            }
-            let limit = self.settings.connect_timeout.min(deadline - now);
-            match tokio::time::timeout(limit, slot.conn.ping()).await {
-                Ok(Ok(())) => return Ok(Some(slot)),
-                _ => self.discard(slot, CloseReason::Broken, Farewell::Hard),
+        }
+    }
+
+    /// Checks a connection that sat idle: too old → closed; idle longer than the
+    /// validation bypass → pinged first. `None`: it was closed, try another.
+    async fn fit(
+        &self,
+        Idle { mut slot, since }: Idle,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<Option<Slot>, DbError> {
+        if slot.opened_at.elapsed() >= self.settings.max_lifetime {
+            self.discard(slot, CloseReason::MaxLifetime, Farewell::Graceful);
+            return Ok(None);
+        }
+        if since.elapsed() <= self.settings.validation_bypass {
+            return Ok(Some(slot));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            self.push_idle(slot);
+            return Err(self
+                .budget
+                .timeout_error(Side::Async, TimeoutPhase::Validate, started));
+        }
+        let limit = self.settings.connect_timeout.min(deadline - now);
+        match tokio::time::timeout(limit, slot.conn.ping()).await {
+            Ok(Ok(())) => Ok(Some(slot)),
+            _ => {
+                self.discard(slot, CloseReason::Broken, Farewell::Hard);
+                Ok(None)
             }
         }
     }
 
     /// Opens a connection paid for by `unit`. "Too many connections" is retried while
     /// holding the unit, until the deadline (the server may still count sockets this
-    /// process has closed; DESIGN §4).
+    /// process has closed; DESIGN §4), and is then a pool timeout in phase `Connect`.
     async fn connect(
         &self,
         unit: Unit,
@@ -253,9 +340,23 @@ impl Shared {
                         unit,
                     });
                 }
-                Ok(Err(e)) if is_connection_limit(&e) && Instant::now() + backoff < deadline => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(100));
+                Ok(Err(e)) if is_connection_limit(&e) => {
+                    if Instant::now() + backoff < deadline {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_millis(100));
+                        continue;
+                    }
+                    // Refused until the deadline: a pool timeout (counted, with the
+                    // budget's state), as on the blocking side; the cause is logged here.
+                    tracing::warn!(
+                        last_connect_error = %e,
+                        "db-async: timed out; the server kept refusing connections",
+                    );
+                    return Err(self.budget.timeout_error(
+                        Side::Async,
+                        TimeoutPhase::Connect,
+                        started,
+                    ));
                 }
                 Ok(Err(e)) => return Err(DbError::Connect { cause: e.into() }),
                 Err(_) => {
@@ -334,17 +435,27 @@ impl Shared {
         });
     }
 
+    /// Pools a connection: to the caller that has waited longest, or onto the idle list.
     fn push_idle(&self, slot: Slot) {
         if self.closed.load(Ordering::SeqCst) {
             self.discard(slot, CloseReason::PoolClosed, Farewell::Graceful);
             return;
         }
-        self.lock_idle().push_back(Idle {
+        let mut idle = Idle {
             slot,
             since: Instant::now(),
-        });
+        };
+        let mut q = self.lock();
+        while let Some(waiter) = q.waiters.pop_front() {
+            match waiter.send(idle) {
+                Ok(()) => return,
+                // That caller gave up meanwhile: the next one.
+                Err(back) => idle = back,
+            }
+        }
+        q.idle.push_back(idle);
+        drop(q);
         self.budget.add_idle(Side::Async, 1);
-        self.returned.notify_one();
     }
 
     /// Closes a connection in the background; its unit returns once the socket is
@@ -367,7 +478,7 @@ impl Shared {
 impl Shrink for Shared {
     /// Gives the oldest idle connection back to the budget: the other side waits.
     fn shrink_idle(&self) -> bool {
-        let Some(idle) = self.lock_idle().pop_front() else {
+        let Some(idle) = self.lock().idle.pop_front() else {
             return false;
         };
         self.budget.add_idle(Side::Async, -1);
@@ -391,10 +502,10 @@ async fn reap(shared: Weak<Shared>) {
             return;
         };
         let expired: Vec<(Idle, CloseReason)> = {
-            let mut idle = shared.lock_idle();
-            let mut keep = VecDeque::with_capacity(idle.len());
+            let mut q = shared.lock();
+            let mut keep = VecDeque::with_capacity(q.idle.len());
             let mut expired = Vec::new();
-            for i in idle.drain(..) {
+            for i in q.idle.drain(..) {
                 if i.slot.opened_at.elapsed() >= shared.settings.max_lifetime {
                     expired.push((i, CloseReason::MaxLifetime));
                 } else if i.since.elapsed() >= shared.settings.idle_timeout {
@@ -403,7 +514,7 @@ async fn reap(shared: Weak<Shared>) {
                     keep.push_back(i);
                 }
             }
-            *idle = keep;
+            q.idle = keep;
             expired
         };
         shared.budget.add_idle(Side::Async, -(expired.len() as i32));
@@ -411,4 +522,10 @@ async fn reap(shared: Weak<Shared>) {
             shared.discard(i.slot, reason, Farewell::Graceful);
         }
     }
+}
+
+/// How a waiting caller was served.
+enum Got {
+    Connection(Idle),
+    Unit(Result<Unit, WaitError>),
 }

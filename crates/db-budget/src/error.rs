@@ -33,8 +33,10 @@ pub enum DbError {
         snapshot: Box<Snapshot>,
     },
 
-    /// Opening a connection failed (refused, access denied, handshake error, or the
-    /// server kept answering "too many connections" until the deadline).
+    /// Opening a connection failed (refused, access denied, handshake error). A server
+    /// that keeps answering "too many connections" until the deadline gives a
+    /// [`DbError::PoolTimeout`] in phase [`TimeoutPhase::Connect`] instead (counted
+    /// as an acquire timeout, on both sides).
     #[error("could not connect to the database server: {cause}")]
     Connect {
         /// The driver's error.
