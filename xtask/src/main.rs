@@ -19,7 +19,9 @@ tasks:
   run          run the server (against DATABASE_URL, or a private MariaDB it starts)
   db           up|down|status|url|shell: the private development MariaDB (target/dev-db)
   bench        benchmarks side by side, release build; writes BENCHMARKS.md
-  loadtest     the 1040 outage before and after (--secs N, default 30); writes LOADTEST.md";
+  loadtest     the 1040 outage before and after (--secs N, default 30); writes LOADTEST.md
+  soak         the fault tests' load for a long time (--minutes N, default 10): RSS,
+               connections, requests/s and p99 every 10 s, and a verdict";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,6 +37,11 @@ fn main() -> ExitCode {
         "bench" => bench::run(&args[1..]),
         "loadtest" => {
             let mut a = vec!["loadtest".to_owned()];
+            a.extend_from_slice(&args[1..]);
+            bench::run(&a)
+        }
+        "soak" => {
+            let mut a = vec!["soak".to_owned()];
             a.extend_from_slice(&args[1..]);
             bench::run(&a)
         }

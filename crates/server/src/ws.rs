@@ -59,8 +59,9 @@ pub enum ClientMessage {
         /// How much (at least 1).
         amount: i64,
     },
-    /// Today's quests, please.
-    Quests,
+    /// Today's quests, please. (A struct variant: serde ignores unknown fields of an
+    /// internally tagged unit variant despite `deny_unknown_fields`.)
+    Quests {},
 }
 
 /// Authenticates, then upgrades to a WebSocket.
@@ -167,7 +168,7 @@ async fn handle(state: &AppState, player_id: u64, text: &str) -> Vec<Value> {
         ClientMessage::Event { kind, amount } => {
             gameplay::apply_event(&state.retention, player_id, &kind, amount).await
         }
-        ClientMessage::Quests => {
+        ClientMessage::Quests {} => {
             let day = state.retention.today();
             match state.retention.get_active_quests(player_id, day).await {
                 Ok(quests) => Ok(gameplay::EventOutcome {

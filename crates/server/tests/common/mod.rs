@@ -104,6 +104,18 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
     start(app, db)
 }
 
+/// [`spawn_app_with`] on a fresh database of `server` (a test's own private server,
+/// for tests that stop, pause or reconfigure it).
+pub async fn spawn_app_on(server: &Server, opts: AppOptions) -> TestApp {
+    let db = server
+        .create_database("server")
+        .expect("create a test database");
+    let app = build(server, &db, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("the app did not start: {e}"));
+    start(app, db)
+}
+
 /// Builds an app without starting it.
 pub async fn build(
     server: &Server,
