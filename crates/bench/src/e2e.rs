@@ -78,10 +78,15 @@ impl Http {
     }
 }
 
-pub fn run(rt: &tokio::runtime::Runtime, server: &Server, t: Timing) -> Result<E2e, String> {
-    let db = server.create_database("e2e").map_err(|e| e.to_string())?;
+/// Builds the real application on `db` (budget 20, both listeners on port 0), ready to
+/// run; shared by the end-to-end benchmark and the soak.
+pub fn start_app(
+    rt: &tokio::runtime::Runtime,
+    server: &Server,
+    db: &str,
+) -> Result<Application, String> {
     let env = [
-        ("DATABASE_URL", server.app_url(&db)),
+        ("DATABASE_URL", server.app_url(db)),
         ("SERVER_SECRET", "bench-secret-0123456789abcdef".to_owned()),
         ("MAX_CONNECTIONS", crate::BUDGET.to_string()),
         ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
@@ -91,9 +96,13 @@ pub fn run(rt: &tokio::runtime::Runtime, server: &Server, t: Timing) -> Result<E
         env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
     })
     .map_err(|e| e.to_string())?;
-    let app = rt
-        .block_on(Application::build(settings))
-        .map_err(|e| e.to_string())?;
+    rt.block_on(Application::build(settings))
+        .map_err(|e| e.to_string())
+}
+
+pub fn run(rt: &tokio::runtime::Runtime, server: &Server, t: Timing) -> Result<E2e, String> {
+    let db = server.create_database("e2e").map_err(|e| e.to_string())?;
+    let app = start_app(rt, server, &db)?;
     let addr = app.api_addr();
     let shutdown = app.shutdown_handle();
     let running = rt.spawn(app.run_until_stopped());

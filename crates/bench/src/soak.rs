@@ -30,7 +30,6 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use mariadb_harness::{Server, ServerOptions, oracle};
-use server::{Application, Settings};
 
 use load::{Load, LoadConfig, Window};
 
@@ -88,20 +87,7 @@ pub fn main(args: &[String]) -> Result<bool, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let env = [
-        ("DATABASE_URL", server.app_url(&db)),
-        ("SERVER_SECRET", "soak-secret-0123456789abcdef".to_owned()),
-        ("MAX_CONNECTIONS", BUDGET.to_string()),
-        ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
-        ("ADMIN_ADDR", "127.0.0.1:0".to_owned()),
-    ];
-    let settings = Settings::from_args_and_lookup(["server"], |name| {
-        env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
-    })
-    .map_err(|e| e.to_string())?;
-    let app = rt
-        .block_on(Application::build(settings))
-        .map_err(|e| e.to_string())?;
+    let app = crate::e2e::start_app(&rt, &server, &db)?;
     let budget = app.budget();
     let addr = app.api_addr();
     let shutdown = app.shutdown_handle();
