@@ -29,14 +29,13 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
+use crate::BUDGET;
 use mariadb_harness::{Server, ServerOptions, oracle};
 
 use load::{Load, LoadConfig, Window};
 
 /// Rows every this often.
 const INTERVAL: Duration = Duration::from_secs(10);
-/// `MAX_CONNECTIONS` of the application.
-const BUDGET: u32 = 20;
 /// `DB_IDLE_TIMEOUT` (the server's default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// r2d2's reaper period: a blocking connection may idle this much past the idle timeout.
