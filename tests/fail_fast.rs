@@ -141,3 +141,46 @@ fn a_blocking_checkout_on_a_current_thread_runtime_is_refused_and_spawn_blocking
         assert_eq!(v, 42);
     });
 }
+
+#[test]
+fn a_returned_connection_goes_to_the_waiting_caller_not_back_to_the_one_that_returned_it() {
+    // Arrange: one unit; A holds it, B waits for it.
+    let server = Server::shared();
+    let db = TestDb::create(server, "i4_fair");
+    let rt = runtime();
+    let budget = budget(1);
+    rt.block_on(async {
+        let pool = AsyncPool::builder(db.url.clone(), budget.clone())
+            .pool_timeout(Duration::from_secs(2))
+            .build();
+        let a = pool.acquire().await.unwrap();
+        let p = pool.clone();
+        let b = tokio::spawn(async move { p.acquire().await.map(|c| drop(c)) });
+        while budget.snapshot().async_side.waiting == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+
+        // Act: A returns the connection and at once asks for one again, in a loop.
+        drop(a);
+        let mut a_again = 0;
+        while !b.is_finished() && a_again < 1000 {
+            if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_millis(50), pool.acquire()).await
+            {
+                drop(c);
+            }
+            a_again += 1;
+        }
+
+        // Assert: B got it promptly (A did not keep taking it back).
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), b)
+                .await
+                .is_ok_and(|r| r.unwrap().is_ok()),
+            "the waiting caller was starved"
+        );
+        assert!(
+            a_again <= 2,
+            "A overtook the waiting caller {a_again} times"
+        );
+    });
+}
