@@ -155,7 +155,7 @@ fn a_returned_connection_goes_to_the_waiting_caller_not_back_to_the_one_that_ret
             .build();
         let a = pool.acquire().await.unwrap();
         let p = pool.clone();
-        let b = tokio::spawn(async move { p.acquire().await.map(|c| drop(c)) });
+        let b = tokio::spawn(async move { p.acquire().await.map(drop) });
         while budget.snapshot().async_side.waiting == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
