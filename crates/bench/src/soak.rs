@@ -10,9 +10,11 @@
 //! over the interval), requests/s, latency p50/p99/max and non-2xx answers.
 //!
 //! Verdict (exit status 1 when it fails):
-//! - no upward trend: mean RSS and mean connections of the second half of the run
-//!   (after a warm-up of a tenth of it) against the first half, within 5 % (RSS, or
-//!   2 MiB) and 10 % (or 2 connections); never more than `MAX_CONNECTIONS`;
+//! - no upward trend, second half of the run against the first (after a warm-up of a
+//!   tenth of it): mean RSS within 5 % (or 2 MiB); median `Threads_connected` within
+//!   10 % (or 2 connections) (the median, because a burst of slow answers opens
+//!   connections for a few seconds, while a leak raises every sample); the oracle's
+//!   exact peak never above `MAX_CONNECTIONS`;
 //! - no stuck unit: once the load stops, every unit in use is an idle connection, and
 //!   the idle reapers bring the budget to 0 (`DB_IDLE_TIMEOUT` plus r2d2's 30 s reaper
 //!   period);
@@ -31,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use crate::BUDGET;
 use mariadb_harness::{Server, ServerOptions, oracle};
+use server::memory::{MMAP_THRESHOLD, Tuning};
 
 use load::{Load, LoadConfig, Window};
 
@@ -51,8 +54,15 @@ struct Row {
     window: Window,
 }
 
-fn parse(args: &[String]) -> Result<Duration, String> {
+struct Options {
+    length: Duration,
+    /// Leave malloc as glibc sets it up, instead of the server binary's tuning.
+    glibc_defaults: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
     let mut length = Duration::from_secs(10 * 60);
+    let mut glibc_defaults = false;
     let mut args = args.iter();
     while let Some(a) = args.next() {
         let mut number = |what: &str| {
@@ -64,19 +74,29 @@ fn parse(args: &[String]) -> Result<Duration, String> {
         match a.as_str() {
             "--minutes" => length = Duration::from_secs(60 * number("--minutes")?),
             "--secs" => length = Duration::from_secs(number("--secs")?),
+            "--glibc-defaults" => glibc_defaults = true,
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (accepted: --minutes N, --secs N)"
+                    "unknown argument {other:?} (accepted: --minutes N, --secs N, --glibc-defaults)"
                 ));
             }
         }
     }
-    Ok(length)
+    Ok(Options {
+        length,
+        glibc_defaults,
+    })
 }
 
 /// Runs the soak; `Ok(false)` when the verdict is a failure.
 pub fn main(args: &[String]) -> Result<bool, String> {
-    let length = parse(args)?;
+    let Options {
+        length,
+        glibc_defaults,
+    } = parse(args)?;
+    // What the server binary does first (before any thread starts), so the soak
+    // measures the process as deployed.
+    let tuning = (!glibc_defaults).then(server::memory::tune_allocator);
     let server = Server::start(ServerOptions::default())
         .map_err(|e| format!("cannot start a private MariaDB: {e}"))?;
     oracle::watch(server.port(), Some(server.socket_path()));
@@ -98,11 +118,19 @@ pub fn main(args: &[String]) -> Result<bool, String> {
     };
     eprintln!("{}", machine(&server));
     eprintln!(
-        "soak: {} min, {} clients ({} on WebSockets, mean think time {} ms), budget {BUDGET}",
+        "soak: {} min, {} clients ({} on WebSockets, mean think time {} ms), budget {BUDGET}, malloc: {}",
         length.as_secs_f64() / 60.0,
         config.clients,
         config.ws_clients,
-        config.think.as_millis()
+        config.think.as_millis(),
+        match tuning {
+            Some(Tuning::Applied) => format!(
+                "mmap threshold fixed at {} KiB (server::memory)",
+                MMAP_THRESHOLD / 1024
+            ),
+            Some(other) => format!("{other:?} (server::memory)"),
+            None => "glibc's defaults (--glibc-defaults)".to_owned(),
+        }
     );
     let load = {
         let _entered = rt.enter();
@@ -281,7 +309,11 @@ impl Verdict {
         let half = |rows: &[Row], f: fn(&Row) -> f64| mean(rows.iter().map(f));
         let rss = |r: &Row| r.rss_kib as f64 / 1024.0;
         let heap = |r: &Row| r.heap_kib as f64 / 1024.0;
-        let conns = |r: &Row| r.threads_connected as f64;
+        let median_conns = |rows: &[Row]| {
+            let mut v: Vec<u64> = rows.iter().map(|r| r.threads_connected).collect();
+            v.sort_unstable();
+            v.get(v.len() / 2).map_or(0.0, |&n| n as f64)
+        };
         let windows = rows.iter().map(|r| &r.window).chain([tail]);
         let (mut requests, mut non_2xx, mut server_errors) = (0, 0, 0);
         for w in windows {
@@ -292,7 +324,7 @@ impl Verdict {
         Verdict {
             rss: (half(first, rss), half(second, rss)),
             heap: (half(first, heap), half(second, heap)),
-            connections: (half(first, conns), half(second, conns)),
+            connections: (median_conns(first), median_conns(second)),
             peak_connections: rows.iter().map(|r| r.oracle_peak).max().unwrap_or(0),
             requests,
             non_2xx,
@@ -309,7 +341,8 @@ impl Verdict {
     }
 
     fn connections_ok(&self) -> bool {
-        self.connections.1 <= self.connections.0 + 1.0 && self.peak_connections <= i64::from(BUDGET)
+        let (a, b) = self.connections;
+        (b <= a * 1.10 || b - a <= 2.0) && self.peak_connections <= i64::from(BUDGET)
     }
 
     fn pass(&self) -> bool {
@@ -341,7 +374,7 @@ impl Verdict {
         );
         let _ = writeln!(
             s,
-            "- physical connections: Threads_connected mean {:.1} in the first half, {:.1} in the second; \
+            "- physical connections: Threads_connected median {:.0} in the first half, {:.0} in the second; \
              exact peak (oracle) {} for a budget of {BUDGET}: {}",
             self.connections.0,
             self.connections.1,

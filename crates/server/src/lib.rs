@@ -7,7 +7,8 @@
 //!   check, migrations, seeds, listeners) and graceful shutdown;
 //! - [`routes`], [`ws`]: the API; [`auth`]: player tokens; [`error`]: the JSON errors;
 //! - [`legacy`]: the blocking modules over `db-sync`;
-//! - [`admin`]: health, metrics and the dashboard on their own listener.
+//! - [`admin`]: health, metrics and the dashboard on their own listener;
+//! - [`memory`]: the malloc setting the server binary makes, and why.
 //!
 //! **Architecture Invariant:** only this crate knows about HTTP, and every database
 //! connection it uses comes from the two pools built in [`startup`] on one budget.
@@ -20,6 +21,7 @@ pub mod gameplay;
 pub mod images;
 pub mod legacy;
 pub mod limits;
+pub mod memory;
 pub mod routes;
 pub mod settings;
 pub mod shutdown;

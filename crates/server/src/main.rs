@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use server::settings::{Cli, Command, Settings, resolve_secret};
-use server::{Application, auth::TokenKey, shutdown, telemetry};
+use server::{Application, auth::TokenKey, memory, shutdown, telemetry};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse_args(std::env::args_os()) {
@@ -21,7 +21,14 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         },
         Command::Serve => {
+            let tuning = memory::tune_allocator();
             telemetry::init();
+            match tuning {
+                memory::Tuning::Refused => {
+                    tracing::warn!("glibc refused M_MMAP_THRESHOLD; RSS may grow under load")
+                }
+                other => tracing::debug!(?other, "malloc mmap threshold"),
+            }
             let settings = match Settings::resolve(&cli.flags, env) {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
