@@ -1,21 +1,30 @@
 //! `/healthz` (the process answers) and `/readyz` (both pools reach the server).
 //!
+//! Readiness must not take an instance out of its load balancer for being busy. When
+//! the budget is fully in use (or callers queue), a `SELECT 1` would wait behind the
+//! players' requests, time out, and report a healthy but loaded instance as down, while
+//! taking a unit a player needs. So a side is probed only when it can get a connection
+//! at once; otherwise it is ready if statements keep finishing: the database answers.
+//!
 //! sync-usage: infrastructure (probes the blocking pool's readiness; goes when db-sync goes, not ported module by module).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use db_async::{Args, AsyncPool};
-use db_budget::DbError;
+use db_budget::{Budget, DbError, Side, Snapshot};
 use db_sync::SyncPool;
 use serde_json::{Map, Value, json};
 
 use super::AdminState;
 
-/// How long each readiness probe may take, connecting included.
+/// How long each readiness probe may take, connecting included; also how long a busy
+/// side may go without a finished statement.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a busy side's finished statements are counted.
+const PROGRESS_POLL: Duration = Duration::from_millis(20);
 
 /// Liveness: answers without touching the database, so a database outage does not get
 /// the process restarted.
@@ -24,15 +33,35 @@ pub(super) async fn healthz() -> Json<Value> {
 }
 
 /// Readiness: `SELECT 1` through the async pool and, on a blocking thread, through the
-/// blocking pool, concurrently, each bounded by [`PROBE_TIMEOUT`].
+/// blocking pool, concurrently, each bounded by [`PROBE_TIMEOUT`]. A side that cannot
+/// get a connection at once (no idle one and no free unit, or callers already
+/// waiting) is not probed: it is ready when a statement finishes (either side) within
+/// [`PROBE_TIMEOUT`].
 ///
 /// 200 `{"async":"ok","sync":"ok"}`; otherwise 503 with the failed side marked
 /// `"failed"` and its reason (the error's `Display`, which never shows SQL, values or
 /// credentials) under `errors`: `{"async":"ok","sync":"failed","errors":{"sync":"…"}}`.
 pub(super) async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
+    let budget = &state.budget;
     let (a, s) = tokio::join!(
-        probe_async(state.async_pool.clone()),
-        probe_sync(state.sync_pool.clone())
+        async {
+            if state.async_pool.is_closed() {
+                Err(DbError::Closed.to_string())
+            } else if can_connect_now(&budget.snapshot(), Side::Async) {
+                probe_async(state.async_pool.clone()).await
+            } else {
+                statements_finish(budget).await
+            }
+        },
+        async {
+            if state.sync_pool.is_closed() {
+                Err(DbError::Closed.to_string())
+            } else if can_connect_now(&budget.snapshot(), Side::Sync) {
+                probe_sync(state.sync_pool.clone()).await
+            } else {
+                statements_finish(budget).await
+            }
+        }
     );
     let mut body = Map::new();
     let mut errors = Map::new();
@@ -55,6 +84,34 @@ pub(super) async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json
         body.insert("errors".into(), errors);
         (StatusCode::SERVICE_UNAVAILABLE, Json(Value::Object(body)))
     }
+}
+
+/// Whether a probe on `side` would get a connection without queueing.
+fn can_connect_now(snap: &Snapshot, side: Side) -> bool {
+    let s = snap.side(side);
+    s.waiting == 0 && (s.idle > 0 || snap.in_use < snap.capacity)
+}
+
+/// Statements finished so far, both sides.
+fn finished(budget: &Budget) -> u64 {
+    let snap = budget.snapshot();
+    snap.async_side.query_latency.count() + snap.sync.query_latency.count()
+}
+
+/// Ready when a statement finishes within [`PROBE_TIMEOUT`]. Takes no connection.
+async fn statements_finish(budget: &Budget) -> Result<(), String> {
+    let before = finished(budget);
+    let started = Instant::now();
+    while started.elapsed() < PROBE_TIMEOUT {
+        tokio::time::sleep(PROGRESS_POLL).await;
+        if finished(budget) > before {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "every connection is in use and no statement finished within {} s",
+        PROBE_TIMEOUT.as_secs_f64()
+    ))
 }
 
 async fn probe_async(pool: AsyncPool) -> Result<(), String> {

@@ -7,12 +7,13 @@
 //! | route | what |
 //! |---|---|
 //! | `/healthz` | the process is up (no database call) |
-//! | `/readyz` | both pools reach the server: `SELECT 1` through each, bounded in time |
+//! | `/readyz` | both pools reach the server: `SELECT 1` through each, bounded in time; when every connection is in use, statements finishing instead (takes no unit) |
 //! | `/metrics` | Prometheus text format 0.0.4, `db_*` names |
 //! | `/api/pool` | the budget [`Snapshot`](db_budget::Snapshot) as JSON, plus p50/p99 and utilisation |
 //! | `/dashboard` | one self-contained HTML page polling `/api/pool` |
 //!
-//! Reading the numbers never takes a budget unit: only `/readyz` touches the database.
+//! Reading the numbers never takes a budget unit: only `/readyz` touches the database,
+//! and only when a connection is free.
 //!
 //! sync-usage: infrastructure (reads the blocking pool for the admin pages; goes when db-sync goes, not ported module by module).
 
