@@ -21,7 +21,8 @@ tasks:
   bench        benchmarks side by side, release build; writes BENCHMARKS.md
   loadtest     the 1040 outage before and after (--secs N, default 30); writes LOADTEST.md
   soak         the fault tests' load for a long time (--minutes N, default 10): RSS,
-               connections, requests/s and p99 every 10 s, and a verdict";
+               connections, requests/s and p99 every 10 s, and a verdict
+               (--glibc-defaults: without the server binary's malloc setting)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
