@@ -24,10 +24,19 @@ fn main() -> ExitCode {
             let tuning = memory::tune_allocator();
             telemetry::init();
             match tuning {
-                memory::Tuning::Refused => {
-                    tracing::warn!("glibc refused M_MMAP_THRESHOLD; RSS may grow under load")
+                memory::Tuning::Applied => tracing::info!(
+                    "malloc: mmap threshold fixed at {} KiB",
+                    memory::MMAP_THRESHOLD / 1024
+                ),
+                memory::Tuning::LeftToEnvironment => {
+                    tracing::info!("malloc: mmap threshold left to MALLOC_MMAP_THRESHOLD_")
                 }
-                other => tracing::debug!(?other, "malloc mmap threshold"),
+                memory::Tuning::Refused => {
+                    tracing::warn!(
+                        "malloc: glibc refused M_MMAP_THRESHOLD; RSS may grow under load"
+                    )
+                }
+                memory::Tuning::NotGlibc => {}
             }
             let settings = match Settings::resolve(&cli.flags, env) {
                 Ok(s) => s,

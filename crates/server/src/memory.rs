@@ -19,8 +19,9 @@
 //! dynamic adjustment off: blocks of 1 MiB and more always get their own mapping and
 //! leave nothing behind when freed. 1 MiB is above what a request allocates and below
 //! the driver's buffers; those cost one `mmap` and one `munmap` per physical connection,
-//! next to a TCP and authentication handshake. Measured with the soak: RSS flat at
-//! about 38 MiB instead of growing (RELIABILITY.md has the runs side by side).
+//! next to a TCP and authentication handshake. Measured with the soak: RSS stays in a
+//! band (38 to 45 MiB over 30 minutes) instead of growing; RELIABILITY.md has the runs,
+//! glibc's defaults beside it.
 //!
 //! Other allocators were measured with the same soak and not chosen: jemalloc grew much
 //! like glibc's defaults during the run (39 to 51 MiB in 10 minutes; it gave the memory

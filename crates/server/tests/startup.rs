@@ -368,4 +368,9 @@ fn the_binary_shuts_down_on_sigterm_and_its_last_log_line_reports_zero_units() {
         log.iter().any(|l| l.contains("SIGTERM received")),
         "{log:#?}"
     );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("malloc: mmap threshold fixed at 1024 KiB")),
+        "the binary did not tune malloc (server::memory): {log:#?}"
+    );
 }
