@@ -44,24 +44,18 @@ pub(super) async fn healthz() -> Json<Value> {
 pub(super) async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
     let budget = &state.budget;
     let (a, s) = tokio::join!(
-        async {
-            if state.async_pool.is_closed() {
-                Err(DbError::Closed.to_string())
-            } else if can_connect_now(&budget.snapshot(), Side::Async) {
-                probe_async(state.async_pool.clone()).await
-            } else {
-                statements_finish(budget).await
-            }
-        },
-        async {
-            if state.sync_pool.is_closed() {
-                Err(DbError::Closed.to_string())
-            } else if can_connect_now(&budget.snapshot(), Side::Sync) {
-                probe_sync(state.sync_pool.clone()).await
-            } else {
-                statements_finish(budget).await
-            }
-        }
+        check_side(
+            budget,
+            Side::Async,
+            state.async_pool.is_closed(),
+            probe_async(state.async_pool.clone()),
+        ),
+        check_side(
+            budget,
+            Side::Sync,
+            state.sync_pool.is_closed(),
+            probe_sync(state.sync_pool.clone()),
+        ),
     );
     let mut body = Map::new();
     let mut errors = Map::new();
@@ -83,6 +77,23 @@ pub(super) async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json
         tracing::warn!(%errors, "readiness probe failed");
         body.insert("errors".into(), errors);
         (StatusCode::SERVICE_UNAVAILABLE, Json(Value::Object(body)))
+    }
+}
+
+/// One side's readiness: `probe` (not started otherwise) when a connection is to be
+/// had at once, else whether statements keep finishing.
+async fn check_side(
+    budget: &Budget,
+    side: Side,
+    closed: bool,
+    probe: impl Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    if closed {
+        Err(DbError::Closed.to_string())
+    } else if can_connect_now(&budget.snapshot(), side) {
+        probe.await
+    } else {
+        statements_finish(budget).await
     }
 }
 

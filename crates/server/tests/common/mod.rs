@@ -94,14 +94,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// [`spawn_app`] with options.
 pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
-    let server = Server::shared();
-    let db = server
-        .create_database("server")
-        .expect("create a test database");
-    let app = build(server, &db, &opts)
-        .await
-        .unwrap_or_else(|e| panic!("the app did not start: {e}"));
-    start(app, db)
+    spawn_app_on(Server::shared(), opts).await
 }
 
 /// [`spawn_app_with`] on a fresh database of `server` (a test's own private server,

@@ -912,13 +912,19 @@ impl Client {
         }
     }
 
-    async fn list_games(&mut self) {
-        let path = format!("/api/players/{}/games", self.player_id());
-        if let Ok(reply) = self.http(Op::ListGames, "GET", &path, None).await
+    /// A `GET` whose answer must be 200 (a 503 is a counted failure; anything else a
+    /// surprise).
+    async fn read(&mut self, op: Op, path: &str) {
+        if let Ok(reply) = self.http(op, "GET", path, None).await
             && reply.status != 200
         {
-            self.unexpected(Op::ListGames, &path, &reply);
+            self.unexpected(op, path, &reply);
         }
+    }
+
+    async fn list_games(&mut self) {
+        let path = format!("/api/players/{}/games", self.player_id());
+        self.read(Op::ListGames, &path).await;
     }
 
     async fn show_game(&mut self) {
@@ -927,29 +933,17 @@ impl Client {
             _ => return self.save_game().await,
         };
         let path = format!("/api/games/{game}");
-        if let Ok(reply) = self.http(Op::ShowGame, "GET", &path, None).await
-            && reply.status != 200
-        {
-            self.unexpected(Op::ShowGame, &path, &reply);
-        }
+        self.read(Op::ShowGame, &path).await;
     }
 
     async fn balance(&mut self) {
         let path = format!("/api/players/{}", self.player_id());
-        if let Ok(reply) = self.http(Op::Balance, "GET", &path, None).await
-            && reply.status != 200
-        {
-            self.unexpected(Op::Balance, &path, &reply);
-        }
+        self.read(Op::Balance, &path).await;
     }
 
     async fn reward_status(&mut self) {
         let path = format!("/api/players/{}/rewards", self.player_id());
-        if let Ok(reply) = self.http(Op::RewardStatus, "GET", &path, None).await
-            && reply.status != 200
-        {
-            self.unexpected(Op::RewardStatus, &path, &reply);
-        }
+        self.read(Op::RewardStatus, &path).await;
     }
 }
 
