@@ -67,3 +67,52 @@ fn an_async_checkout_and_statement_cost_one_round_trip() {
         assert_eq!((prepare, ping, rollback, close), (0, 0, 0, 0));
     });
 }
+
+#[test]
+fn a_committed_async_transaction_costs_no_rollback_on_return() {
+    // Arrange
+    let server = Server::start(ServerOptions::default()).unwrap();
+    let db = TestDb::create(&server, "rt_tx");
+    db.admin(
+        &server,
+        "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let pool = async_pool(&db.url, &budget(2));
+        let _ = pool
+            .acquire()
+            .await
+            .unwrap()
+            .execute("INSERT INTO t (v) VALUES (?)", args![0])
+            .await
+            .unwrap();
+        let before = server.global_status("Com_rollback").unwrap();
+        let commits_before = server.global_status("Com_commit").unwrap();
+
+        // Act: transactions that commit, on connections that go back to the pool.
+        for i in 0..20 {
+            let mut conn = pool.acquire().await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            tx.execute("INSERT INTO t (v) VALUES (?)", args![i])
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        // The next checkout comes after every return has been handled.
+        let (n,): (i64,) = pool
+            .acquire()
+            .await
+            .unwrap()
+            .fetch_one("SELECT COUNT(*) FROM t", args![])
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(n, 21);
+        let rollbacks = server.global_status("Com_rollback").unwrap() - before;
+        let commits = server.global_status("Com_commit").unwrap() - commits_before;
+        println!("20 committed transactions: {commits} COMMIT, {rollbacks} ROLLBACK");
+        assert_eq!((commits, rollbacks), (20, 0));
+    });
+}

@@ -4,9 +4,10 @@
 use std::panic::Location;
 use std::time::Instant;
 
+use db_budget::sql::{self, TxControl};
 use db_budget::{Budget, DbError, ExecResult, Side};
 use sqlx::mysql::{MySql, MySqlRow};
-use sqlx::{Executor, FromRow, MySqlConnection, SqlSafeStr};
+use sqlx::{Connection, Executor, FromRow, MySqlConnection, SqlSafeStr};
 
 use crate::args::Args;
 use crate::dict::{DictRow, to_dict};
@@ -24,10 +25,21 @@ use crate::slot::Slot;
 ///
 /// # Cancel safety
 ///
-/// Dropping a helper's future mid-statement is allowed, and the connection is then
-/// never reused: the protocol state is unknown, so the pool closes it (without reading
-/// from it) and returns its unit. If a transaction was open, the server rolls it back
-/// when the connection closes.
+/// Dropping a helper's future mid-statement (e.g. under `tokio::time::timeout`) is
+/// allowed, and the connection then runs nothing more: its protocol state is unknown,
+/// so every later statement on it fails at once with [`DbError::Interrupted`], and the
+/// pool closes it on return (without reading from it) and returns its unit. If a
+/// transaction was open, the server rolls it back when the connection closes.
+///
+/// # Session state
+///
+/// Transactions are tracked explicitly: open from a successful `BEGIN` (through
+/// [`AsyncConn::begin`](crate::AsyncConn::begin) or a helper) until a successful
+/// `COMMIT`/`ROLLBACK`; a connection returned with one open is rolled back before
+/// reuse. A statement that changes session state the pool cannot reset (`SET
+/// autocommit = 0`, `LOCK TABLES`, `GET_LOCK`, user variables, temporary tables; see
+/// [`db_budget::sql::changes_session`]) makes the pool close the connection on return,
+/// so the next caller never inherits it.
 #[derive(Debug)]
 pub struct Conn {
     pub(crate) slot: Option<Slot>,
@@ -35,17 +47,27 @@ pub struct Conn {
     pub(crate) state: ConnState,
 }
 
-/// What the pool must know when the connection comes back.
+/// What the pool must know when the connection comes back, and what the next
+/// statement must know before it runs.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct ConnState {
     /// A statement started and has not finished: set before each await, cleared after.
-    /// Still set at return = the future was cancelled mid-statement.
+    /// Still set afterwards = the statement was cut off (its future dropped): every
+    /// later statement is refused ([`DbError::Interrupted`]) and the pool closes the
+    /// connection without reading from it.
     pub(crate) busy: bool,
-    /// A [`Transaction`](crate::Transaction) was dropped without commit or rollback.
-    pub(crate) rollback_pending: bool,
-    /// Somebody used the raw connection; its state is unverified.
-    pub(crate) raw_used: bool,
-    /// An I/O or protocol error showed the connection dead.
+    /// A transaction is open on the server: set when `BEGIN`/`START TRANSACTION`
+    /// succeeds, cleared only when `COMMIT`/`ROLLBACK` succeeds. Still set at return =
+    /// the pool rolls it back before reuse.
+    pub(crate) tx_open: bool,
+    /// The open transaction has no owner any more (its [`Transaction`] was dropped, or
+    /// its `COMMIT`/`ROLLBACK` failed): roll back before the next statement.
+    pub(crate) tx_abandoned: bool,
+    /// The session changed in a way the pool cannot reset (see
+    /// [`db_budget::sql::changes_session`], and [`Conn::raw`]): closed on return.
+    pub(crate) session_dirty: bool,
+    /// An I/O or protocol error, or a server error that means the connection is gone,
+    /// showed it dead.
     pub(crate) broken: bool,
 }
 
@@ -58,9 +80,13 @@ impl Conn {
             .conn
     }
 
-    /// Before each statement: settle an abandoned transaction, then mark busy.
-    pub(crate) async fn prepare(&mut self) -> Result<&mut MySqlConnection, DbError> {
-        if self.state.rollback_pending {
+    /// Before each statement: refuse on a cut-off connection, settle an abandoned
+    /// transaction, then mark busy.
+    async fn prepare(&mut self) -> Result<&mut MySqlConnection, DbError> {
+        if self.state.busy {
+            return Err(DbError::Interrupted);
+        }
+        if self.state.tx_abandoned {
             self.state.busy = true;
             let r = self.raw_conn().execute("ROLLBACK").await;
             self.state.busy = false;
@@ -68,14 +94,16 @@ impl Conn {
                 self.state.broken |= breaks_connection(&e);
                 return Err(from_sqlx(e));
             }
-            self.state.rollback_pending = false;
+            self.state.tx_open = false;
+            self.state.tx_abandoned = false;
         }
         self.state.busy = true;
         Ok(self.raw_conn())
     }
 
-    /// After each statement: clear busy, record timing, map the error.
-    pub(crate) fn finish<T>(
+    /// After each statement: clear busy, track transaction and session state, record
+    /// timing, map the error.
+    fn finish<T>(
         &mut self,
         sql: &str,
         started: Instant,
@@ -83,16 +111,36 @@ impl Conn {
         result: Result<T, sqlx::Error>,
     ) -> Result<T, DbError> {
         self.state.busy = false;
-        if starts_transaction(sql) {
-            // Opened outside `AsyncConn::begin`: make the return path roll it back.
-            self.state.raw_used = true;
+        match (sql::tx_control(sql), &result) {
+            (Some(TxControl::Begin), Ok(_)) => self.state.tx_open = true,
+            (Some(TxControl::End), Ok(_)) => {
+                self.state.tx_open = false;
+                self.state.tx_abandoned = false;
+            }
+            _ => {}
         }
+        // Conservative: a failed `LOCK TABLES` changed nothing, but closing it costs
+        // one reconnect, and a miss would hand the next caller a dirty session.
+        self.state.session_dirty |= sql::changes_session(sql);
         self.budget
             .record_query(Side::Async, sql, started.elapsed(), site);
         result.map_err(|e| {
             self.state.broken |= breaks_connection(&e);
             from_sqlx(e)
         })
+    }
+
+    /// The one core of every statement: prepare, run `op`, finish.
+    pub(crate) async fn run<T>(
+        &mut self,
+        sql: &str,
+        site: &Location<'_>,
+        op: impl AsyncFnOnce(&mut MySqlConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, DbError> {
+        let conn = self.prepare().await?;
+        let started = Instant::now();
+        let r = op(conn).await;
+        self.finish(sql, started, site, r)
     }
 
     /// The one row the statement returns, decoded into `T` (any `sqlx::FromRow`, e.g. a
@@ -133,12 +181,18 @@ impl Conn {
         let sql = sql.into_sql_str();
         async move {
             let args = args.into_arguments()?;
-            let conn = self.prepare().await?;
-            let started = Instant::now();
-            let r = sqlx::query_as_with::<MySql, T, _>(sql.clone(), args)
-                .fetch_optional(conn)
-                .await;
-            self.finish(sql.as_str(), started, site, r)
+            let text = sql.clone();
+            self.run(text.as_str(), site, async move |conn| {
+                // sqlx returns after the first row and leaves the rest of the result
+                // unread: the server would keep the statement open (and its metadata
+                // lock) while the connection sits idle. Read it to the end here.
+                let row = sqlx::query_as_with::<MySql, T, _>(sql, args)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                conn.flush().await?;
+                Ok(row)
+            })
+            .await
         }
     }
 
@@ -160,12 +214,13 @@ impl Conn {
         let sql = sql.into_sql_str();
         async move {
             let args = args.into_arguments()?;
-            let conn = self.prepare().await?;
-            let started = Instant::now();
-            let r = sqlx::query_as_with::<MySql, T, _>(sql.clone(), args)
-                .fetch_all(conn)
-                .await;
-            self.finish(sql.as_str(), started, site, r)
+            let text = sql.clone();
+            self.run(text.as_str(), site, async move |conn| {
+                sqlx::query_as_with::<MySql, T, _>(sql, args)
+                    .fetch_all(conn)
+                    .await
+            })
+            .await
         }
     }
 
@@ -200,13 +255,14 @@ impl Conn {
         let sql = sql.into_sql_str();
         async move {
             let args = args.into_arguments()?;
-            let conn = self.prepare().await?;
-            let started = Instant::now();
-            let r = sqlx::query_with::<MySql, _>(sql.clone(), args)
-                .fetch_all(conn)
-                .await
-                .and_then(|rows| rows.iter().map(to_dict).collect());
-            self.finish(sql.as_str(), started, site, r)
+            let text = sql.clone();
+            self.run(text.as_str(), site, async move |conn| {
+                let rows = sqlx::query_with::<MySql, _>(sql, args)
+                    .fetch_all(conn)
+                    .await?;
+                rows.iter().map(to_dict).collect()
+            })
+            .await
         }
     }
 
@@ -225,32 +281,42 @@ impl Conn {
         let sql = sql.into_sql_str();
         async move {
             let args = args.into_arguments()?;
-            let conn = self.prepare().await?;
-            let started = Instant::now();
-            let r = sqlx::query_with::<MySql, _>(sql.clone(), args)
-                .execute(conn)
-                .await
-                .map(|done| ExecResult {
+            let text = sql.clone();
+            self.run(text.as_str(), site, async move |conn| {
+                let done = sqlx::query_with::<MySql, _>(sql, args)
+                    .execute(conn)
+                    .await?;
+                Ok(ExecResult {
                     rows_affected: done.rows_affected(),
                     last_insert_id: Some(done.last_insert_id()).filter(|id| *id != 0),
-                });
-            self.finish(sql.as_str(), started, site, r)
+                })
+            })
+            .await
         }
     }
 
     /// The underlying sqlx connection, for what the helpers do not cover (streams,
     /// `sqlx::query!` macros, migrations).
     ///
-    /// The pool can no longer vouch for it: when it comes back, it is checked with a
-    /// ping (bounded in time) before reuse, and closed if that fails.
-    pub fn raw(&mut self) -> &mut MySqlConnection {
-        self.state.raw_used = true;
-        self.raw_conn()
+    /// A transaction abandoned earlier on this connection is rolled back first. The
+    /// pool cannot see what runs on the raw connection (session settings, locks, a
+    /// stream left half-read), so it closes the connection when it is returned instead
+    /// of pooling it: use the helpers on hot paths.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Interrupted`] when an earlier statement on this connection was cut
+    /// off; the rollback's errors as [`DbError`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe up to the point it returns (a cut-off rollback marks the connection
+    /// interrupted). What you then run on the raw connection is outside the helpers'
+    /// cancellation tracking.
+    pub async fn raw(&mut self) -> Result<&mut MySqlConnection, DbError> {
+        self.prepare().await?;
+        self.state.busy = false;
+        self.state.session_dirty = true;
+        Ok(self.raw_conn())
     }
-}
-
-/// `BEGIN…` or `START TRANSACTION…` run through a helper.
-fn starts_transaction(sql: &str) -> bool {
-    let head = sql.trim_start().get(..5).unwrap_or("");
-    head.eq_ignore_ascii_case("begin") || head.eq_ignore_ascii_case("start")
 }

@@ -4,15 +4,30 @@ use db_budget::DbError;
 
 /// Whether an error leaves the connection unusable.
 pub(crate) fn breaks_connection(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_)
-    )
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(_) => server_number(e).is_some_and(DbError::is_connection_gone_code),
+        _ => false,
+    }
+}
+
+fn server_number(e: &sqlx::Error) -> Option<u16> {
+    match e {
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .map(|my| my.number()),
+        _ => None,
+    }
 }
 
 /// Maps a statement's error. Messages keep no SQL text and no values.
 pub(crate) fn from_sqlx(e: sqlx::Error) -> DbError {
     match e {
+        e @ sqlx::Error::Database(_)
+            if server_number(&e).is_some_and(DbError::is_connection_gone_code) =>
+        {
+            DbError::ConnectionLost { cause: e.into() }
+        }
         sqlx::Error::Database(db) => {
             let (code, state) = match db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
                 Some(my) => (Some(my.number()), my.code().map(str::to_owned)),
@@ -37,7 +52,8 @@ pub(crate) fn from_sqlx(e: sqlx::Error) -> DbError {
 /// The server refused a connect because a connection limit was reached: 1040 (too many
 /// connections), 1203 (max_user_connections), 1226 (an account's
 /// MAX_USER_CONNECTIONS). Retryable while holding the unit: the server may still count
-/// a socket this process closed a moment ago (DESIGN §4, "Server-side lag").
+/// a socket this process closed a moment ago (it counts a closed connection for a few
+/// milliseconds after the client's close).
 pub(crate) fn is_connection_limit(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => db

@@ -13,10 +13,11 @@ use crate::tx::Transaction;
 /// A connection checked out of an [`AsyncPool`](crate::AsyncPool). Run statements
 /// through it (it dereferences to [`Conn`]); dropping it returns the connection.
 ///
-/// On return the pool decides: a connection whose statement was cancelled, or whose
-/// holder panicked, is closed rather than reused; an abandoned transaction is rolled
-/// back first; a connection the other side needs is closed so that its budget unit
-/// moves there. Returning never waits on the network in the caller's task.
+/// On return the pool decides: a connection whose statement was cut off, whose holder
+/// panicked, that the server dropped, or whose session state changed, is closed rather
+/// than reused; a transaction left open is rolled back first; a connection the other
+/// side needs is closed so that its budget unit moves there. Returning never waits on
+/// the network in the caller's task.
 #[must_use = "the connection goes back to the pool as soon as this is dropped"]
 #[derive(Debug)]
 pub struct AsyncConn {

@@ -30,10 +30,20 @@
 //!
 //! sqlx's MySQL connection is not safe to reuse after a statement's future is dropped
 //! mid-result (the stream desyncs; sqlx #563, #4349). Every helper marks the connection
-//! busy for the duration of its statement; a connection returned busy is shut without
-//! reading from it. A dropped [`Transaction`] queues its `ROLLBACK`, which runs before the
-//! connection's next statement or, on return, in a background task bounded by the return
-//! timeout. Returning never does network I/O in the caller's task.
+//! busy for the duration of its statement; a connection still busy refuses every later
+//! statement of its holder ([`DbError::Interrupted`]) and is shut on return without
+//! reading from it. Every helper reads its result to the end before it returns (sqlx's
+//! `fetch_optional` stops after the first row, which would leave the server holding the
+//! statement and its table's metadata lock while the connection sits idle).
+//!
+//! Transaction state is explicit: open from a successful `BEGIN` to a successful
+//! `COMMIT`/`ROLLBACK`. A dropped [`Transaction`] (or a dropped `commit()` future, even
+//! unpolled) leaves it open and abandoned: its `ROLLBACK` runs before the connection's
+//! next statement or, on return, in a background task bounded by the return timeout. A
+//! committed transaction costs nothing on return. Session state the pool cannot reset
+//! (`SET`, `LOCK TABLES`, `GET_LOCK`, user variables, temporary tables, raw use) closes
+//! the connection on return. Returning never does network I/O in the caller's task, and
+//! the pool's background work runs on the runtime the pool was built on.
 //!
 //! # Validation
 //!

@@ -162,16 +162,19 @@ impl AsyncPool {
     /// connections are closed now (each bounded in time), and connections in use are
     /// closed when returned. Other pools on the same budget are unaffected.
     pub async fn close(&self) {
-        self.shared.closed.store(true, Ordering::SeqCst);
         let drained: Vec<Idle> = {
             let mut q = self.shared.lock();
+            // Under the lock, so that `push_idle` (which checks it under the lock)
+            // cannot pool a connection after the drain below.
+            self.shared.closed.store(true, Ordering::SeqCst);
             // Dropping the senders wakes every waiter with "closed".
             q.waiters.clear();
-            q.idle.drain(..).collect()
+            let drained: Vec<Idle> = q.idle.drain(..).collect();
+            self.shared
+                .budget
+                .add_idle(Side::Async, -(drained.len() as i32));
+            drained
         };
-        self.shared
-            .budget
-            .add_idle(Side::Async, -(drained.len() as i32));
         let limit = self.shared.settings.return_timeout;
         let closes = drained.into_iter().map(|idle| {
             self.shared
@@ -210,12 +213,14 @@ impl Shared {
             }
             // Queue up; if a connection is idle and nobody is ahead, it comes at once.
             let (tx, mut handed) = oneshot::channel::<Idle>();
-            let moved = {
+            {
                 let mut q = self.lock();
                 q.waiters.push_back(tx);
-                q.dispatch()
-            };
-            self.budget.add_idle(Side::Async, -(moved as i32));
+                let moved = q.dispatch();
+                // The idle gauge changes with the idle list, under its lock: a reader
+                // never sees it below zero.
+                self.budget.add_idle(Side::Async, -(moved as i32));
+            }
             let got = tokio::select! {
                 biased;
                 idle = &mut handed => match idle {
@@ -273,12 +278,15 @@ impl Shared {
                 if !q.waiters.is_empty() {
                     return Ok(None);
                 }
-                q.idle.pop_back()
+                let idle = q.idle.pop_back();
+                if idle.is_some() {
+                    self.budget.add_idle(Side::Async, -1);
+                }
+                idle
             };
             let Some(idle) = idle else {
                 return Ok(None);
             };
-            self.budget.add_idle(Side::Async, -1);
             if let Some(slot) = self.fit(idle, started, deadline).await? {
                 return Ok(Some(slot));
             }
@@ -398,6 +406,9 @@ impl Shared {
             Some((CloseReason::Cancelled, Farewell::Hard))
         } else if state.broken {
             Some((CloseReason::Broken, Farewell::Hard))
+        } else if state.session_dirty {
+            // `ROLLBACK` first is not needed: closing ends any transaction too.
+            Some((CloseReason::SessionState, Farewell::Graceful))
         } else if slot.opened_at.elapsed() >= self.settings.max_lifetime {
             Some((CloseReason::MaxLifetime, Farewell::Graceful))
         } else if self.budget.should_yield(Side::Async) {
@@ -407,22 +418,21 @@ impl Shared {
         };
         if let Some((reason, how)) = farewell {
             self.discard(slot, reason, how);
-        } else if state.rollback_pending || state.raw_used || slot.conn.should_flush() {
+        } else if state.tx_open || slot.conn.should_flush() {
             self.settle(slot, state);
         } else {
             self.push_idle(slot);
         }
     }
 
-    /// Rolls back an abandoned transaction (or validates a raw-used connection: a
-    /// `ROLLBACK` outside a transaction is a harmless round trip), bounded by the return
-    /// timeout, then pools the connection; closes it on failure.
+    /// Rolls back a transaction left open (or flushes unsent bytes), bounded by the
+    /// return timeout, then pools the connection; closes it on failure.
     fn settle(self: &Arc<Self>, mut slot: Slot, state: ConnState) {
         let shared = self.clone();
         self.spawn(async move {
             let limit = shared.settings.return_timeout;
             let work = async {
-                if state.rollback_pending || state.raw_used {
+                if state.tx_open {
                     slot.conn.execute("ROLLBACK").await.map(|_| ())
                 } else {
                     slot.conn.flush().await
@@ -437,15 +447,18 @@ impl Shared {
 
     /// Pools a connection: to the caller that has waited longest, or onto the idle list.
     fn push_idle(&self, slot: Slot) {
-        if self.closed.load(Ordering::SeqCst) {
-            self.discard(slot, CloseReason::PoolClosed, Farewell::Graceful);
-            return;
-        }
         let mut idle = Idle {
             slot,
             since: Instant::now(),
         };
         let mut q = self.lock();
+        // Checked under the lock `close` sets it under: no idle connection is left
+        // in a closed pool.
+        if self.closed.load(Ordering::SeqCst) {
+            drop(q);
+            self.discard(idle.slot, CloseReason::PoolClosed, Farewell::Graceful);
+            return;
+        }
         while let Some(waiter) = q.waiters.pop_front() {
             match waiter.send(idle) {
                 Ok(()) => return,
@@ -454,7 +467,6 @@ impl Shared {
             }
         }
         q.idle.push_back(idle);
-        drop(q);
         self.budget.add_idle(Side::Async, 1);
     }
 
@@ -467,21 +479,30 @@ impl Shared {
         self.spawn(slot.close(how, limit));
     }
 
+    /// Runs pool work (closes, settles) on the pool's own runtime, never on the
+    /// caller's: a caller may sit on another runtime that nobody drives once it is
+    /// done (a test's, a `block_on`'s), and the work would never run. If the pool's
+    /// runtime has shut down, the future is dropped at once, which still closes the
+    /// socket before the unit returns (field order in `Slot`).
     fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
-        match Handle::try_current() {
-            Ok(h) => drop(h.spawn(fut)),
-            Err(_) => drop(self.runtime.spawn(fut)),
-        }
+        drop(self.runtime.spawn(fut));
     }
 }
 
 impl Shrink for Shared {
     /// Gives the oldest idle connection back to the budget: the other side waits.
     fn shrink_idle(&self) -> bool {
-        let Some(idle) = self.lock().idle.pop_front() else {
+        let idle = {
+            let mut q = self.lock();
+            let idle = q.idle.pop_front();
+            if idle.is_some() {
+                self.budget.add_idle(Side::Async, -1);
+            }
+            idle
+        };
+        let Some(idle) = idle else {
             return false;
         };
-        self.budget.add_idle(Side::Async, -1);
         self.discard(idle.slot, CloseReason::Yielded, Farewell::Graceful);
         true
     }
@@ -515,9 +536,9 @@ async fn reap(shared: Weak<Shared>) {
                 }
             }
             q.idle = keep;
+            shared.budget.add_idle(Side::Async, -(expired.len() as i32));
             expired
         };
-        shared.budget.add_idle(Side::Async, -(expired.len() as i32));
         for (i, reason) in expired {
             shared.discard(i.slot, reason, Farewell::Graceful);
         }

@@ -2,7 +2,6 @@
 
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
-use std::time::Instant;
 
 use db_budget::DbError;
 use sqlx::Executor;
@@ -38,12 +37,13 @@ impl<'c> Transaction<'c> {
     #[track_caller]
     pub fn commit(mut self) -> impl Future<Output = Result<(), DbError>> + Send + 'c {
         let site = Location::caller();
-        let conn = self.conn.take();
+        // `self` moves into the future: dropped before its first poll, it is dropped
+        // with it, and the transaction counts as abandoned (rolled back later).
         async move {
-            match conn {
-                Some(conn) => conn.simple("COMMIT", site).await,
-                None => Ok(()),
-            }
+            let Some(conn) = self.conn.take() else {
+                return Ok(());
+            };
+            conn.end("COMMIT", site).await
         }
     }
 
@@ -55,12 +55,13 @@ impl<'c> Transaction<'c> {
     #[track_caller]
     pub fn rollback(mut self) -> impl Future<Output = Result<(), DbError>> + Send + 'c {
         let site = Location::caller();
-        let conn = self.conn.take();
+        // `self` moves into the future: dropped before its first poll, it is dropped
+        // with it, and the transaction counts as abandoned (rolled back later).
         async move {
-            match conn {
-                Some(conn) => conn.simple("ROLLBACK", site).await,
-                None => Ok(()),
-            }
+            let Some(conn) = self.conn.take() else {
+                return Ok(());
+            };
+            conn.end("ROLLBACK", site).await
         }
     }
 }
@@ -68,7 +69,7 @@ impl<'c> Transaction<'c> {
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            conn.state.rollback_pending = true;
+            conn.state.tx_abandoned = conn.state.tx_open;
         }
     }
 }
@@ -98,9 +99,18 @@ impl Conn {
         sql: &'static str,
         site: &Location<'_>,
     ) -> Result<(), DbError> {
-        let conn = self.prepare().await?;
-        let started = Instant::now();
-        let r = conn.execute(sql).await.map(|_| ());
-        self.finish(sql, started, site, r)
+        self.run(sql, site, async |conn| conn.execute(sql).await.map(|_| ()))
+            .await
+    }
+
+    /// `COMMIT` or `ROLLBACK` of a [`Transaction`]. If it fails, the transaction may
+    /// still be open and has no owner any more: it is rolled back before the next
+    /// statement (or on return).
+    async fn end(&mut self, sql: &'static str, site: &Location<'_>) -> Result<(), DbError> {
+        let r = self.simple(sql, site).await;
+        if r.is_err() {
+            self.state.tx_abandoned = self.state.tx_open;
+        }
+        r
     }
 }

@@ -116,6 +116,14 @@ impl Budget {
     ///
     /// If `capacity` is 0 (configuration refuses it earlier, with a message).
     pub fn new(capacity: u32, leak_threshold: Duration) -> Budget {
+        // From now on the environment never builds a second, process-wide budget.
+        crate::global::note_own_budget();
+        Budget::unlisted(capacity, leak_threshold)
+    }
+
+    /// [`Budget::new`] without marking the process as having built its own budget
+    /// (only `global()`'s environment path uses it).
+    pub(crate) fn unlisted(capacity: u32, leak_threshold: Duration) -> Budget {
         assert!(capacity > 0, "a connection budget needs at least one unit");
         let inner = Arc::new(Inner {
             capacity,

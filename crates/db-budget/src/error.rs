@@ -93,6 +93,37 @@ pub enum DbError {
          run it inside tokio::task::spawn_blocking, or use db-async"
     )]
     BlockingNotAllowed,
+
+    /// A statement on this connection was cut off (its future was dropped, or its
+    /// deadline passed, before the server's answer was read): the connection's protocol
+    /// state is unknown, so it refuses every later statement. Drop it (the pool closes
+    /// it) and acquire another.
+    #[error(
+        "this connection's previous statement was cut off before its result was read; \
+         it runs nothing more: drop it and acquire another"
+    )]
+    Interrupted,
+
+    /// A process-wide pool or budget was asked for, none is installed, and building one
+    /// from the environment would make a second budget, because this process already
+    /// built its own (e.g. a server's `Application`). Install the one the process uses
+    /// (`install_global`), or use the handle you built.
+    #[error(
+        "no process-wide {what} is installed, and this process built its own connection \
+         budget: building another from the environment would be a second budget; \
+         install the process's own with install_global"
+    )]
+    NotInstalled {
+        /// What was asked for: "connection budget", "blocking pool", "async pool".
+        what: &'static str,
+    },
+
+    /// A process-wide pool or budget is installed already; there is one per process.
+    #[error("a process-wide {what} is already installed; there is one per process")]
+    AlreadyInstalled {
+        /// What was installed twice.
+        what: &'static str,
+    },
 }
 
 impl DbError {
@@ -111,6 +142,18 @@ impl DbError {
             DbError::Query { code, .. } => *code,
             _ => None,
         }
+    }
+
+    /// `true` for a server error number that means the connection is gone: the server
+    /// is shutting down (1053), the connection was killed (1927) or timed out by the
+    /// server (4031), a network read/write failed or was aborted (1158–1161, 1184), or
+    /// the client library's "server has gone away" family (2006, 2013, 2055). A
+    /// connection that saw one is closed, never pooled.
+    pub fn is_connection_gone_code(code: u16) -> bool {
+        matches!(
+            code,
+            1053 | 1927 | 4031 | 1158..=1161 | 1184 | 2006 | 2013 | 2055
+        )
     }
 
     /// `true` for a duplicate-key violation (1062, SQLSTATE 23000).

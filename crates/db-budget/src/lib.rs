@@ -49,6 +49,7 @@ mod outcome;
 mod pool_settings;
 mod side;
 mod snapshot;
+pub mod sql;
 mod stats;
 mod url;
 
@@ -56,7 +57,7 @@ pub use blocking::block_safely;
 pub use budget::{Budget, Shrink, Unit, WaitError};
 pub use config::{Config, ConfigError, VARIABLES, Variable, parse_duration};
 pub use error::{BoxError, DbError, HumanDuration, TimeoutPhase};
-pub use global::{global, install_global};
+pub use global::{Global, Installed, global, install_global, is_installed};
 pub use leak::CheckoutTicket;
 pub use outcome::ExecResult;
 pub use pool_settings::PoolSettings;

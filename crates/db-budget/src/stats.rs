@@ -21,17 +21,22 @@ pub enum CloseReason {
     Cancelled,
     /// The pool was closed.
     PoolClosed,
+    /// Its holder changed session state the pool cannot reset (`SET`, `LOCK TABLES`,
+    /// `GET_LOCK`, user variables, temporary tables, raw use): the next holder must not
+    /// inherit it.
+    SessionState,
 }
 
 impl CloseReason {
     /// Every reason, in a fixed order (for metrics output).
-    pub const ALL: [CloseReason; 6] = [
+    pub const ALL: [CloseReason; 7] = [
         CloseReason::IdleTimeout,
         CloseReason::MaxLifetime,
         CloseReason::Yielded,
         CloseReason::Broken,
         CloseReason::Cancelled,
         CloseReason::PoolClosed,
+        CloseReason::SessionState,
     ];
 
     /// The metric label value.
@@ -43,6 +48,7 @@ impl CloseReason {
             CloseReason::Broken => "broken",
             CloseReason::Cancelled => "cancelled",
             CloseReason::PoolClosed => "pool_closed",
+            CloseReason::SessionState => "session_state",
         }
     }
 

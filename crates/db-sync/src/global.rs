@@ -1,34 +1,41 @@
 //! The process-wide pool and `get_database_connection()`, the shim legacy code calls.
 
-use once_cell::sync::OnceCell;
-
-use db_budget::DbError;
+use db_budget::{DbError, Global, Installed};
 
 use crate::{DbConnection, SyncPool};
 
-static GLOBAL: OnceCell<SyncPool> = OnceCell::new();
+static POOL: Global<SyncPool> = Global::new("blocking pool");
 
-/// Installs the process-wide pool (the server does this at startup, on the budget it
-/// also gives the async pool).
+/// Installs the process-wide blocking pool until the guard is dropped (the server does
+/// this at startup, with `db_budget::install_global` and `db_async::install_global` on
+/// the same budget).
 ///
 /// # Errors
 ///
-/// Gives the pool back if one is already installed (or was built on first use).
-pub fn install_global(pool: SyncPool) -> Result<(), SyncPool> {
-    GLOBAL.set(pool)
+/// [`DbError::AlreadyInstalled`] if one is installed (or was built on first use).
+pub fn install_global(pool: SyncPool) -> Result<Installed<SyncPool>, DbError> {
+    POOL.install(pool)
 }
 
-/// The process-wide pool: the installed one, or else one built on first use from the
-/// environment and the process-wide budget (`db_budget::global()`), the same budget
-/// `db_async::global()` draws from. Building does no I/O.
+/// The process-wide blocking pool: the installed one, or else, in a process that
+/// installed nothing and built no budget of its own, one built on first use from the
+/// environment on the process-wide budget (`db_budget::global()`), the same budget
+/// `db_async::global()` draws from. Building does no I/O. Cheap: a clone of a handle.
 ///
 /// # Errors
 ///
-/// [`DbError::Config`] when the environment is bad; nothing is installed then.
-pub fn global() -> Result<&'static SyncPool, DbError> {
-    GLOBAL.get_or_try_init(|| {
+/// [`DbError::NotInstalled`] when a budget is installed without a blocking pool, or
+/// this process built a budget of its own and installed none: never a second budget.
+/// [`DbError::Config`] when the environment is bad; nothing is built then.
+pub fn global() -> Result<SyncPool, DbError> {
+    POOL.get_or_build(|| {
+        if db_budget::is_installed() {
+            return Err(DbError::NotInstalled {
+                what: "blocking pool",
+            });
+        }
         let (config, budget) = db_budget::global()?;
-        SyncPool::from_config(config, budget.clone())
+        SyncPool::from_config(&config, budget)
     })
 }
 

@@ -461,7 +461,7 @@ fn dropping_the_pool_closes_its_idle_connections() {
 #[test]
 fn the_legacy_shim_uses_the_installed_pool() {
     let f = fixture("sync_global", 2);
-    db_sync::install_global(f.pool.clone()).expect("first install");
+    let _installed = db_sync::install_global(f.pool.clone()).expect("first install");
     assert!(db_sync::install_global(f.pool.clone()).is_err());
     let mut conn = db_sync::get_database_connection().unwrap();
     let (one,): (i64,) = conn.fetch_one("SELECT 1", ()).unwrap();

@@ -22,6 +22,6 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
 /// [`RetentionError::Migrate`] when a migration fails or an applied one was edited.
 pub async fn migrate(pool: &AsyncPool) -> Result<(), RetentionError> {
     let mut conn = pool.acquire().await?;
-    MIGRATOR.run(conn.raw()).await?;
+    MIGRATOR.run(conn.raw().await?).await?;
     Ok(())
 }

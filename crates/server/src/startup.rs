@@ -1,6 +1,8 @@
 //! Building and running the application.
 //!
-//! [`Application::build`], in order: the budget and both pools on it → the server check
+//! [`Application::build`], in order: the budget and both pools on it, installed as the
+//! process-wide ones (so `db_sync::get_database_connection()`, which the legacy modules
+//! call, and `db_async::global()` draw from this one budget) → the server check
 //! (`@@max_connections`, `@@max_user_connections` against `MAX_CONNECTIONS ×
 //! DB_INSTANCES + DB_RESERVED_CONNECTIONS`; see [`crate::limits`]) → migrations → quest
 //! templates and reward tiers → bind both listeners. Any failure closes the pools and
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use db_async::{AsyncPool, args};
-use db_budget::{Budget, ConfigError, DbError, HumanDuration};
+use db_budget::{Budget, Config, ConfigError, DbError, HumanDuration, Installed};
 use db_sync::SyncPool;
 use retention::{DayBoundary, Retention, RetentionError};
 use tokio::net::TcpListener;
@@ -61,6 +63,11 @@ pub enum StartupError {
     /// A retention setting was refused.
     #[error("invalid retention setting: {0}")]
     Retention(#[source] RetentionError),
+    /// Another application in this process holds the process-wide budget and pools
+    /// (there is one of each per process, so that legacy code's global functions use
+    /// the server's budget).
+    #[error("cannot install the process-wide connection budget: {0}")]
+    Global(#[source] DbError),
     /// A listener could not be bound.
     #[error("cannot listen on {variable}={addr}: {source}")]
     Bind {
@@ -82,8 +89,40 @@ pub struct Application {
     api_addr: SocketAddr,
     admin_addr: SocketAddr,
     state: AppState,
+    sync_pool: SyncPool,
     budget: Budget,
     shutdown_timeout: Duration,
+    /// Keeps the budget and both pools installed as the process-wide ones until the
+    /// application has shut down.
+    globals: Globals,
+}
+
+/// The process-wide installation of the application's budget and pools.
+#[derive(Debug)]
+struct Globals {
+    _budget: Installed<(Config, Budget)>,
+    _sync: Installed<SyncPool>,
+    _async: Installed<AsyncPool>,
+}
+
+impl Globals {
+    fn install(
+        config: &Config,
+        budget: &Budget,
+        async_pool: &AsyncPool,
+        sync_pool: &SyncPool,
+    ) -> Result<Globals, StartupError> {
+        // Each guard uninstalls on drop, so a failure part-way leaves nothing behind.
+        let budget = db_budget::install_global(config.clone(), budget.clone());
+        let budget = budget.map_err(StartupError::Global)?;
+        let sync = db_sync::install_global(sync_pool.clone()).map_err(StartupError::Global)?;
+        let asyn = db_async::install_global(async_pool.clone()).map_err(StartupError::Global)?;
+        Ok(Globals {
+            _budget: budget,
+            _sync: sync,
+            _async: asyn,
+        })
+    }
 }
 
 impl Application {
@@ -110,7 +149,13 @@ impl Application {
             "connection budget of {} shared by the async and blocking pools",
             db.max_connections
         );
-        match prepare(&settings, &url, &async_pool, &sync_pool, &budget).await {
+        let prepared = match Globals::install(db, &budget, &async_pool, &sync_pool) {
+            Ok(globals) => {
+                prepare(&settings, &url, &async_pool, &sync_pool, &budget, globals).await
+            }
+            Err(e) => Err(e),
+        };
+        match prepared {
             Ok(app) => Ok(app),
             Err(e) => {
                 close_pools(&async_pool, &sync_pool).await;
@@ -156,7 +201,7 @@ impl Application {
 
     /// The blocking pool.
     pub fn sync_pool(&self) -> SyncPool {
-        self.state.sync_pool.clone()
+        self.sync_pool.clone()
     }
 
     /// Serves both listeners until the shutdown is triggered, then shuts down (see the
@@ -173,17 +218,18 @@ impl Application {
             api_addr,
             admin_addr,
             state,
+            sync_pool,
             budget,
             shutdown_timeout,
+            globals,
         } = self;
         let shutdown = state.shutdown.clone();
         let admin_state = AdminState {
             budget: budget.clone(),
             async_pool: state.async_pool.clone(),
-            sync_pool: state.sync_pool.clone(),
+            sync_pool: sync_pool.clone(),
         };
         let async_pool = state.async_pool.clone();
-        let sync_pool = state.sync_pool.clone();
 
         let api = serve(api_listener, api_router(state), &shutdown);
         let admin = serve(admin_listener, admin::router(admin_state), &shutdown);
@@ -238,6 +284,8 @@ impl Application {
         while budget.in_use() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // Only now: the legacy calls finishing above still found the installed pools.
+        drop(globals);
         tracing::info!(
             "shutdown complete: budget units in use: {}",
             budget.in_use()
@@ -263,6 +311,7 @@ async fn prepare(
     async_pool: &AsyncPool,
     sync_pool: &SyncPool,
     budget: &Budget,
+    globals: Globals,
 ) -> Result<Application, StartupError> {
     let headroom = check_server(settings, url, async_pool).await?;
     tracing::info!(
@@ -308,12 +357,13 @@ async fn prepare(
         state: AppState {
             tokens: Arc::new(TokenKey::new(&settings.secret)),
             async_pool: async_pool.clone(),
-            sync_pool: sync_pool.clone(),
             retention,
             shutdown: ShutdownHandle::new(),
         },
+        sync_pool: sync_pool.clone(),
         budget: budget.clone(),
         shutdown_timeout: settings.shutdown_timeout,
+        globals,
     })
 }
 

@@ -1,11 +1,11 @@
 //! What every API handler can reach.
 //!
-//! sync-usage: infrastructure (holds the blocking pool for handlers; goes when db-sync goes, not ported module by module).
+//! It holds no blocking pool: legacy modules reach it only through the counted shim,
+//! `db_sync::get_database_connection()`, on the budget the server installs.
 
 use std::sync::Arc;
 
 use db_async::AsyncPool;
-use db_sync::SyncPool;
 use retention::Retention;
 
 use crate::auth::TokenKey;
@@ -18,8 +18,6 @@ pub struct AppState {
     pub tokens: Arc<TokenKey>,
     /// New code: players, and (through [`Retention`]) quests and rewards.
     pub async_pool: AsyncPool,
-    /// Legacy modules (saved games, images), called through `spawn_blocking`.
-    pub sync_pool: SyncPool,
     /// Daily quests and rewards.
     pub retention: Retention,
     /// Fires when the server starts shutting down (WebSockets close on it).

@@ -3,13 +3,15 @@
 //! drop on every path.
 //!
 //! Callers on the async runtime go through `tokio::task::spawn_blocking`. Each function
-//! takes the application's [`SyncPool`] (not the process-wide one) so that several
-//! applications can run in one process (tests).
+//! reaches the database exactly as legacy code does, through
+//! `db_sync::get_database_connection()`: the running server installs its one budget
+//! and its pools as the process-wide ones at startup, so the shim draws from the same
+//! budget as everything else.
 //!
 //! Port target: `db-async` (`cargo xtask sync-usage` counts what is left).
 
 use db_budget::DbError;
-use db_sync::SyncPool;
+use db_sync::get_database_connection;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -74,8 +76,8 @@ fn to_game((id, player_id, state, created_at, updated_at): GameRow) -> Result<Sa
 /// # Errors
 ///
 /// [`DbError`] from the pool or the statement.
-pub fn load_game(pool: &SyncPool, game_id: u64) -> Result<Option<SavedGame>, DbError> {
-    let mut conn = pool.get()?;
+pub fn load_game(game_id: u64) -> Result<Option<SavedGame>, DbError> {
+    let mut conn = get_database_connection()?;
     let row: Option<GameRow> = conn.fetch_optional(
         concat!(
             "SELECT id, player_id, state, ",
@@ -94,8 +96,8 @@ pub fn load_game(pool: &SyncPool, game_id: u64) -> Result<Option<SavedGame>, DbE
 /// # Errors
 ///
 /// [`DbError`] from the pool or the statement.
-pub fn game_owner(pool: &SyncPool, game_id: u64) -> Result<Option<u64>, DbError> {
-    let mut conn = pool.get()?;
+pub fn game_owner(game_id: u64) -> Result<Option<u64>, DbError> {
+    let mut conn = get_database_connection()?;
     let row: Option<(u64,)> =
         conn.fetch_optional("SELECT player_id FROM saved_games WHERE id = ?", (game_id,))?;
     Ok(row.map(|(owner,)| owner))
@@ -107,8 +109,8 @@ pub fn game_owner(pool: &SyncPool, game_id: u64) -> Result<Option<u64>, DbError>
 /// # Errors
 ///
 /// [`DbError`] from the pool or the statement.
-pub fn load_games(pool: &SyncPool, player_id: u64) -> Result<Vec<SavedGameSummary>, DbError> {
-    let mut conn = pool.get()?;
+pub fn load_games(player_id: u64) -> Result<Vec<SavedGameSummary>, DbError> {
+    let mut conn = get_database_connection()?;
     let rows: Vec<(u64, u64, u64, String, String)> = conn.fetch_all(
         concat!(
             "SELECT id, player_id, LENGTH(state), ",
@@ -141,8 +143,8 @@ pub fn load_games(pool: &SyncPool, player_id: u64) -> Result<Vec<SavedGameSummar
 /// # Errors
 ///
 /// [`DbError`]; a missing player is a foreign-key error (code 1452).
-pub fn save_game(pool: &SyncPool, player_id: u64, state: &str) -> Result<SavedGame, DbError> {
-    let mut conn = pool.get()?;
+pub fn save_game(player_id: u64, state: &str) -> Result<SavedGame, DbError> {
+    let mut conn = get_database_connection()?;
     let row: GameRow = conn.transaction(|tx| {
         let done = tx.execute(
             "INSERT INTO saved_games (player_id, state) VALUES (?, ?)",

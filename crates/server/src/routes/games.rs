@@ -2,7 +2,6 @@
 //! ([`crate::legacy::saved_games`]), each call on the blocking pool.
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -12,7 +11,6 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::legacy::saved_games::{self, MAX_STATE_BYTES, SavedGame};
 use crate::routes::blocking;
-use crate::state::AppState;
 
 /// `POST /api/players/{id}/games` body.
 #[derive(Debug, Deserialize)]
@@ -34,14 +32,11 @@ fn game_not_found(game_id: u64) -> ApiError {
 ///
 /// 401; 404 when there is no such game; 403 when it is another player's; 503.
 pub async fn show(
-    State(state): State<AppState>,
     auth: AuthPlayer,
     ApiPath(game_id): ApiPath<u64>,
 ) -> Result<Json<SavedGame>, ApiError> {
-    let pool = state.sync_pool.clone();
     let game = blocking(move || {
-        let game =
-            saved_games::load_game(&pool, game_id)?.ok_or_else(|| game_not_found(game_id))?;
+        let game = saved_games::load_game(game_id)?.ok_or_else(|| game_not_found(game_id))?;
         auth.require(game.player_id)?;
         Ok(game)
     })
@@ -54,12 +49,8 @@ pub async fn show(
 /// # Errors
 ///
 /// 401/403; 503.
-pub async fn list(
-    State(state): State<AppState>,
-    OwnPlayer(player_id): OwnPlayer,
-) -> Result<Json<Value>, ApiError> {
-    let pool = state.sync_pool.clone();
-    let games = blocking(move || Ok(saved_games::load_games(&pool, player_id)?)).await?;
+pub async fn list(OwnPlayer(player_id): OwnPlayer) -> Result<Json<Value>, ApiError> {
+    let games = blocking(move || Ok(saved_games::load_games(player_id)?)).await?;
     Ok(Json(json!({ "games": games })))
 }
 
@@ -70,7 +61,6 @@ pub async fn list(
 /// 401/403; 413 for a state above 1 MiB; 400/415/422 for a bad body; 404 when the
 /// player does not exist; 503.
 pub async fn save(
-    State(state): State<AppState>,
     OwnPlayer(player_id): OwnPlayer,
     ApiJson(body): ApiJson<NewGame>,
 ) -> Result<(StatusCode, Json<SavedGame>), ApiError> {
@@ -82,9 +72,8 @@ pub async fn save(
             text.len()
         )));
     }
-    let pool = state.sync_pool.clone();
     let game = blocking(move || {
-        saved_games::save_game(&pool, player_id, &text).map_err(|e| {
+        saved_games::save_game(player_id, &text).map_err(|e| {
             if e.code() == Some(MISSING_PARENT) {
                 ApiError::NotFound(format!("player {player_id} not found"))
             } else {
