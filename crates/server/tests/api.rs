@@ -635,6 +635,67 @@ async fn an_event_finishes_a_quest_whose_reward_is_granted_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_forty_concurrent_events_exactly_one_says_it_finished_the_quest() {
+    // Arrange: a quest that five events of its kind finish.
+    let app = spawn_app().await;
+    let (id, token) = app.new_player("racer").await;
+    let listed = app
+        .client
+        .get(&format!("/api/players/{id}/quests"), Some(&token))
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let quest_id = listed.json()["quests"][0]["id"].as_u64().unwrap();
+    let mut conn = app.async_pool.acquire().await.unwrap();
+    conn.execute(
+        "UPDATE player_daily_quests SET event_kind = 'race_tick', target = 5 WHERE id = ?",
+        args![quest_id],
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let path = format!("/api/players/{id}/events");
+
+    // Act
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let client = app.client;
+        let (path, token) = (path.clone(), token.clone());
+        requests.spawn(async move {
+            client
+                .post_json(
+                    &path,
+                    Some(&token),
+                    &json!({ "kind": "race_tick", "amount": 1 }),
+                )
+                .await
+        });
+    }
+    let responses = requests.join_all().await;
+
+    // Assert
+    let mut finished_by = 0;
+    let mut advanced = 0;
+    for r in &responses {
+        assert_eq!(r.status, 200, "{}", r.text());
+        let body = r.json();
+        advanced += body["advanced"].as_u64().unwrap();
+        if body["finished"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(quest_id))
+        {
+            finished_by += 1;
+        }
+    }
+    assert_eq!(
+        advanced, 5,
+        "five events advanced the quest, the others found it full"
+    );
+    assert_eq!(finished_by, 1, "exactly one event finished the quest");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_events_are_refused() {
     // Arrange
     let app = spawn_app().await;
