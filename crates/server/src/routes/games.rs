@@ -13,11 +13,13 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::legacy::saved_games::{self, MAX_STATE_BYTES, SavedGame};
 use crate::routes::blocking;
 use crate::state::AppState;
+use crate::stored_json;
 
 /// `POST /api/players/{id}/games` body.
 #[derive(Debug, Deserialize)]
 pub struct NewGame {
-    /// The game state: any JSON value, at most 1 MiB serialized.
+    /// The game state: any JSON value, at most 1 MiB serialized and
+    /// [`stored_json::MAX_DEPTH`] levels deep.
     pub state: Value,
 }
 
@@ -67,13 +69,15 @@ pub async fn list(
 ///
 /// # Errors
 ///
-/// 401/403; 413 for a state above 1 MiB; 400/415/422 for a bad body; 404 when the
-/// player does not exist; 503.
+/// 401/403; 413 for a state above 1 MiB; 422 for one nested deeper than
+/// [`stored_json::MAX_DEPTH`]; 400/415/422 for a bad body; 404 when the player does not
+/// exist; 503.
 pub async fn save(
     State(state): State<AppState>,
     OwnPlayer(player_id): OwnPlayer,
     ApiJson(body): ApiJson<NewGame>,
 ) -> Result<(StatusCode, Json<SavedGame>), ApiError> {
+    stored_json::check("state", &body.state)?;
     let text = serde_json::to_string(&body.state)
         .map_err(|e| ApiError::Internal(format!("re-serializing a game state: {e}")))?;
     if text.len() > MAX_STATE_BYTES {
