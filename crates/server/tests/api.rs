@@ -82,6 +82,54 @@ async fn names_with_sql_metacharacters_and_any_script_are_stored_verbatim() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_are_trimmed_then_checked_and_stored_trimmed() {
+    // Arrange
+    let app = spawn_app().await;
+    let full = "x".repeat(32);
+    let padded_full = format!("  {full}\t");
+    let too_long = " x ".repeat(12); // 34 characters once trimmed
+    let cases: [(&str, Option<&str>); 5] = [
+        ("  Ada  ", Some("Ada")),
+        ("\tZoë Lin\n", Some("Zoë Lin")),
+        (padded_full.as_str(), Some(full.as_str())),
+        (too_long.as_str(), None),
+        ("  \t ", None),
+    ];
+
+    for (sent, expected) in cases {
+        // Act
+        let r = app
+            .client
+            .post_json("/api/players", None, &json!({ "name": sent }))
+            .await;
+
+        // Assert
+        let Some(expected) = expected else {
+            assert_eq!(r.status, 422, "{sent:?}: {}", r.text());
+            assert_eq!(r.error_code(), "invalid");
+            continue;
+        };
+        assert_eq!(r.status, 201, "{sent:?}: {}", r.text());
+        let body = r.json();
+        assert_eq!(body["name"], expected, "{sent:?}");
+        let id = body["id"].as_u64().unwrap();
+        let shown = app
+            .client
+            .get(&format!("/api/players/{id}"), body["token"].as_str())
+            .await
+            .json();
+        assert_eq!(shown["name"], expected, "{sent:?}");
+        let mut conn = app.async_pool.acquire().await.unwrap();
+        let (stored,): (String,) = conn
+            .fetch_one("SELECT name FROM players WHERE id = ?", args![id])
+            .await
+            .unwrap();
+        assert_eq!(stored, expected, "{sent:?}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_sign_up_bodies_get_json_errors_with_the_right_status() {
     // Arrange
     let app = spawn_app().await;
@@ -839,10 +887,13 @@ async fn a_token_for_a_player_that_does_not_exist_gets_404s() {
 
     for (method, path) in [
         ("GET", format!("/api/players/{ghost}")),
+        ("GET", format!("/api/players/{ghost}/games")),
         ("GET", format!("/api/players/{ghost}/quests")),
         ("GET", format!("/api/players/{ghost}/rewards")),
         ("POST", format!("/api/players/{ghost}/rewards/claim")),
         ("POST", format!("/api/players/{ghost}/games")),
+        ("POST", format!("/api/players/{ghost}/events")),
+        ("POST", format!("/api/players/{ghost}/quests/1/complete")),
     ] {
         // Act
         let r = call(&app, method, &path, &common::auth_headers(Some(&token))).await;
@@ -850,6 +901,42 @@ async fn a_token_for_a_player_that_does_not_exist_gets_404s() {
         // Assert
         assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
         assert_no_leak(&r.text());
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_route_docs_name_the_event_fields_the_api_returns() {
+    // Arrange
+    let app = spawn_app().await;
+    let (id, token) = app.new_player("reader").await;
+    let event = app
+        .client
+        .post_json(
+            &format!("/api/players/{id}/events"),
+            Some(&token),
+            &json!({ "kind": "game_played", "amount": 1 }),
+        )
+        .await;
+    assert_eq!(event.status, 200, "{}", event.text());
+    let fields: Vec<String> = event.json().as_object().unwrap().keys().cloned().collect();
+    let shape = format!("`{{{}}}`", fields.join(", "));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+
+    for doc in [root.join("../../README.md"), root.join("src/routes/mod.rs")] {
+        // Act
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let row = text
+            .lines()
+            .find(|l| l.contains("| POST | `/api/players/{id}/events` |"))
+            .unwrap_or_else(|| panic!("{}: no row for the events route", doc.display()));
+
+        // Assert
+        assert!(
+            row.contains(&shape),
+            "{}: the events row must name the response {shape}: {row}",
+            doc.display()
+        );
     }
     app.stop().await;
 }

@@ -11,7 +11,7 @@ use crate::auth::{AuthPlayer, OwnPlayer};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::legacy::saved_games::{self, MAX_STATE_BYTES, SavedGame};
-use crate::routes::blocking;
+use crate::routes::{blocking, players};
 use crate::state::AppState;
 use crate::stored_json;
 
@@ -55,13 +55,17 @@ pub async fn show(
 ///
 /// # Errors
 ///
-/// 401/403; 503.
+/// 401/403; 404 when the player does not exist; 503.
 pub async fn list(
     State(state): State<AppState>,
     OwnPlayer(player_id): OwnPlayer,
 ) -> Result<Json<Value>, ApiError> {
     let pool = state.sync_pool.clone();
     let games = blocking(move || Ok(saved_games::load_games(&pool, player_id)?)).await?;
+    if games.is_empty() {
+        // No games: a player without any, or no such player (404 like every route).
+        players::require_player(&state.async_pool, player_id).await?;
+    }
     Ok(Json(json!({ "games": games })))
 }
 
