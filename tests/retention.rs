@@ -293,6 +293,61 @@ fn two_hundred_concurrent_progress_events_stop_exactly_at_the_target() {
     });
 }
 
+#[test]
+fn of_forty_concurrent_events_exactly_one_reports_the_quest_it_finished() {
+    let (db, budget) = database("ret_finished");
+    runtime().block_on(async {
+        // Arrange: two quests on one event kind, with targets 5 and 12.
+        let w = World::new(&db, &budget).await;
+        let player = w.player("photo-finish").await;
+        let day = w.retention.today();
+        let quests = w.retention.get_active_quests(player, day).await.unwrap();
+        let (five, twelve) = (quests[0].id, quests[1].id);
+        for (target, id) in [(5, five), (12, twelve)] {
+            w.exec(
+                "UPDATE player_daily_quests SET event_kind = 'test_tick', target = ? WHERE id = ?",
+                target,
+                id,
+            )
+            .await;
+        }
+
+        // Act
+        let results = concurrently(40, |_| {
+            let r = w.retention.clone();
+            async move { r.record_progress(player, day, "test_tick", 1).await }
+        })
+        .await;
+
+        // Assert
+        let mut advanced = 0;
+        let mut finished = Vec::new();
+        for r in results {
+            let outcome = r.unwrap_or_else(|e| {
+                no_db_error(&e);
+                panic!("unexpected: {e}")
+            });
+            advanced += outcome.advanced;
+            finished.extend(outcome.finished);
+        }
+        finished.sort_unstable();
+        assert_eq!(advanced, 5 + 12, "no advance lost, none past a target");
+        let mut expected = vec![five, twelve];
+        expected.sort_unstable();
+        assert_eq!(
+            finished, expected,
+            "each quest finished by exactly one event"
+        );
+        let again = w
+            .retention
+            .record_progress(player, day, "test_tick", 1)
+            .await
+            .unwrap();
+        assert_eq!((again.advanced, again.finished.len()), (0, 0));
+        w.assert_healthy().await;
+    });
+}
+
 // 3. ------------------------------------------------------------------------------
 
 #[test]

@@ -65,11 +65,15 @@
 //!   reported as [`RetentionError::AlreadyClaimed`]. Enough because a second claim for
 //!   the same day cannot commit whatever the interleaving (the unique key refuses it),
 //!   and the claim and its payment commit or roll back together.
-//! - **Quest progress** (no lost update, capped). One statement:
-//!   `UPDATE … SET progress = LEAST(target, progress + ?) WHERE … AND completed_at IS
-//!   NULL AND progress < target`. Concurrent events queue on the row's exclusive lock
-//!   and each applies to the value the previous one committed; the cap is evaluated
-//!   under the lock. There is no read-modify-write in the application to race.
+//! - **Quest progress** (no lost update, capped, finished once). One transaction:
+//!   `SELECT id, progress, target … WHERE … AND completed_at IS NULL AND progress <
+//!   target FOR UPDATE` (a locking read of the latest committed rows), then
+//!   `UPDATE … SET progress = LEAST(target, progress + ?) WHERE id IN (…)`, then commit.
+//!   Concurrent events queue on the rows' exclusive locks and each applies to the value
+//!   the previous one committed; the cap is evaluated under the lock. The progress an
+//!   event read is the progress it changed, so the one event that takes a quest to its
+//!   target knows it, and only that one reports the quest as finished
+//!   ([`ProgressOutcome::finished`]).
 //! - **Quest completion** (reward once). One transaction: the conditional
 //!   `UPDATE … SET completed_at = ? WHERE id = ? AND player_id = ? AND completed_at IS
 //!   NULL AND progress >= target` (the affected-row count decides: one caller matches,
@@ -124,7 +128,7 @@ pub mod seeds;
 pub use clock::{Clock, DayBoundary, ManualClock, SystemClock};
 pub use error::RetentionError;
 pub use migrate::{MIGRATOR, migrate};
-pub use model::{Balance, ClaimedReward, DailyQuest, QuestReward, RewardStatus};
+pub use model::{Balance, ClaimedReward, DailyQuest, ProgressOutcome, QuestReward, RewardStatus};
 pub use seeds::{QUEST_TEMPLATES, QuestTemplate, REWARD_TIERS, RewardTier, SeedReport};
 pub use service::{MAX_QUESTS_PER_DAY, Retention, RetentionBuilder};
 

@@ -45,6 +45,17 @@ impl DailyQuest {
     }
 }
 
+/// What one progress event did
+/// ([`Retention::record_progress`](crate::Retention::record_progress)).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProgressOutcome {
+    /// How many quests advanced (0 when none matched or all were at their target).
+    pub advanced: u64,
+    /// The quests this event brought to their target, by id, ascending. Of concurrent
+    /// events, exactly one lists a given quest.
+    pub finished: Vec<u64>,
+}
+
 /// A granted quest reward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct QuestReward {

@@ -5,7 +5,7 @@ use db_async::{Args, AsyncConn, Conn, args};
 use sqlx::AssertSqlSafe;
 
 use crate::error::{RetentionError, is_missing_parent};
-use crate::model::{DailyQuest, QuestReward};
+use crate::model::{DailyQuest, ProgressOutcome, QuestReward};
 use crate::retry::retrying;
 use crate::rules::{choice, progress};
 use crate::service::{Retention, inserted_id, lock_player, require_player};
@@ -222,14 +222,12 @@ impl Retention {
     /// day's quests first if the player has none yet, so no event is lost. Returns how
     /// many quests advanced (0 when none matched or all were already at their target).
     ///
-    /// One `UPDATE` statement does the whole advance: concurrent events serialise on
-    /// the row lock, and each sees the previous one's result.
+    /// [`Retention::record_progress`] does the same and also says which quests this
+    /// event finished.
     ///
     /// # Errors
     ///
-    /// [`RetentionError::InvalidInput`] for `amount <= 0` or an empty or over-long
-    /// event kind (before any I/O); [`RetentionError::PlayerNotFound`];
-    /// [`RetentionError::Db`].
+    /// As [`Retention::record_progress`].
     pub async fn update_quest_progress(
         &self,
         player_id: u64,
@@ -237,15 +235,54 @@ impl Retention {
         event_kind: &str,
         amount: i64,
     ) -> Result<u64, RetentionError> {
+        Ok(self
+            .record_progress(player_id, day, event_kind, amount)
+            .await?
+            .advanced)
+    }
+
+    /// Applies one progress event: adds `amount` to every not yet completed quest of
+    /// `player_id` on `day` whose event kind is `event_kind`, each capped at its target
+    /// ([`rules::progress::advance`](crate::rules::progress::advance)), and reports how
+    /// many quests advanced and which of them this event finished (brought to their
+    /// target). Generates the day's quests first if the player has none yet, so no
+    /// event is lost.
+    ///
+    /// Exactly once: one transaction locks the matching quests (`SELECT … FOR UPDATE`,
+    /// a locking read of the latest committed rows), advances them and commits.
+    /// Concurrent events on the same quests queue on those row locks, and each sees
+    /// the progress the previous one committed; so of any number of concurrent events
+    /// exactly one finds a quest below its target and leaves it at its target, and only
+    /// that one lists it in [`ProgressOutcome::finished`]. (If the answer to the commit
+    /// is lost, the event fails and no caller lists the quest.)
+    ///
+    /// # Errors
+    ///
+    /// [`RetentionError::InvalidInput`] for `amount <= 0` or an empty or over-long
+    /// event kind (before any I/O); [`RetentionError::PlayerNotFound`];
+    /// [`RetentionError::Db`]. On every error nothing was written, except when the
+    /// connection was lost during the commit (then the event may have been applied).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the event's transaction, which the pool rolls back
+    /// (or closes the connection, which makes the server roll back).
+    pub async fn record_progress(
+        &self,
+        player_id: u64,
+        day: NaiveDate,
+        event_kind: &str,
+        amount: i64,
+    ) -> Result<ProgressOutcome, RetentionError> {
         let amount = progress::validate_amount(amount).ok_or_else(|| {
             RetentionError::invalid(format!("progress amount must be more than 0, got {amount}"))
         })?;
         validate_event_kind(event_kind)?;
-        retrying("update_quest_progress", || async {
+        retrying("record_progress", || async {
             let mut conn = self.pool.acquire().await?;
-            let advanced = advance(&mut conn, player_id, day, event_kind, amount).await?;
-            if advanced > 0 || count_quests(&mut conn, player_id, day).await? > 0 {
-                return Ok(advanced);
+            let outcome = advance(&mut conn, player_id, day, event_kind, amount).await?;
+            if outcome.advanced > 0 || count_quests(&mut conn, player_id, day).await? > 0 {
+                return Ok(outcome);
             }
             // No quests yet today (or no such player): generate, then apply the event.
             self.generate_on(&mut conn, player_id, day).await?;
@@ -344,22 +381,54 @@ impl Retention {
     }
 }
 
-/// The progress `UPDATE`: `LEAST(target, progress + amount)` is
-/// [`progress::advance`] evaluated under the row lock.
+/// One event's transaction: lock the quests it advances, advance them with
+/// `LEAST(target, progress + amount)` ([`progress::advance`] evaluated under the row
+/// locks), commit. The locked rows are the latest committed versions and stay locked
+/// until the commit, so the progress read here is the progress the `UPDATE` changes: a
+/// quest this event takes from below its target to its target is finished by this
+/// event and no other.
 async fn advance(
-    conn: &mut Conn,
+    conn: &mut AsyncConn,
     player_id: u64,
     day: NaiveDate,
     event_kind: &str,
     amount: u32,
-) -> Result<u64, RetentionError> {
-    let done = conn
-        .execute(
-            "UPDATE player_daily_quests SET progress = LEAST(target, progress + ?) \
+) -> Result<ProgressOutcome, RetentionError> {
+    let mut tx = conn.begin().await?;
+    let quests: Vec<(u64, u32, u32)> = tx
+        .fetch_all(
+            "SELECT id, progress, target FROM player_daily_quests \
              WHERE player_id = ? AND day = ? AND event_kind = ? \
-             AND completed_at IS NULL AND progress < target",
-            args![amount, player_id, day, event_kind],
+             AND completed_at IS NULL AND progress < target ORDER BY id FOR UPDATE",
+            args![player_id, day, event_kind],
         )
         .await?;
-    Ok(done.rows_affected)
+    if quests.is_empty() {
+        tx.rollback().await?; // nothing to advance; releases the locks now
+        return Ok(ProgressOutcome::default());
+    }
+    // Only placeholders are spliced in: one `?` per locked quest.
+    let mut sql = String::from(
+        "UPDATE player_daily_quests SET progress = LEAST(target, progress + ?) WHERE id IN (",
+    );
+    let mut values = Args::default();
+    values.push(amount);
+    for (i, (id, _, _)) in quests.iter().enumerate() {
+        sql.push_str(if i == 0 { "?" } else { ", ?" });
+        values.push(*id);
+    }
+    sql.push(')');
+    tx.execute(AssertSqlSafe(sql), values).await?;
+    tx.commit().await?;
+    let finished = quests
+        .iter()
+        .filter(|&&(_, before, target)| {
+            progress::is_finished(progress::advance(before, amount, target), target)
+        })
+        .map(|&(id, _, _)| id)
+        .collect();
+    Ok(ProgressOutcome {
+        advanced: quests.len() as u64,
+        finished,
+    })
 }

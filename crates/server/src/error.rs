@@ -1,7 +1,9 @@
 //! The one error type of the API, and its JSON form `{"error": code, "message": text}`.
 //!
 //! What a client sees is chosen here, never passed through: database errors become 503
-//! (overloaded or unreachable: retry) or a generic 500, logged server-side with their
+//! (overloaded or unreachable: retry), 422 when the server refused a value the client
+//! sent (too long, out of range, badly encoded, not JSON the column accepts, failing a
+//! check constraint: [`refused_value`]), or a generic 500, logged server-side with their
 //! `Display`, which never contains SQL text, parameter values or credentials
 //! ([`db_budget::DbError`]). Request-shape problems (bad JSON, wrong types, oversized
 //! bodies, bad path segments) come from axum's rejections and keep their status and
@@ -35,6 +37,17 @@ pub enum ApiError {
     /// 422: well-formed but invalid values.
     #[error("{0}")]
     Invalid(String),
+    /// 422: the database refused a value of the request as invalid for its column
+    /// (see [`refused_value`]); the request was well-formed, and nothing was written.
+    #[error("the database refused a value of the request: {reason}")]
+    RefusedValue {
+        /// What kind of value the server's error code means, for the client.
+        reason: &'static str,
+        /// The server's error (its code shows in logs; its text, which may quote the
+        /// value, stays in the source).
+        #[source]
+        source: DbError,
+    },
     /// 401: no valid bearer token.
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -72,7 +85,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Rejected { status, .. } => *status,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid(_) | ApiError::RefusedValue { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -126,6 +141,11 @@ impl ApiError {
                 tracing::warn!(error = %e, "request failed: database unavailable")
             }
             ApiError::Internal(e) => tracing::error!(error = %e, "request failed"),
+            // A 4xx, but the application's own checks should have caught it first:
+            // worth seeing in the log (code and SQLSTATE only).
+            ApiError::RefusedValue { source, .. } => {
+                tracing::warn!(error = %source, "request refused by the database")
+            }
             _ => {}
         }
     }
@@ -153,10 +173,38 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         if e.is_unavailable() {
             ApiError::Unavailable(e)
+        } else if let Some(reason) = e.code().and_then(refused_value) {
+            ApiError::RefusedValue { reason, source: e }
         } else {
             ApiError::Internal(e.to_string())
         }
     }
+}
+
+/// What a server error code means when it refuses a value the statement was given as
+/// invalid for its column, or `None` for any other error. These are the client's errors
+/// (the values come from the request), answered 422.
+///
+/// MariaDB and MySQL numbers: 4025 (MariaDB) / 3819 (MySQL) a check constraint failed,
+/// e.g. a `JSON` column's `JSON_VALID` (nested too deep); 3140 (MySQL) invalid JSON
+/// text; 1406 data too long for the column; 1366 incorrect value for the column (e.g. a
+/// string not in its character set); 1300 invalid character string; 1264 out of range
+/// for the column; 1690 an expression's value out of range; 1292 truncated or
+/// incorrect value (dates, numbers); 1265 data truncated; 1048 a column cannot be NULL.
+pub fn refused_value(code: u16) -> Option<&'static str> {
+    Some(match code {
+        4025 | 3819 => {
+            "it breaks a check constraint of its column (for JSON: valid JSON nested at most \
+             31 levels deep)"
+        }
+        3140 => "it is not valid JSON",
+        1406 => "it is too long for its column",
+        1366 | 1300 => "it is not a valid string for its column (encoding or character set)",
+        1264 | 1690 => "it is out of range",
+        1292 | 1265 => "it is not a valid value of its column's type",
+        1048 => "a required value is missing",
+        _ => return None,
+    })
 }
 
 impl From<RetentionError> for ApiError {
@@ -230,6 +278,29 @@ mod tests {
             e.body(),
             json!({"error": "internal", "message": "internal server error"})
         );
+    }
+
+    #[test]
+    fn values_the_database_refuses_are_the_clients_error() {
+        for code in [
+            4025, 3819, 1406, 1366, 1300, 1264, 3140, 1292, 1265, 1048, 1690,
+        ] {
+            let e: ApiError = DbError::query(
+                Some(code),
+                Some("22001".into()),
+                "Data too long for column 'secret-value' at row 1",
+            )
+            .into();
+            assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY, "error {code}");
+            assert_eq!(e.code(), "invalid", "error {code}");
+            let message = e.public_message();
+            assert!(message.contains("refused"), "error {code}: {message}");
+            assert!(!message.contains("secret-value"), "error {code}: {message}");
+            assert!(
+                std::error::Error::source(&e).is_some(),
+                "error {code} keeps its source"
+            );
+        }
     }
 
     #[test]

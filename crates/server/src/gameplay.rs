@@ -15,7 +15,8 @@ pub struct EventOutcome {
     /// Quests whose progress moved.
     pub advanced: u64,
     /// Quests that reached their target with this event (their reward can now be
-    /// claimed with `POST …/quests/{quest_id}/complete`).
+    /// claimed with `POST …/quests/{quest_id}/complete`); of concurrent events, exactly
+    /// one lists a given quest.
     pub finished: Vec<u64>,
     /// The player's quests of the day, after the event.
     pub quests: Vec<DailyQuest>,
@@ -42,7 +43,8 @@ pub fn validate_event(kind: &str, amount: i64) -> Result<(), ApiError> {
 }
 
 /// Applies `amount` of event `kind` to the player's quests of today and reports which
-/// quests it finished.
+/// quests it finished: of concurrent events, exactly one reports a given quest
+/// ([`Retention::record_progress`]).
 ///
 /// # Errors
 ///
@@ -56,24 +58,13 @@ pub async fn apply_event(
     validate_event(kind, amount)?;
     let day = retention.today();
     // Also hands out the day's quests on the first event of the day.
-    let before = retention.get_active_quests(player_id, day).await?;
-    let advanced = retention
-        .update_quest_progress(player_id, day, kind, amount)
+    let progress = retention
+        .record_progress(player_id, day, kind, amount)
         .await?;
-    let quests = if advanced > 0 {
-        retention.get_active_quests(player_id, day).await?
-    } else {
-        before.clone()
-    };
-    let finished = quests
-        .iter()
-        .filter(|q| q.is_finished())
-        .filter(|q| !before.iter().any(|b| b.id == q.id && b.is_finished()))
-        .map(|q| q.id)
-        .collect();
+    let quests = retention.get_active_quests(player_id, day).await?;
     Ok(EventOutcome {
-        advanced,
-        finished,
+        advanced: progress.advanced,
+        finished: progress.finished,
         quests,
     })
 }

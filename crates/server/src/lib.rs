@@ -6,6 +6,7 @@
 //! - [`startup`]: [`Application::build`](startup::Application::build) (budget, pools, server
 //!   check, migrations, seeds, listeners) and graceful shutdown;
 //! - [`routes`], [`ws`]: the API; [`auth`]: player tokens; [`error`]: the JSON errors;
+//!   [`stored_json`]: what a `JSON` column accepts, checked before it is sent;
 //! - [`legacy`]: the blocking modules over `db-sync`;
 //! - [`admin`]: health, metrics and the dashboard on their own listener;
 //! - [`memory`]: the malloc setting the server binary makes, and why.
@@ -27,6 +28,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod startup;
 pub mod state;
+pub mod stored_json;
 pub mod telemetry;
 pub mod ws;
 

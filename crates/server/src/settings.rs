@@ -15,9 +15,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use db_budget::{Config, ConfigError};
+use db_budget::{Config, ConfigError, DatabaseUrl};
 
 /// `server [serve] [FLAGS]` or `server token <PLAYER_ID>`.
+///
+/// `Debug` shows no secret: see [`Flags`].
 #[derive(Debug, Parser)]
 #[command(
     name = "server",
@@ -49,7 +51,11 @@ pub enum Command {
 /// The flags. All are optional: an absent flag falls back to its environment variable,
 /// then to its default. Values are validated by [`Settings::resolve`], not by clap, so
 /// that an error names the environment variable whichever way the value came in.
-#[derive(Debug, Clone, Default, clap::Args)]
+///
+/// `Debug` shows `--secret` as `***` and `--database-url` with its password replaced by
+/// `***` (the whole URL when it does not parse, since then the password cannot be told
+/// apart from the rest).
+#[derive(Clone, Default, clap::Args)]
 pub struct Flags {
     /// API listener address [env: LISTEN_ADDR] [default: 0.0.0.0:8080]
     #[arg(long, global = true, value_name = "ADDR")]
@@ -107,6 +113,70 @@ pub struct Flags {
     /// Slower statements are logged with their SQL [env: DB_SLOW_QUERY] [default: 200ms]
     #[arg(long, global = true, value_name = "DURATION")]
     pub db_slow_query: Option<String>,
+}
+
+impl fmt::Debug for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new flag cannot be forgotten here.
+        let Flags {
+            listen,
+            admin_listen,
+            secret,
+            reserved_connections,
+            instances,
+            shutdown_timeout,
+            day_reset_hour,
+            day_utc_offset_minutes,
+            quests_per_day,
+            database_url,
+            max_connections,
+            db_connect_timeout,
+            db_pool_timeout,
+            db_idle_timeout,
+            db_max_lifetime,
+            db_leak_threshold,
+            db_slow_query,
+        } = self;
+        f.debug_struct("Flags")
+            .field("listen", listen)
+            .field("admin_listen", admin_listen)
+            .field("secret", &secret.as_ref().map(|_| Redacted("***")))
+            .field("reserved_connections", reserved_connections)
+            .field("instances", instances)
+            .field("shutdown_timeout", shutdown_timeout)
+            .field("day_reset_hour", day_reset_hour)
+            .field("day_utc_offset_minutes", day_utc_offset_minutes)
+            .field("quests_per_day", quests_per_day)
+            .field(
+                "database_url",
+                &database_url.as_deref().map(redacted_database_url),
+            )
+            .field("max_connections", max_connections)
+            .field("db_connect_timeout", db_connect_timeout)
+            .field("db_pool_timeout", db_pool_timeout)
+            .field("db_idle_timeout", db_idle_timeout)
+            .field("db_max_lifetime", db_max_lifetime)
+            .field("db_leak_threshold", db_leak_threshold)
+            .field("db_slow_query", db_slow_query)
+            .finish()
+    }
+}
+
+/// A value shown as-is by `Debug`, without quotes.
+struct Redacted<T>(T);
+
+impl<T: fmt::Display> fmt::Debug for Redacted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// `raw` with its password replaced by `***`, or only `***` when it does not parse.
+fn redacted_database_url(raw: &str) -> Redacted<String> {
+    Redacted(match DatabaseUrl::parse(raw) {
+        Ok(url) => url.to_string(),
+        Err(_) => "*** (not a valid URL; hidden)".to_owned(),
+    })
 }
 
 impl Flags {
@@ -549,6 +619,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("invalid DB_INSTANCES=\"many\""), "{err}");
+    }
+
+    #[test]
+    fn debug_of_the_parsed_command_line_shows_neither_the_password_nor_the_secret() {
+        let password = "pw-4f9c2e";
+        let url = format!("mysql://app:{password}@127.0.0.1:3307/game");
+        let cli = Cli::try_parse_args([
+            "server",
+            "serve",
+            "--database-url",
+            url.as_str(),
+            "--secret",
+            SECRET,
+        ])
+        .unwrap();
+        let settings = Settings::resolve(&cli.flags, |_| None).unwrap();
+        let garbled = Cli::try_parse_args([
+            "server",
+            "--database-url",
+            "app:pw-4f9c2e@nowhere",
+            "--secret",
+            "short-pw-4f9c2e",
+        ])
+        .unwrap();
+
+        for shown in [
+            format!("{cli:?}"),
+            format!("{:?}", cli.flags),
+            format!("{settings:?}"),
+            format!("{cli:#?}"),
+            format!("{garbled:?}"),
+        ] {
+            assert!(!shown.contains(password), "{shown}");
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(
+                shown.contains("127.0.0.1:3307") || shown.contains("***"),
+                "{shown}"
+            );
+        }
+        assert!(format!("{:?}", cli.flags).contains("mysql://app:***@127.0.0.1:3307/game"));
     }
 
     #[test]

@@ -82,6 +82,54 @@ async fn names_with_sql_metacharacters_and_any_script_are_stored_verbatim() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_are_trimmed_then_checked_and_stored_trimmed() {
+    // Arrange
+    let app = spawn_app().await;
+    let full = "x".repeat(32);
+    let padded_full = format!("  {full}\t");
+    let too_long = " x ".repeat(12); // 34 characters once trimmed
+    let cases: [(&str, Option<&str>); 5] = [
+        ("  Ada  ", Some("Ada")),
+        ("\tZoë Lin\n", Some("Zoë Lin")),
+        (padded_full.as_str(), Some(full.as_str())),
+        (too_long.as_str(), None),
+        ("  \t ", None),
+    ];
+
+    for (sent, expected) in cases {
+        // Act
+        let r = app
+            .client
+            .post_json("/api/players", None, &json!({ "name": sent }))
+            .await;
+
+        // Assert
+        let Some(expected) = expected else {
+            assert_eq!(r.status, 422, "{sent:?}: {}", r.text());
+            assert_eq!(r.error_code(), "invalid");
+            continue;
+        };
+        assert_eq!(r.status, 201, "{sent:?}: {}", r.text());
+        let body = r.json();
+        assert_eq!(body["name"], expected, "{sent:?}");
+        let id = body["id"].as_u64().unwrap();
+        let shown = app
+            .client
+            .get(&format!("/api/players/{id}"), body["token"].as_str())
+            .await
+            .json();
+        assert_eq!(shown["name"], expected, "{sent:?}");
+        let mut conn = app.async_pool.acquire().await.unwrap();
+        let (stored,): (String,) = conn
+            .fetch_one("SELECT name FROM players WHERE id = ?", args![id])
+            .await
+            .unwrap();
+        assert_eq!(stored, expected, "{sent:?}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_sign_up_bodies_get_json_errors_with_the_right_status() {
     // Arrange
     let app = spawn_app().await;
@@ -556,6 +604,67 @@ async fn bad_image_requests_are_refused() {
     app.stop().await;
 }
 
+// ---- input the database would refuse ------------------------------------------------
+
+/// `depth` arrays (or objects) nested in one another, around `1`.
+fn nested(depth: usize, objects: bool) -> Value {
+    (0..depth).fold(json!(1), |inner, _| {
+        if objects {
+            json!({ "a": inner })
+        } else {
+            json!([inner])
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_nested_deeper_than_the_database_accepts_is_a_422_not_a_500() {
+    // Arrange: MariaDB's JSON check accepts 31 nested arrays/objects and refuses 32
+    // (error 4025 on the column's JSON_VALID constraint); serde_json parses up to 127.
+    let app = spawn_app().await;
+    let (id, token) = app.new_player("nester").await;
+    let game = app.new_game(id, &token, json!({})).await;
+    let games = format!("/api/players/{id}/games");
+    let images = format!("/api/games/{game}/images");
+
+    for objects in [false, true] {
+        for (depth, accepted) in [
+            (31, true),
+            (32, false),
+            (33, false),
+            (64, false),
+            (126, false),
+        ] {
+            let value = nested(depth, objects);
+            let image = json!({ "prompt": "p", "url": "https://x/y", "metadata": value });
+
+            // Act
+            let saved = app
+                .client
+                .post_json(&games, Some(&token), &json!({ "state": value }))
+                .await;
+            let recorded = app.client.post_json(&images, Some(&token), &image).await;
+
+            // Assert
+            for (what, r) in [("state", &saved), ("metadata", &recorded)] {
+                if accepted {
+                    assert_eq!(r.status, 201, "{what} of depth {depth}: {}", r.text());
+                    assert_eq!(r.json()[what], value, "{what} of depth {depth}");
+                } else {
+                    assert_eq!(r.status, 422, "{what} of depth {depth}: {}", r.text());
+                    assert_eq!(r.error_code(), "invalid", "{what} of depth {depth}");
+                    let message = r.json()["message"].as_str().unwrap().to_owned();
+                    assert!(
+                        message.contains(what) && message.contains("31"),
+                        "the message names the field and the limit: {message}"
+                    );
+                }
+            }
+        }
+    }
+    app.stop().await;
+}
+
 // ---- quests and rewards (async, retention) ------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -631,6 +740,67 @@ async fn an_event_finishes_a_quest_whose_reward_is_granted_exactly_once() {
         (404, "not_found")
     );
     assert_eq!(profile["coins"], quest["reward_coins"]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_forty_concurrent_events_exactly_one_says_it_finished_the_quest() {
+    // Arrange: a quest that five events of its kind finish.
+    let app = spawn_app().await;
+    let (id, token) = app.new_player("racer").await;
+    let listed = app
+        .client
+        .get(&format!("/api/players/{id}/quests"), Some(&token))
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let quest_id = listed.json()["quests"][0]["id"].as_u64().unwrap();
+    let mut conn = app.async_pool.acquire().await.unwrap();
+    conn.execute(
+        "UPDATE player_daily_quests SET event_kind = 'race_tick', target = 5 WHERE id = ?",
+        args![quest_id],
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let path = format!("/api/players/{id}/events");
+
+    // Act
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let client = app.client;
+        let (path, token) = (path.clone(), token.clone());
+        requests.spawn(async move {
+            client
+                .post_json(
+                    &path,
+                    Some(&token),
+                    &json!({ "kind": "race_tick", "amount": 1 }),
+                )
+                .await
+        });
+    }
+    let responses = requests.join_all().await;
+
+    // Assert
+    let mut finished_by = 0;
+    let mut advanced = 0;
+    for r in &responses {
+        assert_eq!(r.status, 200, "{}", r.text());
+        let body = r.json();
+        advanced += body["advanced"].as_u64().unwrap();
+        if body["finished"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(quest_id))
+        {
+            finished_by += 1;
+        }
+    }
+    assert_eq!(
+        advanced, 5,
+        "five events advanced the quest, the others found it full"
+    );
+    assert_eq!(finished_by, 1, "exactly one event finished the quest");
     app.stop().await;
 }
 
@@ -717,10 +887,13 @@ async fn a_token_for_a_player_that_does_not_exist_gets_404s() {
 
     for (method, path) in [
         ("GET", format!("/api/players/{ghost}")),
+        ("GET", format!("/api/players/{ghost}/games")),
         ("GET", format!("/api/players/{ghost}/quests")),
         ("GET", format!("/api/players/{ghost}/rewards")),
         ("POST", format!("/api/players/{ghost}/rewards/claim")),
         ("POST", format!("/api/players/{ghost}/games")),
+        ("POST", format!("/api/players/{ghost}/events")),
+        ("POST", format!("/api/players/{ghost}/quests/1/complete")),
     ] {
         // Act
         let r = call(&app, method, &path, &common::auth_headers(Some(&token))).await;
@@ -728,6 +901,42 @@ async fn a_token_for_a_player_that_does_not_exist_gets_404s() {
         // Assert
         assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
         assert_no_leak(&r.text());
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_route_docs_name_the_event_fields_the_api_returns() {
+    // Arrange
+    let app = spawn_app().await;
+    let (id, token) = app.new_player("reader").await;
+    let event = app
+        .client
+        .post_json(
+            &format!("/api/players/{id}/events"),
+            Some(&token),
+            &json!({ "kind": "game_played", "amount": 1 }),
+        )
+        .await;
+    assert_eq!(event.status, 200, "{}", event.text());
+    let fields: Vec<String> = event.json().as_object().unwrap().keys().cloned().collect();
+    let shape = format!("`{{{}}}`", fields.join(", "));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+
+    for doc in [root.join("../../README.md"), root.join("src/routes/mod.rs")] {
+        // Act
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let row = text
+            .lines()
+            .find(|l| l.contains("| POST | `/api/players/{id}/events` |"))
+            .unwrap_or_else(|| panic!("{}: no row for the events route", doc.display()));
+
+        // Assert
+        assert!(
+            row.contains(&shape),
+            "{}: the events row must name the response {shape}: {row}",
+            doc.display()
+        );
     }
     app.stop().await;
 }

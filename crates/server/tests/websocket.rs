@@ -103,6 +103,65 @@ async fn an_event_is_answered_with_progress_and_a_finished_quest_is_pushed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_forty_concurrent_events_over_ten_sockets_one_push_says_the_quest_completed() {
+    // Arrange: a quest that five events of its kind finish, and ten open sockets.
+    let app = spawn_app().await;
+    let (id, token) = app.new_player("ws-racer").await;
+    let quests = app
+        .client
+        .get(&format!("/api/players/{id}/quests"), Some(&token))
+        .await
+        .json();
+    let quest_id = quests["quests"][0]["id"].as_u64().unwrap();
+    let mut conn = app.async_pool.acquire().await.unwrap();
+    conn.execute(
+        "UPDATE player_daily_quests SET event_kind = 'race_tick', target = 5 WHERE id = ?",
+        db_async::args![quest_id],
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let mut sockets = Vec::new();
+    for _ in 0..10 {
+        sockets.push(connect(&app, Some(&token), None).await.expect("connect"));
+    }
+
+    // Act: each socket sends four events, then asks for the quests; a socket's replies
+    // come in order, so all pushes of its events arrive before its fifth `progress`.
+    let mut clients = tokio::task::JoinSet::new();
+    for mut socket in sockets {
+        clients.spawn(async move {
+            let event = json!({ "type": "event", "kind": "race_tick", "amount": 1 }).to_string();
+            for _ in 0..4 {
+                send(&mut socket, &event).await;
+            }
+            send(&mut socket, r#"{"type":"quests"}"#).await;
+            let mut pushes = Vec::new();
+            let mut progress = 0;
+            while progress < 5 {
+                let reply = next_json(&mut socket).await;
+                match reply["type"].as_str() {
+                    Some("progress") => progress += 1,
+                    Some("quest_completed") => pushes.push(reply["quest_id"].as_u64().unwrap()),
+                    _ => panic!("unexpected reply {reply}"),
+                }
+            }
+            socket.close(None).await.ok();
+            pushes
+        });
+    }
+    let pushes: Vec<u64> = clients.join_all().await.into_iter().flatten().collect();
+
+    // Assert
+    assert_eq!(
+        pushes.iter().filter(|q| **q == quest_id).count(),
+        1,
+        "exactly one push says the quest completed: {pushes:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_message_gets_an_error_and_the_socket_stays_open() {
     // Arrange
     let app = spawn_app().await;

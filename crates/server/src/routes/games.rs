@@ -2,6 +2,7 @@
 //! ([`crate::legacy::saved_games`]), each call on the blocking pool.
 
 use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -10,12 +11,15 @@ use crate::auth::{AuthPlayer, OwnPlayer};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::legacy::saved_games::{self, MAX_STATE_BYTES, SavedGame};
-use crate::routes::blocking;
+use crate::routes::{blocking, players};
+use crate::state::AppState;
+use crate::stored_json;
 
 /// `POST /api/players/{id}/games` body.
 #[derive(Debug, Deserialize)]
 pub struct NewGame {
-    /// The game state: any JSON value, at most 1 MiB serialized.
+    /// The game state: any JSON value, at most 1 MiB serialized and
+    /// [`stored_json::MAX_DEPTH`] levels deep.
     pub state: Value,
 }
 
@@ -48,9 +52,16 @@ pub async fn show(
 ///
 /// # Errors
 ///
-/// 401/403; 503.
-pub async fn list(OwnPlayer(player_id): OwnPlayer) -> Result<Json<Value>, ApiError> {
+/// 401/403; 404 when the player does not exist; 503.
+pub async fn list(
+    State(state): State<AppState>,
+    OwnPlayer(player_id): OwnPlayer,
+) -> Result<Json<Value>, ApiError> {
     let games = blocking(move || Ok(saved_games::load_games(player_id)?)).await?;
+    if games.is_empty() {
+        // No games: a player without any, or no such player (404 like every route).
+        players::require_player(&state.async_pool, player_id).await?;
+    }
     Ok(Json(json!({ "games": games })))
 }
 
@@ -58,12 +69,14 @@ pub async fn list(OwnPlayer(player_id): OwnPlayer) -> Result<Json<Value>, ApiErr
 ///
 /// # Errors
 ///
-/// 401/403; 413 for a state above 1 MiB; 400/415/422 for a bad body; 404 when the
-/// player does not exist; 503.
+/// 401/403; 413 for a state above 1 MiB; 422 for one nested deeper than
+/// [`stored_json::MAX_DEPTH`]; 400/415/422 for a bad body; 404 when the player does not
+/// exist; 503.
 pub async fn save(
     OwnPlayer(player_id): OwnPlayer,
     ApiJson(body): ApiJson<NewGame>,
 ) -> Result<(StatusCode, Json<SavedGame>), ApiError> {
+    stored_json::check("state", &body.state)?;
     let text = serde_json::to_string(&body.state)
         .map_err(|e| ApiError::Internal(format!("re-serializing a game state: {e}")))?;
     if text.len() > MAX_STATE_BYTES {

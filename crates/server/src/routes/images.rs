@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::images::{self, GeneratedImage};
 use crate::state::AppState;
+use crate::stored_json;
 
 /// Longest prompt, in characters.
 pub const MAX_PROMPT_CHARS: usize = 4000;
@@ -28,7 +29,8 @@ pub struct NewImage {
     pub prompt: String,
     /// Where the image is (`http://` or `https://`, at most 2048 bytes).
     pub url: String,
-    /// Generator details; `{}` when absent.
+    /// Generator details; `{}` when absent; at most 16 KiB serialized and
+    /// [`stored_json::MAX_DEPTH`] levels deep.
     #[serde(default)]
     pub metadata: Option<Value>,
 }
@@ -50,6 +52,7 @@ fn validate(image: &NewImage) -> Result<String, ApiError> {
         )));
     }
     let metadata = image.metadata.clone().unwrap_or_else(|| json!({}));
+    stored_json::check("metadata", &metadata)?;
     let text = serde_json::to_string(&metadata)
         .map_err(|e| ApiError::Internal(format!("re-serializing image metadata: {e}")))?;
     if text.len() > MAX_METADATA_BYTES {
@@ -65,7 +68,8 @@ fn validate(image: &NewImage) -> Result<String, ApiError> {
 ///
 /// # Errors
 ///
-/// 401; 404 no such game; 403 another player's game; 422 bad prompt or URL; 503.
+/// 401; 404 no such game; 403 another player's game; 422 bad prompt or URL or metadata
+/// nested deeper than [`stored_json::MAX_DEPTH`]; 413 metadata above 16 KiB; 503.
 pub async fn create(
     State(state): State<AppState>,
     auth: AuthPlayer,

@@ -2,23 +2,25 @@
 //!
 //! | method | path | auth | success |
 //! |---|---|---|---|
-//! | POST | `/api/players` | none | 201 `{id, name, token}` |
+//! | POST | `/api/players` | none | 201 `{id, name, token}` (name trimmed, then 1–32 characters) |
 //! | GET | `/api/players/{id}` | own | 200 player + balance |
 //! | GET | `/api/games/{id}` | owner | 200 game with state |
 //! | GET | `/api/players/{id}/games` | own | 200 `{games: [summary]}` |
-//! | POST | `/api/players/{id}/games` | own | 201 game (`{state}` ≤ 1 MiB, else 413) |
-//! | POST | `/api/games/{id}/images` | owner | 201 image |
+//! | POST | `/api/players/{id}/games` | own | 201 game (`{state}` ≤ 1 MiB, else 413; ≤ 31 levels deep, else 422) |
+//! | POST | `/api/games/{id}/images` | owner | 201 image (`metadata` ≤ 16 KiB, else 413; ≤ 31 levels deep, else 422) |
 //! | GET | `/api/games/{id}/images` | owner | 200 `{images}` |
 //! | GET | `/api/players/{id}/quests` | own | 200 `{day, quests}` |
-//! | POST | `/api/players/{id}/events` | own | 200 `{advanced, completed, quests}` |
+//! | POST | `/api/players/{id}/events` | own | 200 `{advanced, finished, quests}` (`finished`: the quests this event brought to their target) |
 //! | POST | `/api/players/{id}/quests/{quest_id}/complete` | own | 200 reward (409 not finished / already completed) |
 //! | GET | `/api/players/{id}/rewards` | own | 200 status |
 //! | POST | `/api/players/{id}/rewards/claim` | own | 200 claim (409 already claimed) |
 //! | GET | `/ws` | token (header or `?token=`) | 101 WebSocket |
 //!
-//! Errors: `{error, message}` with 400/413/415/422 for bad requests, 401 without a
-//! valid token, 403 for another player's data, 404, 409, 503 + `Retry-After` when the
-//! database budget is exhausted or the server unreachable, 500 otherwise.
+//! Errors: `{error, message}` with 400/413/415/422 for bad requests (422 also for any
+//! value the database refuses for its column), 401 without a valid token, 403 for
+//! another player's data, 404 (also for every route of a player that does not exist),
+//! 409, 503 + `Retry-After` when the database budget is exhausted or the server
+//! unreachable, 500 otherwise.
 
 pub mod games;
 pub mod images;

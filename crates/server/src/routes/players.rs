@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use db_async::args;
+use db_async::{AsyncPool, args};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -19,26 +19,42 @@ pub const MAX_NAME_CHARS: usize = 32;
 /// `POST /api/players` body.
 #[derive(Debug, Deserialize)]
 pub struct NewPlayer {
-    /// 1–32 printable characters, stored exactly as sent.
+    /// 1–32 printable characters once leading and trailing whitespace is removed;
+    /// stored (and returned) trimmed, otherwise exactly as sent.
     pub name: String,
+}
+
+/// A player name as it is stored: `raw` without leading and trailing whitespace, checked
+/// by [`validate_name`].
+///
+/// # Errors
+///
+/// [`ApiError::Invalid`] saying what is wrong with the trimmed name.
+pub fn normalize_name(raw: &str) -> Result<&str, ApiError> {
+    let name = raw.trim();
+    validate_name(name)?;
+    Ok(name)
 }
 
 /// Checks a player name: 1 to [`MAX_NAME_CHARS`] characters, not only spaces, no control
 /// or invisible formatting characters. Anything else (quotes, semicolons, any script,
 /// emoji) is fine: names are always bound as parameters, never spliced into SQL.
+/// Sign-up trims the name first ([`normalize_name`]).
 ///
 /// # Errors
 ///
 /// [`ApiError::Invalid`] saying what is wrong.
 pub fn validate_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() {
+        return Err(ApiError::Invalid(
+            "name must not be empty or only whitespace".to_owned(),
+        ));
+    }
     let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS {
+    if chars > MAX_NAME_CHARS {
         return Err(ApiError::Invalid(format!(
             "name must have 1 to {MAX_NAME_CHARS} characters, got {chars}"
         )));
-    }
-    if name.trim().is_empty() {
-        return Err(ApiError::Invalid("name must not be only spaces".to_owned()));
     }
     if let Some(c) = name.chars().find(|c| !is_printable(*c)) {
         return Err(ApiError::Invalid(format!(
@@ -59,7 +75,7 @@ fn is_printable(c: char) -> bool {
         )
 }
 
-/// Creates a player; answers 201 with its id, name and bearer token.
+/// Creates a player; answers 201 with its id, name (trimmed) and bearer token.
 ///
 /// # Errors
 ///
@@ -68,13 +84,10 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewPlayer>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    validate_name(&body.name)?;
+    let name = normalize_name(&body.name)?;
     let mut conn = state.async_pool.acquire().await?;
     let done = conn
-        .execute(
-            "INSERT INTO players (name) VALUES (?)",
-            args![body.name.as_str()],
-        )
+        .execute("INSERT INTO players (name) VALUES (?)", args![name])
         .await?;
     drop(conn);
     let id = done
@@ -83,8 +96,24 @@ pub async fn create(
     tracing::info!(player_id = id, "player created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": id, "name": body.name, "token": state.tokens.mint(id) })),
+        Json(json!({ "id": id, "name": name, "token": state.tokens.mint(id) })),
     ))
+}
+
+/// Fails with 404 unless player `player_id` exists.
+///
+/// # Errors
+///
+/// [`ApiError::NotFound`]; 503 when the database is busy or unreachable.
+pub async fn require_player(pool: &AsyncPool, player_id: u64) -> Result<(), ApiError> {
+    let mut conn = pool.acquire().await?;
+    let found: Option<(u64,)> = conn
+        .fetch_optional("SELECT id FROM players WHERE id = ?", args![player_id])
+        .await?;
+    drop(conn);
+    found
+        .map(|_| ())
+        .ok_or_else(|| ApiError::NotFound(format!("player {player_id} not found")))
 }
 
 /// The player's name, creation time and balance.
@@ -135,6 +164,20 @@ mod tests {
         ] {
             assert!(validate_name(ok).is_ok(), "{ok:?}");
         }
+    }
+
+    #[test]
+    fn sign_up_trims_a_name_before_checking_it() {
+        assert_eq!(normalize_name("  Ada\t").unwrap(), "Ada");
+        assert_eq!(normalize_name("\u{3000}玩家 一号\n").unwrap(), "玩家 一号");
+        let full = "x".repeat(32);
+        assert_eq!(normalize_name(&format!(" {full} ")).unwrap(), full);
+        assert!(normalize_name(&format!(" {full}x ")).is_err());
+        assert!(normalize_name(" \t\n ").is_err());
+        assert!(
+            normalize_name(" a\tb ").is_err(),
+            "inside, a tab is still refused"
+        );
     }
 
     #[test]
