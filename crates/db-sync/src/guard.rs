@@ -48,6 +48,22 @@ use crate::manager::BudgetedManager;
 /// raw statements (`SET autocommit = 0`, `LOCK TABLES`, user variables) are not reset:
 /// call [`DbConnection::discard`] after changing them.
 ///
+/// After raw access the `ROLLBACK` also proves the connection is in step (it travels
+/// with a `SELECT` of a fresh token, same round trip): a raw statement whose error the
+/// guard could not see, e.g. a read that timed out on a frozen server, may have left
+/// the server's late answer in the socket, and such a connection is closed rather than
+/// handing that answer to the next user.
+///
+/// # Bounded waits
+///
+/// The drop's `ROLLBACK` waits for the server at most `DB_CONNECT_TIMEOUT`; a connection
+/// that does not answer in time is closed (the server then rolls back itself), so a
+/// frozen server cannot hold the dropping thread or the budget unit. Statements wait at
+/// most the pool's I/O timeout ([`SyncPoolBuilder::io_timeout`](crate::SyncPoolBuilder::io_timeout))
+/// for any progress; one that overruns it fails with
+/// [`DbError::ConnectionLost`](db_budget::DbError::ConnectionLost) (helpers) or an I/O
+/// error (raw calls), and the connection is closed, never pooled.
+///
 /// # Panics
 ///
 /// None: dropping never panics, and a failed `ROLLBACK` closes the connection instead.
