@@ -584,3 +584,31 @@ fn a_connection_killed_during_a_statement_is_closed_not_pooled() {
     drop(conn);
     assert_settled(&f);
 }
+
+#[test]
+fn statements_slower_than_the_connect_timeout_are_not_cut() {
+    // The handshake, ping and ROLLBACK bound (the connect timeout) must not leak into
+    // statements: each of these runs right after one of those exchanges.
+    let f = fixture("sync_slow", 2);
+    let pool = SyncPool::builder(f.url.clone(), f.budget.clone())
+        .connect_timeout(Duration::from_millis(500))
+        .validation_bypass(Duration::ZERO)
+        .build();
+    let mut conn = pool.get().unwrap(); // after the handshake
+    let (slept,): (i64,) = conn.fetch_one("SELECT SLEEP(1.5)", ()).unwrap();
+    assert_eq!(slept, 0);
+    conn.query_drop("DO 1").unwrap(); // raw access: the drop sends the ROLLBACK
+    drop(conn);
+    let mut conn = pool.get().unwrap(); // after the ping
+    let id = conn.connection_id();
+    let raw: Option<i64> = conn.query_first("SELECT SLEEP(1.5)").unwrap();
+    assert_eq!(raw, Some(0));
+    drop(conn);
+    let snap = f.budget.snapshot();
+    assert_eq!(
+        snap.sync.opened_total, 1,
+        "one connection throughout: {snap}"
+    );
+    assert_eq!(snap.sync.closed_sum(), 0, "{snap}");
+    assert_eq!(pool.get().unwrap().connection_id(), id);
+}
