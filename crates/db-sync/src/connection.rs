@@ -1,5 +1,32 @@
 //! What r2d2 pools: a mysql connection together with the budget unit it paid with.
+//!
+//! # Socket timeouts (I4)
+//!
+//! The mysql crate waits for the server in blocking socket reads and writes; a frozen
+//! server (SIGSTOP, a hung host) would hold the thread, the connection and its unit for
+//! as long as it stays frozen. Every connection's socket therefore has a read and write
+//! timeout (`SO_RCVTIMEO` / `SO_SNDTIMEO`: the longest one read or write waits without
+//! progress, not a bound on a whole statement), switched by phase:
+//!
+//! - **handshake**: `DB_CONNECT_TIMEOUT` (set through the driver's options, see
+//!   `manager.rs`);
+//! - **statements** (helpers and raw access): the pool's I/O timeout, by default
+//!   `DB_MAX_LIFETIME` (30 min): a statement that hears nothing from the server for as
+//!   long as a connection may live is taken for one on a dead or frozen server, and no
+//!   legitimate slow statement of a pool whose connections are retired after that age
+//!   is cut. There is no statement-timeout setting yet; `SyncPoolBuilder::io_timeout`
+//!   sets this bound;
+//! - **pool housekeeping** (validation ping, `ROLLBACK` on return, the farewell
+//!   `COM_QUIT` on close): `DB_CONNECT_TIMEOUT` again ([`Pooled::housekeeping`]; a checkout's ping
+//!   also ends at the caller's pool-timeout deadline); these are
+//!   instant on a healthy server. A `ROLLBACK` that takes longer (a huge transaction)
+//!   closes the connection, and the server finishes the rollback itself.
+//!
+//! A read or write that timed out leaves the protocol stream at an unknown point: the
+//! connection is lost ([`Pooled::doom_lost`]), closed and never pooled.
 
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +71,9 @@ pub(crate) struct Pooled {
     pub(crate) conn: mysql::Conn,
     /// Set once a connection must not be pooled again, with the reason it is closed.
     doomed: Option<CloseReason>,
+    /// The stream is broken or out of step (an I/O error, a timeout, a server error that
+    /// means the session is gone): the close skips the driver's farewell writes.
+    lost: bool,
     opened_at: Instant,
     returned_at: Instant,
     idle: bool,
@@ -61,6 +91,7 @@ impl Pooled {
         Pooled {
             conn,
             doomed: None,
+            lost: false,
             opened_at: now,
             returned_at: now,
             idle: true,
@@ -72,6 +103,45 @@ impl Pooled {
     /// Marks the connection to be closed when it is returned; the first reason wins.
     pub(crate) fn doom(&mut self, reason: CloseReason) {
         self.doomed.get_or_insert(reason);
+    }
+
+    /// Marks the connection lost: closed on return, without a farewell to the server.
+    pub(crate) fn doom_lost(&mut self) {
+        self.lost = true;
+        self.doom(CloseReason::Broken);
+    }
+
+    /// Runs one pool-housekeeping exchange (ping, `ROLLBACK`) with the socket timeouts
+    /// at `limit` (`DB_CONNECT_TIMEOUT`, or less), then restores the statement bound.
+    /// A connection whose timeouts cannot be set is lost.
+    ///
+    /// # Errors
+    ///
+    /// `f`'s error, or the I/O error of setting the timeouts.
+    pub(crate) fn bounded<R>(
+        &mut self,
+        limit: Duration,
+        f: impl FnOnce(&mut mysql::Conn) -> Result<R, mysql::Error>,
+    ) -> Result<R, mysql::Error> {
+        set_socket_timeouts(&self.conn, limit)?;
+        let result = f(&mut self.conn);
+        if let Err(e) = set_socket_timeouts(&self.conn, self.state.io_timeout) {
+            tracing::warn!(error = %e, "db-sync: cannot restore the socket timeouts; closing the connection");
+            self.doom_lost();
+        }
+        result
+    }
+
+    /// [`Pooled::bounded`] at the connect timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pooled::bounded`].
+    pub(crate) fn housekeeping<R>(
+        &mut self,
+        f: impl FnOnce(&mut mysql::Conn) -> Result<R, mysql::Error>,
+    ) -> Result<R, mysql::Error> {
+        self.bounded(self.state.settings.connect_timeout, f)
     }
 
     pub(crate) fn is_doomed(&self) -> bool {
@@ -162,7 +232,44 @@ impl Drop for Pooled {
         }
         self.state.closed_one();
         tracing::debug!(reason = reason.as_str(), "closing a db-sync connection");
-        // Then the fields drop: the socket closes (mysql sends COM_QUIT), then the unit
-        // returns.
+        // The driver's drop writes COM_STMT_CLOSE per cached statement and COM_QUIT.
+        // To a lost connection they would be noise, or wait on a frozen server: shut the
+        // socket so that they fail at once. Otherwise bound them by the connect timeout.
+        let farewell = if self.lost {
+            with_socket(&self.conn, |s| s.shutdown(std::net::Shutdown::Both))
+        } else {
+            set_socket_timeouts(&self.conn, self.state.settings.connect_timeout)
+        };
+        if let Err(e) = farewell {
+            // ENOTCONN: the peer is gone already; nothing to wait for either way.
+            tracing::debug!(error = %e, "db-sync: preparing the socket for its close");
+        }
+        // Then the fields drop: the socket closes, then the unit returns.
     }
+}
+
+/// The shortest socket timeout set (settings built by hand may hold zero).
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// Runs `f` on a borrowed view of `conn`'s socket (TCP or unix).
+fn with_socket<R>(conn: &mysql::Conn, f: impl FnOnce(socket2::SockRef<'_>) -> R) -> R {
+    // SAFETY: the descriptor is `conn`'s open socket, and `conn` is borrowed for the
+    // whole call, so it stays open while the view exists; the view never closes it.
+    let fd = unsafe { BorrowedFd::borrow_raw(conn.as_raw_fd()) };
+    f(socket2::SockRef::from(&fd))
+}
+
+/// Sets the read and write timeout of `conn`'s socket: a later read or write that waits
+/// longer than `d` for the server fails with an I/O error (see the module docs).
+///
+/// # Errors
+///
+/// The `setsockopt` error (`d` must not be zero).
+pub(crate) fn set_socket_timeouts(conn: &mysql::Conn, d: Duration) -> io::Result<()> {
+    // A zero timeout would mean "none" to setsockopt.
+    let d = d.max(MIN_TIMEOUT);
+    with_socket(conn, |socket| {
+        socket.set_read_timeout(Some(d))?;
+        socket.set_write_timeout(Some(d))
+    })
 }

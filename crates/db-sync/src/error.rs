@@ -10,10 +10,13 @@ use std::sync::Arc;
 use db_budget::DbError;
 use r2d2_mysql::mysql::{self, DriverError};
 
-/// Server errors that mean "this connection is gone", although they arrive as an
+/// Error codes that mean "this connection is gone", although they arrive as an
 /// ordinary error packet: server shutdown (1053), connection killed (1927, MariaDB),
-/// idle timeout reported by the server (4031, MySQL 8).
-const CONNECTION_GONE: [u16; 3] = [1053, 1927, 4031];
+/// the client was disconnected for inactivity (4031, MySQL 8), and the client library's
+/// "server has gone away" family, which proxies (ProxySQL, MaxScale) relay as error
+/// packets: 2006 (`CR_SERVER_GONE_ERROR`), 2013 (`CR_SERVER_LOST`) and 2055
+/// (`CR_SERVER_LOST_EXTENDED`). A connection that reports one is closed, never pooled.
+const CONNECTION_GONE: [u16; 6] = [1053, 1927, 4031, 2006, 2013, 2055];
 
 /// Refusals during connect that go away when another client disconnects: too many
 /// connections (1040), `max_user_connections` (1203), per-account limit (1226).
@@ -165,6 +168,19 @@ mod tests {
         assert!(is_lost(&map_error(server(1927, "70100"))));
         assert!(is_lost(&map_error(server(1053, "08S01"))));
         assert!(map_error(server(1053, "08S01")).is_unavailable());
+    }
+
+    #[test]
+    fn every_code_that_means_the_connection_is_gone_marks_it_lost() {
+        // Server shutdown, connection killed, disconnected for inactivity, and the
+        // client family a proxy relays.
+        for code in [1053, 1927, 4031, 2006, 2013, 2055] {
+            let e = map_error(server(code, "HY000"));
+            assert!(is_lost(&e), "{code}: {e:?}");
+            assert!(e.is_unavailable(), "{code}");
+        }
+        // A query cut by KILL QUERY leaves the connection usable.
+        assert!(!is_lost(&map_error(server(1317, "70100"))));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use db_budget::{CheckoutTicket, CloseReason, Side};
@@ -46,6 +47,22 @@ use crate::manager::BudgetedManager;
 /// trip). Code that uses only the helpers pays nothing. Session settings changed through
 /// raw statements (`SET autocommit = 0`, `LOCK TABLES`, user variables) are not reset:
 /// call [`DbConnection::discard`] after changing them.
+///
+/// After raw access the `ROLLBACK` also proves the connection is in step (it travels
+/// with a `SELECT` of a fresh token, same round trip): a raw statement whose error the
+/// guard could not see, e.g. a read that timed out on a frozen server, may have left
+/// the server's late answer in the socket, and such a connection is closed rather than
+/// handing that answer to the next user.
+///
+/// # Bounded waits
+///
+/// The drop's `ROLLBACK` waits for the server at most `DB_CONNECT_TIMEOUT`; a connection
+/// that does not answer in time is closed (the server then rolls back itself), so a
+/// frozen server cannot hold the dropping thread or the budget unit. Statements wait at
+/// most the pool's I/O timeout ([`SyncPoolBuilder::io_timeout`](crate::SyncPoolBuilder::io_timeout))
+/// for any progress; one that overruns it fails with
+/// [`DbError::ConnectionLost`](db_budget::DbError::ConnectionLost) (helpers) or an I/O
+/// error (raw calls), and the connection is closed, never pooled.
 ///
 /// # Panics
 ///
@@ -153,6 +170,7 @@ impl DbConnection {
     fn settle(&mut self) {
         let site = self.site;
         let needs_rollback = self.tx_open || self.raw_used;
+        let raw_used = self.raw_used;
         let p = self.pooled();
         if p.is_doomed() {
             return;
@@ -162,8 +180,14 @@ impl DbConnection {
             return;
         }
         if needs_rollback {
+            // Bounded by the connect timeout: a frozen server cannot hold the
+            // dropping thread (or the unit) longer.
             let started = Instant::now();
-            let result = p.conn.query_drop("ROLLBACK");
+            let result = if raw_used {
+                p.housekeeping(rollback_in_step)
+            } else {
+                p.housekeeping(|c| c.query_drop("ROLLBACK"))
+            };
             let budget = &p.state().budget;
             budget.record_query(Side::Sync, "ROLLBACK", started.elapsed(), site);
             if let Err(e) = result {
@@ -172,9 +196,41 @@ impl DbConnection {
                     error = %crate::error::map_error(e),
                     "db-sync: ROLLBACK on return failed; closing the connection",
                 );
-                p.doom(CloseReason::Broken);
+                p.doom_lost();
             }
         }
+    }
+}
+
+/// The `ROLLBACK` after raw access, proving on the way that the connection is in step.
+///
+/// A raw statement may have failed without the guard seeing it, e.g. a read that timed
+/// out on a frozen server: the server's late answer to it then still sits in the
+/// socket, and a plain `ROLLBACK` would read that answer as its own, leaving its own
+/// answer for the next user's statement (a wrong result). So the `ROLLBACK` travels with
+/// a `SELECT` of a token never used before, in one round trip; only a connection whose
+/// last answer echoes that token has read every answer it was owed.
+///
+/// # Errors
+///
+/// The driver's error, or [`DriverError::PacketOutOfSync`](mysql::DriverError) when
+/// the answers were not this exchange's.
+fn rollback_in_step(conn: &mut mysql::Conn) -> Result<(), mysql::Error> {
+    static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+    let token = NEXT_TOKEN.fetch_add(1, Relaxed);
+    let mut echoed = None;
+    let mut result = conn.query_iter(format!("ROLLBACK; SELECT {token}"))?;
+    while let Some(set) = result.iter() {
+        for row in set {
+            let value = row?.get_opt::<u64, _>(0).and_then(Result::ok);
+            echoed = echoed.or(value);
+        }
+    }
+    drop(result);
+    if echoed == Some(token) {
+        Ok(())
+    } else {
+        Err(mysql::DriverError::PacketOutOfSync.into())
     }
 }
 

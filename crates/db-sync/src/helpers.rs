@@ -10,7 +10,7 @@
 use std::panic::Location;
 use std::time::Instant;
 
-use db_budget::{CloseReason, DbError, ExecResult, Side};
+use db_budget::{DbError, ExecResult, Side};
 use r2d2_mysql::mysql::prelude::{FromRow, Queryable};
 use r2d2_mysql::mysql::{self, Params, Row};
 
@@ -171,7 +171,7 @@ impl DbConnection {
         if let Err(e) = &result
             && is_lost(e)
         {
-            p.doom(CloseReason::Broken);
+            p.doom_lost();
         }
         result
     }
@@ -182,6 +182,25 @@ impl DbConnection {
         site: &Location<'_>,
     ) -> Result<(), DbError> {
         self.run(sql, site, |c| c.query_drop(sql).map_err(map_error))
+    }
+
+    /// `ROLLBACK` with the pool-housekeeping bound (the connect timeout, see
+    /// `connection.rs`) instead of the statement bound.
+    pub(crate) fn rollback_bounded(&mut self, site: &Location<'_>) -> Result<(), DbError> {
+        let p = self.pooled();
+        let started = Instant::now();
+        let result = p
+            .housekeeping(|c| c.query_drop("ROLLBACK"))
+            .map_err(map_error);
+        p.state()
+            .budget
+            .record_query(Side::Sync, "ROLLBACK", started.elapsed(), site);
+        if let Err(e) = &result
+            && is_lost(e)
+        {
+            p.doom_lost();
+        }
+        result
     }
 }
 

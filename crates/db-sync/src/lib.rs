@@ -25,7 +25,11 @@
 //!   (return, `?`, panic) rolls back an open transaction and returns or closes the
 //!   connection (I3);
 //! - a caller that cannot get a connection within `DB_POOL_TIMEOUT` gets a typed error
-//!   showing the budget's state, never a hang (I4);
+//!   showing the budget's state, never a hang (I4); a frozen server cannot hold a
+//!   thread or a unit indefinitely either: the handshake, the validation ping and the
+//!   `ROLLBACK` on return wait at most `DB_CONNECT_TIMEOUT`, statements at most the
+//!   pool's I/O timeout (`DB_MAX_LIFETIME` unless set, see
+//!   [`SyncPoolBuilder::io_timeout`]), and a connection that overran one is closed;
 //! - idle connections go to the async side the moment it waits (I2).
 //!
 //! **Deprecated in spirit.** This crate exists so legacy code keeps working while it is

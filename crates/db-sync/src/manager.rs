@@ -31,7 +31,7 @@ use db_budget::{DatabaseUrl, Side, WaitError};
 use r2d2_mysql::MySqlConnectionManager;
 use r2d2_mysql::mysql::{self, OptsBuilder};
 
-use crate::connection::{Pooled, Slot};
+use crate::connection::{MIN_TIMEOUT, Pooled, Slot, set_socket_timeouts};
 use crate::error::{ConnectFailure, is_server_busy};
 use crate::state::State;
 
@@ -93,7 +93,16 @@ impl BudgetedManager {
         let mut backoff = BUSY_BACKOFF_START;
         loop {
             match r2d2::ManageConnection::connect(&self.inner) {
-                Ok(conn) => return Slot::Live(Pooled::new(conn, s.clone(), unit)),
+                // Connected with the handshake's timeouts; statements get theirs.
+                Ok(conn) => match set_socket_timeouts(&conn, s.io_timeout) {
+                    Ok(()) => return Slot::Live(Pooled::new(conn, s.clone(), unit)),
+                    Err(e) => {
+                        drop(conn); // closed before the unit returns
+                        let failure = ConnectFailure::Failed(Arc::new(mysql::Error::IoError(e)));
+                        s.connect_failed(failure.clone());
+                        return Slot::failed(failure);
+                    }
+                },
                 // The server may still count a connection we closed a moment ago
                 // (DESIGN §4): keep the unit and try again until the deadline.
                 Err(e)
@@ -138,7 +147,7 @@ impl r2d2::ManageConnection for BudgetedManager {
     /// pings itself, and only connections idle longer than the validation bypass.
     fn is_valid(&self, slot: &mut Slot) -> Result<(), mysql::Error> {
         match slot {
-            Slot::Live(p) => p.conn.ping(),
+            Slot::Live(p) => p.housekeeping(|c| c.ping()),
             Slot::Failed { .. } => Err(mysql::Error::IoError(std::io::Error::new(
                 std::io::ErrorKind::NotConnected,
                 "the connect attempt failed",
@@ -157,7 +166,16 @@ impl r2d2::ManageConnection for BudgetedManager {
 }
 
 /// Options for every connection of a pool on `url`.
+///
+/// `DB_CONNECT_TIMEOUT` bounds the TCP connect and, as the socket's read and write
+/// timeout during the handshake, every wait for the server in it (greeting,
+/// authentication, the driver's `SELECT @@max_allowed_packet`). Against a server that
+/// accepts the TCP connection but answers nothing (frozen, overloaded), the attempt
+/// fails after one connect timeout and its unit returns; a server answering every step
+/// just in time could stretch it, since the driver offers no bound on the whole. The
+/// statement timeouts are set once the connection is open (`connection.rs`).
 fn connect_options(url: &DatabaseUrl, connect_timeout: Duration) -> OptsBuilder {
+    let connect_timeout = connect_timeout.max(MIN_TIMEOUT);
     let opts = OptsBuilder::new()
         .user(Some(url.user()))
         .pass(url.password())
@@ -166,7 +184,9 @@ fn connect_options(url: &DatabaseUrl, connect_timeout: Duration) -> OptsBuilder 
         // address opens a second connection over the server's unix socket, and one
         // unit would pay for two server connections (DESIGN §4).
         .prefer_socket(false)
-        .tcp_connect_timeout(Some(connect_timeout));
+        .tcp_connect_timeout(Some(connect_timeout))
+        .read_timeout(Some(connect_timeout))
+        .write_timeout(Some(connect_timeout));
     match url.socket() {
         Some(path) => opts.socket(Some(path.to_string_lossy())),
         None => opts.ip_or_hostname(Some(url.host())).tcp_port(url.port()),

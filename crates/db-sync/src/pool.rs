@@ -1,7 +1,7 @@
 //! [`SyncPool`]: an r2d2 pool set up for the shared budget, and its builder.
 
 use std::panic::Location;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Weak, mpsc};
 use std::time::{Duration, Instant};
 
 use db_budget::{Budget, CloseReason, Config, DatabaseUrl, DbError, Shrink, Side, TimeoutPhase};
@@ -33,6 +33,9 @@ pub struct SyncPool {
 struct Shared {
     pool: r2d2::Pool<BudgetedManager>,
     state: Arc<State>,
+    /// Connections [`Shrink`] takes out of the idle list, to be closed on the closer
+    /// thread; `None` if that thread could not be started (they are closed in place).
+    closer: Option<mpsc::Sender<r2d2::PooledConnection<BudgetedManager>>>,
 }
 
 /// How many connections a [`SyncPool`] has open, as its own counters read them.
@@ -52,6 +55,7 @@ impl SyncPool {
             url,
             budget,
             settings: Settings::default(),
+            io_timeout: None,
         }
     }
 
@@ -92,9 +96,12 @@ impl SyncPool {
         let started = Instant::now();
         let deadline = started + self.shared.state.settings.pool_timeout;
         let state = &self.shared.state;
-        // Fast path: an idle connection, without registering as a waiter.
-        while let Some(pooled) = self.shared.pool.try_get() {
-            if let Some(conn) = self.adopt(pooled, started, site)? {
+        // Fast path: an idle connection, without registering as a waiter. Each stale
+        // one costs a ping; past the deadline, `wait` reports the timeout.
+        while Instant::now() < deadline
+            && let Some(pooled) = self.shared.pool.try_get()
+        {
+            if let Some(conn) = self.adopt(pooled, started, deadline, site)? {
                 return Ok(self.acquired(conn, started));
             }
         }
@@ -128,7 +135,7 @@ impl SyncPool {
             // for whichever comes first: that connection or a returned one.
             match self.shared.pool.get_timeout(deadline - now) {
                 Ok(pooled) => {
-                    if let Some(conn) = self.adopt(pooled, started, site)? {
+                    if let Some(conn) = self.adopt(pooled, started, deadline, site)? {
                         return Ok(self.acquired(conn, started));
                     }
                 }
@@ -146,6 +153,7 @@ impl SyncPool {
         &self,
         mut pooled: r2d2::PooledConnection<BudgetedManager>,
         started: Instant,
+        deadline: Instant,
         site: &'static Location<'static>,
     ) -> Result<Option<DbConnection>, DbError> {
         let state = &self.shared.state;
@@ -170,11 +178,18 @@ impl SyncPool {
             p.doom(CloseReason::PoolClosed);
             return Err(DbError::Closed);
         }
+        // The ping waits for a frozen server at most the connect timeout, and never
+        // past this caller's deadline (a ping that overruns it fails: the connection
+        // is closed, and the caller times out).
+        let limit = state
+            .settings
+            .connect_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
         if idle_for > state.settings.validation_bypass
-            && let Err(e) = p.conn.ping()
+            && let Err(e) = p.bounded(limit, |c| c.ping())
         {
             tracing::debug!(error = %e, "db-sync: idle connection failed its ping; closing it");
-            p.doom(CloseReason::Broken);
+            p.doom_lost();
             return Ok(None);
         }
         let ticket = state.budget.checkout(Side::Sync, site);
@@ -245,18 +260,31 @@ impl SyncPool {
 
 impl Shared {
     /// Closes idle connections (never opens one; `try_get` only pops the idle list).
-    /// Stops after the first live one when `one` is set. Returns how many were closed.
-    fn close_idle(&self, reason: CloseReason, one: bool) -> u32 {
+    /// Stops after the first live one when `one` is set; hands the closes to the closer
+    /// thread when `elsewhere` is set. Returns how many were (or will be) closed.
+    fn close_idle(&self, reason: CloseReason, one: bool, elsewhere: bool) -> u32 {
         let mut closed = 0;
         while let Some(mut pooled) = self.pool.try_get() {
-            if let Slot::Live(p) = &mut *pooled {
-                p.leave_idle();
-                p.doom(reason);
-                closed += 1;
-            }
+            let live = match &mut *pooled {
+                Slot::Live(p) => {
+                    p.leave_idle();
+                    p.doom(reason);
+                    closed += 1;
+                    true
+                }
+                Slot::Failed { .. } => false,
+            };
             // Dropping it returns it to r2d2, whose `has_broken` sees it doomed and
-            // destroys it: the socket closes, then the unit returns.
-            drop(pooled);
+            // destroys it: the socket closes, then the unit returns. A placeholder has
+            // no socket: dropping it here does no I/O.
+            match &self.closer {
+                Some(closer) if live && elsewhere => {
+                    if let Err(mpsc::SendError(pooled)) = closer.send(pooled) {
+                        drop(pooled); // the closer is gone (it only ends with us)
+                    }
+                }
+                _ => drop(pooled),
+            }
             if one && closed > 0 {
                 break;
             }
@@ -265,14 +293,38 @@ impl Shared {
     }
 
     fn drain_idle(&self, reason: CloseReason) {
-        self.close_idle(reason, false);
+        self.close_idle(reason, false, false);
     }
 }
 
 impl Shrink for Shared {
-    /// The async side waits for a unit: close one idle connection now.
+    /// The async side waits for a unit: take one idle connection out of the pool now
+    /// and have the closer thread close it. Does no I/O on the caller's thread (which
+    /// may be a runtime worker): closing sends `COM_QUIT`, which a frozen server would
+    /// make wait. The unit returns once that socket is closed (I1), and the waiter's
+    /// budget queue hands it over then.
     fn shrink_idle(&self) -> bool {
-        self.close_idle(CloseReason::Yielded, true) > 0
+        self.close_idle(CloseReason::Yielded, true, true) > 0
+    }
+}
+
+/// Starts the thread that closes the connections [`Shrink`] takes back. It ends when
+/// the pool is dropped (the sender with it), after closing what was still queued.
+fn spawn_closer() -> Option<mpsc::Sender<r2d2::PooledConnection<BudgetedManager>>> {
+    let (tx, rx) = mpsc::channel::<r2d2::PooledConnection<BudgetedManager>>();
+    let spawned = std::thread::Builder::new()
+        .name("db-sync-closer".to_owned())
+        .spawn(move || {
+            for pooled in rx {
+                drop(pooled);
+            }
+        });
+    match spawned {
+        Ok(_) => Some(tx),
+        Err(e) => {
+            tracing::warn!(error = %e, "db-sync: cannot start the closer thread; idle connections given back to the async side are closed on its thread");
+            None
+        }
     }
 }
 
@@ -300,6 +352,8 @@ pub struct SyncPoolBuilder {
     url: DatabaseUrl,
     budget: Budget,
     settings: Settings,
+    /// `None`: the max lifetime.
+    io_timeout: Option<Duration>,
 }
 
 fn nonzero(d: Duration, what: &str) -> Duration {
@@ -308,16 +362,39 @@ fn nonzero(d: Duration, what: &str) -> Duration {
 }
 
 impl SyncPoolBuilder {
-    /// Longest TCP connect (`DB_CONNECT_TIMEOUT`). Defaults to 10 s.
+    /// Longest TCP connect + handshake (`DB_CONNECT_TIMEOUT`). Defaults to 10 s.
     ///
-    /// The mysql crate bounds only the TCP connect with it; the handshake that follows
-    /// has no timeout of its own (a read timeout would also cut long queries).
+    /// It bounds the TCP connect and every wait for the server during the handshake
+    /// (the socket's read and write timeout then), so a connect to a server that
+    /// accepts but answers nothing fails after it and gives its budget unit back. It
+    /// also bounds the pool's own exchanges: the validation ping, the `ROLLBACK` on
+    /// return and the farewell on close; a connection that overruns one is closed.
+    /// Statements have their own bound, [`SyncPoolBuilder::io_timeout`].
     ///
     /// # Panics
     ///
     /// If `d` is zero.
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.settings.connect_timeout = nonzero(d, "connect_timeout");
+        self
+    }
+
+    /// Longest a statement waits for the server without any progress (the socket's
+    /// read and write timeout while a statement runs, helpers and raw access alike).
+    /// When it passes, the statement fails with [`DbError::ConnectionLost`] and the
+    /// connection is closed, never pooled. Defaults to the max lifetime
+    /// (`DB_MAX_LIFETIME`, 30 min by default).
+    ///
+    /// Not a statement timeout: a result that keeps arriving is never cut, and the
+    /// server is not told to stop. It bounds how long a frozen or vanished server can
+    /// hold a thread and its budget unit, while sparing any slow statement shorter than
+    /// the age at which connections are retired anyway.
+    ///
+    /// # Panics
+    ///
+    /// If `d` is zero.
+    pub fn io_timeout(mut self, d: Duration) -> Self {
+        self.io_timeout = Some(nonzero(d, "io_timeout"));
         self
     }
 
@@ -376,7 +453,8 @@ impl SyncPoolBuilder {
     pub fn build(self) -> SyncPool {
         let capacity = self.budget.capacity();
         let settings = self.settings;
-        let state = State::new(self.budget, settings);
+        let io_timeout = self.io_timeout.unwrap_or(settings.max_lifetime);
+        let state = State::new(self.budget, settings, io_timeout);
         let threads = ScheduledThreadPool::builder()
             .num_threads(capacity as usize + 1)
             .thread_name_pattern("db-sync-{}")
@@ -394,7 +472,11 @@ impl SyncPoolBuilder {
             .thread_pool(Arc::new(threads))
             .error_handler(Box::new(WarnOnError))
             .build_unchecked(BudgetedManager::new(&self.url, state.clone()));
-        let shared = Arc::new(Shared { pool, state });
+        let shared = Arc::new(Shared {
+            pool,
+            state,
+            closer: spawn_closer(),
+        });
         let shrinker: Weak<Shared> = Arc::downgrade(&shared);
         shared
             .state

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use db_budget::{Budget, Side};
 
@@ -17,6 +17,8 @@ pub(crate) type Settings = db_budget::PoolSettings;
 pub(crate) struct State {
     pub(crate) budget: Budget,
     pub(crate) settings: Settings,
+    /// The socket timeout while a statement runs (see `connection.rs`).
+    pub(crate) io_timeout: Duration,
     closed: AtomicBool,
     /// Callers inside `SyncPool::get`'s slow path: a connect with nobody waiting for it
     /// is not started.
@@ -37,10 +39,11 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(budget: Budget, settings: Settings) -> Arc<State> {
+    pub(crate) fn new(budget: Budget, settings: Settings, io_timeout: Duration) -> Arc<State> {
         Arc::new(State {
             budget,
             settings,
+            io_timeout,
             closed: AtomicBool::new(false),
             demand: AtomicU32::new(0),
             connecting: AtomicU32::new(0),

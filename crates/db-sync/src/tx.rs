@@ -3,7 +3,7 @@
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 
-use db_budget::{CloseReason, DbError, ExecResult};
+use db_budget::{DbError, ExecResult};
 use r2d2_mysql::mysql::prelude::FromRow;
 use r2d2_mysql::mysql::{self, Params};
 
@@ -67,10 +67,10 @@ impl DbConnection {
     /// closed (the server then rolls back).
     fn rollback_quietly(&mut self, site: &Location<'_>) {
         if !self.pooled().is_doomed()
-            && let Err(e) = self.control("ROLLBACK", site)
+            && let Err(e) = self.rollback_bounded(site)
         {
             tracing::warn!(call_site = %site, error = %e, "db-sync: ROLLBACK failed; closing the connection");
-            self.pooled().doom(CloseReason::Broken);
+            self.pooled().doom_lost();
         }
         self.tx_open = false;
     }

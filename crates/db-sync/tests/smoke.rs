@@ -470,3 +470,145 @@ fn the_legacy_shim_uses_the_installed_pool() {
     drop(conn);
     assert_settled(&f);
 }
+
+/// Collects what a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[test]
+fn the_async_waiter_thread_does_not_close_the_idle_connection_it_asks_for() {
+    // `Shrink` must not block the thread that starts waiting (it may be a runtime
+    // worker): the close, with its socket writes, happens elsewhere.
+    let f = fixture("sync_shrink_thread", 1);
+    drop(f.pool.get().unwrap()); // one idle connection holds the only unit
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // Only this thread's events reach the subscriber.
+    let unit = tracing::subscriber::with_default(subscriber, || {
+        tracing::debug!("probe: the waiter thread logs here");
+        f.budget
+            .acquire_blocking(Side::Async, Instant::now() + Duration::from_secs(5))
+    })
+    .expect("the sync side gave its idle connection back");
+    let text = logs.text();
+    assert!(text.contains("probe: the waiter thread"), "{text}");
+    assert!(
+        !text.contains("closing a db-sync connection"),
+        "the waiter's thread closed the connection itself:\n{text}"
+    );
+    assert_eq!(closed(&f.budget.snapshot(), CloseReason::Yielded), 1);
+    assert_eq!(f.pool.state().connections, 0);
+    drop(unit);
+    assert_settled(&f);
+}
+
+/// Kills connection `id` from another session once it runs a statement.
+fn kill_when_running(server: &'static Server, id: u32) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let command = server
+                .sql(&format!(
+                    "SELECT COMMAND FROM information_schema.PROCESSLIST WHERE ID = {id}"
+                ))
+                .unwrap();
+            if command.contains("Query") || command.contains("Execute") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "connection {id} never ran its statement"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        server.sql(&format!("KILL CONNECTION {id}")).unwrap();
+    })
+}
+
+#[test]
+fn a_connection_killed_during_a_statement_is_closed_not_pooled() {
+    let f = fixture("sync_kill", 2);
+
+    // Through a helper: the server's "connection killed" error means the connection is gone.
+    let mut conn = f.pool.get().unwrap();
+    let id = conn.connection_id();
+    let killer = kill_when_running(f.server, id);
+    let lost = conn.fetch_one::<(i64,)>("SELECT SLEEP(30)", ());
+    killer.join().unwrap();
+    assert!(
+        matches!(lost, Err(DbError::ConnectionLost { .. })),
+        "{lost:?}"
+    );
+    drop(conn);
+    let snap = f.budget.snapshot();
+    assert_eq!(closed(&snap, CloseReason::Broken), 1, "{snap}");
+    assert_eq!(f.pool.state().connections, 0, "{snap}");
+
+    // Raw: the guard does not see the error, and still must not pool the connection.
+    let mut conn = f.pool.get().unwrap();
+    let id = conn.connection_id();
+    let killer = kill_when_running(f.server, id);
+    let raw = conn.query_drop("SELECT SLEEP(30)");
+    killer.join().unwrap();
+    assert!(raw.is_err(), "{raw:?}");
+    drop(conn);
+    let snap = f.budget.snapshot();
+    assert_eq!(closed(&snap, CloseReason::Broken), 2, "{snap}");
+    assert_eq!(f.pool.state().connections, 0, "{snap}");
+
+    let mut conn = f.pool.get().unwrap();
+    assert_ne!(conn.connection_id(), id);
+    let (v,): (i64,) = conn.fetch_one("SELECT 5", ()).unwrap();
+    assert_eq!(v, 5);
+    drop(conn);
+    assert_settled(&f);
+}
+
+#[test]
+fn statements_slower_than_the_connect_timeout_are_not_cut() {
+    // The handshake, ping and ROLLBACK bound (the connect timeout) must not leak into
+    // statements: each of these runs right after one of those exchanges.
+    let f = fixture("sync_slow", 2);
+    let pool = SyncPool::builder(f.url.clone(), f.budget.clone())
+        .connect_timeout(Duration::from_millis(500))
+        .validation_bypass(Duration::ZERO)
+        .build();
+    let mut conn = pool.get().unwrap(); // after the handshake
+    let (slept,): (i64,) = conn.fetch_one("SELECT SLEEP(1.5)", ()).unwrap();
+    assert_eq!(slept, 0);
+    conn.query_drop("DO 1").unwrap(); // raw access: the drop sends the ROLLBACK
+    drop(conn);
+    let mut conn = pool.get().unwrap(); // after the ping
+    let id = conn.connection_id();
+    let raw: Option<i64> = conn.query_first("SELECT SLEEP(1.5)").unwrap();
+    assert_eq!(raw, Some(0));
+    drop(conn);
+    let snap = f.budget.snapshot();
+    assert_eq!(
+        snap.sync.opened_total, 1,
+        "one connection throughout: {snap}"
+    );
+    assert_eq!(snap.sync.closed_sum(), 0, "{snap}");
+    assert_eq!(pool.get().unwrap().connection_id(), id);
+}
