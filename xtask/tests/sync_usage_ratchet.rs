@@ -384,3 +384,64 @@ fn the_repository_itself_scans() {
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(doc["files_scanned"].as_u64().unwrap() > 0);
 }
+
+/// The xtask binary scans the workspace it is run in (found from the current
+/// directory at run time), not the checkout it was compiled from: with a shared
+/// target directory one binary serves several checkouts.
+#[test]
+fn without_root_it_scans_the_workspace_around_the_current_directory() {
+    let ws = TempWs::new("cwd");
+    let xtask = |args: &[&str], cwd: &Path| {
+        Run::from(
+            Command::new(env!("CARGO_BIN_EXE_xtask"))
+                .arg("sync-usage")
+                .args(args)
+                .current_dir(cwd)
+                .output()
+                .unwrap(),
+        )
+    };
+    // From a subdirectory, no --root and no --baseline: the temporary tree (no
+    // baseline yet, so its two uses are above 0), not this repository.
+    let sub = ws.root.join("crates/app/src");
+    let r = xtask(&["--check"], &sub);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("crates/app/src/lib.rs: 2 uses, baseline 0"),
+        "{r:?}"
+    );
+    let r = xtask(&["--json"], &sub);
+    assert_eq!(r.code, 0, "{r:?}");
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        Path::new(doc["root"].as_str().unwrap()),
+        ws.root.canonicalize().unwrap(),
+        "{r:?}"
+    );
+
+    // --update writes the baseline of that workspace.
+    let r = xtask(&["--update"], &sub);
+    assert_eq!(r.code, 0, "{r:?}");
+    let written: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(ws.root.join("xtask/sync-usage-baseline.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(written["files"]["crates/app/src/lib.rs"], 2, "{written}");
+
+    // A new blocking call in that tree now fails the check from its root.
+    ws.write(
+        "crates/app/src/clean.rs",
+        "pub fn now_dirty() {\n    db_sync::get_database_connection();\n}\n",
+    );
+    let r = xtask(&["--check"], &ws.root);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("crates/app/src/clean.rs:2"), "{r:?}");
+
+    // Outside any workspace: a clear error, not some other tree.
+    let outside = ws.root.join("crates");
+    fs::write(ws.root.join("Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
+    let r = xtask(&["--check"], &outside);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("[workspace]"), "{r:?}");
+}

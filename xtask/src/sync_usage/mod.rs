@@ -15,7 +15,7 @@ mod workspace;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use baseline::Baseline;
@@ -36,7 +36,8 @@ and not counted.
                      to raise any count unless --allow-increase
   --allow-increase   with --update: accept counts going up
   --json             print a machine-readable JSON document instead of text
-  --root <dir>       workspace to scan (default: this repository)
+  --root <dir>       workspace to scan (default: the workspace around the
+                     current directory, found at run time)
   --baseline <file>  baseline file (default: <root>/xtask/sync-usage-baseline.json)";
 
 const DEFAULT_BASELINE: &str = "xtask/sync-usage-baseline.json";
@@ -53,7 +54,8 @@ struct Options {
     mode: Mode,
     allow_increase: bool,
     json: bool,
-    root: PathBuf,
+    /// `None`: the workspace around the current directory.
+    root: Option<PathBuf>,
     baseline: Option<PathBuf>,
 }
 
@@ -62,7 +64,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         mode: Mode::Report,
         allow_increase: false,
         json: false,
-        root: Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+        root: None,
         baseline: None,
     };
     let mut mode = None;
@@ -85,7 +87,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 None
             }
             "--root" => {
-                opts.root = PathBuf::from(value("--root")?);
+                opts.root = Some(PathBuf::from(value("--root")?));
                 None
             }
             "--baseline" => {
@@ -130,10 +132,13 @@ pub fn run(args: &[String]) -> ExitCode {
 }
 
 fn execute(opts: &Options) -> Result<ExitCode, String> {
-    let root = opts
-        .root
+    let root = match &opts.root {
+        Some(r) => r.clone(),
+        None => crate::root().map_err(|e| crate::error_chain(&e))?,
+    };
+    let root = root
         .canonicalize()
-        .map_err(|e| format!("{}: {e}", opts.root.display()))?;
+        .map_err(|e| format!("{}: {e}", root.display()))?;
     let baseline_path = opts
         .baseline
         .clone()
