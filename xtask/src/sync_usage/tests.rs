@@ -372,7 +372,7 @@ fn the_repository_scan_skips_the_fixtures() {
 }
 
 /// Non-test findings of `handles.rs`.
-const HANDLES_COUNTED: usize = 27;
+const HANDLES_COUNTED: usize = 29;
 
 #[test]
 fn blocking_values_are_followed_through_fields_parameters_locals_and_returns() {
@@ -479,6 +479,13 @@ fn blocking_values_are_followed_through_fields_parameters_locals_and_returns() {
                 "handles::in_macros",
                 Method,
                 "SyncPool::is_closed via state.sync_pool"
+            ),
+            // a static
+            (
+                67,
+                "handles::from_a_static",
+                Method,
+                "SyncPool::get via POOL.get().unwrap()"
             ),
         ])
     );

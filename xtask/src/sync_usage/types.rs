@@ -109,11 +109,12 @@ impl Ty {
     /// The type after a method of the wrapper (`unwrap`, `as_ref`, ...).
     pub fn through_wrapper(self, method: &str) -> Option<Ty> {
         match method {
-            "unwrap" | "expect" | "unwrap_or_else" | "unwrap_unchecked" => {
-                Some(Ty::plain(self.kind))
+            "unwrap" | "expect" | "unwrap_or_else" | "unwrap_unchecked" | "get_or_init"
+            | "borrow" | "borrow_mut" => Some(Ty::plain(self.kind)),
+            "as_ref" | "as_mut" | "as_deref" | "clone" | "cloned" | "ok" | "map_err"
+            | "context" | "with_context" | "inspect_err" | "get" | "lock" | "read" | "write" => {
+                Some(self)
             }
-            "as_ref" | "as_mut" | "clone" | "cloned" | "ok" | "map_err" | "context"
-            | "with_context" | "inspect_err" => Some(self),
             _ => None,
         }
     }
@@ -123,7 +124,7 @@ impl Ty {
 const TRANSPARENT: &[&str] = &["Arc", "Rc", "Box", "Cow", "ManuallyDrop"];
 /// Wrappers whose methods hide the inner type's.
 const WRAPPERS: &[&str] = &[
-    "Option", "Result", "Mutex", "RwLock", "OnceLock", "OnceCell", "RefCell", "Cell",
+    "Option", "Result", "Mutex", "RwLock", "OnceLock", "OnceCell", "LazyLock", "RefCell", "Cell",
 ];
 
 /// The blocking type a written type denotes. `resolve` maps a type path to
@@ -167,6 +168,8 @@ pub struct PackageTypes {
     pub methods: HashMap<String, Ty>,
     /// Free function name, and `Type::function` for associated ones ↦ return type.
     pub functions: HashMap<String, Ty>,
+    /// `static`/`const` name ↦ type.
+    pub statics: HashMap<String, Ty>,
 }
 
 /// Adds the declarations of one module (and its inline submodules) to `out`.
@@ -191,6 +194,16 @@ pub fn collect(resolver: &Resolver<'_>, ctx: &Ctx<'_>, items: &[Item], out: &mut
                             .map_or_else(|| i.to_string(), ToString::to_string);
                         out.fields.insert(name, t);
                     }
+                }
+            }
+            Item::Static(st) => {
+                if let Some(t) = of_type(&st.ty, &resolve) {
+                    out.statics.insert(st.ident.to_string(), t);
+                }
+            }
+            Item::Const(c) => {
+                if let Some(t) = of_type(&c.ty, &resolve) {
+                    out.statics.insert(c.ident.to_string(), t);
                 }
             }
             Item::Fn(f) => {

@@ -282,7 +282,14 @@ impl FileVisitor<'_> {
     /// The blocking type of an expression's value, when it can be told.
     fn expr_ty(&self, e: &Expr) -> Option<Ty> {
         match e {
-            Expr::Path(p) if p.qself.is_none() => self.local_ty(&p.path.get_ident()?.to_string()),
+            Expr::Path(p) if p.qself.is_none() => {
+                let name = p.path.get_ident()?.to_string();
+                if self.locals.iter().any(|f| f.names.contains(&name)) {
+                    self.local_ty(&name)
+                } else {
+                    self.types.statics.get(&name).copied()
+                }
+            }
             Expr::Field(f) => self.field_ty(f),
             Expr::Reference(r) => self.expr_ty(&r.expr),
             Expr::Paren(p) => self.expr_ty(&p.expr),
