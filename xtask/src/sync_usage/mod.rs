@@ -26,7 +26,8 @@ usage: cargo xtask sync-usage [--check | --update [--allow-increase]] [--json]
                               [--root <dir>] [--baseline <file>]
 
 Lists every use of the blocking db-sync API (imports, calls, types, fn
-signatures taking/returning the DbConnection guard, uses inside macros),
+signatures taking/returning the DbConnection guard, uses inside macros,
+methods called on blocking values and fields holding them),
 grouped per crate and file, with the migration progress against the baseline.
 Blocking values are followed through their types: methods called on a
 SyncPool, DbConnection or Tx (a typed parameter or let, a struct field such as

@@ -1,5 +1,7 @@
 //! Pass 2: walks one file, resolving every path it meets (including the
-//! paths found, best-effort, in macro token streams).
+//! paths found, best-effort, in macro token streams), and following blocking
+//! values through their types (see `types`): a method called on a pool,
+//! connection or transaction, or a field holding one, is a use too.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
