@@ -8,12 +8,20 @@ use mariadb_harness::dev;
 
 const USAGE: &str = "usage: cargo xtask db <up|down|status|url|shell>";
 
-pub(crate) fn dir() -> PathBuf {
-    crate::root().join("target/dev-db")
+/// `target/dev-db` of the workspace around the current directory.
+///
+/// # Errors
+///
+/// As [`crate::root`].
+pub(crate) fn dir() -> Result<PathBuf, crate::RootError> {
+    Ok(crate::root()?.join("target/dev-db"))
 }
 
 pub(crate) fn run(args: &[String]) -> ExitCode {
-    let dir = dir();
+    let dir = match dir() {
+        Ok(d) => d,
+        Err(e) => return fail(crate::error_chain(&e)),
+    };
     match args.first().map(String::as_str) {
         Some("up") => match dev::up(&dir) {
             Ok(s) => {

@@ -1,6 +1,7 @@
 //! Repository automation, rust-analyzer style: one binary, one module per
 //! task, arguments parsed by hand. Run as `cargo xtask <task> [args]`.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod bench;
@@ -57,7 +58,109 @@ fn main() -> ExitCode {
     }
 }
 
-/// The workspace root (xtask's parent directory).
-pub(crate) fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+/// The workspace root, found at run time: the nearest directory, from the
+/// current one upwards, whose `Cargo.toml` has a `[workspace]` table (cargo
+/// runs `cargo xtask` with the caller's current directory). Never the
+/// directory xtask was compiled in: with a shared target directory one
+/// binary can serve several checkouts.
+///
+/// # Errors
+///
+/// The current directory cannot be read, or neither it nor any parent holds
+/// a workspace manifest.
+pub(crate) fn root() -> Result<PathBuf, RootError> {
+    let cwd = std::env::current_dir().map_err(RootError::CurrentDir)?;
+    workspace_root_from(&cwd)
+}
+
+/// [`root`], starting from `start` instead of the current directory.
+///
+/// # Errors
+///
+/// As [`root`].
+pub(crate) fn workspace_root_from(start: &Path) -> Result<PathBuf, RootError> {
+    for dir in start.ancestors() {
+        let manifest = dir.join("Cargo.toml");
+        match std::fs::read_to_string(&manifest) {
+            Ok(text) if has_workspace_table(&text) => return Ok(dir.to_path_buf()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(RootError::Read(manifest, e)),
+        }
+    }
+    Err(RootError::NoWorkspace(start.to_path_buf()))
+}
+
+/// Why [`root`] found no workspace.
+#[derive(Debug)]
+pub(crate) enum RootError {
+    CurrentDir(std::io::Error),
+    Read(PathBuf, std::io::Error),
+    NoWorkspace(PathBuf),
+}
+
+impl std::fmt::Display for RootError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RootError::CurrentDir(_) => write!(f, "cannot read the current directory"),
+            RootError::Read(p, _) => write!(f, "cannot read {}", p.display()),
+            RootError::NoWorkspace(start) => write!(
+                f,
+                "no Cargo.toml with a [workspace] table in {} or any parent: run from inside \
+                 the workspace (or pass --root where the task takes one)",
+                start.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RootError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RootError::CurrentDir(e) | RootError::Read(_, e) => Some(e),
+            RootError::NoWorkspace(_) => None,
+        }
+    }
+}
+
+/// The error and its sources, for a one-line message.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+/// Whether a manifest declares a workspace (a `[workspace]` header, or any
+/// `[workspace.*]` table, which implies one).
+fn has_workspace_table(manifest: &str) -> bool {
+    manifest.lines().any(|line| {
+        let line = line.trim_start();
+        line.strip_prefix('[')
+            .map(|rest| rest.trim_start())
+            .and_then(|rest| rest.strip_prefix("workspace"))
+            .is_some_and(|rest| rest.trim_start().starts_with([']', '.']))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_workspace_table;
+
+    #[test]
+    fn a_workspace_manifest_is_recognised_by_its_tables() {
+        assert!(has_workspace_table("[workspace]\nmembers = []\n"));
+        assert!(has_workspace_table(
+            "[package]\nname = \"a\"\n\n[ workspace ]\n"
+        ));
+        assert!(has_workspace_table("[workspace.dependencies]\nx = \"1\"\n"));
+        assert!(!has_workspace_table(
+            "[package]\nname = \"a\"\nworkspace = \"..\"\n"
+        ));
+        assert!(!has_workspace_table("[workspaces]\n"));
+    }
 }

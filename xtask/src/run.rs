@@ -12,7 +12,14 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
     cmd.args(["run", "--quiet", "-p", "server", "--", "serve"])
         .args(args);
     if std::env::var_os("DATABASE_URL").is_none() {
-        match mariadb_harness::dev::up(&crate::db::dir()) {
+        let dir = match crate::db::dir() {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: {}", crate::error_chain(&e));
+                return ExitCode::FAILURE;
+            }
+        };
+        match mariadb_harness::dev::up(&dir) {
             Ok(s) => {
                 eprintln!(
                     "DATABASE_URL is not set: using the private MariaDB on port {} (`cargo xtask db down` stops it)",

@@ -141,7 +141,7 @@ fn update_creates_the_baseline_and_check_passes() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
         ws.baseline_json(),
-        serde_json::json!({ "first_total": 2, "files": { "crates/app/src/lib.rs": 2 } })
+        serde_json::json!({ "first_total": 2, "files": { "crates/app/src/lib.rs": 2 }, "infrastructure": {} })
     );
     let r = ws.run(&["--check"]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -156,23 +156,77 @@ fn update_creates_the_baseline_and_check_passes() {
     assert!(r.stdout.contains("Not counted: test code"), "{r:?}");
 }
 
+const WIRING: &str = "//! Builds the pools.
+//!
+//! sync-usage: infrastructure (builds the blocking pool)
+pub fn build() {
+    db_sync::get_database_connection();
+}
+";
+
 #[test]
-fn a_file_marked_as_pool_infrastructure_is_listed_but_not_counted() {
+fn opting_out_is_listed_with_its_count_and_a_new_opt_out_fails_the_check() {
     let ws = with_baseline("infra");
-    ws.write(
-        "crates/app/src/wiring.rs",
-        "//! Builds the pools.\n//!\n//! sync-usage: infrastructure (builds the blocking pool)\n\
-         pub fn build() { db_sync::get_database_connection(); }\n",
+    ws.write("crates/app/src/wiring.rs", WIRING);
+
+    // The report lists the opted-out file with its count and marker line.
+    let r = ws.run(&[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("crates/app/src/wiring.rs (1)   marker at line 3, not in the baseline"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("(+1 opted out in 1 file(s)"), "{r:?}");
+
+    // A new opt-out fails the check, naming the marker and the use, and the fix.
+    let r = ws.run(&["--check"]);
+    assert_eq!(r.code, 1, "a new opt-out is a rise: {r:?}");
+    assert!(
+        r.stderr.contains(
+            "crates/app/src/wiring.rs:3: `sync-usage: infrastructure` (a new opt-out): 1 uses, baseline 0"
+        ),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr
+            .contains("crates/app/src/wiring.rs:5  in wiring::build  (call)"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("fix: remove the marker"), "{r:?}");
+
+    // --update refuses it; --allow-increase records it in the baseline.
+    let r = ws.run(&["--update"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let r = ws.run(&["--update", "--allow-increase"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        ws.baseline_json(),
+        serde_json::json!({
+            "first_total": 2,
+            "files": { "crates/app/src/lib.rs": 2 },
+            "infrastructure": { "crates/app/src/wiring.rs": 1 }
+        })
     );
     let r = ws.run(&["--check"]);
-    assert_eq!(r.code, 0, "infrastructure does not count: {r:?}");
-    let r = ws.run(&[]);
-    assert!(
-        r.stdout.contains("crates/app/src/wiring.rs"),
-        "still listed: {r:?}"
-    );
+    assert_eq!(r.code, 0, "{r:?}");
 
-    // Without the marker the same file is a new blocking use and fails the check.
+    // Once recorded, more uses in the opted-out file fail the check too.
+    ws.write(
+        "crates/app/src/wiring.rs",
+        &WIRING.replace("}\n", "    db_sync::fetch_one();\n}\n"),
+    );
+    let r = ws.run(&["--check"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "crates/app/src/wiring.rs:3: `sync-usage: infrastructure` (more opted-out uses): 2 uses, baseline 1"
+        ),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("crates/app/src/wiring.rs:6"), "{r:?}");
+
+    // Without the marker the file's uses are uses to port: a rise as well.
     ws.write(
         "crates/app/src/wiring.rs",
         "pub fn build() { db_sync::get_database_connection(); }\n",
@@ -180,6 +234,76 @@ fn a_file_marked_as_pool_infrastructure_is_listed_but_not_counted() {
     let r = ws.run(&["--check"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("crates/app/src/wiring.rs:1"), "{r:?}");
+    assert!(
+        r.stderr.contains("port it to db-async; see MIGRATION.md"),
+        "{r:?}"
+    );
+}
+
+/// A marker moving onto a file that has uses moves them out of the count to
+/// port and into the opted-out count: the check still fails.
+#[test]
+fn marking_a_counted_file_as_infrastructure_fails_the_check() {
+    let ws = with_baseline("infra-move");
+    ws.write(
+        "crates/app/src/lib.rs",
+        &format!("//! sync-usage: infrastructure (just because)\n{LIB}"),
+    );
+    let r = ws.run(&["--check"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "crates/app/src/lib.rs:1: `sync-usage: infrastructure` (a new opt-out): 2 uses, baseline 0"
+        ),
+        "{r:?}"
+    );
+}
+
+/// `state.sync_pool.get()`, `pool.get()` on a `SyncPool` parameter, a
+/// connection's and a transaction's methods: blocking access through a value
+/// counts like a path into `db_sync`.
+#[test]
+fn blocking_access_through_a_field_or_handle_is_counted() {
+    let ws = TempWs::new("handles");
+    let handlers = "use db_sync::SyncPool;
+
+pub struct AppState {
+    pub sync_pool: SyncPool,
+}
+
+pub fn handler(state: &AppState) {
+    let _ = state;
+}
+";
+    ws.write("crates/app/src/handlers.rs", handlers);
+    let r = ws.run(&["--update"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ws.baseline_json()["files"]["crates/app/src/handlers.rs"], 2);
+
+    ws.write(
+        "crates/app/src/handlers.rs",
+        &(handlers.replace(
+            "    let _ = state;\n",
+            "    let mut conn = state.sync_pool.get().unwrap();\n    conn.fetch_one(\"SELECT 1\");\n    \
+             work(&state.sync_pool);\n",
+        ) + "\nfn work(pool: &SyncPool) {\n    pool.transaction(|tx| tx.execute(\"DO 1\"));\n}\n"),
+    );
+    let r = ws.run(&["--check"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    for line in [
+        "crates/app/src/handlers.rs:8  in handlers::handler  (method)  SyncPool::get via state.sync_pool",
+        "crates/app/src/handlers.rs:9  in handlers::handler  (method)  DbConnection::fetch_one via conn",
+        "crates/app/src/handlers.rs:10  in handlers::handler  (field)  SyncPool via state.sync_pool",
+        "crates/app/src/handlers.rs:14  in handlers::work  (method)  SyncPool::transaction via pool",
+        "crates/app/src/handlers.rs:14  in handlers::work  (method)  Tx::execute via tx",
+    ] {
+        assert!(r.stderr.contains(line), "{line}: {r:?}");
+    }
+    assert!(
+        r.stderr
+            .contains("crates/app/src/handlers.rs: 8 uses, baseline 2"),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -239,7 +363,7 @@ fn removing_a_use_passes_and_update_lowers_the_baseline() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
         ws.baseline_json(),
-        serde_json::json!({ "first_total": 2, "files": { "crates/app/src/lib.rs": 1 } })
+        serde_json::json!({ "first_total": 2, "files": { "crates/app/src/lib.rs": 1 }, "infrastructure": {} })
     );
     let r = ws.run(&[]);
     assert!(
@@ -282,7 +406,8 @@ fn update_refuses_a_rise_without_allow_increase() {
         ws.baseline_json(),
         serde_json::json!({
             "first_total": 2,
-            "files": { "crates/app/src/clean.rs": 1, "crates/app/src/lib.rs": 2 }
+            "files": { "crates/app/src/clean.rs": 1, "crates/app/src/lib.rs": 2 },
+            "infrastructure": {}
         })
     );
 }
@@ -383,4 +508,65 @@ fn the_repository_itself_scans() {
     assert_eq!(r.code, 0, "{r:?}");
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(doc["files_scanned"].as_u64().unwrap() > 0);
+}
+
+/// The xtask binary scans the workspace it is run in (found from the current
+/// directory at run time), not the checkout it was compiled from: with a shared
+/// target directory one binary serves several checkouts.
+#[test]
+fn without_root_it_scans_the_workspace_around_the_current_directory() {
+    let ws = TempWs::new("cwd");
+    let xtask = |args: &[&str], cwd: &Path| {
+        Run::from(
+            Command::new(env!("CARGO_BIN_EXE_xtask"))
+                .arg("sync-usage")
+                .args(args)
+                .current_dir(cwd)
+                .output()
+                .unwrap(),
+        )
+    };
+    // From a subdirectory, no --root and no --baseline: the temporary tree (no
+    // baseline yet, so its two uses are above 0), not this repository.
+    let sub = ws.root.join("crates/app/src");
+    let r = xtask(&["--check"], &sub);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("crates/app/src/lib.rs: 2 uses, baseline 0"),
+        "{r:?}"
+    );
+    let r = xtask(&["--json"], &sub);
+    assert_eq!(r.code, 0, "{r:?}");
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        Path::new(doc["root"].as_str().unwrap()),
+        ws.root.canonicalize().unwrap(),
+        "{r:?}"
+    );
+
+    // --update writes the baseline of that workspace.
+    let r = xtask(&["--update"], &sub);
+    assert_eq!(r.code, 0, "{r:?}");
+    let written: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(ws.root.join("xtask/sync-usage-baseline.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(written["files"]["crates/app/src/lib.rs"], 2, "{written}");
+
+    // A new blocking call in that tree now fails the check from its root.
+    ws.write(
+        "crates/app/src/clean.rs",
+        "pub fn now_dirty() {\n    db_sync::get_database_connection();\n}\n",
+    );
+    let r = xtask(&["--check"], &ws.root);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("crates/app/src/clean.rs:2"), "{r:?}");
+
+    // Outside any workspace: a clear error, not some other tree.
+    let outside = ws.root.join("crates");
+    fs::write(ws.root.join("Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
+    let r = xtask(&["--check"], &outside);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("[workspace]"), "{r:?}");
 }

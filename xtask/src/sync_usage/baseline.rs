@@ -1,4 +1,8 @@
-//! The committed ratchet: `{ "first_total": N, "files": { "path.rs": count } }`.
+//! The committed ratchet:
+//! `{ "first_total": N, "files": { "path.rs": count }, "infrastructure": { "path.rs": count } }`.
+//!
+//! One entry per line, sorted by path: a merge conflict is a line per file,
+//! and re-running `--update` after a merge settles it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,6 +17,12 @@ pub struct Baseline {
     pub first_total: usize,
     /// Non-test uses per file at the last `--update` (files with 0 omitted).
     pub files: BTreeMap<String, usize>,
+    /// Files that opted out with the infrastructure marker, with their
+    /// (non-test) uses at the last `--update`: every marked file is listed,
+    /// so adding a marker shows in the baseline's diff. Absent in baselines
+    /// written before opt-outs were recorded (then no file may opt out).
+    #[serde(default)]
+    pub infrastructure: BTreeMap<String, usize>,
 }
 
 impl Baseline {
@@ -20,8 +30,9 @@ impl Baseline {
         self.files.values().sum()
     }
 
-    pub fn count(&self, file: &str) -> usize {
-        self.files.get(file).copied().unwrap_or(0)
+    /// Opted-out uses at the last `--update`.
+    pub fn infrastructure_total(&self) -> usize {
+        self.infrastructure.values().sum()
     }
 }
 
@@ -53,16 +64,16 @@ pub struct Change {
     pub baseline: usize,
 }
 
-/// Files whose current count is above / below the baseline (a missing
-/// baseline counts as all zeros).
+/// Files whose current count is above / below the recorded one (a file
+/// missing from `recorded`, or a missing baseline, counts as 0).
 pub fn compare(
     current: &BTreeMap<String, usize>,
-    baseline: Option<&Baseline>,
+    recorded: Option<&BTreeMap<String, usize>>,
 ) -> (Vec<Change>, Vec<Change>) {
-    let base = |f: &str| baseline.map_or(0, |b| b.count(f));
+    let base = |f: &str| recorded.and_then(|r| r.get(f)).copied().unwrap_or(0);
     let mut files: Vec<&String> = current.keys().collect();
-    if let Some(b) = baseline {
-        files.extend(b.files.keys());
+    if let Some(r) = recorded {
+        files.extend(r.keys());
     }
     files.sort();
     files.dedup();

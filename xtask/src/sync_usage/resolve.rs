@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use super::types::Ty;
 use super::workspace::SYNC_CRATE;
 
 /// A path as written in a `use` (or a `type` alias).
@@ -23,6 +24,23 @@ pub struct Scope {
     pub globs: Vec<UsePath>,
     /// Names of items defined here (they shadow glob imports).
     pub items: HashSet<String>,
+}
+
+/// The local variables one scope (a block, a closure, a match arm, ...) binds.
+#[derive(Debug, Default, Clone)]
+pub struct Frame {
+    pub names: HashSet<String>,
+    /// The ones known to hold a blocking value of `db_sync`.
+    pub types: HashMap<String, Ty>,
+}
+
+impl Frame {
+    pub fn of(names: HashSet<String>) -> Self {
+        Frame {
+            names,
+            types: HashMap::new(),
+        }
+    }
 }
 
 /// A module of one crate target: `(package + target key, module path)`.
@@ -61,8 +79,8 @@ pub struct Ctx<'a> {
     pub module: &'a [String],
     /// Block scopes, outermost first.
     pub blocks: &'a [Scope],
-    /// Local variable names in scope.
-    pub locals: &'a [HashSet<String>],
+    /// Local variable names in scope, innermost frame last.
+    pub locals: &'a [Frame],
     /// Crate names under which `db-sync` is visible here.
     pub sync_names: &'a BTreeSet<String>,
 }
@@ -118,7 +136,7 @@ impl Resolver<'_> {
             "Self" => return None,
             _ => {}
         }
-        if segs.len() == 1 && ctx.locals.iter().any(|l| l.contains(first)) {
+        if segs.len() == 1 && ctx.locals.iter().any(|l| l.names.contains(first)) {
             return None;
         }
         let module_ctx = Ctx {

@@ -2,7 +2,7 @@
 //! bindings of each module (pass 1), then walks every file resolving each
 //! path it meets (pass 2). Comments and string literals are never looked at.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::PathBuf;
 
@@ -10,7 +10,8 @@ use serde::Serialize;
 use syn::Item;
 
 use super::bindings::{collect_module, flatten_use, is_test_only};
-use super::resolve::{ModuleTable, Resolver};
+use super::resolve::{Ctx, ModuleTable, Resolver};
+use super::types::{self, PackageTypes};
 use super::visitor::{self, FileInfo};
 use super::workspace::{self, Workspace};
 
@@ -37,6 +38,10 @@ pub enum Kind {
     Type,
     Signature,
     Macro,
+    /// A method called on a blocking pool, connection or transaction.
+    Method,
+    /// A struct field holding a blocking pool, connection or transaction.
+    Field,
 }
 
 impl Kind {
@@ -47,6 +52,8 @@ impl Kind {
             Kind::Type => "type",
             Kind::Signature => "signature",
             Kind::Macro => "macro",
+            Kind::Method => "method",
+            Kind::Field => "field",
         }
     }
 }
@@ -64,12 +71,25 @@ pub struct Finding {
     /// Inside `#[cfg(test)]`/`#[test]` code or under a `tests/` directory:
     /// reported, not counted.
     pub test: bool,
+    /// In a file marked [`INFRASTRUCTURE_MARKER`]: counted apart (an
+    /// opt-out the baseline records), not with the uses to port.
+    pub infrastructure: bool,
+}
+
+/// A file that opted out with [`INFRASTRUCTURE_MARKER`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Marker {
+    pub file: String,
+    /// The line of the marker.
+    pub line: usize,
 }
 
 #[derive(Debug, Default)]
 pub struct ScanOutput {
     /// Sorted by crate, file, line, column.
     pub findings: Vec<Finding>,
+    /// Files carrying the infrastructure marker, sorted by path.
+    pub markers: Vec<Marker>,
     /// Files that could not be read or parsed (`path: error`).
     pub errors: Vec<String>,
     pub files_scanned: usize,
@@ -136,13 +156,35 @@ pub fn scan(ws: &Workspace) -> ScanOutput {
         sync_items: &sync_items,
     };
     let empty = BTreeSet::new();
+
+    // Pass 1b: the blocking-typed fields and functions of each package.
+    let mut package_types: HashMap<&str, PackageTypes> = HashMap::new();
+    for p in &parsed {
+        let file = &ws.files[p.file_idx];
+        let ctx = Ctx {
+            target: &p.target,
+            module: &p.module,
+            blocks: &[],
+            locals: &[],
+            sync_names: file.package.map_or(&empty, |i| &ws.packages[i].sync_names),
+        };
+        let entry = package_types.entry(ws.package_name(file)).or_default();
+        types::collect(&resolver, &ctx, &p.ast.items, entry);
+    }
+    let no_types = PackageTypes::default();
     for p in &parsed {
         let file = &ws.files[p.file_idx];
         let in_tests_dir = file.rel.split('/').rev().skip(1).any(|c| c == "tests");
         let file_test = in_tests_dir
             || table.is_test_module(&p.target, &p.module)
-            || is_test_only(&p.ast.attrs)
-            || is_infrastructure(&p.ast.attrs);
+            || is_test_only(&p.ast.attrs);
+        let marker = infrastructure_marker(&p.ast.attrs);
+        if let Some(line) = marker {
+            out.markers.push(Marker {
+                file: file.rel.clone(),
+                line,
+            });
+        }
         let info = FileInfo {
             target: &p.target,
             sync_names: file.package.map_or(&empty, |i| &ws.packages[i].sync_names),
@@ -150,10 +192,15 @@ pub fn scan(ws: &Workspace) -> ScanOutput {
             file: &file.rel,
             module: p.module.clone(),
             test: file_test,
+            infrastructure: marker.is_some(),
+            types: package_types
+                .get(ws.package_name(file))
+                .unwrap_or(&no_types),
         };
         out.findings
             .extend(visitor::scan_file(&resolver, info, &p.ast));
     }
+    out.markers.sort_by(|a, b| a.file.cmp(&b.file));
     out.findings.sort_by(|a, b| {
         (&a.krate, &a.file, a.line, a.column).cmp(&(&b.krate, &b.file, b.line, b.column))
     });
@@ -215,11 +262,15 @@ fn sync_public_items(files: &[PathBuf]) -> HashSet<String> {
 /// counted, like test code; they go when db-sync itself goes.
 pub const INFRASTRUCTURE_MARKER: &str = "sync-usage: infrastructure";
 
-fn is_infrastructure(attrs: &[syn::Attribute]) -> bool {
-    attrs.iter().any(|a| {
-        a.path().is_ident("doc")
-            && matches!(&a.meta, syn::Meta::NameValue(nv)
+/// The line of the file's infrastructure marker, if it has one.
+fn infrastructure_marker(attrs: &[syn::Attribute]) -> Option<usize> {
+    attrs
+        .iter()
+        .find(|a| {
+            a.path().is_ident("doc")
+                && matches!(&a.meta, syn::Meta::NameValue(nv)
                 if matches!(&nv.value, syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. })
                     if s.value().contains(INFRASTRUCTURE_MARKER)))
-    })
+        })
+        .map(|a| a.pound_token.span.start().line)
 }

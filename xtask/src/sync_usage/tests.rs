@@ -9,7 +9,7 @@ use super::bindings::is_test_only;
 use super::scan::{self, Finding, Kind};
 use super::workspace;
 
-use Kind::{Call, Import, Macro, Signature, Type};
+use Kind::{Call, Field, Import, Macro, Method, Signature, Type};
 
 fn fixture_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sync_ws")
@@ -207,6 +207,12 @@ fn signatures_taking_or_returning_the_guard() {
             (17, "signatures::<module>", Type, "DbConnection"),
             (21, "signatures::Repo::new", Signature, "DbConnection"),
             (25, "signatures::Repo::take", Signature, "Guard"),
+            (
+                26,
+                "signatures::Repo::take",
+                Field,
+                "DbConnection via self.conn"
+            ),
             (31, "signatures::UsesConn::with", Signature, "DbConnection"),
             (34, "signatures::<module>", Type, "db_sync::DbConnection"),
             // through `type Conn = db_sync::DbConnection;`
@@ -309,7 +315,7 @@ fn the_blocking_crate_itself_is_not_scanned() {
             .all(|f| !f.file.starts_with("crates/db-sync/"))
     );
     let total = findings().iter().filter(|f| !f.test).count();
-    assert_eq!(total, 53);
+    assert_eq!(total, 54 + HANDLES_COUNTED);
 }
 
 #[test]
@@ -362,5 +368,125 @@ fn the_repository_scan_skips_the_fixtures() {
         ws.files
             .iter()
             .all(|f| !f.rel.starts_with("crates/db-sync/"))
+    );
+}
+
+/// Non-test findings of `handles.rs`.
+const HANDLES_COUNTED: usize = 29;
+
+#[test]
+fn blocking_values_are_followed_through_fields_parameters_locals_and_returns() {
+    let got = of("crates/app/src/handles.rs", false);
+    assert_eq!(got.len(), HANDLES_COUNTED);
+    let typed: Vec<_> = got
+        .into_iter()
+        .filter(|(_, _, k, _)| matches!(k, Method | Field))
+        .collect();
+    assert_eq!(
+        typed,
+        expect(&[
+            (
+                17,
+                "handles::handler",
+                Method,
+                "SyncPool::get via state.sync_pool"
+            ),
+            (
+                19,
+                "handles::handler",
+                Method,
+                "DbConnection::fetch_one via conn"
+            ),
+            (
+                20,
+                "handles::handler",
+                Method,
+                "SyncPool::get via state.shared"
+            ),
+            (
+                20,
+                "handles::handler",
+                Method,
+                "DbConnection::execute via state.shared.get().unwrap()"
+            ),
+            (
+                25,
+                "handles::hand_off",
+                Field,
+                "SyncPool via state.sync_pool"
+            ),
+            (
+                29,
+                "handles::legacy_work",
+                Method,
+                "SyncPool::transaction via pool"
+            ),
+            (29, "handles::legacy_work", Method, "Tx::execute via tx"),
+            (30, "handles::legacy_work", Method, "SyncPool::get via pool"),
+            (
+                31,
+                "handles::legacy_work",
+                Method,
+                "DbConnection::discard via c"
+            ),
+            (32, "handles::legacy_work", Method, "SyncPool::get via pool"),
+            (
+                33,
+                "handles::legacy_work",
+                Method,
+                "DbConnection::fetch_all via c"
+            ),
+            (
+                39,
+                "handles::pool_of",
+                Field,
+                "SyncPool via state.sync_pool"
+            ),
+            (
+                43,
+                "handles::through_returns",
+                Method,
+                "SyncPool::get via pool_of()"
+            ),
+            (
+                45,
+                "handles::through_returns",
+                Method,
+                "SyncPool::close via sync_pool"
+            ),
+            (
+                46,
+                "handles::through_returns",
+                Method,
+                "Tx::fetch_one via tx"
+            ),
+            // a shadowed name and builder settings are not uses; the pool built is
+            (
+                54,
+                "handles::not_blocking",
+                Method,
+                "SyncPool::get via builder.pool_timeout().build()"
+            ),
+            // inside macro bodies
+            (
+                58,
+                "handles::in_macros",
+                Method,
+                "SyncPool::get via state.sync_pool"
+            ),
+            (
+                59,
+                "handles::in_macros",
+                Method,
+                "SyncPool::is_closed via state.sync_pool"
+            ),
+            // a static
+            (
+                67,
+                "handles::from_a_static",
+                Method,
+                "SyncPool::get via POOL.get().unwrap()"
+            ),
+        ])
     );
 }

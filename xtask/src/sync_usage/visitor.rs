@@ -1,15 +1,19 @@
 //! Pass 2: walks one file, resolving every path it meets (including the
-//! paths found, best-effort, in macro token streams).
+//! paths found, best-effort, in macro token streams), and following blocking
+//! values through their types (see `types`): a method called on a pool,
+//! connection or transaction, or a field holding one, is a use too.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use proc_macro2::{Spacing, Span, TokenStream, TokenTree};
+use syn::punctuated::Punctuated;
 use syn::visit::{self, Visit};
-use syn::{Attribute, Expr, Item, Pat, Type};
+use syn::{Attribute, Expr, Item, Member, Pat, Token, Type};
 
 use super::bindings::{flatten_use, is_test_only, item_attrs, path_segs, scope_of_items};
-use super::resolve::{Ctx, Resolver, Scope, Target};
+use super::resolve::{Ctx, Frame, Resolver, Scope, Target};
 use super::scan::{Finding, Kind};
+use super::types::{self, Blocking, PackageTypes, Ty};
 
 /// The guard type: a signature mentioning it takes or returns a connection.
 const GUARD: &str = "DbConnection";
@@ -61,6 +65,37 @@ fn pat_bindings(pat: &Pat, out: &mut HashSet<String>) {
     }
 }
 
+fn member_text(m: &Member) -> String {
+    match m {
+        Member::Named(i) => i.to_string(),
+        Member::Unnamed(i) => i.index.to_string(),
+    }
+}
+
+fn member_span(m: &Member) -> Span {
+    match m {
+        Member::Named(i) => i.span(),
+        Member::Unnamed(i) => i.span,
+    }
+}
+
+/// A short rendering of the expression a blocking value comes from.
+fn expr_text(e: &Expr) -> String {
+    match e {
+        Expr::Path(p) => path_text(&p.path),
+        Expr::Field(f) => format!("{}.{}", expr_text(&f.base), member_text(&f.member)),
+        Expr::MethodCall(m) => format!("{}.{}()", expr_text(&m.receiver), m.method),
+        Expr::Call(c) => format!("{}()", expr_text(&c.func)),
+        Expr::Try(t) => format!("{}?", expr_text(&t.expr)),
+        Expr::Await(a) => format!("{}.await", expr_text(&a.base)),
+        Expr::Reference(r) => expr_text(&r.expr),
+        Expr::Paren(p) => expr_text(&p.expr),
+        Expr::Group(g) => expr_text(&g.expr),
+        Expr::Unary(u) if matches!(u.op, syn::UnOp::Deref(_)) => format!("*{}", expr_text(&u.expr)),
+        _ => "_".into(),
+    }
+}
+
 /// What pass 2 needs to know about a file.
 #[derive(Debug)]
 pub struct FileInfo<'a> {
@@ -75,6 +110,10 @@ pub struct FileInfo<'a> {
     pub module: Vec<String>,
     /// The whole file is test code.
     pub test: bool,
+    /// The file carries the infrastructure marker.
+    pub infrastructure: bool,
+    /// The blocking-typed fields and functions of the file's package.
+    pub types: &'a PackageTypes,
 }
 
 /// All the paths into `db_sync` found in one file.
@@ -91,6 +130,11 @@ pub fn scan_file(resolver: &Resolver<'_>, info: FileInfo<'_>, ast: &syn::File) -
         fn_stack: Vec::new(),
         self_ty: None,
         test_depth: usize::from(info.test),
+        infrastructure: info.infrastructure,
+        types: info.types,
+        closure_param: None,
+        arm_value: None,
+        typed_only: false,
         sig_mode: false,
         findings: Vec::new(),
     };
@@ -106,12 +150,21 @@ struct FileVisitor<'a> {
     file: &'a str,
     module: Vec<String>,
     blocks: Vec<Scope>,
-    locals: Vec<HashSet<String>>,
+    locals: Vec<Frame>,
     /// Enclosing functions, innermost last (`Type::method` for methods).
     fn_stack: Vec<String>,
     /// The type of the enclosing `impl` (or the enclosing trait).
     self_ty: Option<String>,
     test_depth: usize,
+    infrastructure: bool,
+    types: &'a PackageTypes,
+    /// The type of the first parameter of the closure about to be visited.
+    closure_param: Option<Ty>,
+    /// The type of the value the match arm about to be visited matches.
+    arm_value: Option<Ty>,
+    /// Visiting a macro body parsed as code: only typed access is recorded
+    /// (its paths were found by the token scan).
+    typed_only: bool,
     /// Visiting the inputs/output of a fn signature.
     sig_mode: bool,
     findings: Vec<Finding>,
@@ -152,6 +205,9 @@ impl FileVisitor<'_> {
     }
 
     fn record(&mut self, span: Span, kind: Kind, text: String) {
+        if self.typed_only && !matches!(kind, Kind::Method | Kind::Field) {
+            return;
+        }
         let at = span.start();
         self.findings.push(Finding {
             krate: self.package.to_string(),
@@ -162,6 +218,7 @@ impl FileVisitor<'_> {
             kind,
             text,
             test: self.test_depth > 0,
+            infrastructure: self.infrastructure,
         });
     }
 
@@ -182,10 +239,138 @@ impl FileVisitor<'_> {
 
     fn with_fn(&mut self, name: String, f: impl FnOnce(&mut Self)) {
         self.fn_stack.push(name);
-        self.locals.push(HashSet::new());
+        self.locals.push(Frame::default());
         f(self);
         self.locals.pop();
         self.fn_stack.pop();
+    }
+
+    /// Binds `names` in the innermost frame; those in `types` hold blocking
+    /// values, the others no longer do (a shadowing `let`).
+    fn bind(&mut self, names: HashSet<String>, types: HashMap<String, Ty>) {
+        if let Some(frame) = self.locals.last_mut() {
+            for n in &names {
+                match types.get(n) {
+                    Some(t) => {
+                        frame.types.insert(n.clone(), *t);
+                    }
+                    None => {
+                        frame.types.remove(n);
+                    }
+                }
+            }
+            frame.names.extend(names);
+        }
+    }
+
+    fn local_ty(&self, name: &str) -> Option<Ty> {
+        self.locals
+            .iter()
+            .rev()
+            .find(|f| f.names.contains(name))
+            .and_then(|f| f.types.get(name).copied())
+    }
+
+    fn type_ty(&self, ty: &Type) -> Option<Ty> {
+        types::of_type(ty, &|p| {
+            self.resolve(&path_segs(p), p.leading_colon.is_some(), false)
+        })
+    }
+
+    fn field_ty(&self, f: &syn::ExprField) -> Option<Ty> {
+        self.types.fields.get(&member_text(&f.member)).copied()
+    }
+
+    /// The blocking type of an expression's value, when it can be told.
+    fn expr_ty(&self, e: &Expr) -> Option<Ty> {
+        match e {
+            Expr::Path(p) if p.qself.is_none() => {
+                let name = p.path.get_ident()?.to_string();
+                if self.locals.iter().any(|f| f.names.contains(&name)) {
+                    self.local_ty(&name)
+                } else {
+                    self.types.statics.get(&name).copied()
+                }
+            }
+            Expr::Field(f) => self.field_ty(f),
+            Expr::Reference(r) => self.expr_ty(&r.expr),
+            Expr::Paren(p) => self.expr_ty(&p.expr),
+            Expr::Group(g) => self.expr_ty(&g.expr),
+            Expr::Unary(u) if matches!(u.op, syn::UnOp::Deref(_)) => self.expr_ty(&u.expr),
+            Expr::Try(t) => self.expr_ty(&t.expr).map(|t| Ty::plain(t.kind)),
+            Expr::MethodCall(m) => {
+                let name = m.method.to_string();
+                match self.expr_ty(&m.receiver) {
+                    Some(t) if t.wrapped => t.through_wrapper(&name),
+                    Some(t) => t.kind.method_returns(&name),
+                    None => self.types.methods.get(&name).copied(),
+                }
+            }
+            Expr::Call(c) => {
+                let Expr::Path(p) = &*c.func else {
+                    return None;
+                };
+                if p.qself.is_some() {
+                    return None;
+                }
+                if let Some(path) = self.resolve_path(&p.path) {
+                    return types::sync_fn_returns(&path);
+                }
+                let segs = path_segs(&p.path);
+                let key = match segs.as_slice() {
+                    [.., a, b] if a == "Self" => format!("{}::{b}", self.self_ty.as_deref()?),
+                    [.., a, b] => format!("{a}::{b}"),
+                    [b] => b.clone(),
+                    [] => return None,
+                };
+                self.types.functions.get(&key).copied()
+            }
+            _ => None,
+        }
+    }
+
+    /// The blocking-typed names a pattern binds, given the type of the value
+    /// it matches.
+    fn pat_types(&self, pat: &Pat, value: Option<Ty>, out: &mut HashMap<String, Ty>) {
+        match pat {
+            Pat::Ident(p) => {
+                if let Some(t) = value {
+                    out.insert(p.ident.to_string(), t);
+                }
+            }
+            Pat::Type(p) => self.pat_types(&p.pat, self.type_ty(&p.ty).or(value), out),
+            Pat::Reference(p) => self.pat_types(&p.pat, value, out),
+            Pat::Paren(p) => self.pat_types(&p.pat, value, out),
+            Pat::TupleStruct(p) if p.elems.len() == 1 => {
+                let unwrapped = p
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "Ok" || s.ident == "Some");
+                if unwrapped && let Some(inner) = p.elems.first() {
+                    let value = value.filter(|t| t.wrapped).map(|t| Ty::plain(t.kind));
+                    self.pat_types(inner, value, out);
+                }
+            }
+            Pat::Struct(p) => {
+                for field in &p.fields {
+                    let t = self.types.fields.get(&member_text(&field.member)).copied();
+                    self.pat_types(&field.pat, t, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Visits a method call's receiver; a blocking field there is covered by
+    /// the method call's own finding.
+    fn visit_receiver(&mut self, e: &Expr) {
+        match e {
+            Expr::Field(f) if self.field_ty(f).is_some() => self.visit_expr(&f.base),
+            Expr::Paren(p) => self.visit_receiver(&p.expr),
+            Expr::Reference(r) => self.visit_receiver(&r.expr),
+            _ => self.visit_expr(e),
+        }
     }
 
     fn method_name(&self, ident: &syn::Ident) -> String {
@@ -399,14 +584,14 @@ impl<'ast> Visit<'ast> for FileVisitor<'_> {
         self.visit_return_type(&sig.output);
         self.sig_mode = saved;
         let mut names = HashSet::new();
+        let mut types = HashMap::new();
         for input in &sig.inputs {
             if let syn::FnArg::Typed(t) = input {
                 pat_bindings(&t.pat, &mut names);
+                self.pat_types(&t.pat, self.type_ty(&t.ty), &mut types);
             }
         }
-        if let Some(frame) = self.locals.last_mut() {
-            frame.extend(names);
-        }
+        self.bind(names, types);
     }
 
     fn visit_block(&mut self, b: &'ast syn::Block) {
@@ -415,7 +600,7 @@ impl<'ast> Visit<'ast> for FileVisitor<'_> {
             _ => None,
         }));
         self.blocks.push(scope);
-        self.locals.push(HashSet::new());
+        self.locals.push(Frame::default());
         visit::visit_block(self, b);
         self.locals.pop();
         self.blocks.pop();
@@ -425,34 +610,43 @@ impl<'ast> Visit<'ast> for FileVisitor<'_> {
         self.with_test_attrs(&l.attrs, |v| visit::visit_local(v, l));
         let mut names = HashSet::new();
         pat_bindings(&l.pat, &mut names);
-        if let Some(frame) = self.locals.last_mut() {
-            frame.extend(names);
-        }
+        let value = l.init.as_ref().and_then(|i| self.expr_ty(&i.expr));
+        let mut types = HashMap::new();
+        self.pat_types(&l.pat, value, &mut types);
+        self.bind(names, types);
     }
 
     fn visit_expr_let(&mut self, e: &'ast syn::ExprLet) {
         visit::visit_expr_let(self, e);
         let mut names = HashSet::new();
         pat_bindings(&e.pat, &mut names);
-        if let Some(frame) = self.locals.last_mut() {
-            frame.extend(names);
-        }
+        let mut types = HashMap::new();
+        self.pat_types(&e.pat, self.expr_ty(&e.expr), &mut types);
+        self.bind(names, types);
     }
 
     fn visit_expr_closure(&mut self, c: &'ast syn::ExprClosure) {
+        let first = self.closure_param.take();
         let mut names = HashSet::new();
-        for p in &c.inputs {
+        let mut types = HashMap::new();
+        for (i, p) in c.inputs.iter().enumerate() {
             pat_bindings(p, &mut names);
+            self.pat_types(p, first.filter(|_| i == 0), &mut types);
         }
-        self.locals.push(names);
+        self.locals.push(Frame::default());
+        self.bind(names, types);
         visit::visit_expr_closure(self, c);
         self.locals.pop();
     }
 
     fn visit_arm(&mut self, a: &'ast syn::Arm) {
+        let value = self.arm_value.take();
         let mut names = HashSet::new();
         pat_bindings(&a.pat, &mut names);
-        self.locals.push(names);
+        let mut types = HashMap::new();
+        self.pat_types(&a.pat, value, &mut types);
+        self.locals.push(Frame::default());
+        self.bind(names, types);
         visit::visit_arm(self, a);
         self.locals.pop();
     }
@@ -461,7 +655,7 @@ impl<'ast> Visit<'ast> for FileVisitor<'_> {
         self.visit_expr(&f.expr);
         let mut names = HashSet::new();
         pat_bindings(&f.pat, &mut names);
-        self.locals.push(names);
+        self.locals.push(Frame::of(names));
         self.visit_pat(&f.pat);
         self.visit_block(&f.body);
         self.locals.pop();
@@ -482,6 +676,63 @@ impl<'ast> Visit<'ast> for FileVisitor<'_> {
             return;
         }
         visit::visit_expr_call(self, c);
+    }
+
+    fn visit_expr_match(&mut self, m: &'ast syn::ExprMatch) {
+        for a in &m.attrs {
+            self.visit_attribute(a);
+        }
+        self.visit_expr(&m.expr);
+        let value = self.expr_ty(&m.expr);
+        for arm in &m.arms {
+            self.arm_value = value;
+            self.visit_arm(arm);
+        }
+    }
+
+    fn visit_expr_method_call(&mut self, m: &'ast syn::ExprMethodCall) {
+        let Some(t) = self
+            .expr_ty(&m.receiver)
+            .filter(|t| !t.wrapped && t.kind.counts())
+        else {
+            return visit::visit_expr_method_call(self, m);
+        };
+        for a in &m.attrs {
+            self.visit_attribute(a);
+        }
+        let name = m.method.to_string();
+        self.record(
+            m.method.span(),
+            Kind::Method,
+            format!("{}::{name} via {}", t.kind.name(), expr_text(&m.receiver)),
+        );
+        self.visit_receiver(&m.receiver);
+        if let Some(tf) = &m.turbofish {
+            self.visit_angle_bracketed_generic_arguments(tf);
+        }
+        let opens_tx = t.kind.opens_transaction(&name);
+        for arg in &m.args {
+            if opens_tx && matches!(arg, Expr::Closure(_)) {
+                self.closure_param = Some(Ty::plain(Blocking::Tx));
+            }
+            self.visit_expr(arg);
+        }
+    }
+
+    fn visit_expr_field(&mut self, f: &'ast syn::ExprField) {
+        if let Some(t) = self.field_ty(f).filter(|t| t.kind.counts()) {
+            self.record(
+                member_span(&f.member),
+                Kind::Field,
+                format!(
+                    "{} via {}.{}",
+                    t.kind.name(),
+                    expr_text(&f.base),
+                    member_text(&f.member)
+                ),
+            );
+        }
+        visit::visit_expr_field(self, f);
     }
 
     fn visit_path(&mut self, path: &'ast syn::Path) {
@@ -510,14 +761,39 @@ impl<'ast> Visit<'ast> for FileVisitor<'_> {
     }
 
     fn visit_macro(&mut self, m: &'ast syn::Macro) {
-        if self.resolve_path(&m.path).is_some() {
-            self.record(
-                Self::path_span(&m.path),
-                Kind::Macro,
-                format!("{}!", path_text(&m.path)),
-            );
+        if !self.typed_only {
+            if self.resolve_path(&m.path).is_some() {
+                self.record(
+                    Self::path_span(&m.path),
+                    Kind::Macro,
+                    format!("{}!", path_text(&m.path)),
+                );
+            }
+            self.scan_tokens(m.tokens.clone());
         }
-        self.scan_tokens(m.tokens.clone());
+        // Blocking values used inside (`tokio::join!(pool.get(), ..)`,
+        // `format!("{}", state.sync_pool.state())`): the body read as
+        // expressions or statements, when it is that; the paths in it were
+        // found by the token scan above.
+        let body: Option<Vec<syn::Stmt>> = m
+            .parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
+            .map(|exprs| {
+                exprs
+                    .into_iter()
+                    .map(|e| syn::Stmt::Expr(e, None))
+                    .collect()
+            })
+            .or_else(|_| m.parse_body_with(syn::Block::parse_within))
+            .ok();
+        if let Some(stmts) = body {
+            let saved = std::mem::replace(&mut self.typed_only, true);
+            self.locals.push(Frame::default());
+            for stmt in &stmts {
+                self.visit_stmt(stmt);
+            }
+            self.locals.pop();
+            self.typed_only = saved;
+        }
     }
 
     fn visit_attribute(&mut self, a: &'ast Attribute) {
