@@ -144,11 +144,14 @@ impl DbError {
         }
     }
 
-    /// `true` for a server error number that means the connection is gone: the server
-    /// is shutting down (1053), the connection was killed (1927) or timed out by the
-    /// server (4031), a network read/write failed or was aborted (1158–1161, 1184), or
-    /// the client library's "server has gone away" family (2006, 2013, 2055). A
-    /// connection that saw one is closed, never pooled.
+    /// `true` for an error number that means the connection is gone although it
+    /// arrives as an ordinary error packet: the server is shutting down (1053), the
+    /// connection was killed (1927, MariaDB) or disconnected for inactivity (4031,
+    /// MySQL 8), a network read/write failed or was aborted (1158–1161, 1184), or the
+    /// client library's "server has gone away" family, which proxies (ProxySQL,
+    /// MaxScale) relay as error packets: 2006 (`CR_SERVER_GONE_ERROR`), 2013
+    /// (`CR_SERVER_LOST`), 2055 (`CR_SERVER_LOST_EXTENDED`). Both pools close a
+    /// connection that saw one, never pool it, and report [`DbError::ConnectionLost`].
     pub fn is_connection_gone_code(code: u16) -> bool {
         matches!(
             code,

@@ -10,17 +10,10 @@ use std::sync::Arc;
 use db_budget::DbError;
 use r2d2_mysql::mysql::{self, DriverError};
 
-/// Error codes that mean "this connection is gone", although they arrive as an
-/// ordinary error packet: server shutdown (1053), connection killed (1927, MariaDB),
-/// the client was disconnected for inactivity (4031, MySQL 8), and the client library's
-/// "server has gone away" family, which proxies (ProxySQL, MaxScale) relay as error
-/// packets: 2006 (`CR_SERVER_GONE_ERROR`), 2013 (`CR_SERVER_LOST`) and 2055
-/// (`CR_SERVER_LOST_EXTENDED`). A connection that reports one is closed, never pooled.
-const CONNECTION_GONE: [u16; 6] = [1053, 1927, 4031, 2006, 2013, 2055];
-
 /// Refusals during connect that go away when another client disconnects: too many
 /// connections (1040), `max_user_connections` (1203), per-account limit (1226).
-/// DESIGN §4 "Server-side lag": retried while holding the unit.
+/// The server counts a closed connection for a few milliseconds after the client's
+/// close, so these are retried while holding the unit.
 const SERVER_BUSY: [u16; 3] = [1040, 1203, 1226];
 
 /// Maps a driver error to the shared error type.
@@ -29,7 +22,8 @@ const SERVER_BUSY: [u16; 3] = [1040, 1203, 1226];
 /// holding one doom it ([`is_lost`]).
 pub(crate) fn map_error(e: mysql::Error) -> DbError {
     if let mysql::Error::MySqlError(server) = &e {
-        if CONNECTION_GONE.contains(&server.code) {
+        // Both sides share one list ([`DbError::is_connection_gone_code`]).
+        if DbError::is_connection_gone_code(server.code) {
             return DbError::ConnectionLost { cause: Box::new(e) };
         }
         let (code, state) = (server.code, server.state.clone());
