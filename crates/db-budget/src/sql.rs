@@ -78,6 +78,14 @@ pub fn changes_session(sql: &str) -> bool {
     })
 }
 
+/// Whether `sql` changes the connection's current database (`USE`), which a session
+/// reset (`COM_RESET_CONNECTION`) does not undo.
+pub fn changes_database(sql: &str) -> bool {
+    Words::new(sql)
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case("use"))
+}
+
 /// Words of the SQL text outside strings, quoted identifiers and comments.
 struct Words<'a>(Lexer<'a>);
 
@@ -285,5 +293,6 @@ mod tests {
         ] {
             assert!(!changes_session(sql), "{sql}");
         }
+        assert!(changes_database("use other") && !changes_database("SELECT 'use'"));
     }
 }
