@@ -96,6 +96,109 @@ fn only_the_pools_open_database_connections() {
     );
 }
 
+/// [`offenders`] in the non-test part of each file (up to its `#[cfg(test)]` module).
+fn offenders_outside_tests(needle: &str, allowed: &[&str]) -> Vec<String> {
+    let root = root();
+    offenders(needle, allowed)
+        .into_iter()
+        .filter(|hit| {
+            let (path, rest) = hit.split_once(':').unwrap();
+            let line: usize = rest.split(':').next().unwrap().parse().unwrap();
+            let text = std::fs::read_to_string(root.join(path)).unwrap();
+            let tests_start = text
+                .lines()
+                .position(|l| l.trim() == "#[cfg(test)]")
+                .map_or(usize::MAX, |i| i + 1);
+            line < tests_start
+        })
+        .collect()
+}
+
+#[test]
+fn only_the_pools_take_budget_units() {
+    // I1 (ARCHITECTURE.md): a unit taken anywhere but a pool's connect path pays for no
+    // connection the pool knows about, and a connection made without one breaks the bound.
+    let mut hits = offenders_outside_tests(".acquire(Side::", &["crates/db-async/src/pool.rs"]);
+    for needle in ["try_acquire(", "acquire_blocking"] {
+        hits.extend(offenders_outside_tests(
+            needle,
+            &[
+                "crates/db-sync/src/manager.rs",
+                "crates/db-budget/src/budget.rs",
+            ],
+        ));
+    }
+    assert!(
+        hits.is_empty(),
+        "budget units taken outside db-async's pool.rs / db-sync's manager.rs (check out a \
+         connection from AsyncPool or SyncPool instead):\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn the_blocking_driver_opens_one_connection_per_unit() {
+    // The mysql crate's `prefer_socket` (on by default) opens a second server connection
+    // over the unix socket for a TCP connect to a loopback address: one unit would pay
+    // for two connections (ARCHITECTURE.md, "The mysql crate").
+    let path = "crates/db-sync/src/manager.rs";
+    let text = std::fs::read_to_string(root().join(path)).unwrap();
+    assert!(
+        text.contains(".prefer_socket(false)"),
+        "{path}: the connect options must set `.prefer_socket(false)`"
+    );
+    let hits = offenders("OptsBuilder::new(", &[path]);
+    assert!(
+        hits.is_empty(),
+        "mysql connect options built outside {path} (build connections in the manager):\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn no_text_cites_a_file_outside_the_repository() {
+    // A clone has only the repository: design notes live in ARCHITECTURE.md.
+    let needles = [
+        concat!("DESIGN", " §"),
+        concat!("DESIGN", ".md"),
+        concat!("../", "shared"),
+    ];
+    let root = root();
+    let mut hits = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if name != "target" && name != ".git" {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue; // binary
+            };
+            let rel = path
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            for (i, line) in text.lines().enumerate() {
+                if needles.iter().any(|n| line.contains(n)) {
+                    hits.push(format!("{rel}:{}: {}", i + 1, line.trim()));
+                }
+            }
+        }
+    }
+    hits.sort();
+    assert!(
+        hits.is_empty(),
+        "references to files a clone does not have (point into ARCHITECTURE.md instead):\n{}",
+        hits.join("\n")
+    );
+}
+
 #[test]
 fn no_test_is_ignored() {
     let root = root();

@@ -161,7 +161,7 @@ impl AsyncPool {
         }
     }
 
-    /// A pool set up from a validated [`Config`] (DESIGN §5), on `budget`.
+    /// A pool set up from a validated [`Config`] ([`db_budget::VARIABLES`]), on `budget`.
     ///
     /// # Errors
     ///

@@ -327,7 +327,7 @@ impl Shared {
 
     /// Opens a connection paid for by `unit`. "Too many connections" is retried while
     /// holding the unit, until the deadline (the server may still count sockets this
-    /// process has closed; DESIGN §4), and is then a pool timeout in phase `Connect`.
+    /// process has closed: ARCHITECTURE.md, "Server-side lag"), and is then a pool timeout in phase `Connect`.
     async fn connect(
         &self,
         unit: Unit,

@@ -132,7 +132,7 @@ impl Budget {
             sides: Default::default(),
             shrinkers: Default::default(),
             leaks: LeakTracker::new(leak_threshold),
-            // DESIGN §5's default; `from_config` sets DB_SLOW_QUERY.
+            // `DB_SLOW_QUERY`'s default (`VARIABLES`); `from_config` sets the configured one.
             slow_query_nanos: AtomicU64::new(200_000_000),
         });
         spawn_scanner(Arc::downgrade(&inner), leak_threshold);

@@ -1,4 +1,4 @@
-//! Configuration from the environment (DESIGN §5), validated at startup.
+//! Configuration from the environment ([`VARIABLES`]), validated at startup.
 
 use std::fmt;
 use std::time::Duration;
@@ -90,7 +90,7 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The defaults of DESIGN §5 (the `default` column of [`VARIABLES`]).
+    /// The defaults (the `default` column of [`VARIABLES`]).
     fn default() -> Self {
         Config {
             database_url: None,

@@ -24,14 +24,14 @@ pub struct PoolSettings {
 }
 
 impl Default for PoolSettings {
-    /// DESIGN §5's defaults, as [`Config::default`] has them.
+    /// The defaults, as [`Config::default`] has them.
     fn default() -> Self {
         PoolSettings::from_config(&Config::default())
     }
 }
 
 impl PoolSettings {
-    /// The pool timings of a validated [`Config`] (DESIGN §5).
+    /// The pool timings of a validated [`Config`].
     pub fn from_config(config: &Config) -> Self {
         PoolSettings {
             connect_timeout: config.connect_timeout,

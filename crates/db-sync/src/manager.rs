@@ -104,7 +104,8 @@ impl BudgetedManager {
                     }
                 },
                 // The server may still count a connection we closed a moment ago
-                // (DESIGN §4): keep the unit and try again until the deadline.
+                // (ARCHITECTURE.md, "Server-side lag"): keep the unit and try again until
+                // the deadline.
                 Err(e)
                     if is_server_busy(&e)
                         && Instant::now() + backoff < deadline
@@ -182,7 +183,7 @@ fn connect_options(url: &DatabaseUrl, connect_timeout: Duration) -> OptsBuilder 
         .db_name(Some(url.database()))
         // Essential: with `prefer_socket` on (the default), a TCP connect to a loopback
         // address opens a second connection over the server's unix socket, and one
-        // unit would pay for two server connections (DESIGN §4).
+        // unit would pay for two server connections (ARCHITECTURE.md, "The mysql crate").
         .prefer_socket(false)
         .tcp_connect_timeout(Some(connect_timeout))
         .read_timeout(Some(connect_timeout))

@@ -59,7 +59,7 @@ impl SyncPool {
         }
     }
 
-    /// A pool set up from a validated [`Config`] (DESIGN §5), on `budget`. Does no I/O.
+    /// A pool set up from a validated [`Config`], on `budget`. Does no I/O.
     ///
     /// # Errors
     ///

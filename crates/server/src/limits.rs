@@ -6,7 +6,7 @@
 //! when the budget of every instance together (`MAX_CONNECTIONS × DB_INSTANCES`) does not
 //! fit in `max_connections − DB_RESERVED_CONNECTIONS` (the reserve is for operators,
 //! tools and other applications, and absorbs the server's lag in counting closed
-//! connections; DESIGN §4), or exceeds a non-zero `max_user_connections`.
+//! connections; ARCHITECTURE.md, "Server-side lag"), or exceeds a non-zero `max_user_connections`.
 //!
 //! A per-account limit (`GRANT … WITH MAX_USER_CONNECTIONS n`) is not checked: reading
 //! it needs privileges the application account does not have.

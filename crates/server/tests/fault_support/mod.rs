@@ -151,7 +151,7 @@ impl Rig {
             snap.async_side.held,
             snap.sync.held
         );
-        // The server may count a closed socket for a moment longer (DESIGN §4).
+        // The server may count a closed socket for a moment longer (ARCHITECTURE.md, "Server-side lag").
         let mut seen = self.server_connections().await;
         let deadline = Instant::now() + Duration::from_secs(5);
         while seen > u64::from(budget.in_use()) && Instant::now() < deadline {
