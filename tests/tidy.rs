@@ -81,7 +81,7 @@ fn the_readme_configuration_table_lists_every_variable_with_its_default() {
 fn only_the_pools_open_database_connections() {
     // Architecture invariant (db-async lib.rs, db-budget lib.rs): a connection opened
     // anywhere else would hold no budget unit.
-    let mut hits = offenders("connect_with(", &["crates/db-async/src/pool.rs"]);
+    let mut hits = offenders("connect_with(", &["crates/db-async/src/pool/connect.rs"]);
     hits.extend(offenders("Conn::new(", &[]));
     hits.extend(offenders("PoolOptions", &[]));
     hits.extend(offenders("sqlx::Pool", &[]));
@@ -91,7 +91,7 @@ fn only_the_pools_open_database_connections() {
     ));
     assert!(
         hits.is_empty(),
-        "connections opened outside db-async's pool.rs / db-sync's pool.rs (use AsyncPool or SyncPool):\n{}",
+        "connections opened outside db-async's pool/connect.rs / db-sync's pool.rs (use AsyncPool or SyncPool):\n{}",
         hits.join("\n")
     );
 }
@@ -118,7 +118,8 @@ fn offenders_outside_tests(needle: &str, allowed: &[&str]) -> Vec<String> {
 fn only_the_pools_take_budget_units() {
     // I1 (ARCHITECTURE.md): a unit taken anywhere but a pool's connect path pays for no
     // connection the pool knows about, and a connection made without one breaks the bound.
-    let mut hits = offenders_outside_tests(".acquire(Side::", &["crates/db-async/src/pool.rs"]);
+    let mut hits =
+        offenders_outside_tests(".acquire(Side::", &["crates/db-async/src/pool/acquire.rs"]);
     for needle in ["try_acquire(", "acquire_blocking"] {
         hits.extend(offenders_outside_tests(
             needle,
@@ -130,7 +131,7 @@ fn only_the_pools_take_budget_units() {
     }
     assert!(
         hits.is_empty(),
-        "budget units taken outside db-async's pool.rs / db-sync's manager.rs (check out a \
+        "budget units taken outside db-async's pool/acquire.rs / db-sync's manager.rs (check out a \
          connection from AsyncPool or SyncPool instead):\n{}",
         hits.join("\n")
     );

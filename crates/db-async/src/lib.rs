@@ -73,8 +73,8 @@
 //! ```
 //!
 //! **Architecture Invariant:** `MySqlConnection::connect_with` is called in exactly one
-//! place (`pool.rs`), after a unit was taken, and a `MySqlConnection` never leaves its
-//! `Slot`.
+//! place (`pool/connect.rs`), after a unit was taken, and a `MySqlConnection` never
+//! leaves its `Slot` (tidy test `only_the_pools_open_database_connections`).
 
 mod args;
 mod conn;
