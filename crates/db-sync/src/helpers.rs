@@ -158,6 +158,14 @@ impl DbConnection {
         site: &Location<'_>,
         f: impl FnOnce(&mut mysql::Conn) -> Result<R, DbError>,
     ) -> Result<R, DbError> {
+        if self.tx_open && sql::tx_control(sql) == Some(TxControl::Begin) {
+            // The server would commit the open transaction implicitly.
+            return Err(DbError::query(
+                None,
+                Some("25000".to_owned()),
+                "a transaction is already open on this connection",
+            ));
+        }
         let p = self.pooled();
         let started = Instant::now();
         let result = f(&mut p.conn);
@@ -168,6 +176,9 @@ impl DbConnection {
             && is_lost(e)
         {
             p.doom_lost();
+        }
+        if sql::ends_session(sql) {
+            p.doom_lost(); // `COMMIT RELEASE`: the server closes the session
         }
         // The same classifier as the async side's, so the two cannot disagree.
         match (sql::tx_control(sql), &result) {
