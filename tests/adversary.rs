@@ -1,0 +1,444 @@
+//! Adversarial review of issue 11's fixes: statements whose session or transaction
+//! effects the classifier (`db_budget::sql`) misses, the blocking side's helpers that do
+//! not consult it at all, and cancellation at points the existing matrix does not cut.
+//!
+//! Every test runs a statement through a helper the way a handler would, returns the
+//! connection, checks one out again (budget of 1: the same physical connection unless
+//! the pool closed it) and asks the server what the next holder inherited.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use db_async::{AsyncPool, args};
+use db_budget::DbError;
+use db_sync::SyncPool;
+use integration_tests::{Server, TestDb, async_pool, budget, eventually, runtime, sync_pool};
+
+fn fresh(prefix: &str) -> (&'static Server, TestDb) {
+    let server = Server::shared();
+    let db = TestDb::create(server, prefix);
+    db.admin(
+        server,
+        "CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, v INT) ENGINE=InnoDB; \
+         INSERT INTO t (v) VALUES (1), (2), (3)",
+    );
+    (server, db)
+}
+
+/// Async side: runs `setup` through `execute` on a checked-out connection, returns it,
+/// checks one out again and returns (first id, second id, `check`'s one text column).
+fn async_after(prefix: &str, setup: &'static str, check: &'static str) -> (u64, u64, Result<Option<String>, DbError>) {
+    let (_server, db) = fresh(prefix);
+    let rt = runtime();
+    rt.block_on(async {
+        let budget = budget(1);
+        let pool: AsyncPool = async_pool(&db.url, &budget);
+        let mut conn = pool.acquire().await.unwrap();
+        let (id1,): (u64,) = conn.fetch_one("SELECT CONNECTION_ID()", args![]).await.unwrap();
+        let done = conn.execute(sqlx::AssertSqlSafe(setup), args![]).await;
+        assert!(done.is_ok(), "the set-up statement {setup:?} failed: {done:?}");
+        drop(conn);
+        eventually(Duration::from_secs(2), || pool.idle_count() == 1);
+        let mut conn = pool.acquire().await.unwrap();
+        let (id2,): (u64,) = conn.fetch_one("SELECT CONNECTION_ID()", args![]).await.unwrap();
+        let seen = conn
+            .fetch_one::<(Option<String>,)>(sqlx::AssertSqlSafe(check), args![])
+            .await
+            .map(|(v,)| v);
+        (id1, id2, seen)
+    })
+}
+
+/// Blocking side: the same, through `DbConnection::execute`.
+fn sync_after(prefix: &str, setup: &[&str], check: &str) -> (u64, u64, Result<Option<String>, DbError>) {
+    let (_server, db) = fresh(prefix);
+    let budget = budget(1);
+    let pool: SyncPool = sync_pool(&db.url, &budget);
+    let mut conn = pool.get().unwrap();
+    let (id1,): (u64,) = conn.fetch_one("SELECT CONNECTION_ID()", ()).unwrap();
+    for sql in setup {
+        let done = conn.execute(sql, ());
+        assert!(done.is_ok(), "the set-up statement {sql:?} failed: {done:?}");
+    }
+    drop(conn);
+    let mut conn = pool.get().unwrap();
+    let (id2,): (u64,) = conn.fetch_one("SELECT CONNECTION_ID()", ()).unwrap();
+    let seen = conn.fetch_one::<(Option<String>,)>(check, ()).map(|(v,)| v);
+    (id1, id2, seen)
+}
+
+fn assert_clean(what: &str, (id1, id2, seen): (u64, u64, Result<Option<String>, DbError>), clean: Option<&str>) {
+    let seen = seen.unwrap_or_else(|e| panic!("{what}: the check failed: {e:?}"));
+    assert_eq!(
+        seen.as_deref(),
+        clean,
+        "{what}: the next holder inherited session state (connection {id1} then {id2})"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Async side: statements the classifier misses.
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn async_versioned_executable_comment_set_autocommit_is_not_pooled() {
+    let r = async_after(
+        "adv_a_ver",
+        "/*!40101 SET autocommit = 0 */",
+        "SELECT IF(@@autocommit, 'on', 'off')",
+    );
+    assert_clean("/*!40101 SET autocommit = 0 */", r, Some("on"));
+}
+
+#[test]
+fn async_mariadb_executable_comment_set_autocommit_is_not_pooled() {
+    let r = async_after(
+        "adv_a_mcomment",
+        "/*M!100100 SET autocommit = 0 */",
+        "SELECT IF(@@autocommit, 'on', 'off')",
+    );
+    assert_clean("/*M!100100 SET autocommit = 0 */", r, Some("on"));
+}
+
+#[test]
+fn async_set_statement_for_get_lock_is_not_pooled() {
+    let r = async_after(
+        "adv_a_setstmt",
+        "SET STATEMENT max_statement_time = 100 FOR SELECT GET_LOCK('adv_setstmt', 0)",
+        "SELECT CAST(IS_USED_LOCK('adv_setstmt') AS CHAR)",
+    );
+    assert_clean("SET STATEMENT … FOR SELECT GET_LOCK", r, None);
+}
+
+#[test]
+fn async_set_statement_for_user_variable_is_not_pooled() {
+    let r = async_after(
+        "adv_a_setstmt_var",
+        "SET STATEMENT max_statement_time = 100 FOR SELECT 7 INTO @adv_v",
+        "SELECT CAST(@adv_v AS CHAR)",
+    );
+    assert_clean("SET STATEMENT … FOR SELECT … INTO @var", r, None);
+}
+
+#[test]
+fn async_double_dash_without_space_is_not_a_comment() {
+    // `--` not followed by a space is two minus signs to the server, not a comment:
+    // `1--(@x := 5)` is 1 - (-(@x := 5)) and sets @x.
+    let r = async_after(
+        "adv_a_dashdash",
+        "SELECT 1--(@adv_dash := 5)",
+        "SELECT CAST(@adv_dash AS CHAR)",
+    );
+    assert_clean("SELECT 1--(@x := 5)", r, None);
+}
+
+#[test]
+fn async_versioned_comment_start_transaction_is_not_pooled_open() {
+    let r = async_after(
+        "adv_a_vertx",
+        "/*!40101 START TRANSACTION */",
+        "SELECT CAST(@@in_transaction AS CHAR)",
+    );
+    assert_clean("/*!40101 START TRANSACTION */", r, Some("0"));
+}
+
+#[test]
+fn async_mariadb_comment_temporary_table_is_not_pooled() {
+    let r = async_after(
+        "adv_a_tmp",
+        "CREATE /*M!100000 TEMPORARY */ TABLE adv_tmp (id INT)",
+        "SELECT CAST(COUNT(*) AS CHAR) FROM adv_tmp",
+    );
+    // Clean: the table does not exist for the next holder.
+    match r.2 {
+        Err(_) => {}
+        Ok(v) => panic!(
+            "the next holder sees the temporary table (connection {} then {}): count {v:?}",
+            r.0, r.1
+        ),
+    }
+}
+
+#[test]
+fn async_last_insert_id_argument_is_not_inherited() {
+    let r = async_after(
+        "adv_a_lii",
+        "SELECT LAST_INSERT_ID(4242)",
+        "SELECT CAST(LAST_INSERT_ID() AS CHAR)",
+    );
+    assert_clean("SELECT LAST_INSERT_ID(4242)", r, Some("0"));
+}
+
+#[test]
+fn control_async_plain_set_autocommit_is_closed_on_return() {
+    // Control (expected to pass): the classifier sees the plain form, so the checks
+    // above read the state correctly.
+    let r = async_after("adv_a_ctl", "SET autocommit = 0", "SELECT IF(@@autocommit, 'on', 'off')");
+    assert_clean("SET autocommit = 0", r, Some("on"));
+    let r = async_after("adv_a_ctl2", "SELECT 1", "SELECT CAST(@@in_transaction AS CHAR)");
+    assert_clean("SELECT 1", r, Some("0"));
+}
+
+#[test]
+fn control_sync_clean_session_reads_clean() {
+    let r = sync_after("adv_s_ctl", &["SELECT 1"], "SELECT IF(@@autocommit, 'on', 'off')");
+    assert_clean("nothing", r, Some("on"));
+    let r = sync_after("adv_s_ctl2", &["SELECT 1"], "SELECT CAST(@@session.time_zone = @@global.time_zone AS CHAR)");
+    assert_clean("nothing", r, Some("1"));
+    let r = sync_after("adv_s_ctl3", &["SELECT 1"], "SELECT CAST(@@session.sql_mode = @@global.sql_mode AS CHAR)");
+    assert_clean("nothing", r, Some("1"));
+    let r = sync_after("adv_s_ctl4", &["SELECT 1"], "SELECT CAST(@@in_transaction AS CHAR)");
+    assert_clean("nothing", r, Some("0"));
+}
+
+// ---------------------------------------------------------------------------------
+// Blocking side: the helpers never consult `changes_session`.
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn sync_helper_set_autocommit_is_not_pooled() {
+    let r = sync_after(
+        "adv_s_autocommit",
+        &["SET autocommit = 0"],
+        "SELECT IF(@@autocommit, 'on', 'off')",
+    );
+    assert_clean("sync SET autocommit = 0", r, Some("on"));
+}
+
+#[test]
+fn sync_helper_user_variable_is_not_pooled() {
+    let r = sync_after("adv_s_var", &["SET @adv_s = 7"], "SELECT CAST(@adv_s AS CHAR)");
+    assert_clean("sync SET @var", r, None);
+}
+
+#[test]
+fn sync_helper_get_lock_is_not_pooled() {
+    let r = sync_after(
+        "adv_s_lock",
+        &["SELECT GET_LOCK('adv_s_lock', 0)"],
+        "SELECT CAST(IS_USED_LOCK('adv_s_lock') AS CHAR)",
+    );
+    assert_clean("sync GET_LOCK", r, None);
+}
+
+#[test]
+fn sync_helper_time_zone_is_not_pooled() {
+    let r = sync_after(
+        "adv_s_tz",
+        &["SET SESSION time_zone = '+05:00'"],
+        "SELECT CAST(@@session.time_zone = @@global.time_zone AS CHAR)",
+    );
+    assert_clean("sync SET time_zone", r, Some("1"));
+}
+
+#[test]
+fn sync_helper_sql_mode_is_not_pooled() {
+    let r = sync_after(
+        "adv_s_mode",
+        &["SET SESSION sql_mode = 'ANSI_QUOTES'"],
+        "SELECT CAST(@@session.sql_mode = @@global.sql_mode AS CHAR)",
+    );
+    assert_clean("sync SET sql_mode", r, Some("1"));
+}
+
+#[test]
+fn sync_helper_temporary_table_is_not_pooled() {
+    let r = sync_after(
+        "adv_s_tmp",
+        &["CREATE TEMPORARY TABLE adv_tmp (id INT)"],
+        "SELECT CAST(COUNT(*) AS CHAR) FROM adv_tmp",
+    );
+    match r.2 {
+        Err(_) => {}
+        Ok(v) => panic!(
+            "the next holder sees the temporary table (connection {} then {}): count {v:?}",
+            r.0, r.1
+        ),
+    }
+}
+
+#[test]
+fn sync_helper_lock_tables_is_not_pooled() {
+    let r = sync_after(
+        "adv_s_locktables2",
+        &["LOCK TABLES t READ"],
+        "SELECT CAST(COUNT(*) AS CHAR) FROM mysql.db",
+    );
+    assert!(r.2.is_ok(), "the next holder is under LOCK TABLES (connection {} then {}): {:?}", r.0, r.1, r.2);
+}
+
+#[test]
+fn sync_helper_commit_and_chain_leaves_no_open_transaction() {
+    // `COMMIT AND CHAIN` starts a new transaction at once; the blocking side's own
+    // `tx_control` reads it as the end of the transaction.
+    let r = sync_after(
+        "adv_s_chain",
+        &["BEGIN", "COMMIT AND CHAIN"],
+        "SELECT CAST(@@in_transaction AS CHAR)",
+    );
+    assert_clean("sync BEGIN; COMMIT AND CHAIN", r, Some("0"));
+}
+
+#[test]
+fn sync_helper_commented_begin_leaves_no_open_transaction() {
+    let r = sync_after(
+        "adv_s_cbegin",
+        &["/* tx */ START TRANSACTION"],
+        "SELECT CAST(@@in_transaction AS CHAR)",
+    );
+    assert_clean("sync /* tx */ START TRANSACTION", r, Some("0"));
+}
+
+#[test]
+fn sync_helper_autocommit_off_loses_the_next_holders_writes() {
+    // The consequence of a pooled `autocommit = 0`: the next holder's INSERT is never
+    // committed, so another session never sees it.
+    let (server, db) = fresh("adv_s_lostwrite");
+    let budget = budget(1);
+    let pool = sync_pool(&db.url, &budget);
+    {
+        let mut conn = pool.get().unwrap();
+        conn.execute("SET autocommit = 0", ()).unwrap();
+    }
+    {
+        let mut conn = pool.get().unwrap();
+        conn.execute("INSERT INTO t (v) VALUES (?)", (777,)).unwrap();
+    }
+    let seen = db.admin(server, "SELECT COUNT(*) FROM t WHERE v = 777");
+    assert_eq!(seen.trim(), "1", "a write through the helper was not committed");
+}
+
+// ---------------------------------------------------------------------------------
+// Cancellation at BEGIN / COMMIT / ROLLBACK / raw(), on the same handle.
+// ---------------------------------------------------------------------------------
+
+async fn cut_after<F: Future>(fut: F, cuts: u32) -> Option<F::Output> {
+    let mut fut = Box::pin(fut);
+    let mut pendings = 0;
+    loop {
+        let polled = std::future::poll_fn(|cx: &mut Context<'_>| {
+            Poll::Ready(Pin::as_mut(&mut fut).poll(cx))
+        })
+        .await;
+        match polled {
+            Poll::Ready(v) => return Some(v),
+            Poll::Pending => {
+                pendings += 1;
+                if pendings >= cuts {
+                    return None;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
+
+#[test]
+fn async_cut_commit_then_reuse_never_sees_a_committed_or_open_state_wrongly() {
+    let (server, db) = fresh("adv_a_cutcommit");
+    let rt = runtime();
+    rt.block_on(async {
+        let budget = budget(1);
+        let pool = async_pool(&db.url, &budget);
+        let mut problems = Vec::new();
+        for cuts in 1..=6u32 {
+            let mut conn = pool.acquire().await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            tx.execute("INSERT INTO t (v) VALUES (?)", args![1000 + cuts as i32]).await.unwrap();
+            let out = cut_after(tx.commit(), cuts).await;
+            let next = tokio::time::timeout(
+                Duration::from_secs(3),
+                conn.fetch_one::<(String,)>("SELECT CAST(@@in_transaction AS CHAR)", args![]),
+            )
+            .await
+            .expect("the next statement hung");
+            match (&out, &next) {
+                (None, Err(DbError::Interrupted)) => {}
+                (Some(Ok(())), Ok((s,))) if s == "0" => {}
+                _ => problems.push(format!("cut {cuts}: commit {out:?}, next {next:?}")),
+            }
+            drop(conn);
+        }
+        let _ = server;
+        assert!(problems.is_empty(), "{problems:#?}");
+        assert!(eventually(Duration::from_secs(5), || {
+            let s = budget.snapshot();
+            s.async_side.active == 0 && s.in_use == s.async_side.idle
+        }));
+    });
+}
+
+#[test]
+fn async_cut_abandoned_rollback_inside_prepare_refuses_the_next_statement() {
+    let (_server, db) = fresh("adv_a_cutprep");
+    let rt = runtime();
+    rt.block_on(async {
+        let budget = budget(1);
+        let pool = async_pool(&db.url, &budget);
+        let mut problems = Vec::new();
+        for cuts in 1..=6u32 {
+            let mut conn = pool.acquire().await.unwrap();
+            {
+                let mut tx = conn.begin().await.unwrap();
+                tx.execute("INSERT INTO t (v) VALUES (?)", args![2000]).await.unwrap();
+                // dropped: abandoned, rolled back in the next prepare
+            }
+            let out = cut_after(conn.fetch_one::<(i64,)>("SELECT 1", args![]), cuts).await;
+            let next = tokio::time::timeout(
+                Duration::from_secs(3),
+                conn.fetch_one::<(String,)>("SELECT CAST(@@in_transaction AS CHAR)", args![]),
+            )
+            .await
+            .expect("the next statement hung");
+            match (&out, &next) {
+                (None, Err(DbError::Interrupted)) => {}
+                (Some(Ok((1,))), Ok((s,))) if s == "0" => {}
+                _ => problems.push(format!("cut {cuts}: first {out:?}, next {next:?}")),
+            }
+            drop(conn);
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+        let (n,): (i64,) = pool
+            .acquire()
+            .await
+            .unwrap()
+            .fetch_one("SELECT COUNT(*) FROM t WHERE v = 2000", args![])
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "an abandoned transaction's write was committed");
+    });
+}
+
+#[test]
+fn async_cut_raw_rollback_refuses_the_next_statement() {
+    let (_server, db) = fresh("adv_a_cutraw");
+    let rt = runtime();
+    rt.block_on(async {
+        let budget = budget(1);
+        let pool = async_pool(&db.url, &budget);
+        let mut problems = Vec::new();
+        for cuts in 1..=6u32 {
+            let mut conn = pool.acquire().await.unwrap();
+            {
+                let mut tx = conn.begin().await.unwrap();
+                tx.execute("INSERT INTO t (v) VALUES (?)", args![3000]).await.unwrap();
+            }
+            let out = cut_after(async { conn.raw().await.map(|_| ()) }, cuts).await;
+            let next = tokio::time::timeout(
+                Duration::from_secs(3),
+                conn.fetch_one::<(String,)>("SELECT CAST(@@in_transaction AS CHAR)", args![]),
+            )
+            .await
+            .expect("the next statement hung");
+            match (&out, &next) {
+                (None, Err(DbError::Interrupted)) => {}
+                (Some(Ok(())), Ok((s,))) if s == "0" => {}
+                _ => problems.push(format!("cut {cuts}: raw {out:?}, next {next:?}")),
+            }
+            drop(conn);
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+    });
+}
