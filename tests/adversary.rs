@@ -442,3 +442,249 @@ fn async_cut_raw_rollback_refuses_the_next_statement() {
         assert!(problems.is_empty(), "{problems:#?}");
     });
 }
+
+// ---------------------------------------------------------------------------------
+// `COMMIT RELEASE`: the server closes the session; the pool keeps the dead connection.
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn async_commit_release_does_not_pool_a_dead_connection() {
+    let (_server, db) = fresh("adv_a_release");
+    let rt = runtime();
+    rt.block_on(async {
+        let budget = budget(1);
+        let pool = async_pool(&db.url, &budget);
+        let mut conn = pool.acquire().await.unwrap();
+        conn.execute("BEGIN", args![]).await.unwrap();
+        conn.execute("INSERT INTO t (v) VALUES (?)", args![9]).await.unwrap();
+        let r = conn.execute("COMMIT RELEASE", args![]).await;
+        assert!(r.is_ok(), "{r:?}");
+        drop(conn);
+        eventually(Duration::from_secs(2), || pool.idle_count() == 1);
+        let mut conn = pool.acquire().await.unwrap();
+        let next = conn.fetch_one::<(i64,)>("SELECT 1", args![]).await;
+        assert!(
+            matches!(next, Ok((1,))),
+            "the next holder got the connection the server had closed: {next:?}"
+        );
+    });
+}
+
+#[test]
+fn sync_commit_release_does_not_pool_a_dead_connection() {
+    let (_server, db) = fresh("adv_s_release");
+    let budget = budget(1);
+    let pool = sync_pool(&db.url, &budget);
+    {
+        let mut conn = pool.get().unwrap();
+        conn.execute("BEGIN", ()).unwrap();
+        conn.execute("INSERT INTO t (v) VALUES (?)", (9,)).unwrap();
+        let r = conn.execute("COMMIT RELEASE", ());
+        assert!(r.is_ok(), "{r:?}");
+    }
+    let mut conn = pool.get().unwrap();
+    let next = conn.fetch_one::<(i64,)>("SELECT 1", ());
+    assert!(
+        matches!(next, Ok((1,))),
+        "the next holder got the connection the server had closed: {next:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// I1: the environment's budget first, then one of the process's own.
+// ---------------------------------------------------------------------------------
+
+fn app_connections(server: &Server) -> u64 {
+    let out = server
+        .sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'app'")
+        .expect("count");
+    out.trim().parse().expect("a count")
+}
+
+#[test]
+fn a_budget_built_after_the_environment_s_one_is_a_second_budget() {
+    let (server, db) = fresh("adv_env_first");
+    // SAFETY: first thing in this test process (nextest: one test per process).
+    unsafe {
+        std::env::set_var("DATABASE_URL", server.app_url(&db.name));
+        std::env::set_var("MAX_CONNECTIONS", "1");
+    }
+    // A legacy module runs first: the shim builds the process-wide budget of 1.
+    let legacy = db_sync::get_database_connection().expect("the shim from the environment");
+    // Then the process builds its own budget and pool (as a worker binary does).
+    let rt = runtime();
+    let outcome = rt.block_on(async {
+        let own = budget(1);
+        let pool = async_pool(&db.url, &own);
+        let r = tokio::time::timeout(Duration::from_secs(3), pool.acquire()).await;
+        let held = app_connections(server);
+        (r.map(|r| r.map(drop)), held)
+    });
+    drop(legacy);
+    let (r, held) = outcome;
+    assert!(
+        !matches!(r, Ok(Ok(()))) && held <= 1,
+        "two budgets of 1 in one process held {held} app connections (own pool: {r:?})"
+    );
+    // And the shim keeps drawing from the environment's budget after that.
+    let again = db_sync::get_database_connection().map(drop);
+    assert!(
+        again.is_err(),
+        "the shim still uses the environment's budget beside the process's own"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// I4 with a frozen server (SIGSTOP), async side and the blocking pool's close.
+// ---------------------------------------------------------------------------------
+
+struct Thaw(&'static Server);
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        let _ = self.0.resume();
+    }
+}
+
+fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("{what} still waits after {secs} s on a frozen server"))
+}
+
+#[test]
+fn async_acquire_connecting_to_a_frozen_server_is_bounded() {
+    let (server, db) = fresh("adv_f_connect");
+    let url = db.url.clone();
+    let _thaw = Thaw(server);
+    server.pause().unwrap();
+    let r = within(12, "async acquire (connect)", move || {
+        let rt = runtime();
+        rt.block_on(async move {
+            let budget = budget(1);
+            let pool = AsyncPool::builder(url, budget.clone())
+                .connect_timeout(Duration::from_secs(1))
+                .pool_timeout(Duration::from_secs(3))
+                .build();
+            let r = pool.acquire().await.map(drop);
+            (r, budget.in_use())
+        })
+    });
+    assert!(r.0.is_err(), "{:?}", r.0);
+}
+
+#[test]
+fn async_pool_close_with_a_frozen_server_is_bounded() {
+    let (server, db) = fresh("adv_f_close");
+    let url = db.url.clone();
+    let _thaw = Thaw(server);
+    within(20, "async pool close", move || {
+        let rt = runtime();
+        rt.block_on(async move {
+            let budget = budget(2);
+            let pool = AsyncPool::builder(url, budget.clone())
+                .return_timeout(Duration::from_secs(1))
+                .build();
+            let a = pool.acquire().await.unwrap();
+            let b = pool.acquire().await.unwrap();
+            drop((a, b));
+            eventually(Duration::from_secs(2), || pool.idle_count() == 2);
+            server.pause().unwrap();
+            pool.close().await;
+        })
+    });
+}
+
+#[test]
+fn async_open_transaction_returned_to_a_frozen_server_gives_its_unit_back() {
+    let (server, db) = fresh("adv_f_settle");
+    let url = db.url.clone();
+    let _thaw = Thaw(server);
+    let in_use = within(20, "async settle", move || {
+        let rt = runtime();
+        rt.block_on(async move {
+            let budget = budget(1);
+            let pool = AsyncPool::builder(url, budget.clone())
+                .return_timeout(Duration::from_secs(1))
+                .build();
+            let mut c = pool.acquire().await.unwrap();
+            c.execute("BEGIN", args![]).await.unwrap();
+            server.pause().unwrap();
+            drop(c);
+            let ok = eventually(Duration::from_secs(5), || budget.in_use() == 0);
+            (ok, budget.snapshot().to_string())
+        })
+    });
+    assert!(in_use.0, "the unit is still held: {}", in_use.1);
+}
+
+#[test]
+fn sync_pool_close_with_a_frozen_server_is_bounded() {
+    let (server, db) = fresh("adv_f_sclose");
+    let _thaw = Thaw(server);
+    let budget = budget(2);
+    let pool = SyncPool::builder(db.url.clone(), budget.clone())
+        .connect_timeout(Duration::from_secs(1))
+        .io_timeout(Duration::from_secs(1))
+        .build();
+    let a = pool.get().unwrap();
+    let b = pool.get().unwrap();
+    drop((a, b));
+    server.pause().unwrap();
+    let p = pool.clone();
+    within(10, "sync pool close", move || p.close());
+    let b2 = budget.clone();
+    within(10, "units back", move || {
+        eventually(Duration::from_secs(8), || b2.in_use() == 0)
+    });
+    assert_eq!(budget.in_use(), 0, "{}", budget.snapshot());
+}
+
+#[test]
+fn sync_discard_with_a_frozen_server_is_bounded() {
+    let (server, db) = fresh("adv_f_sdiscard");
+    let _thaw = Thaw(server);
+    let budget = budget(2);
+    let pool = SyncPool::builder(db.url.clone(), budget.clone())
+        .connect_timeout(Duration::from_secs(1))
+        .io_timeout(Duration::from_secs(1))
+        .build();
+    let mut c = pool.get().unwrap();
+    c.execute("SELECT 1", ()).unwrap();
+    server.pause().unwrap();
+    within(10, "sync discard", move || c.discard());
+    let b2 = budget.clone();
+    assert!(
+        within(10, "units back", move || eventually(Duration::from_secs(8), || b2.in_use() == 0)),
+        "{}",
+        budget.snapshot()
+    );
+}
+
+#[test]
+fn sync_transaction_commit_on_a_frozen_server_is_bounded() {
+    let (server, db) = fresh("adv_f_scommit");
+    let _thaw = Thaw(server);
+    let budget = budget(2);
+    let pool = SyncPool::builder(db.url.clone(), budget.clone())
+        .connect_timeout(Duration::from_secs(1))
+        .io_timeout(Duration::from_secs(1))
+        .build();
+    let p = pool.clone();
+    let r = within(15, "sync transaction", move || {
+        p.transaction(|tx| {
+            tx.execute("INSERT INTO t (v) VALUES (?)", (5,))?;
+            server.pause().unwrap();
+            Ok(())
+        })
+    });
+    assert!(r.is_err(), "{r:?}");
+    let b2 = budget.clone();
+    assert!(
+        within(10, "units back", move || eventually(Duration::from_secs(8), || b2.in_use() == 0)),
+        "{}",
+        budget.snapshot()
+    );
+}
