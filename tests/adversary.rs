@@ -688,3 +688,139 @@ fn sync_transaction_commit_on_a_frozen_server_is_bounded() {
         budget.snapshot()
     );
 }
+
+// ---------------------------------------------------------------------------------
+// More of the same classes.
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn async_versioned_comment_lock_tables_is_not_pooled() {
+    // mysqldump's form: `/*!40000 … */`.
+    let (server, db) = fresh("adv_a_verlock");
+    db.admin(server, "CREATE TABLE t2 (id INT)");
+    let rt = runtime();
+    rt.block_on(async {
+        let budget = budget(1);
+        let pool = async_pool(&db.url, &budget);
+        let mut conn = pool.acquire().await.unwrap();
+        let r = conn.execute("/*!40000 LOCK TABLES t WRITE */", args![]).await;
+        assert!(r.is_ok(), "{r:?}");
+        drop(conn);
+        eventually(Duration::from_secs(2), || pool.idle_count() == 1);
+        let mut conn = pool.acquire().await.unwrap();
+        let next = conn.fetch_one::<(i64,)>("SELECT COUNT(*) FROM t2", args![]).await;
+        assert!(next.is_ok(), "the next holder is under LOCK TABLES: {next:?}");
+    });
+}
+
+#[test]
+fn sync_helper_xa_start_is_not_pooled() {
+    let (_server, db) = fresh("adv_s_xa");
+    let budget = budget(1);
+    let pool = sync_pool(&db.url, &budget);
+    {
+        let mut conn = pool.get().unwrap();
+        conn.execute("XA START 'adv'", ()).unwrap();
+    }
+    let mut conn = pool.get().unwrap();
+    let next = conn.transaction(|tx| tx.execute("INSERT INTO t (v) VALUES (?)", (1,)).map(drop));
+    assert!(next.is_ok(), "the next holder inherited an XA transaction: {next:?}");
+}
+
+#[test]
+fn a_dropped_transaction_whose_helper_ran_begin_rolls_back_everything_it_wrote() {
+    // `BEGIN` through a helper inside a `Transaction` commits the transaction so far
+    // (implicit commit); dropping the `Transaction` then rolls back only the rest.
+    let (server, db) = fresh("adv_a_nested");
+    let rt = runtime();
+    rt.block_on(async {
+        let budget = budget(1);
+        let pool = async_pool(&db.url, &budget);
+        let mut conn = pool.acquire().await.unwrap();
+        {
+            let mut tx = conn.begin().await.unwrap();
+            tx.execute("INSERT INTO t (v) VALUES (?)", args![4100]).await.unwrap();
+            let nested = tx.execute("BEGIN", args![]).await;
+            let _ = nested; // accepted or refused: either way nothing may be committed
+            tx.execute("INSERT INTO t (v) VALUES (?)", args![4101]).await.ok();
+            // dropped: rolls back
+        }
+        drop(conn);
+    });
+    let n = db.admin(server, "SELECT COUNT(*) FROM t WHERE v IN (4100, 4101)");
+    assert_eq!(n.trim(), "0", "a dropped transaction left committed rows");
+}
+
+#[test]
+fn the_blocking_connection_s_debug_through_deref_shows_no_password() {
+    let (_server, db) = fresh("adv_s_debug");
+    let budget = budget(1);
+    let pool = sync_pool(&db.url, &budget);
+    let conn = pool.get().unwrap();
+    let password = db.url.password().unwrap().to_owned();
+    let shown = format!("{:?} / {:?}", conn, &*conn);
+    assert!(!shown.contains(&password), "Debug shows the password: {shown}");
+}
+
+#[test]
+fn async_fetch_optional_cut_in_its_drain_refuses_the_next_statement() {
+    let server = Server::shared();
+    let db = TestDb::create(server, "adv_a_drain");
+    db.admin(
+        server,
+        "CREATE TABLE wide (id INT PRIMARY KEY, pad VARCHAR(1024) NOT NULL); \
+         INSERT INTO wide SELECT seq, REPEAT('x', 1000) FROM seq_1_to_5000",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let budget = budget(1);
+        let pool = async_pool(&db.url, &budget);
+        let mut problems = Vec::new();
+        let mut cut = 0;
+        for cuts in 1..=30u32 {
+            for pause in [Duration::ZERO, Duration::from_micros(300), Duration::from_millis(2)] {
+                let mut conn = pool.acquire().await.unwrap();
+                let fut = conn.fetch_optional::<(i32, String)>("SELECT id, pad FROM wide ORDER BY id", args![]);
+                let mut fut = Box::pin(fut);
+                let mut pendings = 0;
+                let out = loop {
+                    let polled = std::future::poll_fn(|cx: &mut Context<'_>| {
+                        Poll::Ready(Pin::as_mut(&mut fut).poll(cx))
+                    })
+                    .await;
+                    match polled {
+                        Poll::Ready(v) => break Some(v),
+                        Poll::Pending => {
+                            pendings += 1;
+                            if pendings >= cuts {
+                                break None;
+                            }
+                            if pause.is_zero() {
+                                tokio::task::yield_now().await;
+                            } else {
+                                tokio::time::sleep(pause).await;
+                            }
+                        }
+                    }
+                };
+                drop(fut);
+                let next = tokio::time::timeout(
+                    Duration::from_secs(3),
+                    conn.fetch_one::<(i64,)>("SELECT 42", args![]),
+                )
+                .await;
+                match (&out, &next) {
+                    (None, Ok(Err(DbError::Interrupted))) => cut += 1,
+                    (Some(Ok(Some((1, _)))), Ok(Ok((42,)))) => {}
+                    _ => problems.push(format!(
+                        "cut {cuts} {pause:?}: first {:?}, next {next:?}",
+                        out.as_ref().map(|r| r.as_ref().map(|o| o.as_ref().map(|(id, _)| *id)))
+                    )),
+                }
+                drop(conn);
+            }
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+        assert!(cut > 10, "only {cut} cuts landed");
+    });
+}
