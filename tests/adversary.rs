@@ -824,3 +824,121 @@ fn async_fetch_optional_cut_in_its_drain_refuses_the_next_statement() {
         assert!(cut > 10, "only {cut} cuts landed");
     });
 }
+
+#[test]
+fn async_compound_statement_start_transaction_is_not_pooled_open() {
+    let r = async_after(
+        "adv_a_compound_tx",
+        "BEGIN NOT ATOMIC START TRANSACTION; END",
+        "SELECT CAST(@@in_transaction AS CHAR)",
+    );
+    assert_clean("BEGIN NOT ATOMIC START TRANSACTION; END", r, Some("0"));
+}
+
+#[test]
+fn async_compound_statement_set_autocommit_is_not_pooled() {
+    let r = async_after(
+        "adv_a_compound",
+        "IF 1 THEN SET autocommit = 0; END IF",
+        "SELECT IF(@@autocommit, 'on', 'off')",
+    );
+    assert_clean("IF 1 THEN SET autocommit = 0; END IF", r, Some("on"));
+}
+
+#[test]
+fn async_idle_connection_validated_against_a_frozen_server_is_bounded() {
+    let (server, db) = fresh("adv_f_validate");
+    let url = db.url.clone();
+    let _thaw = Thaw(server);
+    let r = within(15, "async acquire (validation ping)", move || {
+        let rt = runtime();
+        rt.block_on(async move {
+            let budget = budget(1);
+            let pool = AsyncPool::builder(url, budget.clone())
+                .connect_timeout(Duration::from_secs(1))
+                .pool_timeout(Duration::from_secs(3))
+                .validation_bypass(Duration::from_millis(1))
+                .build();
+            drop(pool.acquire().await.unwrap());
+            eventually(Duration::from_secs(2), || pool.idle_count() == 1);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            server.pause().unwrap();
+            let r = pool.acquire().await.map(drop);
+            let back = eventually(Duration::from_secs(5), || budget.in_use() == 0);
+            (r, back)
+        })
+    });
+    assert!(r.0.is_err(), "{:?}", r.0);
+    assert!(r.1, "the unit did not come back");
+}
+
+#[test]
+fn async_a_missed_start_transaction_loses_the_next_holders_write() {
+    let (server, db) = fresh("adv_a_lostwrite");
+    let rt = runtime();
+    rt.block_on(async {
+        let budget = budget(1);
+        let pool = async_pool(&db.url, &budget);
+        let mut conn = pool.acquire().await.unwrap();
+        conn.execute("/*!40101 START TRANSACTION */", args![]).await.unwrap();
+        drop(conn);
+        eventually(Duration::from_secs(2), || pool.idle_count() == 1);
+        let mut conn = pool.acquire().await.unwrap();
+        // The next holder writes with a plain helper, outside any transaction of its own.
+        conn.execute("INSERT INTO t (v) VALUES (?)", args![778]).await.unwrap();
+        drop(conn);
+        eventually(Duration::from_secs(2), || pool.idle_count() == 1);
+        let seen = db.admin(server, "SELECT COUNT(*) FROM t WHERE v = 778");
+        assert_eq!(seen.trim(), "1", "a write through the helper was not committed");
+    });
+}
+
+/// The classifier itself, without a server: every statement here changes the session
+/// (or opens a transaction) on MariaDB, as the tests above show for most of them.
+#[test]
+fn the_classifier_misses_no_session_change() {
+    use db_budget::sql::{TxControl, changes_session, tx_control};
+    let mut missed = Vec::new();
+    for sql in [
+        "/*!40101 SET autocommit = 0 */",
+        "/*!40000 LOCK TABLES t WRITE */",
+        "/*M!100100 SET autocommit = 0 */",
+        "SELECT /*M!100100 GET_LOCK('a', 0), */ 1",
+        "CREATE /*M!100000 TEMPORARY */ TABLE x (id INT)",
+        "SET STATEMENT max_statement_time = 1 FOR SELECT GET_LOCK('a', 0)",
+        "SET STATEMENT max_statement_time = 1 FOR SELECT 1 INTO @x",
+        "SELECT 1--(@x := 5)",
+        "IF 1 THEN SET autocommit = 0; END IF",
+        "BEGIN NOT ATOMIC SET autocommit = 0; END",
+        "SELECT LAST_INSERT_ID(42)",
+    ] {
+        if !changes_session(sql) {
+            missed.push(format!("changes_session({sql:?}) = false"));
+        }
+    }
+    for sql in [
+        "/*!40101 START TRANSACTION */",
+        "/*M!100100 BEGIN */",
+        "BEGIN NOT ATOMIC START TRANSACTION; END",
+    ] {
+        if tx_control(sql) != Some(TxControl::Begin) && !changes_session(sql) {
+            missed.push(format!("{sql:?}: neither Begin nor a session change"));
+        }
+    }
+    // Held (these are detected): listed so the report can say what was tried.
+    for sql in [
+        "(SELECT @x)",
+        "select get_lock('a', 0)",
+        "DO GET_LOCK('a', 0)",
+        "WITH c AS (SELECT @x := 1 AS v) SELECT v FROM c",
+        "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "XA START 'x'",
+        "-- c\nSET autocommit = 0",
+        "# c\nLOCK TABLES t READ",
+        "/* c */ set names latin1",
+        "HANDLER t OPEN",
+    ] {
+        assert!(changes_session(sql), "{sql:?} held before; now missed");
+    }
+    assert!(missed.is_empty(), "{missed:#?}");
+}
