@@ -942,3 +942,127 @@ fn the_classifier_misses_no_session_change() {
     }
     assert!(missed.is_empty(), "{missed:#?}");
 }
+
+#[test]
+fn a_statement_cut_off_on_the_raw_connection_makes_the_handle_refuse_the_next_helper() {
+    // `raw()` hands out the sqlx connection; a statement on it cut off by a timeout
+    // leaves a half-read result in the socket, and the next helper on the same
+    // `AsyncConn` runs on it.
+    let server = Server::shared();
+    let db = TestDb::create(server, "adv_a_rawcut");
+    db.admin(
+        server,
+        "CREATE TABLE wide (id INT PRIMARY KEY, pad VARCHAR(1024) NOT NULL); \
+         INSERT INTO wide SELECT seq, REPEAT('x', 1000) FROM seq_1_to_3000",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let budget = budget(1);
+        let pool = async_pool(&db.url, &budget);
+        let mut problems = Vec::new();
+        for cuts in 1..=12u32 {
+            let mut conn = pool.acquire().await.unwrap();
+            let out = {
+                let raw = conn.raw().await.unwrap();
+                cut_after(
+                    sqlx::query_as::<_, (i32, String)>("SELECT id, pad FROM wide ORDER BY id")
+                        .fetch_all(&mut *raw),
+                    cuts,
+                )
+                .await
+            };
+            let next = tokio::time::timeout(
+                Duration::from_secs(3),
+                conn.fetch_one::<(i64,)>("SELECT 42", args![]),
+            )
+            .await;
+            match (&out, &next) {
+                (None, Ok(Err(DbError::Interrupted))) => {}
+                (Some(Ok(rows)), Ok(Ok((42,)))) if rows.len() == 3000 => {}
+                _ => problems.push(format!(
+                    "cut {cuts}: raw statement {}, next helper {}",
+                    match &out {
+                        None => "cut".to_owned(),
+                        Some(r) => format!("{:?}", r.as_ref().map(Vec::len)),
+                    },
+                    match &next {
+                        Err(_) => "HUNG > 3 s".to_owned(),
+                        Ok(r) => format!("{r:?}"),
+                    }
+                )),
+            }
+            drop(conn);
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+    });
+}
+
+#[test]
+fn after_a_raw_statement_was_cut_off_the_next_helper_never_answers_wrong() {
+    let server = Server::shared();
+    let db = TestDb::create(server, "adv_a_rawwrong");
+    db.admin(
+        server,
+        "CREATE TABLE wide (id INT PRIMARY KEY, pad VARCHAR(1024) NOT NULL); \
+         INSERT INTO wide SELECT seq, REPEAT('x', 1000) FROM seq_1_to_3000",
+    );
+    const SQL: &str = "SELECT id, pad FROM wide WHERE id > ? ORDER BY id";
+    let rt = runtime();
+    rt.block_on(async {
+        let budget = budget(1);
+        let pool = async_pool(&db.url, &budget);
+        let mut wrong = Vec::new();
+        for cuts in 1..=20u32 {
+            for pause in [Duration::ZERO, Duration::from_millis(1)] {
+                let mut conn = pool.acquire().await.unwrap();
+                // Warm the connection's statement cache through the helper.
+                let rows = conn.fetch_all::<(i32, String)>(SQL, args![2999]).await.unwrap();
+                assert_eq!(rows.len(), 1);
+                let out = {
+                    let raw = conn.raw().await.unwrap();
+                    let fut = sqlx::query_as::<_, (i32, String)>(SQL).bind(0).fetch_all(&mut *raw);
+                    let mut fut = Box::pin(fut);
+                    let mut pendings = 0;
+                    loop {
+                        let polled = std::future::poll_fn(|cx: &mut Context<'_>| {
+                            Poll::Ready(Pin::as_mut(&mut fut).poll(cx))
+                        })
+                        .await;
+                        match polled {
+                            Poll::Ready(v) => break Some(v.map(|r| r.len())),
+                            Poll::Pending => {
+                                pendings += 1;
+                                if pendings >= cuts {
+                                    break None;
+                                }
+                                if pause.is_zero() {
+                                    tokio::task::yield_now().await;
+                                } else {
+                                    tokio::time::sleep(pause).await;
+                                }
+                            }
+                        }
+                    }
+                };
+                let next = tokio::time::timeout(
+                    Duration::from_secs(3),
+                    conn.fetch_all::<(i32, String)>(SQL, args![2999]),
+                )
+                .await;
+                match &next {
+                    Err(_) => wrong.push(format!("cut {cuts} {pause:?} (raw {out:?}): next helper HUNG > 3 s")),
+                    Ok(Ok(rows)) if rows.iter().map(|(id, _)| *id).collect::<Vec<_>>() != vec![3000] => {
+                        wrong.push(format!(
+                            "cut {cuts} {pause:?} (raw {out:?}): next helper answered {} rows, first id {:?}",
+                            rows.len(),
+                            rows.first().map(|(id, _)| *id)
+                        ));
+                    }
+                    _ => {}
+                }
+                drop(conn);
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    });
+}
