@@ -538,6 +538,23 @@ fn a_budget_built_after_the_environment_s_one_is_a_second_budget() {
 // I4 with a frozen server (SIGSTOP), async side and the blocking pool's close.
 // ---------------------------------------------------------------------------------
 
+/// SIGSTOP, then wait until the kernel shows the process stopped (`T`): `kill`
+/// returns before every thread has stopped, and a loaded machine can answer one more
+/// packet in between.
+fn freeze(server: &Server) {
+    server.pause().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap_or_default();
+        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+        if state == Some('T') {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 struct Thaw(&'static Server);
 impl Drop for Thaw {
     fn drop(&mut self) {
@@ -559,7 +576,7 @@ fn async_acquire_connecting_to_a_frozen_server_is_bounded() {
     let (server, db) = fresh("adv_f_connect");
     let url = db.url.clone();
     let _thaw = Thaw(server);
-    server.pause().unwrap();
+    freeze(server);
     let r = within(12, "async acquire (connect)", move || {
         let rt = runtime();
         rt.block_on(async move {
@@ -591,7 +608,7 @@ fn async_pool_close_with_a_frozen_server_is_bounded() {
             let b = pool.acquire().await.unwrap();
             drop((a, b));
             eventually(Duration::from_secs(2), || pool.idle_count() == 2);
-            server.pause().unwrap();
+            freeze(server);
             pool.close().await;
         })
     });
@@ -611,7 +628,7 @@ fn async_open_transaction_returned_to_a_frozen_server_gives_its_unit_back() {
                 .build();
             let mut c = pool.acquire().await.unwrap();
             c.execute("BEGIN", args![]).await.unwrap();
-            server.pause().unwrap();
+            freeze(server);
             drop(c);
             let ok = eventually(Duration::from_secs(5), || budget.in_use() == 0);
             (ok, budget.snapshot().to_string())
@@ -632,7 +649,7 @@ fn sync_pool_close_with_a_frozen_server_is_bounded() {
     let a = pool.get().unwrap();
     let b = pool.get().unwrap();
     drop((a, b));
-    server.pause().unwrap();
+    freeze(server);
     let p = pool.clone();
     within(10, "sync pool close", move || p.close());
     let b2 = budget.clone();
@@ -653,7 +670,7 @@ fn sync_discard_with_a_frozen_server_is_bounded() {
         .build();
     let mut c = pool.get().unwrap();
     c.execute("SELECT 1", ()).unwrap();
-    server.pause().unwrap();
+    freeze(server);
     within(10, "sync discard", move || c.discard());
     let b2 = budget.clone();
     assert!(
@@ -676,7 +693,7 @@ fn sync_transaction_commit_on_a_frozen_server_is_bounded() {
     let r = within(15, "sync transaction", move || {
         p.transaction(|tx| {
             tx.execute("INSERT INTO t (v) VALUES (?)", (5,))?;
-            server.pause().unwrap();
+            freeze(server);
             Ok(())
         })
     });
@@ -862,14 +879,17 @@ fn async_idle_connection_validated_against_a_frozen_server_is_bounded() {
             drop(pool.acquire().await.unwrap());
             eventually(Duration::from_secs(2), || pool.idle_count() == 1);
             tokio::time::sleep(Duration::from_millis(20)).await;
-            server.pause().unwrap();
+            freeze(server);
+            let started = std::time::Instant::now();
             let r = pool.acquire().await.map(drop);
+            let took = started.elapsed();
             let back = eventually(Duration::from_secs(5), || budget.in_use() == 0);
-            (r, back)
+            (r, back, took, budget.snapshot().to_string())
         })
     });
-    assert!(r.0.is_err(), "{:?}", r.0);
-    assert!(r.1, "the unit did not come back");
+    assert!(r.0.is_err(), "{:?} after {:?}", r.0, r.2);
+    assert!(r.1, "the unit did not come back within 5 s of acquire's answer ({:?} after {:?}): {}", r.0, r.2, r.3);
+    assert!(r.2 < Duration::from_secs(4), "acquire took {:?} (connect 1 s, pool 3 s): {:?}", r.2, r.0);
 }
 
 #[test]
