@@ -29,20 +29,33 @@ fn fresh(prefix: &str) -> (&'static Server, TestDb) {
 
 /// Async side: runs `setup` through `execute` on a checked-out connection, returns it,
 /// checks one out again and returns (first id, second id, `check`'s one text column).
-fn async_after(prefix: &str, setup: &'static str, check: &'static str) -> (u64, u64, Result<Option<String>, DbError>) {
+fn async_after(
+    prefix: &str,
+    setup: &'static str,
+    check: &'static str,
+) -> (u64, u64, Result<Option<String>, DbError>) {
     let (_server, db) = fresh(prefix);
     let rt = runtime();
     rt.block_on(async {
         let budget = budget(1);
         let pool: AsyncPool = async_pool(&db.url, &budget);
         let mut conn = pool.acquire().await.unwrap();
-        let (id1,): (u64,) = conn.fetch_one("SELECT CONNECTION_ID()", args![]).await.unwrap();
+        let (id1,): (u64,) = conn
+            .fetch_one("SELECT CONNECTION_ID()", args![])
+            .await
+            .unwrap();
         let done = conn.execute(sqlx::AssertSqlSafe(setup), args![]).await;
-        assert!(done.is_ok(), "the set-up statement {setup:?} failed: {done:?}");
+        assert!(
+            done.is_ok(),
+            "the set-up statement {setup:?} failed: {done:?}"
+        );
         drop(conn);
         eventually(Duration::from_secs(2), || pool.idle_count() == 1);
         let mut conn = pool.acquire().await.unwrap();
-        let (id2,): (u64,) = conn.fetch_one("SELECT CONNECTION_ID()", args![]).await.unwrap();
+        let (id2,): (u64,) = conn
+            .fetch_one("SELECT CONNECTION_ID()", args![])
+            .await
+            .unwrap();
         let seen = conn
             .fetch_one::<(Option<String>,)>(sqlx::AssertSqlSafe(check), args![])
             .await
@@ -52,7 +65,11 @@ fn async_after(prefix: &str, setup: &'static str, check: &'static str) -> (u64, 
 }
 
 /// Blocking side: the same, through `DbConnection::execute`.
-fn sync_after(prefix: &str, setup: &[&str], check: &str) -> (u64, u64, Result<Option<String>, DbError>) {
+fn sync_after(
+    prefix: &str,
+    setup: &[&str],
+    check: &str,
+) -> (u64, u64, Result<Option<String>, DbError>) {
     let (_server, db) = fresh(prefix);
     let budget = budget(1);
     let pool: SyncPool = sync_pool(&db.url, &budget);
@@ -60,7 +77,10 @@ fn sync_after(prefix: &str, setup: &[&str], check: &str) -> (u64, u64, Result<Op
     let (id1,): (u64,) = conn.fetch_one("SELECT CONNECTION_ID()", ()).unwrap();
     for sql in setup {
         let done = conn.execute(sql, ());
-        assert!(done.is_ok(), "the set-up statement {sql:?} failed: {done:?}");
+        assert!(
+            done.is_ok(),
+            "the set-up statement {sql:?} failed: {done:?}"
+        );
     }
     drop(conn);
     let mut conn = pool.get().unwrap();
@@ -69,7 +89,11 @@ fn sync_after(prefix: &str, setup: &[&str], check: &str) -> (u64, u64, Result<Op
     (id1, id2, seen)
 }
 
-fn assert_clean(what: &str, (id1, id2, seen): (u64, u64, Result<Option<String>, DbError>), clean: Option<&str>) {
+fn assert_clean(
+    what: &str,
+    (id1, id2, seen): (u64, u64, Result<Option<String>, DbError>),
+    clean: Option<&str>,
+) {
     let seen = seen.unwrap_or_else(|e| panic!("{what}: the check failed: {e:?}"));
     assert_eq!(
         seen.as_deref(),
@@ -175,21 +199,45 @@ fn async_last_insert_id_argument_is_not_inherited() {
 fn control_async_plain_set_autocommit_is_closed_on_return() {
     // Control (expected to pass): the classifier sees the plain form, so the checks
     // above read the state correctly.
-    let r = async_after("adv_a_ctl", "SET autocommit = 0", "SELECT IF(@@autocommit, 'on', 'off')");
+    let r = async_after(
+        "adv_a_ctl",
+        "SET autocommit = 0",
+        "SELECT IF(@@autocommit, 'on', 'off')",
+    );
     assert_clean("SET autocommit = 0", r, Some("on"));
-    let r = async_after("adv_a_ctl2", "SELECT 1", "SELECT CAST(@@in_transaction AS CHAR)");
+    let r = async_after(
+        "adv_a_ctl2",
+        "SELECT 1",
+        "SELECT CAST(@@in_transaction AS CHAR)",
+    );
     assert_clean("SELECT 1", r, Some("0"));
 }
 
 #[test]
 fn control_sync_clean_session_reads_clean() {
-    let r = sync_after("adv_s_ctl", &["SELECT 1"], "SELECT IF(@@autocommit, 'on', 'off')");
+    let r = sync_after(
+        "adv_s_ctl",
+        &["SELECT 1"],
+        "SELECT IF(@@autocommit, 'on', 'off')",
+    );
     assert_clean("nothing", r, Some("on"));
-    let r = sync_after("adv_s_ctl2", &["SELECT 1"], "SELECT CAST(@@session.time_zone = @@global.time_zone AS CHAR)");
+    let r = sync_after(
+        "adv_s_ctl2",
+        &["SELECT 1"],
+        "SELECT CAST(@@session.time_zone = @@global.time_zone AS CHAR)",
+    );
     assert_clean("nothing", r, Some("1"));
-    let r = sync_after("adv_s_ctl3", &["SELECT 1"], "SELECT CAST(@@session.sql_mode = @@global.sql_mode AS CHAR)");
+    let r = sync_after(
+        "adv_s_ctl3",
+        &["SELECT 1"],
+        "SELECT CAST(@@session.sql_mode = @@global.sql_mode AS CHAR)",
+    );
     assert_clean("nothing", r, Some("1"));
-    let r = sync_after("adv_s_ctl4", &["SELECT 1"], "SELECT CAST(@@in_transaction AS CHAR)");
+    let r = sync_after(
+        "adv_s_ctl4",
+        &["SELECT 1"],
+        "SELECT CAST(@@in_transaction AS CHAR)",
+    );
     assert_clean("nothing", r, Some("0"));
 }
 
@@ -209,7 +257,11 @@ fn sync_helper_set_autocommit_is_not_pooled() {
 
 #[test]
 fn sync_helper_user_variable_is_not_pooled() {
-    let r = sync_after("adv_s_var", &["SET @adv_s = 7"], "SELECT CAST(@adv_s AS CHAR)");
+    let r = sync_after(
+        "adv_s_var",
+        &["SET @adv_s = 7"],
+        "SELECT CAST(@adv_s AS CHAR)",
+    );
     assert_clean("sync SET @var", r, None);
 }
 
@@ -266,7 +318,13 @@ fn sync_helper_lock_tables_is_not_pooled() {
         &["LOCK TABLES t READ"],
         "SELECT CAST(COUNT(*) AS CHAR) FROM mysql.db",
     );
-    assert!(r.2.is_ok(), "the next holder is under LOCK TABLES (connection {} then {}): {:?}", r.0, r.1, r.2);
+    assert!(
+        r.2.is_ok(),
+        "the next holder is under LOCK TABLES (connection {} then {}): {:?}",
+        r.0,
+        r.1,
+        r.2
+    );
 }
 
 #[test]
@@ -304,10 +362,15 @@ fn sync_helper_autocommit_off_loses_the_next_holders_writes() {
     }
     {
         let mut conn = pool.get().unwrap();
-        conn.execute("INSERT INTO t (v) VALUES (?)", (777,)).unwrap();
+        conn.execute("INSERT INTO t (v) VALUES (?)", (777,))
+            .unwrap();
     }
     let seen = db.admin(server, "SELECT COUNT(*) FROM t WHERE v = 777");
-    assert_eq!(seen.trim(), "1", "a write through the helper was not committed");
+    assert_eq!(
+        seen.trim(),
+        "1",
+        "a write through the helper was not committed"
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -346,7 +409,9 @@ fn async_cut_commit_then_reuse_never_sees_a_committed_or_open_state_wrongly() {
         for cuts in 1..=6u32 {
             let mut conn = pool.acquire().await.unwrap();
             let mut tx = conn.begin().await.unwrap();
-            tx.execute("INSERT INTO t (v) VALUES (?)", args![1000 + cuts as i32]).await.unwrap();
+            tx.execute("INSERT INTO t (v) VALUES (?)", args![1000 + cuts as i32])
+                .await
+                .unwrap();
             let out = cut_after(tx.commit(), cuts).await;
             let next = tokio::time::timeout(
                 Duration::from_secs(3),
@@ -382,7 +447,9 @@ fn async_cut_abandoned_rollback_inside_prepare_refuses_the_next_statement() {
             let mut conn = pool.acquire().await.unwrap();
             {
                 let mut tx = conn.begin().await.unwrap();
-                tx.execute("INSERT INTO t (v) VALUES (?)", args![2000]).await.unwrap();
+                tx.execute("INSERT INTO t (v) VALUES (?)", args![2000])
+                    .await
+                    .unwrap();
                 // dropped: abandoned, rolled back in the next prepare
             }
             let out = cut_after(conn.fetch_one::<(i64,)>("SELECT 1", args![]), cuts).await;
@@ -423,7 +490,9 @@ fn async_cut_raw_rollback_refuses_the_next_statement() {
             let mut conn = pool.acquire().await.unwrap();
             {
                 let mut tx = conn.begin().await.unwrap();
-                tx.execute("INSERT INTO t (v) VALUES (?)", args![3000]).await.unwrap();
+                tx.execute("INSERT INTO t (v) VALUES (?)", args![3000])
+                    .await
+                    .unwrap();
             }
             let out = cut_after(async { conn.raw().await.map(|_| ()) }, cuts).await;
             let next = tokio::time::timeout(
@@ -456,7 +525,9 @@ fn async_commit_release_does_not_pool_a_dead_connection() {
         let pool = async_pool(&db.url, &budget);
         let mut conn = pool.acquire().await.unwrap();
         conn.execute("BEGIN", args![]).await.unwrap();
-        conn.execute("INSERT INTO t (v) VALUES (?)", args![9]).await.unwrap();
+        conn.execute("INSERT INTO t (v) VALUES (?)", args![9])
+            .await
+            .unwrap();
         let r = conn.execute("COMMIT RELEASE", args![]).await;
         assert!(r.is_ok(), "{r:?}");
         drop(conn);
@@ -545,12 +616,18 @@ fn freeze(server: &Server) {
     server.pause().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap_or_default();
-        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
         if state == Some('T') {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the server did not stop");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not stop"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -674,7 +751,10 @@ fn sync_discard_with_a_frozen_server_is_bounded() {
     within(10, "sync discard", move || c.discard());
     let b2 = budget.clone();
     assert!(
-        within(10, "units back", move || eventually(Duration::from_secs(8), || b2.in_use() == 0)),
+        within(10, "units back", move || eventually(
+            Duration::from_secs(8),
+            || b2.in_use() == 0
+        )),
         "{}",
         budget.snapshot()
     );
@@ -700,7 +780,10 @@ fn sync_transaction_commit_on_a_frozen_server_is_bounded() {
     assert!(r.is_err(), "{r:?}");
     let b2 = budget.clone();
     assert!(
-        within(10, "units back", move || eventually(Duration::from_secs(8), || b2.in_use() == 0)),
+        within(10, "units back", move || eventually(
+            Duration::from_secs(8),
+            || b2.in_use() == 0
+        )),
         "{}",
         budget.snapshot()
     );
@@ -720,13 +803,20 @@ fn async_versioned_comment_lock_tables_is_not_pooled() {
         let budget = budget(1);
         let pool = async_pool(&db.url, &budget);
         let mut conn = pool.acquire().await.unwrap();
-        let r = conn.execute("/*!40000 LOCK TABLES t WRITE */", args![]).await;
+        let r = conn
+            .execute("/*!40000 LOCK TABLES t WRITE */", args![])
+            .await;
         assert!(r.is_ok(), "{r:?}");
         drop(conn);
         eventually(Duration::from_secs(2), || pool.idle_count() == 1);
         let mut conn = pool.acquire().await.unwrap();
-        let next = conn.fetch_one::<(i64,)>("SELECT COUNT(*) FROM t2", args![]).await;
-        assert!(next.is_ok(), "the next holder is under LOCK TABLES: {next:?}");
+        let next = conn
+            .fetch_one::<(i64,)>("SELECT COUNT(*) FROM t2", args![])
+            .await;
+        assert!(
+            next.is_ok(),
+            "the next holder is under LOCK TABLES: {next:?}"
+        );
     });
 }
 
@@ -741,7 +831,10 @@ fn sync_helper_xa_start_is_not_pooled() {
     }
     let mut conn = pool.get().unwrap();
     let next = conn.transaction(|tx| tx.execute("INSERT INTO t (v) VALUES (?)", (1,)).map(drop));
-    assert!(next.is_ok(), "the next holder inherited an XA transaction: {next:?}");
+    assert!(
+        next.is_ok(),
+        "the next holder inherited an XA transaction: {next:?}"
+    );
 }
 
 #[test]
@@ -756,10 +849,14 @@ fn a_dropped_transaction_whose_helper_ran_begin_rolls_back_everything_it_wrote()
         let mut conn = pool.acquire().await.unwrap();
         {
             let mut tx = conn.begin().await.unwrap();
-            tx.execute("INSERT INTO t (v) VALUES (?)", args![4100]).await.unwrap();
+            tx.execute("INSERT INTO t (v) VALUES (?)", args![4100])
+                .await
+                .unwrap();
             let nested = tx.execute("BEGIN", args![]).await;
             let _ = nested; // accepted or refused: either way nothing may be committed
-            tx.execute("INSERT INTO t (v) VALUES (?)", args![4101]).await.ok();
+            tx.execute("INSERT INTO t (v) VALUES (?)", args![4101])
+                .await
+                .ok();
             // dropped: rolls back
         }
         drop(conn);
@@ -776,7 +873,10 @@ fn the_blocking_connection_s_debug_through_deref_shows_no_password() {
     let conn = pool.get().unwrap();
     let password = db.url.password().unwrap().to_owned();
     let shown = format!("{:?} / {:?}", conn, &*conn);
-    assert!(!shown.contains(&password), "Debug shows the password: {shown}");
+    assert!(
+        !shown.contains(&password),
+        "Debug shows the password: {shown}"
+    );
 }
 
 #[test]
@@ -795,9 +895,16 @@ fn async_fetch_optional_cut_in_its_drain_refuses_the_next_statement() {
         let mut problems = Vec::new();
         let mut cut = 0;
         for cuts in 1..=30u32 {
-            for pause in [Duration::ZERO, Duration::from_micros(300), Duration::from_millis(2)] {
+            for pause in [
+                Duration::ZERO,
+                Duration::from_micros(300),
+                Duration::from_millis(2),
+            ] {
                 let mut conn = pool.acquire().await.unwrap();
-                let fut = conn.fetch_optional::<(i32, String)>("SELECT id, pad FROM wide ORDER BY id", args![]);
+                let fut = conn.fetch_optional::<(i32, String)>(
+                    "SELECT id, pad FROM wide ORDER BY id",
+                    args![],
+                );
                 let mut fut = Box::pin(fut);
                 let mut pendings = 0;
                 let out = loop {
@@ -831,7 +938,8 @@ fn async_fetch_optional_cut_in_its_drain_refuses_the_next_statement() {
                     (Some(Ok(Some((1, _)))), Ok(Ok((42,)))) => {}
                     _ => problems.push(format!(
                         "cut {cuts} {pause:?}: first {:?}, next {next:?}",
-                        out.as_ref().map(|r| r.as_ref().map(|o| o.as_ref().map(|(id, _)| *id)))
+                        out.as_ref()
+                            .map(|r| r.as_ref().map(|o| o.as_ref().map(|(id, _)| *id)))
                     )),
                 }
                 drop(conn);
@@ -888,8 +996,17 @@ fn async_idle_connection_validated_against_a_frozen_server_is_bounded() {
         })
     });
     assert!(r.0.is_err(), "{:?} after {:?}", r.0, r.2);
-    assert!(r.1, "the unit did not come back within 5 s of acquire's answer ({:?} after {:?}): {}", r.0, r.2, r.3);
-    assert!(r.2 < Duration::from_secs(4), "acquire took {:?} (connect 1 s, pool 3 s): {:?}", r.2, r.0);
+    assert!(
+        r.1,
+        "the unit did not come back within 5 s of acquire's answer ({:?} after {:?}): {}",
+        r.0, r.2, r.3
+    );
+    assert!(
+        r.2 < Duration::from_secs(4),
+        "acquire took {:?} (connect 1 s, pool 3 s): {:?}",
+        r.2,
+        r.0
+    );
 }
 
 #[test]
@@ -900,16 +1017,24 @@ fn async_a_missed_start_transaction_loses_the_next_holders_write() {
         let budget = budget(1);
         let pool = async_pool(&db.url, &budget);
         let mut conn = pool.acquire().await.unwrap();
-        conn.execute("/*!40101 START TRANSACTION */", args![]).await.unwrap();
+        conn.execute("/*!40101 START TRANSACTION */", args![])
+            .await
+            .unwrap();
         drop(conn);
         eventually(Duration::from_secs(2), || pool.idle_count() == 1);
         let mut conn = pool.acquire().await.unwrap();
         // The next holder writes with a plain helper, outside any transaction of its own.
-        conn.execute("INSERT INTO t (v) VALUES (?)", args![778]).await.unwrap();
+        conn.execute("INSERT INTO t (v) VALUES (?)", args![778])
+            .await
+            .unwrap();
         drop(conn);
         eventually(Duration::from_secs(2), || pool.idle_count() == 1);
         let seen = db.admin(server, "SELECT COUNT(*) FROM t WHERE v = 778");
-        assert_eq!(seen.trim(), "1", "a write through the helper was not committed");
+        assert_eq!(
+            seen.trim(),
+            "1",
+            "a write through the helper was not committed"
+        );
     });
 }
 
@@ -1085,4 +1210,148 @@ fn after_a_raw_statement_was_cut_off_the_next_helper_never_answers_wrong() {
         }
         assert!(wrong.is_empty(), "{wrong:#?}");
     });
+}
+
+// ---------------------------------------------------------------------------------
+// I1: the environment path racing a program's own install (no database needed).
+// ---------------------------------------------------------------------------------
+
+/// One round in a fresh process (globals are once per process): a legacy thread's
+/// first `db_budget::global()` races the program building and installing its own.
+/// Prints `TWO` when both succeeded: two budgets behind the process-wide functions.
+fn race_round() {
+    // SAFETY: the child process's first action, before any other thread exists.
+    unsafe {
+        std::env::set_var("DATABASE_URL", "mysql://app:pw@127.0.0.1:1/game");
+        std::env::set_var("MAX_CONNECTIONS", "7");
+    }
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let b = barrier.clone();
+    let legacy = std::thread::spawn(move || {
+        b.wait();
+        db_budget::global().map(|(_, budget)| budget.capacity())
+    });
+    barrier.wait();
+    let own = budget(3);
+    let config = db_budget::Config::from_env().unwrap();
+    let installed = db_budget::install_global(config, own.clone());
+    let legacy = legacy.join().unwrap();
+    let two = installed.is_ok() && matches!(legacy, Ok(7));
+    // Afterwards: uninstall; a process that built its own must never fall back.
+    let after = installed
+        .map(drop)
+        .ok()
+        .map(|()| db_budget::global().map(|(_, b)| b.capacity()));
+    println!(
+        "ROUND legacy={legacy:?} installed_then_global={after:?} {}",
+        if two || matches!(after, Some(Ok(7))) {
+            "TWO"
+        } else {
+            "one"
+        }
+    );
+}
+
+#[test]
+fn the_environment_s_budget_and_an_installed_one_never_coexist() {
+    if std::env::var_os("ADV_RACE_ROUND").is_some() {
+        race_round();
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut two = Vec::new();
+    let mut rounds = 0;
+    for _ in 0..150 {
+        let out = std::process::Command::new(&exe)
+            .args([
+                "the_environment_s_budget_and_an_installed_one_never_coexist",
+                "--exact",
+                "--nocapture",
+            ])
+            .env("ADV_RACE_ROUND", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Some(line) = text.lines().find(|l| l.starts_with("ROUND")) {
+            rounds += 1;
+            if line.ends_with("TWO") {
+                two.push(line.to_owned());
+            }
+        }
+    }
+    assert!(rounds > 100, "only {rounds} rounds ran");
+    assert!(
+        two.is_empty(),
+        "{} of {rounds} rounds had two budgets, e.g. {:?}",
+        two.len(),
+        two.first()
+    );
+}
+
+/// As [`race_round`], with the shim's own entry point: the legacy thread's
+/// `db_sync::global()` (what `get_database_connection()` calls) races the program
+/// installing its budget and blocking pool, as `server`'s `Application::build` does.
+fn shim_race_round() {
+    // SAFETY: the child process's first action, before any other thread exists.
+    unsafe {
+        std::env::set_var("DATABASE_URL", "mysql://app:pw@127.0.0.1:1/game");
+        std::env::set_var("MAX_CONNECTIONS", "7");
+    }
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let b = barrier.clone();
+    let legacy = std::thread::spawn(move || {
+        b.wait();
+        db_sync::global().map(|pool| pool.budget().capacity())
+    });
+    barrier.wait();
+    let own = budget(3);
+    let config = db_budget::Config::from_env().unwrap();
+    let url = config.database_url.clone().unwrap();
+    let g1 = db_budget::install_global(config, own.clone());
+    let g2 = db_sync::install_global(SyncPool::builder(url, own.clone()).build());
+    let legacy = legacy.join().unwrap();
+    // While the program's pool is installed, what does the shim hand out now?
+    let shim_now = db_sync::global().map(|p| p.budget().capacity());
+    let two = g1.is_ok() && g2.is_ok() && matches!(legacy, Ok(7));
+    println!(
+        "ROUND legacy={legacy:?} installed={} shim_now={shim_now:?} {}",
+        g1.is_ok() && g2.is_ok(),
+        if two { "TWO" } else { "one" }
+    );
+}
+
+#[test]
+fn the_shim_racing_the_program_s_install_never_builds_a_second_budget() {
+    if std::env::var_os("ADV_SHIM_RACE_ROUND").is_some() {
+        shim_race_round();
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut two = Vec::new();
+    let mut rounds = 0;
+    for _ in 0..150 {
+        let out = std::process::Command::new(&exe)
+            .args([
+                "the_shim_racing_the_program_s_install_never_builds_a_second_budget",
+                "--exact",
+                "--nocapture",
+            ])
+            .env("ADV_SHIM_RACE_ROUND", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Some(line) = text.lines().find(|l| l.starts_with("ROUND")) {
+            rounds += 1;
+            if line.ends_with("TWO") {
+                two.push(line.to_owned());
+            }
+        }
+    }
+    assert!(rounds > 100, "only {rounds} rounds ran");
+    assert!(
+        two.is_empty(),
+        "{} of {rounds} rounds had two budgets, e.g. {:?}",
+        two.len(),
+        two.first()
+    );
 }
