@@ -503,7 +503,20 @@ fn async_cut_raw_rollback_refuses_the_next_statement() {
             .expect("the next statement hung");
             match (&out, &next) {
                 (None, Err(DbError::Interrupted)) => {}
-                (Some(Ok(())), Ok((s,))) if s == "0" => {}
+                // A raw checkout's helpers refuse by design; the raw connection itself
+                // must show the abandoned transaction rolled back.
+                (Some(Ok(())), Err(DbError::Interrupted)) => {
+                    let raw = conn.raw().await.unwrap();
+                    let (s,): (String,) = sqlx::query_as("SELECT CAST(@@in_transaction AS CHAR)")
+                        .fetch_one(raw)
+                        .await
+                        .unwrap();
+                    if s != "0" {
+                        problems.push(format!(
+                            "cut {cuts}: raw ran inside the abandoned transaction"
+                        ));
+                    }
+                }
                 _ => problems.push(format!("cut {cuts}: raw {out:?}, next {next:?}")),
             }
             drop(conn);
@@ -582,26 +595,24 @@ fn a_budget_built_after_the_environment_s_one_is_a_second_budget() {
     }
     // A legacy module runs first: the shim builds the process-wide budget of 1.
     let legacy = db_sync::get_database_connection().expect("the shim from the environment");
-    // Then the process builds its own budget and pool (as a worker binary does).
-    let rt = runtime();
-    let outcome = rt.block_on(async {
-        let own = budget(1);
-        let pool = async_pool(&db.url, &own);
-        let r = tokio::time::timeout(Duration::from_secs(3), pool.acquire()).await;
-        let held = app_connections(server);
-        (r.map(|r| r.map(drop)), held)
-    });
+    // Then the process builds its own budget (as a worker binary does): refused loudly,
+    // never a second budget beside the environment's.
+    let second = std::panic::catch_unwind(|| budget(1));
     drop(legacy);
-    let (r, held) = outcome;
-    assert!(
-        !matches!(r, Ok(Ok(()))) && held <= 1,
-        "two budgets of 1 in one process held {held} app connections (own pool: {r:?})"
-    );
-    // And the shim keeps drawing from the environment's budget after that.
+    let payload = second.err().expect("building a second budget must panic");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .expect("the panic says why");
+    assert!(message.contains("two budgets"), "{message}");
+    // The shim keeps its one budget.
     let again = db_sync::get_database_connection().map(drop);
-    assert!(
-        again.is_err(),
-        "the shim still uses the environment's budget beside the process's own"
+    assert!(again.is_ok(), "the shim lost its budget: {again:?}");
+    assert_eq!(
+        app_connections(server),
+        1,
+        "the environment's budget keeps its pooled connection"
     );
 }
 
@@ -1123,7 +1134,9 @@ fn a_statement_cut_off_on_the_raw_connection_makes_the_handle_refuse_the_next_he
             .await;
             match (&out, &next) {
                 (None, Ok(Err(DbError::Interrupted))) => {}
-                (Some(Ok(rows)), Ok(Ok((42,)))) if rows.len() == 3000 => {}
+                // After raw use the helpers refuse whether or not the raw statement
+                // finished: the pool cannot tell.
+                (Some(Ok(rows)), Ok(Err(DbError::Interrupted))) if rows.len() == 3000 => {}
                 _ => problems.push(format!(
                     "cut {cuts}: raw statement {}, next helper {}",
                     match &out {
@@ -1232,7 +1245,16 @@ fn race_round() {
         db_budget::global().map(|(_, budget)| budget.capacity())
     });
     barrier.wait();
-    let own = budget(3);
+    // Building the program's own budget after the environment's panics (loudly
+    // refused): one budget, so not `TWO`.
+    let own = match std::panic::catch_unwind(|| budget(3)) {
+        Ok(own) => own,
+        Err(_) => {
+            let legacy = legacy.join().unwrap();
+            println!("ROUND legacy={legacy:?} own budget refused loudly: one");
+            return;
+        }
+    };
     let config = db_budget::Config::from_env().unwrap();
     let installed = db_budget::install_global(config, own.clone());
     let legacy = legacy.join().unwrap();
@@ -1304,7 +1326,16 @@ fn shim_race_round() {
         db_sync::global().map(|pool| pool.budget().capacity())
     });
     barrier.wait();
-    let own = budget(3);
+    // Building the program's own budget after the environment's panics (loudly
+    // refused): one budget, so not `TWO`.
+    let own = match std::panic::catch_unwind(|| budget(3)) {
+        Ok(own) => own,
+        Err(_) => {
+            let legacy = legacy.join().unwrap();
+            println!("ROUND legacy={legacy:?} own budget refused loudly: one");
+            return;
+        }
+    };
     let config = db_budget::Config::from_env().unwrap();
     let url = config.database_url.clone().unwrap();
     let g1 = db_budget::install_global(config, own.clone());

@@ -67,8 +67,8 @@ pub fn changes_session(sql: &str) -> bool {
         };
     }
     const SESSION_WORDS: [&str; 13] = [
-        "lock", "use", "prepare", "handler", "xa", "call", "flush", "backup", "if", "case",
-        "loop", "while", "repeat",
+        "lock", "use", "prepare", "handler", "xa", "call", "flush", "backup", "if", "case", "loop",
+        "while", "repeat",
     ];
     if SESSION_WORDS.iter().any(|w| first.eq_ignore_ascii_case(w))
         || (is(0, "begin") && is(1, "not"))
@@ -392,7 +392,9 @@ mod tests {
             assert!(!changes_session(sql), "{sql}");
         }
         assert!(changes_database("use other") && !changes_database("SELECT 'use'"));
-        assert!(ends_session("COMMIT RELEASE") && ends_session("rollback work and no chain release"));
+        assert!(
+            ends_session("COMMIT RELEASE") && ends_session("rollback work and no chain release")
+        );
         assert!(!ends_session("COMMIT NO RELEASE") && !ends_session("SELECT RELEASE_LOCK('a')"));
     }
 }

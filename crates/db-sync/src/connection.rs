@@ -34,6 +34,7 @@ use db_budget::{CloseReason, Side, Unit};
 use r2d2_mysql::mysql;
 
 use crate::error::ConnectFailure;
+use crate::raw::RawConn;
 use crate::state::State;
 
 /// r2d2's `Connection` type: a live connection, or the placeholder a failed connect
@@ -68,7 +69,7 @@ impl Slot {
 /// every change of it moves the budget's `idle` gauge; `Drop` counts exactly one close
 /// reason and lowers the gauge if the connection dies idle.
 pub(crate) struct Pooled {
-    pub(crate) conn: mysql::Conn,
+    pub(crate) conn: RawConn,
     /// Set once a connection must not be pooled again, with the reason it is closed.
     doomed: Option<CloseReason>,
     /// The stream is broken or out of step (an I/O error, a timeout, a server error that
@@ -89,7 +90,7 @@ impl Pooled {
         state.budget.record_opened(Side::Sync);
         state.enter_idle();
         Pooled {
-            conn,
+            conn: RawConn::new(conn),
             doomed: None,
             lost: false,
             opened_at: now,

@@ -10,6 +10,7 @@ use r2d2_mysql::mysql::{self, prelude::Queryable};
 
 use crate::connection::{Pooled, Slot};
 use crate::manager::BudgetedManager;
+use crate::raw::RawConn;
 
 /// A connection checked out of a [`SyncPool`](crate::SyncPool); derefs to
 /// [`mysql::Conn`], and offers the same helpers as the async side
@@ -157,9 +158,9 @@ impl DbConnection {
 }
 
 impl Deref for DbConnection {
-    type Target = mysql::Conn;
+    type Target = RawConn;
 
-    fn deref(&self) -> &mysql::Conn {
+    fn deref(&self) -> &RawConn {
         &self.pooled_ref().conn
     }
 }
@@ -167,7 +168,7 @@ impl Deref for DbConnection {
 impl DerefMut for DbConnection {
     /// Raw access: from now on the guard cannot know whether a transaction is open, so
     /// its drop sends a `ROLLBACK` (see "Open transactions").
-    fn deref_mut(&mut self) -> &mut mysql::Conn {
+    fn deref_mut(&mut self) -> &mut RawConn {
         self.raw_used = true;
         &mut self.pooled().conn
     }

@@ -88,6 +88,7 @@ mod guard;
 mod helpers;
 mod manager;
 mod pool;
+mod raw;
 mod state;
 mod tx;
 
@@ -95,6 +96,7 @@ pub use dict::{DictRow, to_dict};
 pub use global::{get_database_connection, global, install_global};
 pub use guard::DbConnection;
 pub use pool::{PoolState, SyncPool, SyncPoolBuilder};
+pub use raw::RawConn;
 pub use tx::Tx;
 
 /// The mysql crate the connections come from (r2d2_mysql 28's), for `Params`, `Value`,
