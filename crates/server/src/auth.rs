@@ -16,7 +16,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::error::ApiError;
-use crate::settings::Secret;
+use crate::secret::Secret;
 use crate::state::AppState;
 
 type HmacSha256 = Hmac<Sha256>;

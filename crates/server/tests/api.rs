@@ -250,7 +250,7 @@ async fn every_player_route_refuses_requests_without_a_valid_token() {
     let (id, token) = app.new_player("owner").await;
     let game = app.new_game(id, &token, json!({ "level": 1 })).await;
     let other_secret = server::auth::TokenKey::new(
-        &server::settings::Secret::new("another-secret-entirely-1234").unwrap(),
+        &server::secret::Secret::new("another-secret-entirely-1234").unwrap(),
     )
     .mint(id);
     let bad_headers: Vec<(&str, Vec<(String, String)>)> = vec![
@@ -883,7 +883,7 @@ async fn a_token_for_a_player_that_does_not_exist_gets_404s() {
     let app = spawn_app().await;
     let ghost = 4_000_000_u64;
     let token =
-        server::auth::TokenKey::new(&server::settings::Secret::new(SECRET).unwrap()).mint(ghost);
+        server::auth::TokenKey::new(&server::secret::Secret::new(SECRET).unwrap()).mint(ghost);
 
     for (method, path) in [
         ("GET", format!("/api/players/{ghost}")),
