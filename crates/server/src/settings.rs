@@ -103,21 +103,15 @@ impl Settings {
             ));
         }
         Ok(Settings {
-            listen: addr("LISTEN_ADDR", &value("LISTEN_ADDR"))?,
-            admin_listen: addr("ADMIN_ADDR", &value("ADMIN_ADDR"))?,
+            listen: addr("LISTEN_ADDR", value)?,
+            admin_listen: addr("ADMIN_ADDR", value)?,
             secret,
-            reserved_connections: number(
-                "DB_RESERVED_CONNECTIONS",
-                &value("DB_RESERVED_CONNECTIONS"),
-            )?,
-            instances: number("DB_INSTANCES", &value("DB_INSTANCES"))?,
-            shutdown_timeout: duration("SHUTDOWN_TIMEOUT", &value("SHUTDOWN_TIMEOUT"))?,
-            day_reset_hour: number("DAY_RESET_HOUR", &value("DAY_RESET_HOUR"))?,
-            day_utc_offset_minutes: number(
-                "DAY_UTC_OFFSET_MINUTES",
-                &value("DAY_UTC_OFFSET_MINUTES"),
-            )?,
-            quests_per_day: number("QUESTS_PER_DAY", &value("QUESTS_PER_DAY"))?,
+            reserved_connections: number("DB_RESERVED_CONNECTIONS", value)?,
+            instances: number("DB_INSTANCES", value)?,
+            shutdown_timeout: duration("SHUTDOWN_TIMEOUT", value)?,
+            day_reset_hour: number("DAY_RESET_HOUR", value)?,
+            day_utc_offset_minutes: number("DAY_UTC_OFFSET_MINUTES", value)?,
+            quests_per_day: number("QUESTS_PER_DAY", value)?,
             db,
         })
     }
@@ -146,37 +140,43 @@ pub fn resolve_secret(
     }
 }
 
-fn addr(name: &'static str, raw: &str) -> Result<SocketAddr, ConfigError> {
+fn addr(name: &'static str, value: impl Fn(&str) -> String) -> Result<SocketAddr, ConfigError> {
     debug_assert_eq!(variable(name).accepts, Accepts::Address);
+    let raw = value(name);
     raw.trim().parse().map_err(|_| {
         ConfigError::custom(
             name,
-            raw,
+            &raw,
             "it is not an address; expected IP:PORT, e.g. 0.0.0.0:8080 or [::1]:8080 (port 0 picks a free port)",
         )
     })
 }
 
 /// A whole number in the range of `name`'s table entry, by db-budget's parser.
-fn number<T: TryFrom<i64>>(name: &'static str, raw: &str) -> Result<T, ConfigError> {
+fn number<T: TryFrom<i64>>(
+    name: &'static str,
+    value: impl Fn(&str) -> String,
+) -> Result<T, ConfigError> {
     let Accepts::WholeNumber { min, max } = variable(name).accepts else {
         panic!("{name} is not a number in the table of variables");
     };
+    let raw = value(name);
     let refused = || {
         ConfigError::custom(
             name,
-            raw,
+            &raw,
             format!("expected a whole number from {min} to {max}"),
         )
     };
-    let n = db_budget::parse_whole_number(raw, min..=max).map_err(|_| refused())?;
+    let n = db_budget::parse_whole_number(&raw, min..=max).map_err(|_| refused())?;
     T::try_from(n).map_err(|_| refused())
 }
 
 /// A duration, by db-budget's parser.
-fn duration(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+fn duration(name: &'static str, value: impl Fn(&str) -> String) -> Result<Duration, ConfigError> {
     debug_assert_eq!(variable(name).accepts, Accepts::Duration);
-    db_budget::parse_duration(raw).map_err(|why| {
+    let raw = value(name);
+    db_budget::parse_duration(&raw).map_err(|why| {
         ConfigError::custom(name, raw, format!("{why}; expected {ACCEPTS_DURATION}"))
     })
 }

@@ -120,7 +120,7 @@ pub const VARIABLES: &[Variable] = &[
 ///
 /// When `name` is not in [`VARIABLES`] (a bug of the caller, caught by the settings
 /// tests, which resolve every variable).
-pub fn variable(name: &str) -> &'static Variable {
+pub(crate) fn variable(name: &str) -> &'static Variable {
     match VARIABLES.iter().find(|v| v.name == name) {
         Some(var) => var,
         None => panic!("{name} is not in the server's VARIABLES"),
@@ -129,7 +129,7 @@ pub fn variable(name: &str) -> &'static Variable {
 
 /// The `--help` text of variable `name`, of either table: its meaning, the accepted
 /// range of a number, the variable and its default.
-pub fn help(name: &str) -> String {
+pub(crate) fn help(name: &str) -> String {
     let (meaning, default, range) = match VARIABLES.iter().find(|v| v.name == name) {
         Some(var) => (var.meaning, var.default, range_of(var.accepts)),
         None => {
