@@ -64,7 +64,9 @@ mod url;
 
 pub use blocking::block_safely;
 pub use budget::{Budget, Shrink, Unit, WaitError};
-pub use config::{Config, ConfigError, VARIABLES, Variable, parse_duration};
+pub use config::{
+    ACCEPTS_DURATION, Config, ConfigError, VARIABLES, Variable, parse_duration, parse_whole_number,
+};
 pub use error::{BoxError, DbError, HumanDuration, TimeoutPhase};
 pub use global::{Global, Installed, global, install_global, is_installed};
 pub use leak::CheckoutTicket;
