@@ -100,3 +100,42 @@ impl Window {
             .sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Latencies, Window};
+    use crate::record::Outcome;
+
+    #[test]
+    fn quantiles_are_within_a_bucket_of_the_truth_and_capped_at_the_maximum() {
+        let mut l = Latencies::default();
+        assert_eq!(l.quantile(0.5), Duration::ZERO);
+        for ms in 1..=100 {
+            l.record(Duration::from_millis(ms));
+        }
+        assert_eq!(l.count(), 100);
+        assert_eq!(l.max(), Duration::from_millis(100));
+        let p50 = l.quantile(0.5).as_secs_f64() * 1e3;
+        assert!((50.0..=50.0 * 1.05).contains(&p50), "p50 {p50} ms");
+        assert_eq!(l.quantile(1.0), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_window_counts_non_2xx_and_server_errors_apart() {
+        let mut w = Window::default();
+        for (outcome, n) in [
+            (Outcome::Status(200), 5),
+            (Outcome::Status(101), 1),
+            (Outcome::Status(409), 2),
+            (Outcome::Status(503), 3),
+            (Outcome::Transport, 1),
+            (Outcome::Timeout, 1),
+        ] {
+            w.outcomes.insert(outcome, n);
+        }
+        assert_eq!(w.non_2xx(), 7);
+        assert_eq!(w.server_errors(), 5);
+    }
+}
