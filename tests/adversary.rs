@@ -599,7 +599,7 @@ fn a_budget_built_after_the_environment_s_one_is_a_second_budget() {
     // never a second budget beside the environment's.
     let second = std::panic::catch_unwind(|| budget(1));
     drop(legacy);
-    let payload = second.err().expect("building a second budget must panic");
+    let payload = second.expect_err("building a second budget must panic");
     let message = payload
         .downcast_ref::<String>()
         .cloned()

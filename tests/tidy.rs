@@ -56,28 +56,6 @@ fn offenders(needle: &str, allowed: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn the_readme_configuration_table_lists_every_variable_with_its_default() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    for var in db_budget::VARIABLES {
-        let row = readme
-            .lines()
-            .find(|l| l.starts_with(&format!("| `{}` |", var.name)))
-            .unwrap_or_else(|| {
-                panic!(
-                    "README.md: no configuration row for {}; add `| `{}` | {} | … |`",
-                    var.name, var.name, var.default
-                )
-            });
-        let default = row.split('|').nth(2).unwrap_or("").trim();
-        assert_eq!(
-            default, var.default,
-            "README.md: {} defaults to {} in db-budget/src/config.rs, the table says {default}",
-            var.name, var.default
-        );
-    }
-}
-
-#[test]
 fn only_the_pools_open_database_connections() {
     // Architecture invariant (db-async lib.rs, db-budget lib.rs): a connection opened
     // anywhere else would hold no budget unit.
@@ -198,6 +176,45 @@ fn no_text_cites_a_file_outside_the_repository() {
         "references to files a clone does not have (point into ARCHITECTURE.md instead):\n{}",
         hits.join("\n")
     );
+}
+
+#[test]
+fn no_module_is_pulled_in_from_another_crate() {
+    // Shared code is a crate (e.g. `loadgen`), never `#[path]` into another crate's tree.
+    let root = root();
+    let mut hits = Vec::new();
+    for file in rust_files(&root) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let Some(rest) = line.trim_start().strip_prefix("#[path") else {
+                continue;
+            };
+            let target = rest.split('"').nth(1).unwrap_or("");
+            let resolved = file.parent().unwrap().join(target);
+            let krate = crate_dir(&file);
+            let inside = resolved
+                .canonicalize()
+                .is_ok_and(|p| krate.canonicalize().is_ok_and(|k| p.starts_with(k)));
+            if !inside {
+                let rel = file.strip_prefix(&root).unwrap().display();
+                hits.push(format!("{rel}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "modules pulled in across crates (make the shared code a crate):\n{}",
+        hits.join("\n")
+    );
+}
+
+/// The directory of the crate `file` belongs to (the nearest with a Cargo.toml).
+fn crate_dir(file: &Path) -> PathBuf {
+    let mut dir = file.parent().unwrap().to_owned();
+    while !dir.join("Cargo.toml").exists() {
+        dir = dir.parent().unwrap().to_owned();
+    }
+    dir
 }
 
 #[test]
