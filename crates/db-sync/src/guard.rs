@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use db_budget::{CheckoutTicket, CloseReason, Side};
 use r2d2_mysql::mysql::{self, prelude::Queryable};
 
-use crate::connection::{Pooled, Slot};
+use crate::connection::{Managed, Slot};
 use crate::manager::BudgetedManager;
 use crate::raw::RawConn;
 
@@ -117,7 +117,7 @@ impl DbConnection {
         pool: r2d2::Pool<BudgetedManager>,
         site: &'static Location<'static>,
     ) -> DbConnection {
-        debug_assert!(matches!(*conn, Slot::Live(_)));
+        debug_assert!(matches!(*conn, Managed::Live(_)));
         DbConnection {
             checkout: Some(Checkout { ticket, conn }),
             pool,
@@ -128,18 +128,18 @@ impl DbConnection {
         }
     }
 
-    pub(crate) fn pooled(&mut self) -> &mut Pooled {
+    pub(crate) fn pooled(&mut self) -> &mut Slot {
         match self.checkout.as_mut().map(|c| &mut *c.conn) {
-            Some(Slot::Live(p)) => p,
+            Some(Managed::Live(p)) => p,
             // `SyncPool` hands out live connections only, and `checkout` is emptied
             // only at the end of `drop`.
             _ => unreachable!("a DbConnection always holds a live connection"),
         }
     }
 
-    fn pooled_ref(&self) -> &Pooled {
+    fn pooled_ref(&self) -> &Slot {
         match self.checkout.as_ref().map(|c| &*c.conn) {
-            Some(Slot::Live(p)) => p,
+            Some(Managed::Live(p)) => p,
             _ => unreachable!("a DbConnection always holds a live connection"),
         }
     }

@@ -77,7 +77,7 @@
 //! would stall the very tasks that give connections back.
 //!
 //! **Architecture Invariant:** a `mysql::Conn` is created only in `manager.rs`, after a
-//! unit was taken, and never leaves the `Pooled` struct that owns that unit; `DbConnection`
+//! unit was taken, and never leaves the `Slot` struct that owns that unit; `DbConnection`
 //! lends it out by reference only.
 
 mod connection;
