@@ -90,7 +90,7 @@ impl Slot {
         state.budget.record_opened(Side::Sync);
         state.enter_idle();
         Slot {
-            conn: RawConn::new(conn),
+            conn: RawConn::wrap(conn),
             doomed: None,
             lost: false,
             opened_at: now,

@@ -12,7 +12,7 @@ use r2d2_mysql::mysql;
 pub struct RawConn(mysql::Conn);
 
 impl RawConn {
-    pub(crate) fn new(conn: mysql::Conn) -> RawConn {
+    pub(crate) fn wrap(conn: mysql::Conn) -> RawConn {
         RawConn(conn)
     }
 }

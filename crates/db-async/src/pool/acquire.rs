@@ -25,7 +25,9 @@ impl Shared {
         if let Some(slot) = self.take_idle(started, deadline).await? {
             return Ok(self.checkout(slot, started, site));
         }
-        let _waiting = self.budget.waiting(Side::Async);
+        // Raised once this caller is in the queue (under its lock, below): whoever reads
+        // `waiting` above zero may rely on the caller being served in arrival order.
+        let mut _waiting = None;
         loop {
             if self.closed.load(Ordering::SeqCst) {
                 return Err(DbError::Closed);
@@ -35,6 +37,7 @@ impl Shared {
             {
                 let mut q = self.lock();
                 q.waiters.push_back(tx);
+                _waiting.get_or_insert_with(|| self.budget.waiting(Side::Async));
                 let moved = q.dispatch();
                 // The idle gauge changes with the idle list, under its lock: a reader
                 // never sees it below zero.
