@@ -206,3 +206,22 @@ fn sync_reset_keeps_four_byte_text_round_tripping() {
         "after a session reset a 4-byte character no longer round-trips"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// `USE` behind `SET STATEMENT … FOR`: the blocking side decides reset-or-close by the
+// first word only (`changes_database`), and a reset keeps the current database.
+// (`EXECUTE IMMEDIATE '…'` was tried too: not preparable, 1295, so unreachable.)
+// ---------------------------------------------------------------------------------
+
+
+
+
+#[test]
+fn sync_set_statement_for_use_keeps_the_database() {
+    let r = sync_after(
+        "adv2_s_ss_use",
+        &["SET STATEMENT max_statement_time = 100 FOR USE information_schema"],
+        "SELECT CAST(DATABASE() NOT LIKE 'adv2_s_ss_use%' AS CHAR)",
+    );
+    assert_clean("sync SET STATEMENT … FOR USE", r, Some("0"));
+}
