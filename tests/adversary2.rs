@@ -225,3 +225,120 @@ fn sync_set_statement_for_use_keeps_the_database() {
     );
     assert_clean("sync SET STATEMENT … FOR USE", r, Some("0"));
 }
+
+// ---------------------------------------------------------------------------------
+// I2 when the returning side's connection is dirty: it is closed, not pooled, and its
+// unit must reach the other side's waiter within the hand-over bound all the same.
+// ---------------------------------------------------------------------------------
+
+const HANDOVER_BOUND: Duration = Duration::from_millis(300);
+
+fn handover_pools(rt: &tokio::runtime::Runtime, db: &TestDb, units: u32) -> (AsyncPool, SyncPool) {
+    let _enter = rt.enter();
+    let b = budget(units);
+    let apool = AsyncPool::builder(db.url.clone(), b.clone())
+        .idle_timeout(Duration::from_secs(60))
+        .pool_timeout(Duration::from_secs(10))
+        .build();
+    let spool = SyncPool::builder(db.url.clone(), b)
+        .idle_timeout(Duration::from_secs(60))
+        .pool_timeout(Duration::from_secs(10))
+        .build();
+    (apool, spool)
+}
+
+#[test]
+fn a_dirty_async_connection_s_unit_reaches_a_waiting_blocking_caller() {
+    let (_server, db) = fresh("adv2_flow_a");
+    let rt = runtime();
+    let (apool, spool) = handover_pools(&rt, &db, 2);
+    let waited = rt.block_on(async {
+        let mut held = Vec::new();
+        for setup in ["SET @x = 1", "SELECT GET_LOCK('adv2_flow', 0)"] {
+            let mut c = apool.acquire().await.unwrap();
+            c.execute(sqlx::AssertSqlSafe(setup), args![]).await.unwrap();
+            held.push(c);
+        }
+        let raw = held.pop().unwrap();
+        let mut raw_conn = raw;
+        raw_conn.raw().await.unwrap();
+        held.push(raw_conn);
+        let spool2 = spool.clone();
+        let waiter = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let got = spool2.get().map(|_| ());
+            (started, got)
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let released = std::time::Instant::now();
+        drop(held);
+        let (started, got) = tokio::task::spawn_blocking(move || waiter.join().unwrap())
+            .await
+            .unwrap();
+        got.unwrap_or_else(|e| panic!("the blocking caller got no connection: {e}"));
+        let _ = started;
+        released.elapsed()
+    });
+    assert!(
+        waited < HANDOVER_BOUND,
+        "a blocking caller got a unit {waited:?} after the async side closed its dirty connections"
+    );
+}
+
+#[test]
+fn a_dirty_blocking_connection_s_unit_reaches_a_waiting_async_caller() {
+    let (_server, db) = fresh("adv2_flow_s");
+    let rt = runtime();
+    let (apool, spool) = handover_pools(&rt, &db, 2);
+    // Two blocking holders: one dirty by `USE` (closed on return), one by raw access.
+    let mut a = spool.get().unwrap();
+    a.execute("USE information_schema", ()).unwrap();
+    let b = spool.get().unwrap();
+    let waited = rt.block_on(async {
+        let apool2 = apool.clone();
+        let waiter = tokio::spawn(async move {
+            let c = apool2.acquire().await;
+            (std::time::Instant::now(), c.map(|_| ()))
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let released = std::time::Instant::now();
+        tokio::task::spawn_blocking(move || {
+            drop(a);
+            drop(b);
+        })
+        .await
+        .unwrap();
+        let (at, got) = waiter.await.unwrap();
+        got.unwrap_or_else(|e| panic!("the async caller got no connection: {e}"));
+        at.saturating_duration_since(released)
+    });
+    assert!(
+        waited < HANDOVER_BOUND,
+        "an async caller got a unit {waited:?} after the blocking side closed its dirty connection"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// `LAST_INSERT_ID(expr)` is detected by looking for an argument right after the name:
+// a comment between the name and its parenthesis hides it.
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn async_last_insert_id_with_a_comment_before_the_parenthesis_is_not_inherited() {
+    let r = async_after(
+        "adv2_a_lii_c",
+        "SELECT LAST_INSERT_ID/* x */(4242)",
+        "SELECT CAST(LAST_INSERT_ID() AS CHAR)",
+    );
+    assert_clean("async SELECT LAST_INSERT_ID/* x */(4242)", r, Some("0"));
+}
+
+#[test]
+fn sync_last_insert_id_with_a_comment_before_the_parenthesis_is_not_inherited() {
+    let r = sync_after(
+        "adv2_s_lii_c",
+        &["DO LAST_INSERT_ID -- x\n(4242)"],
+        "SELECT CAST(LAST_INSERT_ID() AS CHAR)",
+    );
+    assert_clean("sync DO LAST_INSERT_ID -- x\\n(4242)", r, Some("0"));
+}
