@@ -342,3 +342,28 @@ fn sync_last_insert_id_with_a_comment_before_the_parenthesis_is_not_inherited() 
     );
     assert_clean("sync DO LAST_INSERT_ID -- x\\n(4242)", r, Some("0"));
 }
+
+// ---------------------------------------------------------------------------------
+// Raw access: the async side closes a connection after raw access; the blocking side
+// (DbConnection derefs to the driver's connection) pools it with whatever the raw
+// statements left behind. ARCHITECTURE (I3): "no connection goes back to the pool
+// with … session state".
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn sync_raw_set_autocommit_is_not_pooled() {
+    use r2d2_mysql::mysql::prelude::Queryable;
+    let (_server, db) = fresh("adv2_s_raw");
+    let budget = budget(1);
+    let pool: SyncPool = sync_pool(&db.url, &budget);
+    let mut conn = pool.get().unwrap();
+    let (id1,): (u64,) = conn.fetch_one("SELECT CONNECTION_ID()", ()).unwrap();
+    conn.query_drop("SET autocommit = 0").unwrap();
+    drop(conn);
+    let mut conn = pool.get().unwrap();
+    let (id2,): (u64,) = conn.fetch_one("SELECT CONNECTION_ID()", ()).unwrap();
+    let seen = conn
+        .fetch_one::<(Option<String>,)>("SELECT IF(@@autocommit, 'on', 'off')", ())
+        .map(|(v,)| v);
+    assert_clean("sync raw SET autocommit = 0", (id1, id2, seen), Some("on"));
+}
