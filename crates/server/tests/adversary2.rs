@@ -274,3 +274,58 @@ async fn exotic_json_is_stored_exactly_or_refused_never_a_500() {
     app.stop().await;
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// Credentials never in a Debug rendering: the application, its settings, its pools
+/// and a checked-out connection of each side (what a `dbg!` or an `{:?}` in a log line
+/// prints).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_output_of_the_app_and_its_pools_shows_no_credentials() {
+    let server = Server::shared();
+    let db = server.create_database("server").expect("db");
+    let opts = AppOptions::default();
+    let settings = common::settings(server, &db, &opts).expect("settings");
+    let settings_dbg = format!("{settings:?}");
+    let app = common::build(server, &db, &opts).await.expect("build");
+    let app_dbg = format!("{app:?}");
+    let apool = app.async_pool();
+    let spool = app.sync_pool();
+    let pools_dbg = format!("{apool:?} {spool:?} {:?}", app.budget());
+    let aconn = apool.acquire().await.expect("async conn");
+    let aconn_dbg = format!("{aconn:?}");
+    drop(aconn);
+    let spool2 = spool.clone();
+    let sconn_dbg = tokio::task::spawn_blocking(move || {
+        let c = spool2.get().expect("sync conn");
+        format!("{c:?}")
+    })
+    .await
+    .unwrap();
+    let password = server
+        .app_url(&db)
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('@').next())
+        .and_then(|userinfo| userinfo.split(':').nth(1))
+        .expect("a password in the harness URL")
+        .to_owned();
+    let mut leaks = Vec::new();
+    for (what, text) in [
+        ("settings", &settings_dbg),
+        ("application", &app_dbg),
+        ("pools", &pools_dbg),
+        ("async checkout", &aconn_dbg),
+        ("blocking checkout", &sconn_dbg),
+    ] {
+        if text.contains(&password) {
+            leaks.push(format!("{what} shows the database password"));
+        }
+        if text.contains(common::SECRET) {
+            leaks.push(format!("{what} shows SERVER_SECRET"));
+        }
+    }
+    let stop = app.shutdown_handle();
+    let run = tokio::spawn(app.run_until_stopped());
+    stop.trigger();
+    let _ = tokio::time::timeout(Duration::from_secs(30), run).await;
+    assert!(leaks.is_empty(), "{leaks:#?}");
+}
