@@ -329,3 +329,77 @@ async fn debug_output_of_the_app_and_its_pools_shows_no_credentials() {
     let _ = tokio::time::timeout(Duration::from_secs(30), run).await;
     assert!(leaks.is_empty(), "{leaks:#?}");
 }
+
+/// I4 at shutdown: the database is frozen (SIGSTOP) while requests of both call styles
+/// are in flight and a graceful shutdown starts. The shutdown ends within its bound
+/// (SHUTDOWN_TIMEOUT for in-flight requests, again for connections to come back), and
+/// after the server runs again every unit comes back and nothing reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_a_frozen_database_ends_within_its_bound() {
+    let server: &'static Server = Box::leak(Box::new(
+        Server::start(mariadb_harness::ServerOptions::default()).expect("private server"),
+    ));
+    let app = common::spawn_app_on(
+        server,
+        AppOptions {
+            max_connections: 4,
+            pool_timeout: "2s",
+            env: vec![
+                ("SHUTDOWN_TIMEOUT", "1s".to_owned()),
+                ("DB_CONNECT_TIMEOUT", "2s".to_owned()),
+            ],
+        },
+    )
+    .await;
+    let (id, token) = app.new_player("frozen").await;
+    let game = app.new_game(id, &token, json!({ "level": 1 })).await;
+    let budget = app.budget.clone();
+    server.pause().expect("SIGSTOP");
+    let requests: Vec<_> = (0..8)
+        .map(|i| {
+            let client = app.client;
+            let token = token.clone();
+            let path = match i % 4 {
+                0 => format!("/api/players/{id}"),
+                1 => format!("/api/games/{game}"),
+                2 => format!("/api/players/{id}/quests"),
+                _ => format!("/api/players/{id}/games"),
+            };
+            tokio::spawn(async move { client.get(&path, Some(&token)).await.status })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let stopped = tokio::time::timeout(Duration::from_secs(20), app.stop()).await;
+    let took = started.elapsed();
+    server.resume().expect("SIGCONT");
+    let back = Instant::now();
+    while budget.in_use() > 0 && back.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let in_use = budget.in_use();
+    let took_back = back.elapsed();
+    let mut statuses = Vec::new();
+    for r in requests {
+        statuses.push(
+            match tokio::time::timeout(Duration::from_secs(30), r).await {
+                Ok(Ok(s)) => s.to_string(),
+                Ok(Err(_)) => "dropped".to_owned(),
+                Err(_) => "no answer in 30 s".to_owned(),
+            },
+        );
+    }
+    assert!(stopped.is_ok(), "no shutdown within 20 s; statuses {statuses:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "shutdown took {took:?} with SHUTDOWN_TIMEOUT=1s; statuses {statuses:?}"
+    );
+    assert_eq!(
+        in_use, 0,
+        "units still in use {took_back:?} after the server ran again; statuses {statuses:?}"
+    );
+    assert!(
+        !statuses.iter().any(|s| s == "500"),
+        "a 500 during a frozen shutdown: {statuses:?}"
+    );
+}
