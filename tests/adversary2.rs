@@ -20,7 +20,9 @@ fn fresh(prefix: &str) -> (&'static Server, TestDb) {
     db.admin(
         server,
         "CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, v INT) ENGINE=InnoDB; \
-         INSERT INTO t (v) VALUES (1), (2), (3); CREATE SEQUENCE s",
+         INSERT INTO t (v) VALUES (1), (2), (3); CREATE SEQUENCE s; \
+         CREATE FUNCTION lock_it() RETURNS INT NOT DETERMINISTIC RETURN GET_LOCK('adv2', 0); \
+         CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW SET @last_v = NEW.v",
     );
     (server, db)
 }
@@ -366,4 +368,32 @@ fn sync_raw_set_autocommit_is_not_pooled() {
         .fetch_one::<(Option<String>,)>("SELECT IF(@@autocommit, 'on', 'off')", ())
         .map(|(v,)| v);
     assert_clean("sync raw SET autocommit = 0", (id1, id2, seen), Some("on"));
+}
+
+// ---------------------------------------------------------------------------------
+// Session state changed by server-side code the SQL text does not show: a stored
+// function (`SELECT lock_it()` takes a user lock) and a trigger (`INSERT` sets a user
+// variable). Lexical classification cannot see either.
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn async_stored_function_taking_a_user_lock_is_not_pooled() {
+    let r = async_after("adv2_a_fn_lock", "SELECT lock_it()", LOCK_CHECK);
+    assert_clean("async SELECT lock_it() (RETURN GET_LOCK(…))", r, Some("0"));
+}
+
+#[test]
+fn sync_stored_function_taking_a_user_lock_is_not_pooled() {
+    let r = sync_after("adv2_s_fn_lock", &["DO lock_it()"], LOCK_CHECK);
+    assert_clean("sync DO lock_it() (RETURN GET_LOCK(…))", r, Some("0"));
+}
+
+#[test]
+fn async_trigger_setting_a_user_variable_is_not_inherited() {
+    let r = async_after(
+        "adv2_a_trigger",
+        "INSERT INTO t (v) VALUES (77)",
+        "SELECT CAST(@last_v AS CHAR)",
+    );
+    assert_clean("async INSERT with a trigger that sets @last_v", r, None);
 }
