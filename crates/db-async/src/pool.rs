@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use db_budget::{Budget, CloseReason, DbError, Shrink, Side, TimeoutPhase, Unit, WaitError};
+use db_budget::{
+    Budget, CloseReason, DbError, Recorder, Shrink, Side, TimeoutPhase, Unit, WaitError,
+};
 use sqlx::mysql::MySqlConnectOptions;
 use sqlx::{Connection, Executor, MySqlConnection};
 use tokio::runtime::Handle;
@@ -28,6 +30,8 @@ pub struct AsyncPool {
 
 pub(crate) struct Shared {
     pub(crate) budget: Budget,
+    /// This side's figures in the budget.
+    pub(crate) recorder: Recorder,
     /// Holds the password: never printed (see the `Debug` impl).
     connect_options: MySqlConnectOptions,
     /// Where the pool connects, password redacted, for `Debug`.
@@ -112,6 +116,7 @@ impl AsyncPool {
         runtime: Handle,
     ) -> AsyncPool {
         let shared = Arc::new(Shared {
+            recorder: budget.recorder(Side::Async),
             budget,
             connect_options,
             shown_url,
@@ -170,16 +175,12 @@ impl AsyncPool {
             // Dropping the senders wakes every waiter with "closed".
             q.waiters.clear();
             let drained: Vec<Idle> = q.idle.drain(..).collect();
-            self.shared
-                .budget
-                .add_idle(Side::Async, -(drained.len() as i32));
+            self.shared.recorder.add_idle(-(drained.len() as i32));
             drained
         };
         let limit = self.shared.settings.return_timeout;
         let closes = drained.into_iter().map(|idle| {
-            self.shared
-                .budget
-                .record_closed(Side::Async, CloseReason::PoolClosed);
+            self.shared.recorder.record_closed(CloseReason::PoolClosed);
             idle.slot.close(Farewell::Graceful, limit)
         });
         futures_util::future::join_all(closes).await;
@@ -206,7 +207,7 @@ impl Shared {
         if let Some(slot) = self.take_idle(started, deadline).await? {
             return Ok(self.checkout(slot, started, site));
         }
-        let _waiting = self.budget.waiting(Side::Async);
+        let _waiting = self.recorder.waiting();
         loop {
             if self.closed.load(Ordering::SeqCst) {
                 return Err(DbError::Closed);
@@ -219,7 +220,7 @@ impl Shared {
                 let moved = q.dispatch();
                 // The idle gauge changes with the idle list, under its lock: a reader
                 // never sees it below zero.
-                self.budget.add_idle(Side::Async, -(moved as i32));
+                self.recorder.add_idle(-(moved as i32));
             }
             let got = tokio::select! {
                 biased;
@@ -241,11 +242,9 @@ impl Shared {
                             let unit = match unit {
                                 Ok(unit) => unit,
                                 Err(WaitError::TimedOut | WaitError::CalledOff) => {
-                                    return Err(self.budget.timeout_error(
-                                        Side::Async,
-                                        TimeoutPhase::Wait,
-                                        started,
-                                    ));
+                                    return Err(self
+                                        .recorder
+                                        .timeout_error(TimeoutPhase::Wait, started));
                                 }
                                 Err(WaitError::Closed) => return Err(DbError::Closed),
                             };
@@ -280,7 +279,7 @@ impl Shared {
                 }
                 let idle = q.idle.pop_back();
                 if idle.is_some() {
-                    self.budget.add_idle(Side::Async, -1);
+                    self.recorder.add_idle(-1);
                 }
                 idle
             };
@@ -311,9 +310,7 @@ impl Shared {
         let now = Instant::now();
         if now >= deadline {
             self.push_idle(slot);
-            return Err(self
-                .budget
-                .timeout_error(Side::Async, TimeoutPhase::Validate, started));
+            return Err(self.recorder.timeout_error(TimeoutPhase::Validate, started));
         }
         let limit = self.settings.connect_timeout.min(deadline - now);
         match tokio::time::timeout(limit, slot.conn.ping()).await {
@@ -341,7 +338,7 @@ impl Shared {
             let attempt = MySqlConnection::connect_with(&self.connect_options);
             match tokio::time::timeout_at(attempt_deadline.into(), attempt).await {
                 Ok(Ok(conn)) => {
-                    self.budget.record_opened(Side::Async);
+                    self.recorder.record_opened();
                     return Ok(Slot {
                         conn,
                         opened_at: Instant::now(),
@@ -360,19 +357,11 @@ impl Shared {
                         last_connect_error = %e,
                         "db-async: timed out; the server kept refusing connections",
                     );
-                    return Err(self.budget.timeout_error(
-                        Side::Async,
-                        TimeoutPhase::Connect,
-                        started,
-                    ));
+                    return Err(self.recorder.timeout_error(TimeoutPhase::Connect, started));
                 }
                 Ok(Err(e)) => return Err(DbError::Connect { cause: e.into() }),
                 Err(_) => {
-                    return Err(self.budget.timeout_error(
-                        Side::Async,
-                        TimeoutPhase::Connect,
-                        started,
-                    ));
+                    return Err(self.recorder.timeout_error(TimeoutPhase::Connect, started));
                 }
             }
         }
@@ -384,14 +373,14 @@ impl Shared {
         started: Instant,
         site: &'static Location<'static>,
     ) -> AsyncConn {
-        self.budget.record_acquire(Side::Async, started.elapsed());
+        self.recorder.record_acquire(started.elapsed());
         AsyncConn {
             conn: Conn {
                 slot: Some(slot),
-                budget: self.budget.clone(),
+                recorder: self.recorder.clone(),
                 state: ConnState::default(),
             },
-            ticket: self.budget.checkout(Side::Async, site),
+            ticket: self.recorder.checkout(site),
             shared: self.clone(),
         }
     }
@@ -467,14 +456,14 @@ impl Shared {
             }
         }
         q.idle.push_back(idle);
-        self.budget.add_idle(Side::Async, 1);
+        self.recorder.add_idle(1);
     }
 
     /// Closes a connection in the background; its unit returns once the socket is
     /// closed. If no runtime can run the task, the slot is dropped, which closes the
     /// socket before the unit returns all the same.
     fn discard(&self, slot: Slot, reason: CloseReason, how: Farewell) {
-        self.budget.record_closed(Side::Async, reason);
+        self.recorder.record_closed(reason);
         let limit = self.settings.return_timeout;
         self.spawn(slot.close(how, limit));
     }
@@ -496,7 +485,7 @@ impl Shrink for Shared {
             let mut q = self.lock();
             let idle = q.idle.pop_front();
             if idle.is_some() {
-                self.budget.add_idle(Side::Async, -1);
+                self.recorder.add_idle(-1);
             }
             idle
         };
@@ -536,7 +525,7 @@ async fn reap(shared: Weak<Shared>) {
                 }
             }
             q.idle = keep;
-            shared.budget.add_idle(Side::Async, -(expired.len() as i32));
+            shared.recorder.add_idle(-(expired.len() as i32));
             expired
         };
         for (i, reason) in expired {

@@ -86,7 +86,7 @@ impl Pooled {
     pub(crate) fn new(conn: mysql::Conn, state: Arc<State>, unit: Unit) -> Pooled {
         let now = Instant::now();
         state.opened();
-        state.budget.record_opened(Side::Sync);
+        state.recorder.record_opened();
         state.enter_idle();
         Pooled {
             conn,
@@ -225,7 +225,7 @@ impl std::fmt::Debug for Pooled {
 impl Drop for Pooled {
     fn drop(&mut self) {
         let reason = self.close_reason();
-        self.state.budget.record_closed(Side::Sync, reason);
+        self.state.recorder.record_closed(reason);
         if self.idle {
             self.idle = false;
             self.state.leave_idle();

@@ -121,7 +121,7 @@ impl SyncPool {
         site: &'static Location<'static>,
     ) -> Result<DbConnection, DbError> {
         let state = &self.shared.state;
-        let _waiting = state.budget.waiting(Side::Sync);
+        let _waiting = state.recorder.waiting();
         let _demand = state.demand();
         loop {
             if state.is_closed() {
@@ -192,16 +192,13 @@ impl SyncPool {
             p.doom_lost();
             return Ok(None);
         }
-        let ticket = state.budget.checkout(Side::Sync, site);
+        let ticket = state.recorder.checkout(site);
         let pool = self.shared.pool.clone();
         Ok(Some(DbConnection::new(pooled, ticket, pool, site)))
     }
 
     fn acquired(&self, conn: DbConnection, started: Instant) -> DbConnection {
-        self.shared
-            .state
-            .budget
-            .record_acquire(Side::Sync, started.elapsed());
+        self.shared.state.recorder.record_acquire(started.elapsed());
         conn
     }
 
@@ -221,7 +218,7 @@ impl SyncPool {
                 "db-sync: timed out; the last connect attempt had failed",
             );
         }
-        state.budget.timeout_error(Side::Sync, phase, started)
+        state.recorder.timeout_error(phase, started)
     }
 
     /// The budget this pool draws from.
