@@ -5,9 +5,20 @@ use std::time::Duration;
 use crate::config::{Config, ConfigError};
 use crate::url::DatabaseUrl;
 
-/// Timings of one pool. Both `db-async` and `db-sync` take these (their builders set
-/// them one by one, or all at once from the environment with
-/// [`PoolSettings::from_config`]).
+/// Timings of one pool. Both `db-async` and `db-sync` take these: their builders have
+/// the same setters as `PoolSettings` (each documents its default and panics), or take
+/// them all at once, e.g. from the environment with [`PoolSettings::from_config`].
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use db_budget::PoolSettings;
+///
+/// let settings = PoolSettings::default().pool_timeout(Duration::from_secs(5));
+/// assert_eq!(settings.pool_timeout, Duration::from_secs(5));
+/// assert_eq!(settings.idle_timeout, Duration::from_secs(10)); // the default
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolSettings {
@@ -24,14 +35,14 @@ pub struct PoolSettings {
 }
 
 impl Default for PoolSettings {
-    /// DESIGN §5's defaults, as [`Config::default`] has them.
+    /// The defaults, as [`Config::default`] has them.
     fn default() -> Self {
         PoolSettings::from_config(&Config::default())
     }
 }
 
 impl PoolSettings {
-    /// The pool timings of a validated [`Config`] (DESIGN §5).
+    /// The pool timings of a validated [`Config`].
     pub fn from_config(config: &Config) -> Self {
         PoolSettings {
             connect_timeout: config.connect_timeout,
@@ -43,6 +54,93 @@ impl PoolSettings {
             validation_bypass: Duration::from_millis(500),
         }
     }
+
+    /// `d`, which must be more than zero (every pool timing but `validation_bypass`).
+    ///
+    /// # Panics
+    ///
+    /// If `d` is zero, with a message naming `what`.
+    pub fn nonzero(d: Duration, what: &str) -> Duration {
+        assert!(!d.is_zero(), "{what} must be more than zero");
+        d
+    }
+
+    crate::pool_settings_setters!(s => s);
+}
+
+/// The setters of the [`PoolSettings`] timings, written once for every type that holds
+/// them: `PoolSettings` itself and both pool builders. `$s => $place` names, inside the
+/// value `$s` being built, the `PoolSettings` to set.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! pool_settings_setters {
+    ($s:ident => $place:expr) => {
+        /// Longest TCP connect + handshake (`DB_CONNECT_TIMEOUT`). Defaults to 10 s.
+        ///
+        /// A connect to a server that accepts but answers nothing fails after it and
+        /// gives its budget unit back. It also bounds the validation ping of an idle
+        /// connection (one that overruns it is closed), and on the blocking side the
+        /// pool's other exchanges: the `ROLLBACK` on return and the farewell on close
+        /// (the async side bounds those by its `return_timeout`). Statements have their
+        /// own bound (the blocking side's `io_timeout`).
+        ///
+        /// # Panics
+        ///
+        /// If `d` is zero.
+        pub fn connect_timeout(mut self, d: ::std::time::Duration) -> Self {
+            let $s = &mut self;
+            $place.connect_timeout = $crate::PoolSettings::nonzero(d, "connect_timeout");
+            self
+        }
+
+        /// Longest wait for a connection before a pool timeout (`DbError::PoolTimeout`,
+        /// `DB_POOL_TIMEOUT`). Defaults to 30 s.
+        ///
+        /// # Panics
+        ///
+        /// If `d` is zero.
+        pub fn pool_timeout(mut self, d: ::std::time::Duration) -> Self {
+            let $s = &mut self;
+            $place.pool_timeout = $crate::PoolSettings::nonzero(d, "pool_timeout");
+            self
+        }
+
+        /// Idle connections close after this (`DB_IDLE_TIMEOUT`). Defaults to 10 s.
+        ///
+        /// The blocking side's reaper (r2d2's) runs every 30 s, so there a connection
+        /// may idle up to 30 s longer; keep the sum below the server's `wait_timeout`.
+        ///
+        /// # Panics
+        ///
+        /// If `d` is zero.
+        pub fn idle_timeout(mut self, d: ::std::time::Duration) -> Self {
+            let $s = &mut self;
+            $place.idle_timeout = $crate::PoolSettings::nonzero(d, "idle_timeout");
+            self
+        }
+
+        /// Connections close at their first return (or reaper run) after this age
+        /// (`DB_MAX_LIFETIME`). Defaults to 30 min.
+        ///
+        /// # Panics
+        ///
+        /// If `d` is zero.
+        pub fn max_lifetime(mut self, d: ::std::time::Duration) -> Self {
+            let $s = &mut self;
+            $place.max_lifetime = $crate::PoolSettings::nonzero(d, "max_lifetime");
+            self
+        }
+
+        /// An idle connection is pinged before reuse only when it sat idle longer than
+        /// this (HikariCP's `aliveBypassWindowMs`): pinging every checkout costs a round
+        /// trip per statement for code that checks out per statement. Defaults to
+        /// 500 ms. `Duration::ZERO` pings every reused connection.
+        pub fn validation_bypass(mut self, d: ::std::time::Duration) -> Self {
+            let $s = &mut self;
+            $place.validation_bypass = d;
+            self
+        }
+    };
 }
 
 impl Config {

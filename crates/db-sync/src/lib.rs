@@ -87,6 +87,7 @@ mod global;
 mod guard;
 mod helpers;
 mod manager;
+mod options;
 mod pool;
 mod state;
 mod tx;
@@ -94,7 +95,8 @@ mod tx;
 pub use dict::{DictRow, to_dict};
 pub use global::{get_database_connection, global, install_global};
 pub use guard::DbConnection;
-pub use pool::{PoolState, SyncPool, SyncPoolBuilder};
+pub use options::SyncPoolBuilder;
+pub use pool::{PoolState, SyncPool};
 pub use tx::Tx;
 
 /// The mysql crate the connections come from (r2d2_mysql 28's), for `Params`, `Value`,

@@ -9,7 +9,8 @@ use db_budget::{Budget, Recorder, Side};
 
 use crate::error::ConnectFailure;
 
-/// The pool's timings (see `SyncPoolBuilder` for each one's meaning on this side).
+/// The pool's timings (each one's meaning is on its setter, which `PoolSettings` and
+/// `SyncPoolBuilder` share).
 pub(crate) type Settings = db_budget::PoolSettings;
 
 /// State shared by one pool's manager, connections and handles.
