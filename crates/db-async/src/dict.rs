@@ -1,17 +1,12 @@
-//! Rows as column-name → JSON maps, for code ported from dict cursors.
+//! Rows as column-name → JSON maps ([`DictRow`], whose docs give the mapping), for code
+//! ported from Python dict cursors. The values are the ones `db-sync`'s `fetch_dict_*`
+//! produce for the same columns (`tests/dict_parity.rs`).
 
+pub(crate) use db_budget::DictRow;
+use db_budget::dict::time_text;
 use serde_json::{Map, Number, Value};
 use sqlx::mysql::MySqlRow;
 use sqlx::{Column, Row, TypeInfo, ValueRef};
-
-/// One row as an ordered map from column name to value, the shape a Python
-/// `DictCursor` returned.
-///
-/// Values: `NULL` → `null`; integer types → numbers; `FLOAT`/`DOUBLE` → numbers;
-/// `DECIMAL` → a string (exact); `BOOLEAN` (`TINYINT(1)`) → `true`/`false`; dates and
-/// times → ISO-8601 strings; text → strings; binary → a string when it is valid UTF-8,
-/// else an array of byte values.
-pub type DictRow = Map<String, Value>;
 
 pub(crate) fn to_dict(row: &MySqlRow) -> Result<DictRow, sqlx::Error> {
     let mut map = Map::with_capacity(row.columns().len());
@@ -54,10 +49,7 @@ fn column_value(row: &MySqlRow, i: usize, type_name: &str) -> Result<Value, sqlx
             row.try_get_unchecked::<chrono::DateTime<chrono::Utc>, _>(i)?
                 .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         ),
-        "TIME" => Value::String(
-            row.try_get_unchecked::<chrono::NaiveTime, _>(i)?
-                .to_string(),
-        ),
+        "TIME" => time_value(row.try_get_unchecked::<&[u8], _>(i)?)?,
         "JSON" => row.try_get_unchecked::<Value, _>(i)?,
         "BINARY" | "VARBINARY" | "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT"
         | "GEOMETRY" => bytes_value(row.try_get_unchecked::<Vec<u8>, _>(i)?),
@@ -69,9 +61,54 @@ fn column_value(row: &MySqlRow, i: usize, type_name: &str) -> Result<Value, sqlx
     })
 }
 
+/// A `TIME` as the binary protocol sends it: length, sign, days, hours, minutes,
+/// seconds, then microseconds if any. Read here rather than through chrono or sqlx: a
+/// TIME is a duration up to `838:59:59.999999`, which `NaiveTime` refuses past 23:59:59,
+/// and sqlx 0.9.0's `MySqlTime` refuses past `838:59:59.0` (and its `is_negative`
+/// answers the wrong way round).
+fn time_value(raw: &[u8]) -> Result<Value, sqlx::Error> {
+    let (negative, days, h, m, s, micros) = match *raw {
+        [0] => (false, [0; 4], 0, 0, 0, 0),
+        [8, sign, d0, d1, d2, d3, h, m, s] => (sign == 1, [d0, d1, d2, d3], h, m, s, 0),
+        [12, sign, d0, d1, d2, d3, h, m, s, u0, u1, u2, u3] => (
+            sign == 1,
+            [d0, d1, d2, d3],
+            h,
+            m,
+            s,
+            u32::from_le_bytes([u0, u1, u2, u3]),
+        ),
+        _ => {
+            return Err(sqlx::Error::Decode(
+                format!("a TIME value of {} bytes", raw.len()).into(),
+            ));
+        }
+    };
+    let hours = u32::from_le_bytes(days)
+        .saturating_mul(24)
+        .saturating_add(u32::from(h));
+    Ok(Value::String(time_text(negative, hours, m, s, micros)))
+}
+
 fn bytes_value(bytes: Vec<u8>) -> Value {
     match String::from_utf8(bytes) {
         Ok(s) => Value::String(s),
         Err(e) => Value::Array(e.into_bytes().into_iter().map(Value::from).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::time_value;
+    use serde_json::json;
+
+    #[test]
+    fn a_binary_time_is_a_signed_duration_with_days_folded_into_hours() {
+        assert_eq!(time_value(&[0]).unwrap(), json!("00:00:00"));
+        let minus_26h = [8, 1, 1, 0, 0, 0, 2, 3, 4];
+        assert_eq!(time_value(&minus_26h).unwrap(), json!("-26:03:04"));
+        let max = [12, 0, 34, 0, 0, 0, 22, 59, 59, 0x3f, 0x42, 0x0f, 0];
+        assert_eq!(time_value(&max).unwrap(), json!("838:59:59.999999"));
+        assert!(time_value(&[3, 0, 0, 0]).is_err());
     }
 }

@@ -92,7 +92,8 @@ mod pool;
 mod state;
 mod tx;
 
-pub use dict::{DictRow, to_dict};
+pub use db_budget::DictRow;
+pub use dict::to_dict;
 pub use global::{get_database_connection, global, install_global};
 pub use guard::DbConnection;
 pub use options::SyncPoolBuilder;
