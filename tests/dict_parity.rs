@@ -165,3 +165,26 @@ fn expressions_give_the_same_map_on_both_sides() {
     assert_eq!(row["invalid_utf8"], json!([255]));
     assert_eq!(row["valid_utf8"], json!("hi"));
 }
+
+#[test]
+fn dates_no_calendar_has_give_the_same_text_on_both_sides() {
+    // MariaDB's default sql_mode (no NO_ZERO_DATE, no NO_ZERO_IN_DATE) stores them.
+    let server = Server::shared();
+    let db = TestDb::create(server, "dict_parity_zero");
+    db.admin(
+        server,
+        "CREATE TABLE zero_dates (id INT PRIMARY KEY, d DATE, dt DATETIME, dt6 DATETIME(6),
+             ts TIMESTAMP NULL DEFAULT NULL);
+         INSERT INTO zero_dates VALUES
+             (1, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00.000000',
+              '0000-00-00 00:00:00'),
+             (2, '2024-00-00', '2024-05-00 01:02:03', '2024-00-31 00:00:00.5', NULL);",
+    );
+
+    let rows = read_on_both_sides(&db, "SELECT * FROM zero_dates ORDER BY id");
+
+    assert_eq!(rows[0]["d"], json!("0000-00-00"));
+    assert_eq!(rows[0]["ts"], json!("0000-00-00T00:00:00Z"));
+    assert_eq!(rows[1]["dt"], json!("2024-05-00T01:02:03"));
+    assert_eq!(rows[1]["dt6"], json!("2024-00-31T00:00:00.500"));
+}

@@ -3,7 +3,7 @@
 //! produce for the same columns (`tests/dict_parity.rs`).
 
 pub(crate) use db_budget::DictRow;
-use db_budget::dict::time_text;
+use db_budget::dict::{Moment, time_text};
 use serde_json::{Map, Number, Value};
 use sqlx::mysql::MySqlRow;
 use sqlx::{Column, Row, TypeInfo, ValueRef};
@@ -11,10 +11,11 @@ use sqlx::{Column, Row, TypeInfo, ValueRef};
 pub(crate) fn to_dict(row: &MySqlRow) -> Result<DictRow, sqlx::Error> {
     let mut map = Map::with_capacity(row.columns().len());
     for (i, col) in row.columns().iter().enumerate() {
-        let value = if row.try_get_raw(i)?.is_null() {
+        let type_name = col.type_info().name();
+        let value = if row.try_get_raw(i)?.is_null() && !is_zero_date(row, i, type_name) {
             Value::Null
         } else {
-            column_value(row, i, col.type_info().name())?
+            column_value(row, i, type_name)?
         };
         map.insert(col.name().to_owned(), value);
     }
@@ -36,20 +37,10 @@ fn column_value(row: &MySqlRow, i: usize, type_name: &str) -> Result<Value, sqlx
             let f = row.try_get_unchecked::<f64, _>(i)?;
             Number::from_f64(f).map_or(Value::Null, Value::Number)
         }
-        "DATE" => Value::String(
-            row.try_get_unchecked::<chrono::NaiveDate, _>(i)?
-                .to_string(),
-        ),
-        "DATETIME" => Value::String(
-            row.try_get_unchecked::<chrono::NaiveDateTime, _>(i)?
-                .format("%Y-%m-%dT%H:%M:%S%.f")
-                .to_string(),
-        ),
-        "TIMESTAMP" => Value::String(
-            row.try_get_unchecked::<chrono::DateTime<chrono::Utc>, _>(i)?
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        ),
-        "TIME" => time_value(row.try_get_unchecked::<&[u8], _>(i)?)?,
+        "DATE" => Value::String(moment(raw_bytes(row, i)?)?.date_text()),
+        "DATETIME" => Value::String(moment(raw_bytes(row, i)?)?.datetime_text()),
+        "TIMESTAMP" => Value::String(moment(raw_bytes(row, i)?)?.timestamp_text()),
+        "TIME" => time_value(raw_bytes(row, i)?)?,
         "JSON" => row.try_get_unchecked::<Value, _>(i)?,
         "BINARY" | "VARBINARY" | "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT"
         | "GEOMETRY" => bytes_value(row.try_get_unchecked::<Vec<u8>, _>(i)?),
@@ -59,6 +50,47 @@ fn column_value(row: &MySqlRow, i: usize, type_name: &str) -> Result<Value, sqlx
             Err(_) => bytes_value(row.try_get_unchecked::<Vec<u8>, _>(i)?),
         },
     })
+}
+
+/// sqlx reports a zero date (`0000-00-00`, sent as a value of length 0) as NULL, but it
+/// is a value (the column may be `NOT NULL`), and db-sync returns it: only a real NULL
+/// has no bytes at all.
+fn is_zero_date(row: &MySqlRow, i: usize, type_name: &str) -> bool {
+    matches!(type_name, "DATE" | "DATETIME" | "TIMESTAMP") && raw_bytes(row, i).is_ok()
+}
+
+/// A value as the binary protocol sent it, length byte first (dates and times).
+fn raw_bytes(row: &MySqlRow, i: usize) -> Result<&[u8], sqlx::Error> {
+    row.try_get_unchecked::<&[u8], _>(i)
+}
+
+/// A `DATE`, `DATETIME` or `TIMESTAMP` as the binary protocol sends it: length, year,
+/// month, day, then hour, minute, second, then microseconds, each part only if any of
+/// it is non-zero. Read here rather than through chrono: the server allows dates no
+/// calendar has (`0000-00-00`, `2024-05-00`), which chrono refuses.
+fn moment(raw: &[u8]) -> Result<Moment, sqlx::Error> {
+    let (date, time, micros) = match *raw {
+        [0] => ([0; 4], [0; 3], [0; 4]),
+        [4, y0, y1, mo, d] => ([y0, y1, mo, d], [0; 3], [0; 4]),
+        [7, y0, y1, mo, d, h, mi, s] => ([y0, y1, mo, d], [h, mi, s], [0; 4]),
+        [11, y0, y1, mo, d, h, mi, s, u0, u1, u2, u3] => {
+            ([y0, y1, mo, d], [h, mi, s], [u0, u1, u2, u3])
+        }
+        _ => return Err(malformed("date", raw)),
+    };
+    Ok(Moment {
+        year: u16::from_le_bytes([date[0], date[1]]),
+        month: date[2],
+        day: date[3],
+        hour: time[0],
+        minute: time[1],
+        second: time[2],
+        micros: u32::from_le_bytes(micros),
+    })
+}
+
+fn malformed(what: &str, raw: &[u8]) -> sqlx::Error {
+    sqlx::Error::Decode(format!("a {what} value of {} bytes", raw.len()).into())
 }
 
 /// A `TIME` as the binary protocol sends it: length, sign, days, hours, minutes,
@@ -78,11 +110,7 @@ fn time_value(raw: &[u8]) -> Result<Value, sqlx::Error> {
             s,
             u32::from_le_bytes([u0, u1, u2, u3]),
         ),
-        _ => {
-            return Err(sqlx::Error::Decode(
-                format!("a TIME value of {} bytes", raw.len()).into(),
-            ));
-        }
+        _ => return Err(malformed("TIME", raw)),
     };
     let hours = u32::from_le_bytes(days)
         .saturating_mul(24)

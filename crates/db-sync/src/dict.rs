@@ -3,7 +3,7 @@
 //! produce for the same columns (`tests/dict_parity.rs`).
 
 pub(crate) use db_budget::DictRow;
-use db_budget::dict::{fraction, time_text};
+use db_budget::dict::{Moment, time_text};
 use r2d2_mysql::mysql::consts::{ColumnFlags, ColumnType};
 use r2d2_mysql::mysql::{Column, Row, Value as MyValue};
 use serde_json::{Map, Number, Value};
@@ -31,21 +31,24 @@ pub(crate) fn cell(column: &Column, value: MyValue) -> Value {
         MyValue::UInt(u) => Value::Number(u.into()),
         MyValue::Float(f) => float(f64::from(f)),
         MyValue::Double(d) => float(d),
-        MyValue::Date(y, mo, d, h, mi, s, us) => Value::String(match ty {
-            ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => {
-                format!("{y:04}-{mo:02}-{d:02}")
-            }
-            ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
-                format!(
-                    "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{}Z",
-                    fraction(us)
-                )
-            }
-            _ => format!(
-                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{}",
-                fraction(us)
-            ),
-        }),
+        MyValue::Date(year, month, day, hour, minute, second, micros) => {
+            let m = Moment {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micros,
+            };
+            Value::String(match ty {
+                ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => m.date_text(),
+                ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
+                    m.timestamp_text()
+                }
+                _ => m.datetime_text(),
+            })
+        }
         MyValue::Time(negative, days, h, mi, s, us) => {
             let hours = days.saturating_mul(24).saturating_add(u32::from(h));
             Value::String(time_text(negative, hours, mi, s, us))
