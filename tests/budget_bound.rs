@@ -19,7 +19,7 @@ use integration_tests::{
 const UNITS: u32 = 8;
 /// Allowance above the budget for the server's own count: the one admin connection
 /// that reads the status, and up to four sockets this process has closed but the server
-/// has not yet reaped (DESIGN §4, "Server-side lag": at a phase change up to 8
+/// has not yet reaped (ARCHITECTURE.md, "Server-side lag": at a phase change up to 8
 /// connections close and 8 open within milliseconds, on a CPU saturated by 240 workers).
 /// Measured over 5 runs: 10, 10, 10, 13, 10. The oracle above is the exact check.
 const SERVER_HEADROOM: u64 = 5;

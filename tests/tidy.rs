@@ -56,32 +56,10 @@ fn offenders(needle: &str, allowed: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn the_readme_configuration_table_lists_every_variable_with_its_default() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    for var in db_budget::VARIABLES {
-        let row = readme
-            .lines()
-            .find(|l| l.starts_with(&format!("| `{}` |", var.name)))
-            .unwrap_or_else(|| {
-                panic!(
-                    "README.md: no configuration row for {}; add `| `{}` | {} | … |`",
-                    var.name, var.name, var.default
-                )
-            });
-        let default = row.split('|').nth(2).unwrap_or("").trim();
-        assert_eq!(
-            default, var.default,
-            "README.md: {} defaults to {} in db-budget/src/config.rs, the table says {default}",
-            var.name, var.default
-        );
-    }
-}
-
-#[test]
 fn only_the_pools_open_database_connections() {
     // Architecture invariant (db-async lib.rs, db-budget lib.rs): a connection opened
     // anywhere else would hold no budget unit.
-    let mut hits = offenders("connect_with(", &["crates/db-async/src/pool.rs"]);
+    let mut hits = offenders("connect_with(", &["crates/db-async/src/pool/connect.rs"]);
     hits.extend(offenders("Conn::new(", &[]));
     hits.extend(offenders("PoolOptions", &[]));
     hits.extend(offenders("sqlx::Pool", &[]));
@@ -91,9 +69,152 @@ fn only_the_pools_open_database_connections() {
     ));
     assert!(
         hits.is_empty(),
-        "connections opened outside db-async's pool.rs / db-sync's pool.rs (use AsyncPool or SyncPool):\n{}",
+        "connections opened outside db-async's pool/connect.rs / db-sync's pool.rs (use AsyncPool or SyncPool):\n{}",
         hits.join("\n")
     );
+}
+
+/// [`offenders`] in the non-test part of each file (up to its `#[cfg(test)]` module).
+fn offenders_outside_tests(needle: &str, allowed: &[&str]) -> Vec<String> {
+    let root = root();
+    offenders(needle, allowed)
+        .into_iter()
+        .filter(|hit| {
+            let (path, rest) = hit.split_once(':').unwrap();
+            let line: usize = rest.split(':').next().unwrap().parse().unwrap();
+            let text = std::fs::read_to_string(root.join(path)).unwrap();
+            let tests_start = text
+                .lines()
+                .position(|l| l.trim() == "#[cfg(test)]")
+                .map_or(usize::MAX, |i| i + 1);
+            line < tests_start
+        })
+        .collect()
+}
+
+#[test]
+fn only_the_pools_take_budget_units() {
+    // I1 (ARCHITECTURE.md): a unit taken anywhere but a pool's connect path pays for no
+    // connection the pool knows about, and a connection made without one breaks the bound.
+    let mut hits =
+        offenders_outside_tests(".acquire(Side::", &["crates/db-async/src/pool/acquire.rs"]);
+    for needle in ["try_acquire(", "acquire_blocking"] {
+        hits.extend(offenders_outside_tests(
+            needle,
+            &[
+                "crates/db-sync/src/manager.rs",
+                "crates/db-budget/src/budget.rs",
+            ],
+        ));
+    }
+    assert!(
+        hits.is_empty(),
+        "budget units taken outside db-async's pool/acquire.rs / db-sync's manager.rs (check out a \
+         connection from AsyncPool or SyncPool instead):\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn the_blocking_driver_opens_one_connection_per_unit() {
+    // The mysql crate's `prefer_socket` (on by default) opens a second server connection
+    // over the unix socket for a TCP connect to a loopback address: one unit would pay
+    // for two connections (ARCHITECTURE.md, "The mysql crate").
+    let path = "crates/db-sync/src/manager.rs";
+    let text = std::fs::read_to_string(root().join(path)).unwrap();
+    assert!(
+        text.contains(".prefer_socket(false)"),
+        "{path}: the connect options must set `.prefer_socket(false)`"
+    );
+    let hits = offenders("OptsBuilder::new(", &[path]);
+    assert!(
+        hits.is_empty(),
+        "mysql connect options built outside {path} (build connections in the manager):\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn no_text_cites_a_file_outside_the_repository() {
+    // A clone has only the repository: design notes live in ARCHITECTURE.md.
+    let needles = [
+        concat!("DESIGN", " §"),
+        concat!("DESIGN", ".md"),
+        concat!("../", "shared"),
+    ];
+    let root = root();
+    let mut hits = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if name != "target" && name != ".git" {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue; // binary
+            };
+            let rel = path
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            for (i, line) in text.lines().enumerate() {
+                if needles.iter().any(|n| line.contains(n)) {
+                    hits.push(format!("{rel}:{}: {}", i + 1, line.trim()));
+                }
+            }
+        }
+    }
+    hits.sort();
+    assert!(
+        hits.is_empty(),
+        "references to files a clone does not have (point into ARCHITECTURE.md instead):\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn no_module_is_pulled_in_from_another_crate() {
+    // Shared code is a crate (e.g. `loadgen`), never `#[path]` into another crate's tree.
+    let root = root();
+    let mut hits = Vec::new();
+    for file in rust_files(&root) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let Some(rest) = line.trim_start().strip_prefix("#[path") else {
+                continue;
+            };
+            let target = rest.split('"').nth(1).unwrap_or("");
+            let resolved = file.parent().unwrap().join(target);
+            let krate = crate_dir(&file);
+            let inside = resolved
+                .canonicalize()
+                .is_ok_and(|p| krate.canonicalize().is_ok_and(|k| p.starts_with(k)));
+            if !inside {
+                let rel = file.strip_prefix(&root).unwrap().display();
+                hits.push(format!("{rel}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "modules pulled in across crates (make the shared code a crate):\n{}",
+        hits.join("\n")
+    );
+}
+
+/// The directory of the crate `file` belongs to (the nearest with a Cargo.toml).
+fn crate_dir(file: &Path) -> PathBuf {
+    let mut dir = file.parent().unwrap().to_owned();
+    while !dir.join("Cargo.toml").exists() {
+        dir = dir.parent().unwrap().to_owned();
+    }
+    dir
 }
 
 #[test]

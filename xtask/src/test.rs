@@ -2,7 +2,9 @@
 //!
 //! Runs the whole workspace under `cargo nextest` (a process per test, so tests that
 //! restart or exhaust their private MariaDB cannot disturb each other), or `cargo test`
-//! where nextest is not installed. Arguments after `test` are passed on (e.g. a filter).
+//! where nextest is not installed, then the doctests (`cargo test --doc`, which nextest
+//! does not run). Arguments after `test` are passed on to the first (e.g. a filter; the
+//! doctests are then skipped).
 
 use std::process::{Command, ExitCode};
 
@@ -22,13 +24,30 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
         cmd.args(["test", "--workspace", "--no-fail-fast"]);
     }
     cmd.args(args);
+    let tests = run_one(cmd);
+    // nextest does not run doctests: the examples in the docs are tests too.
+    let doctests = if has_nextest && args.is_empty() {
+        let mut doc = Command::new(&cargo);
+        doc.args(["test", "--doc", "--workspace"]);
+        run_one(doc)
+    } else {
+        true
+    };
+    if tests && doctests {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs `cmd`, saying what it runs; `true` when it succeeded.
+fn run_one(mut cmd: Command) -> bool {
     eprintln!("running: {cmd:?}");
     match cmd.status() {
-        Ok(s) if s.success() => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
+        Ok(s) => s.success(),
         Err(e) => {
             eprintln!("error: could not run {cmd:?}: {e}");
-            ExitCode::FAILURE
+            false
         }
     }
 }

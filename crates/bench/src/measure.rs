@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use seeded_rng::Rng;
+
 /// How long each measurement runs, after its warm-up.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
@@ -26,12 +28,10 @@ pub fn median(mut runs: Vec<Stats>) -> Stats {
     runs[runs.len() / 2]
 }
 
-/// A tiny xorshift so every worker asks for different rows without a lock.
-pub fn next_id(state: &mut u64, rows: u64) -> i64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    (*state % rows) as i64 + 1
+/// A row id in `1..=rows`: each worker has its own seeded generator, so workers ask
+/// for different rows without a lock.
+pub fn next_id(rng: &mut Rng, rows: u64) -> i64 {
+    rng.below(rows) as i64 + 1
 }
 
 /// The shared clock of one measurement: workers run until `stop`, and record only
@@ -80,10 +80,10 @@ impl Window {
                 let (op, win) = (op.clone(), self.clone());
                 rt.spawn(async move {
                     let mut lat = Vec::with_capacity(1 << 14);
-                    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (w as u64 + 1);
+                    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15u64 ^ (w as u64 + 1));
                     while !win.stop.load(Relaxed) {
                         let started = Instant::now();
-                        let r = op(next_id(&mut seed, rows)).await;
+                        let r = op(next_id(&mut rng, rows)).await;
                         win.record(started, r, &mut lat);
                     }
                     lat
@@ -108,10 +108,10 @@ impl Window {
                 let (op, win) = (op.clone(), self.clone());
                 std::thread::spawn(move || {
                     let mut lat = Vec::with_capacity(1 << 14);
-                    let mut seed = 0xD1B5_4A32_D192_ED03u64 ^ (w as u64 + 1);
+                    let mut rng = Rng::new(0xD1B5_4A32_D192_ED03u64 ^ (w as u64 + 1));
                     while !win.stop.load(Relaxed) {
                         let started = Instant::now();
-                        let r = op(next_id(&mut seed, rows));
+                        let r = op(next_id(&mut rng, rows));
                         win.record(started, r, &mut lat);
                     }
                     lat

@@ -2,8 +2,8 @@
 //! steady mixed load for a long time, watched for slow leaks.
 //!
 //! The application runs in this process (budget 20, the server's defaults otherwise)
-//! against a private MariaDB; the load is the one of the fault tests, compiled from the
-//! same file (`crates/server/tests/fault_support/load.rs`): 200 simulated players, 50 of
+//! against a private MariaDB; the load is the one of the fault tests, the `loadgen`
+//! crate's (`crates/loadgen`): 200 simulated players, 50 of
 //! them on WebSockets, async retention routes and blocking legacy routes mixed. Every
 //! 10 s a row: RSS of this process, physical connections (the server's
 //! `Threads_connected`, the budget's units in use, and the connection oracle's exact peak
@@ -20,13 +20,6 @@
 //!   period);
 //! - no 5xx (nor broken connection, nor timeout), no unexpected answer.
 
-#[allow(dead_code)]
-#[path = "../../server/tests/fault_support/client.rs"]
-mod client;
-#[allow(dead_code)]
-#[path = "../../server/tests/fault_support/load.rs"]
-mod load;
-
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -35,7 +28,7 @@ use crate::BUDGET;
 use mariadb_harness::{Server, ServerOptions, oracle};
 use server::memory::{MMAP_THRESHOLD, Tuning};
 
-use load::{Load, LoadConfig, Window};
+use loadgen::{Load, LoadConfig, Window};
 
 /// Rows every this often.
 const INTERVAL: Duration = Duration::from_secs(10);

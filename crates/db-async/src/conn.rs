@@ -67,8 +67,11 @@ pub(crate) struct ConnState {
     /// [`db_budget::sql::changes_session`], and [`Conn::raw`]): closed on return.
     pub(crate) session_dirty: bool,
     /// An I/O or protocol error, or a server error that means the connection is gone,
-    /// showed it dead.
+    /// showed it dead (or `COMMIT RELEASE` ended the session).
     pub(crate) broken: bool,
+    /// [`Conn::raw`] handed the connection out: what ran on it is unknown (a raw
+    /// statement may have been cut off mid-result), so the helpers refuse from now on.
+    pub(crate) raw: bool,
 }
 
 impl Conn {
@@ -83,7 +86,7 @@ impl Conn {
     /// Before each statement: refuse on a cut-off connection, settle an abandoned
     /// transaction, then mark busy.
     async fn prepare(&mut self) -> Result<&mut MySqlConnection, DbError> {
-        if self.state.busy {
+        if self.state.busy || self.state.raw {
             return Err(DbError::Interrupted);
         }
         if self.state.tx_abandoned {
@@ -122,6 +125,7 @@ impl Conn {
         // Conservative: a failed `LOCK TABLES` changed nothing, but closing it costs
         // one reconnect, and a miss would hand the next caller a dirty session.
         self.state.session_dirty |= sql::changes_session(sql);
+        self.state.broken |= sql::ends_session(sql);
         self.recorder.record_query(sql, started.elapsed(), site);
         result.map_err(|e| {
             self.state.broken |= breaks_connection(&e);
@@ -136,9 +140,20 @@ impl Conn {
         site: &Location<'_>,
         op: impl AsyncFnOnce(&mut MySqlConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, DbError> {
-        let conn = self.prepare().await?;
+        let begins = sql::tx_control(sql) == Some(TxControl::Begin);
+        self.prepare().await?;
+        if begins && self.state.tx_open {
+            // MariaDB would commit the open transaction implicitly: a dropped
+            // `Transaction` could then no longer roll back what it wrote.
+            self.state.busy = false;
+            return Err(DbError::query(
+                None,
+                Some("25000".to_owned()),
+                "a transaction is already open on this connection",
+            ));
+        }
         let started = Instant::now();
-        let r = op(conn).await;
+        let r = op(self.raw_conn()).await;
         self.finish(sql, started, site, r)
     }
 
@@ -299,8 +314,10 @@ impl Conn {
     ///
     /// A transaction abandoned earlier on this connection is rolled back first. The
     /// pool cannot see what runs on the raw connection (session settings, locks, a
-    /// stream left half-read), so it closes the connection when it is returned instead
-    /// of pooling it: use the helpers on hot paths.
+    /// stream left half-read or cut off), so from then on this checkout's helpers
+    /// refuse ([`DbError::Interrupted`]; `raw` itself may be called again), and the
+    /// pool closes the connection when it is returned instead of pooling it: use the
+    /// helpers on hot paths.
     ///
     /// # Errors
     ///
@@ -313,8 +330,13 @@ impl Conn {
     /// interrupted). What you then run on the raw connection is outside the helpers'
     /// cancellation tracking.
     pub async fn raw(&mut self) -> Result<&mut MySqlConnection, DbError> {
-        self.prepare().await?;
-        self.state.busy = false;
+        if !self.state.raw {
+            self.prepare().await?;
+            self.state.busy = false;
+        } else if self.state.busy {
+            return Err(DbError::Interrupted);
+        }
+        self.state.raw = true;
         self.state.session_dirty = true;
         Ok(self.raw_conn())
     }

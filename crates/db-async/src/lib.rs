@@ -6,7 +6,7 @@
 //! The budget must hold exactly (invariant I1: never more physical connections than
 //! `MAX_CONNECTIONS`, counting connects in progress, summed with the blocking side).
 //! `sqlx::Pool` 0.9 has no hook before it connects and none after it closes, so a unit
-//! cannot be tied to its connections; the workaround of DESIGN §4 (reserve a unit before
+//! cannot be tied to its connections; the workaround (reserve a unit before
 //! each `acquire`, reconcile against `pool.size()` later) rests on undocumented internals
 //! and gives units back late. This crate instead pools `sqlx::MySqlConnection`s itself:
 //!
@@ -73,8 +73,8 @@
 //! ```
 //!
 //! **Architecture Invariant:** `MySqlConnection::connect_with` is called in exactly one
-//! place (`pool.rs`), after a unit was taken, and a `MySqlConnection` never leaves its
-//! `Slot`.
+//! place (`pool/connect.rs`), after a unit was taken, and a `MySqlConnection` never
+//! leaves its `Slot` (tidy test `only_the_pools_open_database_connections`).
 
 mod args;
 mod conn;

@@ -112,7 +112,7 @@ impl AsyncPool {
         }
     }
 
-    /// A pool set up from a validated [`Config`] (the `DB_*` variables), on `budget`.
+    /// A pool set up from a validated [`Config`] ([`db_budget::VARIABLES`]), on `budget`.
     ///
     /// # Errors
     ///

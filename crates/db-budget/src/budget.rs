@@ -76,7 +76,9 @@ impl Budget {
     ///
     /// # Panics
     ///
-    /// If `capacity` is 0 (configuration refuses it earlier, with a message).
+    /// If `capacity` is 0 (configuration refuses it earlier, with a message), or if
+    /// this process already built its process-wide budget from the environment
+    /// (`db_budget::global()` without an installation): that would be a second budget.
     pub fn new(capacity: u32, leak_threshold: Duration) -> Budget {
         // From now on the environment never builds a second, process-wide budget.
         crate::global::note_own_budget();

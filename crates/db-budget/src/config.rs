@@ -1,65 +1,82 @@
-//! Configuration from the environment (DESIGN §5), validated at startup.
+//! Configuration from the environment ([`VARIABLES`]), validated at startup.
 
 use std::fmt;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::url::DatabaseUrl;
 
-/// One environment variable the pools read: its name, default and meaning. The README's
-/// configuration table is checked against this list by a tidy test.
+/// One environment variable the pools read: its name, default, meaning and accepted
+/// form. This table is the one place each of them is written: [`Config::default`] parses
+/// the defaults, the server's `--help` shows them, and a tidy test checks the README's
+/// configuration table against it.
 #[derive(Debug, Clone, Copy)]
 pub struct Variable {
     /// The environment variable.
     pub name: &'static str,
     /// Its default, as written in the README (`none` when there is none).
     pub default: &'static str,
+    /// What it sets, in a few words (the server's `--help`).
+    pub meaning: &'static str,
     /// What a valid value looks like (used in error messages).
     pub accepts: &'static str,
 }
 
-const DURATION: &str = "a positive duration with a unit: 250ms, 10s, 5m or 1h";
+/// The accepted form of every duration variable, as error messages show it.
+pub const ACCEPTS_DURATION: &str = "a positive duration with a unit: 250ms, 10s, 5m or 1h";
 
 /// Every variable [`Config::from_env`] reads, in README order.
 pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "DATABASE_URL",
         default: "none",
+        meaning: "The database server: mysql://user:password@host:port/database[?socket=/path]",
         accepts: "mysql://user:password@host:port/database, optionally ?socket=/path/to/mysqld.sock",
     },
     Variable {
         name: "MAX_CONNECTIONS",
         default: "20",
+        meaning: "The budget: physical database connections, both pools together",
         accepts: "a whole number from 1 to 10000",
     },
     Variable {
         name: "DB_CONNECT_TIMEOUT",
         default: "10s",
-        accepts: DURATION,
+        meaning: "TCP connect + handshake timeout",
+        accepts: ACCEPTS_DURATION,
     },
     Variable {
         name: "DB_POOL_TIMEOUT",
         default: "30s",
-        accepts: DURATION,
+        meaning: "Longest wait for a database connection",
+        accepts: ACCEPTS_DURATION,
     },
     Variable {
         name: "DB_IDLE_TIMEOUT",
+        // Short, so that the sync side's idle connections (r2d2 reaps every 30 s) never
+        // meet the server's wait_timeout (28800 s by default).
         default: "10s",
-        accepts: DURATION,
+        meaning: "Idle connections close after this",
+        accepts: ACCEPTS_DURATION,
     },
     Variable {
         name: "DB_MAX_LIFETIME",
         default: "30m",
-        accepts: DURATION,
+        meaning: "Connections close at this age",
+        accepts: ACCEPTS_DURATION,
     },
     Variable {
         name: "DB_LEAK_THRESHOLD",
         default: "30s",
-        accepts: DURATION,
+        meaning: "A connection held longer is reported with its call site",
+        accepts: ACCEPTS_DURATION,
     },
     Variable {
         name: "DB_SLOW_QUERY",
         default: "200ms",
-        accepts: DURATION,
+        meaning: "Slower statements are logged with their SQL",
+        accepts: ACCEPTS_DURATION,
     },
 ];
 
@@ -90,20 +107,9 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The defaults of DESIGN §5 (the `default` column of [`VARIABLES`]).
+    /// The `default` column of [`VARIABLES`], parsed.
     fn default() -> Self {
-        Config {
-            database_url: None,
-            max_connections: 20,
-            connect_timeout: Duration::from_secs(10),
-            pool_timeout: Duration::from_secs(30),
-            // Short, so that the sync side's idle connections (r2d2 reaps every 30 s)
-            // never meet the server's wait_timeout (28800 s by default).
-            idle_timeout: Duration::from_secs(10),
-            max_lifetime: Duration::from_secs(30 * 60),
-            leak_threshold: Duration::from_secs(30),
-            slow_query: Duration::from_millis(200),
-        }
+        Config::from_lookup(|_| None).expect("every default of VARIABLES parses")
     }
 }
 
@@ -124,44 +130,73 @@ impl Config {
     ///
     /// The first bad value, as a [`ConfigError`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut c = Config::default();
-        if let Some(v) = lookup("DATABASE_URL") {
-            c.database_url = Some(DatabaseUrl::parse(&v)?);
-        }
-        if let Some(v) = lookup("MAX_CONNECTIONS") {
-            c.max_connections = parse_count("MAX_CONNECTIONS", &v, 10_000)?;
-        }
-        let durations: [(&'static str, &mut Duration); 6] = [
-            ("DB_CONNECT_TIMEOUT", &mut c.connect_timeout),
-            ("DB_POOL_TIMEOUT", &mut c.pool_timeout),
-            ("DB_IDLE_TIMEOUT", &mut c.idle_timeout),
-            ("DB_MAX_LIFETIME", &mut c.max_lifetime),
-            ("DB_LEAK_THRESHOLD", &mut c.leak_threshold),
-            ("DB_SLOW_QUERY", &mut c.slow_query),
-        ];
-        for (name, slot) in durations {
-            if let Some(v) = lookup(name) {
-                *slot = parse_duration_var(name, &v)?;
-            }
-        }
-        Ok(c)
+        // A variable not set is its default in VARIABLES, through the same parser.
+        let value = |name: &str| lookup(name).unwrap_or_else(|| default_of(name).to_owned());
+        let duration = |name| parse_duration_var(name, &value(name));
+        Ok(Config {
+            database_url: lookup("DATABASE_URL")
+                .map(|v| DatabaseUrl::parse(&v))
+                .transpose()?,
+            max_connections: parse_count("MAX_CONNECTIONS", &value("MAX_CONNECTIONS"), 10_000)?,
+            connect_timeout: duration("DB_CONNECT_TIMEOUT")?,
+            pool_timeout: duration("DB_POOL_TIMEOUT")?,
+            idle_timeout: duration("DB_IDLE_TIMEOUT")?,
+            max_lifetime: duration("DB_MAX_LIFETIME")?,
+            leak_threshold: duration("DB_LEAK_THRESHOLD")?,
+            slow_query: duration("DB_SLOW_QUERY")?,
+        })
+    }
+}
+
+/// The `default` of variable `name` in [`VARIABLES`].
+///
+/// # Panics
+///
+/// When `name` is not in the table (a bug of this file, caught by its tests).
+fn default_of(name: &str) -> &'static str {
+    match VARIABLES.iter().find(|v| v.name == name) {
+        Some(var) => var.default,
+        None => panic!("{name} is not in VARIABLES"),
     }
 }
 
 fn parse_count(name: &'static str, raw: &str, max: u32) -> Result<u32, ConfigError> {
+    parse_whole_number(raw, 1..=max).map_err(|reason| ConfigError::new(name, raw, &reason))
+}
+
+/// Parses a whole number in `range` (surrounding space is ignored; a leading `+` is
+/// accepted).
+///
+/// # Errors
+///
+/// Why the text is not such a number: `it is empty`, `it is not a whole number`,
+/// `it must be at least {start}` or `it must be at most {end}` (also for numbers too
+/// large for `T`).
+pub fn parse_whole_number<T>(raw: &str, range: RangeInclusive<T>) -> Result<T, String>
+where
+    T: FromStr + PartialOrd + fmt::Display,
+{
     let v = raw.trim();
-    let err = |reason: &str| ConfigError::new(name, raw, reason);
     if v.is_empty() {
-        return Err(err("it is empty"));
+        return Err("it is empty".to_owned());
     }
-    let n: i64 = v.parse().map_err(|_| err("it is not a whole number"))?;
-    if n <= 0 {
-        return Err(err("it must be at least 1"));
+    let too_small = || format!("it must be at least {}", range.start());
+    let too_large = || format!("it must be at most {}", range.end());
+    match v.parse::<T>() {
+        Ok(n) if n < *range.start() => Err(too_small()),
+        Ok(n) if n > *range.end() => Err(too_large()),
+        Ok(n) => Ok(n),
+        // A whole number `T` cannot hold: out of range on its side.
+        Err(_) => match v.strip_prefix('-') {
+            Some(digits) if is_digits(digits) => Err(too_small()),
+            None if is_digits(v.strip_prefix('+').unwrap_or(v)) => Err(too_large()),
+            _ => Err("it is not a whole number".to_owned()),
+        },
     }
-    u32::try_from(n)
-        .ok()
-        .filter(|n| *n <= max)
-        .ok_or_else(|| err(&format!("it must be at most {max}")))
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn parse_duration_var(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
@@ -327,6 +362,28 @@ mod tests {
             let err = with(&[("MAX_CONNECTIONS", bad)]).unwrap_err();
             assert_eq!(err.variable(), "MAX_CONNECTIONS", "{bad:?}");
             assert!(err.to_string().contains("whole number from 1 to 10000"));
+        }
+    }
+
+    #[test]
+    fn whole_numbers_are_read_in_their_range_with_the_reason_for_a_refusal() {
+        assert_eq!(parse_whole_number(" 7 ", 1..=10), Ok(7u32));
+        assert_eq!(parse_whole_number("+7", 1..=10), Ok(7u32));
+        assert_eq!(parse_whole_number("-840", -840..=840), Ok(-840i32));
+        for (raw, why) in [
+            ("", "it is empty"),
+            ("1.5", "it is not a whole number"),
+            ("-", "it is not a whole number"),
+            ("0", "it must be at least 1"),
+            ("-3", "it must be at least 1"),
+            ("11", "it must be at most 10"),
+            ("99999999999", "it must be at most 10"),
+        ] {
+            assert_eq!(
+                parse_whole_number::<u32>(raw, 1..=10),
+                Err(why.to_owned()),
+                "{raw:?}"
+            );
         }
     }
 

@@ -95,12 +95,12 @@ pub enum DbError {
     BlockingNotAllowed,
 
     /// A statement on this connection was cut off (its future was dropped, or its
-    /// deadline passed, before the server's answer was read): the connection's protocol
-    /// state is unknown, so it refuses every later statement. Drop it (the pool closes
-    /// it) and acquire another.
+    /// deadline passed, before the server's answer was read), or the connection was
+    /// handed out raw: its protocol state is unknown, so the helpers refuse every later
+    /// statement. Drop it (the pool closes it) and acquire another.
     #[error(
-        "this connection's previous statement was cut off before its result was read; \
-         it runs nothing more: drop it and acquire another"
+        "this connection runs no more statements: one was cut off before its result was \
+         read, or the connection was used raw; drop it and acquire another"
     )]
     Interrupted,
 

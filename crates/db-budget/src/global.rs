@@ -24,8 +24,20 @@ use crate::{Budget, Config, DbError};
 /// Set by every budget built outside [`global`]'s environment path.
 static OWN_BUDGET_BUILT: AtomicBool = AtomicBool::new(false);
 
+/// Notes that the process builds a budget of its own.
+///
+/// # Panics
+///
+/// If a process-wide budget was already built from the environment: the process would
+/// then have two budgets, and together they could exceed the server's limit.
 pub(crate) fn note_own_budget() {
     OWN_BUDGET_BUILT.store(true, Ordering::SeqCst);
+    assert!(
+        !BUDGET.built_from_env(),
+        "a process-wide connection budget was already built from the environment \
+         (db_budget::global()): building another makes two budgets; build the process's \
+         budget first and install it (install_global), or use db_budget::global()"
+    );
 }
 
 /// An install-once, process-wide value: installed by a program for as long as it holds
@@ -82,9 +94,24 @@ impl<T: Clone + Send + Sync + 'static> Global<T> {
         if let Some(v) = self.from_env.get() {
             return Ok(v.clone());
         }
+        // Under the lock `install` takes: an installation cannot slip in between the
+        // checks and the build, so the process never has both. Building does no I/O
+        // (a budget, a pool handle), so the lock is held for microseconds.
+        let slot = self.write();
+        if let Some(v) = slot.as_ref() {
+            return Ok(v.clone());
+        }
+        if let Some(v) = self.from_env.get() {
+            return Ok(v.clone());
+        }
         let built = build()?;
-        // Another thread may have won the race; either way there is exactly one.
         Ok(self.from_env.get_or_init(|| built).clone())
+    }
+
+    /// `true` once a value was built from the environment (it lives as long as the
+    /// process).
+    pub fn built_from_env(&self) -> bool {
+        self.from_env.get().is_some()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Option<T>> {

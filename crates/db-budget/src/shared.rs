@@ -49,7 +49,7 @@ impl Shared {
             sides: Default::default(),
             shrinkers: Shrinkers::default(),
             leaks: LeakTracker::new(leak_threshold),
-            // `Config`'s default for DB_SLOW_QUERY; `Budget::from_config` sets the
+            // `DB_SLOW_QUERY`'s default (`VARIABLES`); `Budget::from_config` sets the
             // configured one.
             slow_query_nanos: AtomicU64::new(200_000_000),
         });

@@ -44,38 +44,96 @@ pub fn tx_control(sql: &str) -> Option<TxControl> {
 }
 
 /// Whether `sql` may leave session state behind that the pool cannot reset: any
-/// `SET` (but `SET STATEMENT … FOR`, which lasts one statement), `LOCK TABLES`,
-/// `USE`, SQL-level `PREPARE`, `HANDLER`, `XA`, `CALL` (a procedure can do any of
-/// these), `CREATE TEMPORARY TABLE`, and any statement that uses a user variable
-/// (`@name`) or takes a user-level lock (`GET_LOCK`).
+/// `SET` (but `SET STATEMENT … FOR stmt`, which lasts one statement: then `stmt`
+/// decides), `LOCK TABLES`, `FLUSH TABLES WITH READ LOCK` (any `FLUSH`), `BACKUP LOCK`,
+/// `USE`, SQL-level `PREPARE`, `HANDLER`, `XA`, `CALL` and compound statements (`IF`,
+/// `CASE`, `LOOP`, `WHILE`, `REPEAT`, `BEGIN NOT ATOMIC`: they can do any of these),
+/// `CREATE TEMPORARY TABLE`, and any statement that uses a user variable (`@name`),
+/// takes a user-level lock (`GET_LOCK`) or sets `LAST_INSERT_ID(expr)`.
 pub fn changes_session(sql: &str) -> bool {
-    let mut words = Words::new(sql);
-    let Some(first) = words.next() else {
+    let words: Vec<&str> = Words::new(sql).take(4).collect();
+    let Some(first) = words.first() else {
         return false;
     };
-    let is = |w: &str| first.eq_ignore_ascii_case(w);
-    if is("set") {
-        return !words
-            .next()
-            .is_some_and(|w| w.eq_ignore_ascii_case("statement"));
+    let is = |i: usize, w: &str| words.get(i).is_some_and(|x| x.eq_ignore_ascii_case(w));
+    if is(0, "set") {
+        if !is(1, "statement") {
+            return true;
+        }
+        // `SET STATEMENT var = value [, …] FOR stmt`: the settings last one statement.
+        return match for_clause(sql) {
+            Some(inner) => changes_session(inner),
+            None => true,
+        };
     }
-    if ["lock", "use", "prepare", "handler", "xa", "call"]
-        .iter()
-        .any(|w| is(w))
+    const SESSION_WORDS: [&str; 13] = [
+        "lock", "use", "prepare", "handler", "xa", "call", "flush", "backup", "if", "case", "loop",
+        "while", "repeat",
+    ];
+    if SESSION_WORDS.iter().any(|w| first.eq_ignore_ascii_case(w))
+        || (is(0, "begin") && is(1, "not"))
+        || (is(0, "create") && words.iter().any(|w| w.eq_ignore_ascii_case("temporary")))
+        // A labelled compound statement: `label: BEGIN … END`, `label: LOOP …`.
+        || sql.trim_start().split_once(':').is_some_and(|(label, rest)| {
+            is_word_text(label) && Words::new(rest).next().is_some_and(|w| {
+                ["begin", "loop", "while", "repeat"]
+                    .iter()
+                    .any(|k| w.eq_ignore_ascii_case(k))
+            })
+        })
     {
         return true;
     }
-    if is("create")
-        && Words::new(sql)
-            .take(4)
-            .any(|w| w.eq_ignore_ascii_case("temporary"))
-    {
-        return true;
+    let mut lexer = Lexer::new(sql);
+    while let Some(token) = lexer.next() {
+        match token {
+            Token::UserVariable => return true,
+            Token::Word(w) if w.eq_ignore_ascii_case("get_lock") => return true,
+            Token::Word(w) if w.eq_ignore_ascii_case("last_insert_id") => {
+                if lexer.call_has_arguments() {
+                    return true;
+                }
+            }
+            Token::Word(_) => {}
+        }
     }
-    Lexer::new(sql).any(|token| match token {
-        Token::UserVariable => true,
-        Token::Word(w) => w.eq_ignore_ascii_case("get_lock"),
-    })
+    false
+}
+
+/// Whether `sql` ends the session itself: `COMMIT RELEASE`, `ROLLBACK RELEASE` (the
+/// server closes the connection after it). Such a connection must be closed, never
+/// pooled.
+pub fn ends_session(sql: &str) -> bool {
+    let words: Vec<&str> = Words::new(sql).take(8).collect();
+    let is = |i: usize, w: &str| words.get(i).is_some_and(|x| x.eq_ignore_ascii_case(w));
+    (is(0, "commit") || is(0, "rollback"))
+        && (1..words.len()).any(|i| is(i, "release") && !is(i - 1, "no"))
+}
+
+/// The statement after `FOR` in `SET STATEMENT … FOR stmt`, if found.
+fn for_clause(sql: &str) -> Option<&str> {
+    let mut lexer = Lexer::new(sql);
+    while let Some(token) = lexer.next() {
+        if let Token::Word(w) = token
+            && w.eq_ignore_ascii_case("for")
+        {
+            return Some(&sql[lexer.at..]);
+        }
+    }
+    None
+}
+
+fn is_word_text(s: &str) -> bool {
+    let s = s.trim();
+    !s.is_empty() && s.bytes().all(is_word_byte)
+}
+
+/// Whether `sql` changes the connection's current database (`USE`), which a session
+/// reset (`COM_RESET_CONNECTION`) does not undo.
+pub fn changes_database(sql: &str) -> bool {
+    Words::new(sql)
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case("use"))
 }
 
 /// Words of the SQL text outside strings, quoted identifiers and comments.
@@ -154,14 +212,34 @@ impl<'a> Iterator for Lexer<'a> {
             match b {
                 b'\'' | b'"' | b'`' => self.skip_quoted(b),
                 b'#' => self.skip_line(),
-                b'-' if bytes.get(self.at + 1) == Some(&b'-') => self.skip_line(),
-                // `/*!50000 … */` is executed by the server: read inside it.
-                b'/' if bytes.get(self.at + 1) == Some(&b'*')
-                    && bytes.get(self.at + 2) != Some(&b'!') =>
+                // `--` starts a comment only before white space (`1--@x` is arithmetic).
+                b'-' if bytes.get(self.at + 1) == Some(&b'-')
+                    && bytes
+                        .get(self.at + 2)
+                        .is_none_or(|c| c.is_ascii_whitespace() || c.is_ascii_control()) =>
                 {
-                    match self.sql[self.at + 2..].find("*/") {
-                        Some(end) => self.at += 2 + end + 2,
-                        None => self.at = bytes.len(),
+                    self.skip_line()
+                }
+                b'/' if bytes.get(self.at + 1) == Some(&b'*') => {
+                    let rest = &bytes[self.at + 2..];
+                    let executable = match rest {
+                        [b'!', ..] => Some(1),
+                        [b'M' | b'm', b'!', ..] => Some(2),
+                        _ => None,
+                    };
+                    match executable {
+                        // `/*!50000 … */` and MariaDB's `/*M!100100 … */` are executed
+                        // by the server: read inside, after the version number.
+                        Some(marker) => {
+                            self.at += 2 + marker;
+                            while bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
+                                self.at += 1;
+                            }
+                        }
+                        None => match self.sql[self.at + 2..].find("*/") {
+                            Some(end) => self.at += 2 + end + 2,
+                            None => self.at = bytes.len(),
+                        },
                     }
                 }
                 b'@' => {
@@ -205,6 +283,13 @@ impl<'a> Iterator for Lexer<'a> {
 }
 
 impl Lexer<'_> {
+    /// After a function name: whether its parentheses hold anything (`f(x)`, not `f()`).
+    fn call_has_arguments(&self) -> bool {
+        let rest = self.sql[self.at..].trim_start();
+        rest.strip_prefix('(')
+            .is_some_and(|inside| !inside.trim_start().starts_with(')'))
+    }
+
     fn skip_line(&mut self) {
         match self.sql[self.at..].find('\n') {
             Some(end) => self.at += end + 1,
@@ -264,6 +349,24 @@ mod tests {
             "PREPARE s FROM 'SELECT 1'",
             "XA START 'x'",
             "/*!40101 SET @old = @@sql_mode */",
+            "/*!40101 SET autocommit = 0 */",
+            "/*M!100100 SET sql_mode = '' */",
+            "SELECT /*M! @x := 1, */ 1",
+            "SELECT 1--@x",
+            "FLUSH TABLES WITH READ LOCK",
+            "BACKUP LOCK t",
+            "LOCK TABLE t READ",
+            "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            "DO GET_LOCK('x', 0)",
+            "WITH c AS (SELECT @x := 1) SELECT * FROM c",
+            "SET STATEMENT max_statement_time = 1 FOR SELECT GET_LOCK('a', 0)",
+            "SET STATEMENT sql_mode = '' FOR SELECT @v := 7",
+            "IF 1 THEN SET autocommit = 0; END IF",
+            "BEGIN NOT ATOMIC START TRANSACTION; END",
+            "lbl: BEGIN NOT ATOMIC SET @x = 1; END",
+            "CASE WHEN 1 THEN SET autocommit = 0; END CASE",
+            "SELECT LAST_INSERT_ID(4242)",
+            "SELECT last_insert_id ( 7 )",
         ] {
             assert!(changes_session(sql), "{sql}");
         }
@@ -274,6 +377,7 @@ mod tests {
             "SELECT 'user@example.com'",
             "SELECT \"@x\", `@y` FROM t",
             "SELECT 1 -- @x\n",
+            "SELECT 1 --\t@x",
             "SELECT 1 # GET_LOCK\n",
             "SELECT /* SET @x */ 1",
             "SET STATEMENT max_statement_time = 1 FOR SELECT 1",
@@ -281,9 +385,16 @@ mod tests {
             "INSERT INTO t (a) VALUES ('it''s @home')",
             "CREATE TABLE t (id INT)",
             "SELECT RELEASE_LOCK_COUNT FROM t",
+            "SELECT LAST_INSERT_ID()",
+            "SELECT 'a: BEGIN'",
             "",
         ] {
             assert!(!changes_session(sql), "{sql}");
         }
+        assert!(changes_database("use other") && !changes_database("SELECT 'use'"));
+        assert!(
+            ends_session("COMMIT RELEASE") && ends_session("rollback work and no chain release")
+        );
+        assert!(!ends_session("COMMIT NO RELEASE") && !ends_session("SELECT RELEASE_LOCK('a')"));
     }
 }

@@ -1,27 +1,12 @@
 //! Property test of the configuration parser: for random and mutated values of every
 //! variable, parsing never panics, a rejected value is reported against the variable it
 //! came from, an accepted one is within the documented range, and a password never shows.
-//! (Hand-rolled generator, fixed seeds: reproducible, no extra dependency.)
+//! (Fixed seeds, the workspace's `seeded_rng::Rng`: reproducible.)
 
 use std::time::Duration;
 
 use db_budget::{Config, VARIABLES};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // SplitMix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use seeded_rng::Rng;
 
 const SEEDS: &[&str] = &[
     "20",
@@ -65,16 +50,16 @@ fn mutate(rng: &mut Rng, seed: &str) -> String {
     for _ in 0..rng.below(4) {
         match rng.below(3) {
             0 if !chars.is_empty() => {
-                let i = rng.below(chars.len());
+                let i = rng.index(chars.len());
                 chars.remove(i);
             }
             1 => {
-                let i = rng.below(chars.len() + 1);
-                chars.insert(i, ALPHABET[rng.below(ALPHABET.len())]);
+                let i = rng.index(chars.len() + 1);
+                chars.insert(i, ALPHABET[rng.index(ALPHABET.len())]);
             }
             _ if !chars.is_empty() => {
-                let i = rng.below(chars.len());
-                chars[i] = ALPHABET[rng.below(ALPHABET.len())];
+                let i = rng.index(chars.len());
+                chars[i] = ALPHABET[rng.index(ALPHABET.len())];
             }
             _ => {}
         }
@@ -84,12 +69,12 @@ fn mutate(rng: &mut Rng, seed: &str) -> String {
 
 #[test]
 fn random_values_never_panic_and_errors_name_their_variable() {
-    let mut rng = Rng(0x5EED_CAFE);
+    let mut rng = Rng::new(0x5EED_CAFE);
     let mut accepted = 0;
     let mut rejected = 0;
     for _ in 0..20_000 {
-        let var = VARIABLES[rng.below(VARIABLES.len())];
-        let seed = SEEDS[rng.below(SEEDS.len())];
+        let var = VARIABLES[rng.index(VARIABLES.len())];
+        let seed = SEEDS[rng.index(SEEDS.len())];
         let value = mutate(&mut rng, seed);
         let result = std::panic::catch_unwind(|| {
             Config::from_lookup(|name| (name == var.name).then(|| value.clone()))

@@ -17,13 +17,13 @@
 //!   is cut. There is no statement-timeout setting yet; `SyncPoolBuilder::io_timeout`
 //!   sets this bound;
 //! - **pool housekeeping** (validation ping, `ROLLBACK` on return, the farewell
-//!   `COM_QUIT` on close): `DB_CONNECT_TIMEOUT` again ([`Pooled::housekeeping`]; a checkout's ping
+//!   `COM_QUIT` on close): `DB_CONNECT_TIMEOUT` again ([`Slot::housekeeping`]; a checkout's ping
 //!   also ends at the caller's pool-timeout deadline); these are
 //!   instant on a healthy server. A `ROLLBACK` that takes longer (a huge transaction)
 //!   closes the connection, and the server finishes the rollback itself.
 //!
 //! A read or write that timed out leaves the protocol stream at an unknown point: the
-//! connection is lost ([`Pooled::doom_lost`]), closed and never pooled.
+//! connection is lost ([`Slot::doom_lost`]), closed and never pooled.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -34,13 +34,14 @@ use db_budget::{CloseReason, Side, Unit};
 use r2d2_mysql::mysql;
 
 use crate::error::ConnectFailure;
+use crate::raw::RawConn;
 use crate::state::State;
 
 /// r2d2's `Connection` type: a live connection, or the placeholder a failed connect
 /// leaves (see `manager.rs` for why failures are not `Err`s). A placeholder holds no
 /// unit and no socket; whoever takes it out of the pool drops it at once.
-pub(crate) enum Slot {
-    Live(Pooled),
+pub(crate) enum Managed {
+    Live(Slot),
     Failed {
         failure: ConnectFailure,
         /// When the attempt ended: a caller that started later does not take an older
@@ -49,9 +50,9 @@ pub(crate) enum Slot {
     },
 }
 
-impl Slot {
-    pub(crate) fn failed(failure: ConnectFailure) -> Slot {
-        Slot::Failed {
+impl Managed {
+    pub(crate) fn failed(failure: ConnectFailure) -> Managed {
+        Managed::Failed {
             failure,
             at: Instant::now(),
         }
@@ -67,8 +68,8 @@ impl Slot {
 /// Gauges: `idle` mirrors whether r2d2 holds this connection in its idle list, and
 /// every change of it moves the budget's `idle` gauge; `Drop` counts exactly one close
 /// reason and lowers the gauge if the connection dies idle.
-pub(crate) struct Pooled {
-    pub(crate) conn: mysql::Conn,
+pub(crate) struct Slot {
+    pub(crate) conn: RawConn,
     /// Set once a connection must not be pooled again, with the reason it is closed.
     doomed: Option<CloseReason>,
     /// The stream is broken or out of step (an I/O error, a timeout, a server error that
@@ -81,15 +82,15 @@ pub(crate) struct Pooled {
     _unit: Unit,
 }
 
-impl Pooled {
+impl Slot {
     /// A connection just opened; r2d2 puts it in its idle list next.
-    pub(crate) fn new(conn: mysql::Conn, state: Arc<State>, unit: Unit) -> Pooled {
+    pub(crate) fn new(conn: mysql::Conn, state: Arc<State>, unit: Unit) -> Slot {
         let now = Instant::now();
         state.opened();
         state.recorder.record_opened();
         state.enter_idle();
-        Pooled {
-            conn,
+        Slot {
+            conn: RawConn::wrap(conn),
             doomed: None,
             lost: false,
             opened_at: now,
@@ -132,11 +133,11 @@ impl Pooled {
         result
     }
 
-    /// [`Pooled::bounded`] at the connect timeout.
+    /// [`Slot::bounded`] at the connect timeout.
     ///
     /// # Errors
     ///
-    /// As [`Pooled::bounded`].
+    /// As [`Slot::bounded`].
     pub(crate) fn housekeeping<R>(
         &mut self,
         f: impl FnOnce(&mut mysql::Conn) -> Result<R, mysql::Error>,
@@ -211,9 +212,9 @@ impl Pooled {
 }
 
 // Hand-written: `mysql::Conn`'s derived `Debug` prints its options, password included.
-impl std::fmt::Debug for Pooled {
+impl std::fmt::Debug for Slot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pooled")
+        f.debug_struct("Slot")
             .field("connection_id", &self.conn.connection_id())
             .field("doomed", &self.doomed)
             .field("idle", &self.idle)
@@ -222,7 +223,7 @@ impl std::fmt::Debug for Pooled {
     }
 }
 
-impl Drop for Pooled {
+impl Drop for Slot {
     fn drop(&mut self) {
         let reason = self.close_reason();
         self.state.recorder.record_closed(reason);

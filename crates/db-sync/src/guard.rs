@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use db_budget::{CheckoutTicket, CloseReason};
 use r2d2_mysql::mysql::{self, prelude::Queryable};
 
-use crate::connection::{Pooled, Slot};
+use crate::connection::{Managed, Slot};
 use crate::manager::BudgetedManager;
+use crate::raw::RawConn;
 
 /// A connection checked out of a [`SyncPool`](crate::SyncPool); derefs to
 /// [`mysql::Conn`], and offers the same helpers as the async side
@@ -44,9 +45,17 @@ use crate::manager::BudgetedManager;
 /// `START TRANSACTION`) until it ends, and **whenever the raw connection was borrowed
 /// mutably** (through `DerefMut`), since raw statements cannot be seen. In those cases
 /// the drop sends one `ROLLBACK` (a no-op on the server when nothing is open; one round
-/// trip). Code that uses only the helpers pays nothing. Session settings changed through
-/// raw statements (`SET autocommit = 0`, `LOCK TABLES`, user variables) are not reset:
-/// call [`DbConnection::discard`] after changing them.
+/// trip). Code that uses only the helpers pays nothing.
+///
+/// # Session state
+///
+/// A helper statement that changes session state (`SET autocommit = 0`, `SET @var`,
+/// `LOCK TABLES`, `GET_LOCK`, temporary tables; the classifier both sides share,
+/// `db_budget::sql::changes_session`) makes the drop reset the session
+/// (`COM_RESET_CONNECTION`, one round trip, which also rolls back) before the connection
+/// is pooled; `USE other` makes it close the connection. Session settings changed
+/// through **raw** statements cannot be seen and are not reset: call
+/// [`DbConnection::discard`] after changing them.
 ///
 /// After raw access the `ROLLBACK` also proves the connection is in step (it travels
 /// with a `SELECT` of a fresh token, same round trip): a raw statement whose error the
@@ -75,7 +84,24 @@ pub struct DbConnection {
     pool: r2d2::Pool<BudgetedManager>,
     site: &'static Location<'static>,
     pub(crate) tx_open: bool,
+    /// What the helpers' statements did to the session (see [`SessionChange`]).
+    pub(crate) session: SessionChange,
     raw_used: bool,
+}
+
+/// Session state a helper statement left behind, strongest last: the return path
+/// resets a [`SessionChange::Resettable`] session (`COM_RESET_CONNECTION`: one round
+/// trip, no reconnect) and closes a [`SessionChange::Database`] one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum SessionChange {
+    /// Nothing the next holder could notice.
+    #[default]
+    Clean,
+    /// `SET autocommit = 0`, `SET @var`, `LOCK TABLES`, `GET_LOCK`, a temporary table,
+    /// … (see `db_budget::sql::changes_session`): undone by a session reset.
+    Resettable,
+    /// `USE other`: a reset keeps the current database, so the connection is closed.
+    Database,
 }
 
 struct Checkout {
@@ -91,28 +117,29 @@ impl DbConnection {
         pool: r2d2::Pool<BudgetedManager>,
         site: &'static Location<'static>,
     ) -> DbConnection {
-        debug_assert!(matches!(*conn, Slot::Live(_)));
+        debug_assert!(matches!(*conn, Managed::Live(_)));
         DbConnection {
             checkout: Some(Checkout { ticket, conn }),
             pool,
             site,
             tx_open: false,
+            session: SessionChange::Clean,
             raw_used: false,
         }
     }
 
-    pub(crate) fn pooled(&mut self) -> &mut Pooled {
+    pub(crate) fn pooled(&mut self) -> &mut Slot {
         match self.checkout.as_mut().map(|c| &mut *c.conn) {
-            Some(Slot::Live(p)) => p,
+            Some(Managed::Live(p)) => p,
             // `SyncPool` hands out live connections only, and `checkout` is emptied
             // only at the end of `drop`.
             _ => unreachable!("a DbConnection always holds a live connection"),
         }
     }
 
-    fn pooled_ref(&self) -> &Pooled {
+    fn pooled_ref(&self) -> &Slot {
         match self.checkout.as_ref().map(|c| &*c.conn) {
-            Some(Slot::Live(p)) => p,
+            Some(Managed::Live(p)) => p,
             _ => unreachable!("a DbConnection always holds a live connection"),
         }
     }
@@ -121,7 +148,7 @@ impl DbConnection {
     /// statements changed session settings the next user must not inherit. Its budget
     /// unit returns once the socket is closed.
     pub fn discard(mut self) {
-        self.pooled().doom(CloseReason::Broken);
+        self.pooled().doom(CloseReason::SessionState);
     }
 
     /// The call site that checked this connection out (reported by leak detection).
@@ -131,9 +158,9 @@ impl DbConnection {
 }
 
 impl Deref for DbConnection {
-    type Target = mysql::Conn;
+    type Target = RawConn;
 
-    fn deref(&self) -> &mysql::Conn {
+    fn deref(&self) -> &RawConn {
         &self.pooled_ref().conn
     }
 }
@@ -141,7 +168,7 @@ impl Deref for DbConnection {
 impl DerefMut for DbConnection {
     /// Raw access: from now on the guard cannot know whether a transaction is open, so
     /// its drop sends a `ROLLBACK` (see "Open transactions").
-    fn deref_mut(&mut self) -> &mut mysql::Conn {
+    fn deref_mut(&mut self) -> &mut RawConn {
         self.raw_used = true;
         &mut self.pooled().conn
     }
@@ -171,6 +198,7 @@ impl DbConnection {
         let site = self.site;
         let needs_rollback = self.tx_open || self.raw_used;
         let raw_used = self.raw_used;
+        let session = self.session;
         let p = self.pooled();
         if p.is_doomed() {
             return;
@@ -178,6 +206,35 @@ impl DbConnection {
         if std::thread::panicking() {
             p.doom(CloseReason::Cancelled);
             return;
+        }
+        match session {
+            SessionChange::Clean => {}
+            SessionChange::Database => {
+                p.doom(CloseReason::SessionState);
+                return;
+            }
+            SessionChange::Resettable => {
+                // A reset rolls back too. After raw access it must read the answer it
+                // is owed, not a late one: `rollback_in_step` first proves that.
+                let started = Instant::now();
+                let result = if raw_used {
+                    p.housekeeping(rollback_in_step)
+                } else {
+                    Ok(())
+                }
+                .and_then(|()| p.housekeeping(mysql::Conn::reset));
+                let recorder = &p.state().recorder;
+                recorder.record_query("RESET CONNECTION", started.elapsed(), site);
+                if let Err(e) = result {
+                    tracing::warn!(
+                        call_site = %site,
+                        error = %crate::error::map_error(e),
+                        "db-sync: resetting the session on return failed; closing the connection",
+                    );
+                    p.doom_lost();
+                }
+                return;
+            }
         }
         if needs_rollback {
             // Bounded by the connect timeout: a frozen server cannot hold the

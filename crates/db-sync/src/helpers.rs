@@ -10,13 +10,14 @@
 use std::panic::Location;
 use std::time::Instant;
 
+use db_budget::sql::{self, TxControl};
 use db_budget::{DbError, ExecResult};
 use r2d2_mysql::mysql::prelude::{FromRow, Queryable};
 use r2d2_mysql::mysql::{self, Params, Row};
 
 use crate::dict::{DictRow, to_dict};
 use crate::error::{decode_error, is_lost, map_error, row_shape};
-use crate::guard::DbConnection;
+use crate::guard::{DbConnection, SessionChange};
 use crate::pool::SyncPool;
 use crate::tx::Tx;
 
@@ -134,7 +135,7 @@ impl DbConnection {
     #[track_caller]
     pub fn execute(&mut self, sql: &str, params: impl Into<Params>) -> Result<ExecResult, DbError> {
         let params = params.into();
-        let control = tx_control(sql).filter(|_| matches!(params, Params::Empty));
+        let control = sql::tx_control(sql).filter(|_| matches!(params, Params::Empty));
         let done = self.run(sql, Location::caller(), |c| {
             match control {
                 Some(_) => c.query_drop(sql),
@@ -146,11 +147,6 @@ impl DbConnection {
                 last_insert_id: Some(c.last_insert_id()).filter(|id| *id != 0),
             })
         })?;
-        match tx_control(sql) {
-            Some(TxControl::Begin) => self.tx_open = true,
-            Some(TxControl::End) => self.tx_open = false,
-            None => {}
-        }
         Ok(done)
     }
 
@@ -162,6 +158,14 @@ impl DbConnection {
         site: &Location<'_>,
         f: impl FnOnce(&mut mysql::Conn) -> Result<R, DbError>,
     ) -> Result<R, DbError> {
+        if self.tx_open && sql::tx_control(sql) == Some(TxControl::Begin) {
+            // The server would commit the open transaction implicitly.
+            return Err(DbError::query(
+                None,
+                Some("25000".to_owned()),
+                "a transaction is already open on this connection",
+            ));
+        }
         let p = self.pooled();
         let started = Instant::now();
         let result = f(&mut p.conn);
@@ -172,6 +176,22 @@ impl DbConnection {
             && is_lost(e)
         {
             p.doom_lost();
+        }
+        if sql::ends_session(sql) {
+            p.doom_lost(); // `COMMIT RELEASE`: the server closes the session
+        }
+        // The same classifier as the async side's, so the two cannot disagree.
+        match (sql::tx_control(sql), &result) {
+            (Some(TxControl::Begin), Ok(_)) => self.tx_open = true,
+            (Some(TxControl::End), Ok(_)) => self.tx_open = false,
+            _ => {}
+        }
+        if sql::changes_session(sql) {
+            self.session = self.session.max(if sql::changes_database(sql) {
+                SessionChange::Database
+            } else {
+                SessionChange::Resettable
+            });
         }
         result
     }
@@ -301,49 +321,4 @@ fn decode<T: FromRow>(row: Row) -> Result<T, DbError> {
     T::from_row_opt(row).map_err(|mysql::FromRowError(row)| {
         decode_error(&row_shape(&row), std::any::type_name::<T>())
     })
-}
-
-/// A statement that starts or ends a transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TxControl {
-    Begin,
-    End,
-}
-
-fn tx_control(sql: &str) -> Option<TxControl> {
-    let mut words = sql
-        .split(|c: char| c.is_ascii_whitespace() || c == ';')
-        .filter(|w| !w.is_empty());
-    let first = words.next()?;
-    let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
-    if is(first, "BEGIN")
-        || is(first, "START") && words.next().is_some_and(|w| is(w, "TRANSACTION"))
-    {
-        Some(TxControl::Begin)
-    } else if is(first, "COMMIT") || is(first, "ROLLBACK") && !words.any(|w| is(w, "TO")) {
-        // `ROLLBACK TO SAVEPOINT x` keeps the transaction open.
-        Some(TxControl::End)
-    } else {
-        None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transaction_control_statements_are_recognised() {
-        assert_eq!(tx_control("BEGIN"), Some(TxControl::Begin));
-        assert_eq!(
-            tx_control("  start transaction read only;"),
-            Some(TxControl::Begin)
-        );
-        assert_eq!(tx_control("COMMIT;"), Some(TxControl::End));
-        assert_eq!(tx_control("rollback"), Some(TxControl::End));
-        assert_eq!(tx_control("ROLLBACK TO SAVEPOINT a"), None);
-        assert_eq!(tx_control("START SLAVE"), None);
-        assert_eq!(tx_control("SELECT 1"), None);
-        assert_eq!(tx_control(""), None);
-    }
 }

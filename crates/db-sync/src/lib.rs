@@ -77,7 +77,7 @@
 //! would stall the very tasks that give connections back.
 //!
 //! **Architecture Invariant:** a `mysql::Conn` is created only in `manager.rs`, after a
-//! unit was taken, and never leaves the `Pooled` struct that owns that unit; `DbConnection`
+//! unit was taken, and never leaves the `Slot` struct that owns that unit; `DbConnection`
 //! lends it out by reference only.
 
 mod connection;
@@ -89,6 +89,7 @@ mod helpers;
 mod manager;
 mod options;
 mod pool;
+mod raw;
 mod state;
 mod tx;
 
@@ -98,6 +99,7 @@ pub use global::{get_database_connection, global, install_global};
 pub use guard::DbConnection;
 pub use options::SyncPoolBuilder;
 pub use pool::{PoolState, SyncPool};
+pub use raw::RawConn;
 pub use tx::Tx;
 
 /// The mysql crate the connections come from (r2d2_mysql 28's), for `Params`, `Value`,

@@ -7,7 +7,7 @@
 //!   waits; the failed attempt keeps its slot in `pending_conns`, so during an outage
 //!   the pool's slots fill up with retries that keep threads busy and (here) would keep
 //!   waiting on the budget for nobody. So `connect` never returns `Err`: a failure
-//!   becomes a [`Slot::Failed`] placeholder that r2d2 pools like a connection, the
+//!   becomes a [`Managed::Failed`] placeholder that r2d2 pools like a connection, the
 //!   waiter that pops it learns why, and `has_broken` destroys it on its way back.
 //! - r2d2 only stores a failed connect as a string (`last_error`), and `get_timeout`
 //!   reports a bare "timed out waiting for connection". The last failure is kept in
@@ -31,7 +31,7 @@ use db_budget::{DatabaseUrl, Side, WaitError};
 use r2d2_mysql::MySqlConnectionManager;
 use r2d2_mysql::mysql::{self, OptsBuilder};
 
-use crate::connection::{MIN_TIMEOUT, Pooled, Slot, set_socket_timeouts};
+use crate::connection::{MIN_TIMEOUT, Managed, Slot, set_socket_timeouts};
 use crate::error::{ConnectFailure, is_server_busy};
 use crate::state::State;
 
@@ -57,14 +57,14 @@ impl BudgetedManager {
         }
     }
 
-    fn open(&self) -> Slot {
+    fn open(&self) -> Managed {
         let s = &self.state;
         let _in_flight = s.in_flight();
         if s.is_closed() {
-            return Slot::failed(ConnectFailure::Closed);
+            return Managed::failed(ConnectFailure::Closed);
         }
         if !s.has_demand() {
-            return Slot::failed(ConnectFailure::NoDemand);
+            return Managed::failed(ConnectFailure::NoDemand);
         }
         let deadline = Instant::now() + s.settings.pool_timeout;
         // r2d2's worker threads have no runtime: park in the budget's queue, and leave it
@@ -75,19 +75,19 @@ impl BudgetedManager {
             .acquire_blocking_while(Side::Sync, deadline, still_wanted)
         {
             Ok(unit) => unit,
-            Err(WaitError::TimedOut) => return Slot::failed(ConnectFailure::BudgetTimedOut),
-            Err(WaitError::Closed) => return Slot::failed(ConnectFailure::Closed),
+            Err(WaitError::TimedOut) => return Managed::failed(ConnectFailure::BudgetTimedOut),
+            Err(WaitError::Closed) => return Managed::failed(ConnectFailure::Closed),
             Err(WaitError::CalledOff) if s.is_closed() => {
-                return Slot::failed(ConnectFailure::Closed);
+                return Managed::failed(ConnectFailure::Closed);
             }
-            Err(WaitError::CalledOff) => return Slot::failed(ConnectFailure::NoDemand),
+            Err(WaitError::CalledOff) => return Managed::failed(ConnectFailure::NoDemand),
         };
         if s.is_closed() {
-            return Slot::failed(ConnectFailure::Closed);
+            return Managed::failed(ConnectFailure::Closed);
         }
         if !s.has_demand() {
             // The caller gave up or was served meanwhile: the unit goes straight back.
-            return Slot::failed(ConnectFailure::NoDemand);
+            return Managed::failed(ConnectFailure::NoDemand);
         }
         let _connecting = s.connecting();
         let mut backoff = BUSY_BACKOFF_START;
@@ -95,16 +95,17 @@ impl BudgetedManager {
             match r2d2::ManageConnection::connect(&self.inner) {
                 // Connected with the handshake's timeouts; statements get theirs.
                 Ok(conn) => match set_socket_timeouts(&conn, s.io_timeout) {
-                    Ok(()) => return Slot::Live(Pooled::new(conn, s.clone(), unit)),
+                    Ok(()) => return Managed::Live(Slot::new(conn, s.clone(), unit)),
                     Err(e) => {
                         drop(conn); // closed before the unit returns
                         let failure = ConnectFailure::Failed(Arc::new(mysql::Error::IoError(e)));
                         s.connect_failed(failure.clone());
-                        return Slot::failed(failure);
+                        return Managed::failed(failure);
                     }
                 },
                 // The server may still count a connection we closed a moment ago
-                // (DESIGN §4): keep the unit and try again until the deadline.
+                // (ARCHITECTURE.md, "Server-side lag"): keep the unit and try again until
+                // the deadline.
                 Err(e)
                     if is_server_busy(&e)
                         && Instant::now() + backoff < deadline
@@ -127,7 +128,7 @@ impl BudgetedManager {
                         ConnectFailure::Failed(Arc::new(e))
                     };
                     s.connect_failed(failure.clone());
-                    return Slot::failed(failure);
+                    return Managed::failed(failure);
                 }
             }
         }
@@ -135,20 +136,20 @@ impl BudgetedManager {
 }
 
 impl r2d2::ManageConnection for BudgetedManager {
-    type Connection = Slot;
+    type Connection = Managed;
     type Error = mysql::Error;
 
     /// Never `Err`: see the module docs.
-    fn connect(&self) -> Result<Slot, mysql::Error> {
+    fn connect(&self) -> Result<Managed, mysql::Error> {
         Ok(self.open())
     }
 
     /// A ping. Only r2d2's `test_on_check_out` calls this, and that is off: the pool
     /// pings itself, and only connections idle longer than the validation bypass.
-    fn is_valid(&self, slot: &mut Slot) -> Result<(), mysql::Error> {
+    fn is_valid(&self, slot: &mut Managed) -> Result<(), mysql::Error> {
         match slot {
-            Slot::Live(p) => p.housekeeping(|c| c.ping()),
-            Slot::Failed { .. } => Err(mysql::Error::IoError(std::io::Error::new(
+            Managed::Live(p) => p.housekeeping(|c| c.ping()),
+            Managed::Failed { .. } => Err(mysql::Error::IoError(std::io::Error::new(
                 std::io::ErrorKind::NotConnected,
                 "the connect attempt failed",
             ))),
@@ -157,10 +158,10 @@ impl r2d2::ManageConnection for BudgetedManager {
 
     /// Runs on every check-in. No ping (r2d2_mysql's would cost a round trip per
     /// checkout): only the doomed flag, the lifetime and the budget's wish.
-    fn has_broken(&self, slot: &mut Slot) -> bool {
+    fn has_broken(&self, slot: &mut Managed) -> bool {
         match slot {
-            Slot::Live(p) => p.on_return(),
-            Slot::Failed { .. } => true,
+            Managed::Live(p) => p.on_return(),
+            Managed::Failed { .. } => true,
         }
     }
 }
@@ -182,7 +183,7 @@ fn connect_options(url: &DatabaseUrl, connect_timeout: Duration) -> OptsBuilder 
         .db_name(Some(url.database()))
         // Essential: with `prefer_socket` on (the default), a TCP connect to a loopback
         // address opens a second connection over the server's unix socket, and one
-        // unit would pay for two server connections (DESIGN §4).
+        // unit would pay for two server connections (ARCHITECTURE.md, "The mysql crate").
         .prefer_socket(false)
         .tcp_connect_timeout(Some(connect_timeout))
         .read_timeout(Some(connect_timeout))

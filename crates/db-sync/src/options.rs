@@ -19,8 +19,7 @@ impl SyncPool {
         }
     }
 
-    /// A pool set up from a validated [`Config`] (the `DB_*` variables), on `budget`.
-    /// Does no I/O.
+    /// A pool set up from a validated [`Config`], on `budget`. Does no I/O.
     ///
     /// # Errors
     ///

@@ -8,7 +8,7 @@ use std::time::Instant;
 use db_budget::{Budget, CloseReason, DatabaseUrl, DbError, Shrink, Side, TimeoutPhase};
 use scheduled_thread_pool::ScheduledThreadPool;
 
-use crate::connection::Slot;
+use crate::connection::Managed;
 use crate::error::ConnectFailure;
 use crate::guard::{DbConnection, wake_a_waiter};
 use crate::manager::{BudgetedManager, WarnOnError};
@@ -137,8 +137,8 @@ impl SyncPool {
     ) -> Result<Option<DbConnection>, DbError> {
         let state = &self.shared.state;
         let p = match &mut *pooled {
-            Slot::Live(p) => p,
-            Slot::Failed { failure, at } => {
+            Managed::Live(p) => p,
+            Managed::Failed { failure, at } => {
                 let (failure, at) = (failure.clone(), *at);
                 drop(pooled); // has_broken: placeholders are always destroyed
                 return match failure {
@@ -242,13 +242,13 @@ impl Shared {
         let mut closed = 0;
         while let Some(mut pooled) = self.pool.try_get() {
             let live = match &mut *pooled {
-                Slot::Live(p) => {
+                Managed::Live(p) => {
                     p.leave_idle();
                     p.doom(reason);
                     closed += 1;
                     true
                 }
-                Slot::Failed { .. } => false,
+                Managed::Failed { .. } => false,
             };
             // Dropping it returns it to r2d2, whose `has_broken` sees it doomed and
             // destroys it: the socket closes, then the unit returns. A placeholder has

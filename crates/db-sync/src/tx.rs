@@ -3,11 +3,8 @@
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 
-use db_budget::{DbError, ExecResult};
-use r2d2_mysql::mysql::prelude::FromRow;
-use r2d2_mysql::mysql::{self, Params};
+use db_budget::DbError;
 
-use crate::dict::DictRow;
 use crate::guard::DbConnection;
 
 impl DbConnection {
@@ -76,105 +73,26 @@ impl DbConnection {
     }
 }
 
-/// The open transaction inside [`DbConnection::transaction`]: the same helpers (no
-/// nested `transaction`), and raw access to the connection.
+/// The open transaction inside [`DbConnection::transaction`]: it dereferences to the
+/// [`DbConnection`], so the same helpers (no nested `transaction`) and raw access work
+/// on it, as db-async's `Transaction` dereferences to its `Conn`.
 pub struct Tx<'c> {
     conn: &'c mut DbConnection,
 }
 
-impl Tx<'_> {
-    /// As [`DbConnection::fetch_one`].
-    ///
-    /// # Errors
-    ///
-    /// As [`DbConnection::fetch_one`].
-    #[track_caller]
-    pub fn fetch_one<T: FromRow>(
-        &mut self,
-        sql: &str,
-        params: impl Into<Params>,
-    ) -> Result<T, DbError> {
-        self.conn.fetch_one(sql, params)
-    }
-
-    /// As [`DbConnection::fetch_optional`].
-    ///
-    /// # Errors
-    ///
-    /// As [`DbConnection::fetch_optional`].
-    #[track_caller]
-    pub fn fetch_optional<T: FromRow>(
-        &mut self,
-        sql: &str,
-        params: impl Into<Params>,
-    ) -> Result<Option<T>, DbError> {
-        self.conn.fetch_optional(sql, params)
-    }
-
-    /// As [`DbConnection::fetch_all`].
-    ///
-    /// # Errors
-    ///
-    /// As [`DbConnection::fetch_all`].
-    #[track_caller]
-    pub fn fetch_all<T: FromRow>(
-        &mut self,
-        sql: &str,
-        params: impl Into<Params>,
-    ) -> Result<Vec<T>, DbError> {
-        self.conn.fetch_all(sql, params)
-    }
-
-    /// As [`DbConnection::fetch_dict_one`].
-    ///
-    /// # Errors
-    ///
-    /// As [`DbConnection::fetch_dict_one`].
-    #[track_caller]
-    pub fn fetch_dict_one(
-        &mut self,
-        sql: &str,
-        params: impl Into<Params>,
-    ) -> Result<DictRow, DbError> {
-        self.conn.fetch_dict_one(sql, params)
-    }
-
-    /// As [`DbConnection::fetch_dict_all`].
-    ///
-    /// # Errors
-    ///
-    /// As [`DbConnection::fetch_dict_all`].
-    #[track_caller]
-    pub fn fetch_dict_all(
-        &mut self,
-        sql: &str,
-        params: impl Into<Params>,
-    ) -> Result<Vec<DictRow>, DbError> {
-        self.conn.fetch_dict_all(sql, params)
-    }
-
-    /// As [`DbConnection::execute`].
-    ///
-    /// # Errors
-    ///
-    /// As [`DbConnection::execute`].
-    #[track_caller]
-    pub fn execute(&mut self, sql: &str, params: impl Into<Params>) -> Result<ExecResult, DbError> {
-        self.conn.execute(sql, params)
-    }
-}
-
 impl Deref for Tx<'_> {
-    type Target = mysql::Conn;
+    type Target = DbConnection;
 
-    fn deref(&self) -> &mysql::Conn {
+    /// The connection's helpers ([`DbConnection::fetch_one`], [`DbConnection::execute`],
+    /// …) and, through it, raw access to [`mysql::Conn`]. A nested
+    /// [`DbConnection::transaction`] is refused (SQLSTATE 25000).
+    fn deref(&self) -> &DbConnection {
         self.conn
     }
 }
 
 impl DerefMut for Tx<'_> {
-    /// Raw access: the guard then rolls back on drop (see [`DbConnection`]).
-    fn deref_mut(&mut self) -> &mut mysql::Conn {
+    fn deref_mut(&mut self) -> &mut DbConnection {
         self.conn
     }
 }

@@ -9,7 +9,7 @@
 //! no test may ever touch the machine's own MariaDB on port 3306. Running
 //! `mariadb-install-db` per server is slow and has a long tail, so this crate
 //! initialises one *template* data directory per machine and copies it for
-//! every server (DESIGN §7).
+//! every server (ARCHITECTURE.md, "Testing").
 //!
 //! Every `mariadbd` is spawned from one long-lived helper thread with
 //! `PR_SET_PDEATHSIG = SIGKILL`, so servers die with the test process even

@@ -1,4 +1,5 @@
-//! Exact client-side connection counting (DESIGN §7, "I1 needs an exact oracle").
+//! Exact client-side connection counting: I1 needs an exact oracle (ARCHITECTURE.md,
+//! "Testing").
 //!
 //! The server's own counters lag and sample; to prove "this process never
 //! had more than N connections to the server" a test needs an exact count.

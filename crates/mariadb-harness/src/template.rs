@@ -1,7 +1,7 @@
 //! The template datadir: initialised once per machine, copied per server.
 //!
 //! `mariadb-install-db` takes 0.7 s median with a multi-second tail; copying
-//! an initialised datadir is much cheaper (DESIGN §7). The template is cached
+//! an initialised datadir is much cheaper. The template is cached
 //! at `temp_dir()/mariadb-harness/template-<hash>`, where the hash covers the
 //! server version and everything that shapes the template, and is published
 //! atomically (see [`crate::publish`]).

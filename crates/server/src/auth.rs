@@ -15,8 +15,8 @@ use axum::http::request::Parts;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::error::ApiError;
-use crate::settings::Secret;
+use crate::error::{ApiError, InternalError};
+use crate::secret::Secret;
 use crate::state::AppState;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -179,7 +179,7 @@ impl FromRequestParts<AppState> for OwnPlayer {
         let raw = params
             .iter()
             .find_map(|(name, value)| (name == "id").then_some(value))
-            .ok_or_else(|| ApiError::Internal("OwnPlayer on a route without {id}".to_owned()))?;
+            .ok_or(InternalError::Bug("OwnPlayer on a route without {id}"))?;
         let id: u64 = raw
             .parse()
             .map_err(|_| ApiError::BadRequest(format!("player id {raw:?} is not a number")))?;

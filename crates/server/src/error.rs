@@ -71,9 +71,45 @@ pub enum ApiError {
     /// 503 + `Retry-After`: the database is overloaded or unreachable.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] DbError),
-    /// 500: logged, never shown.
+    /// 500: logged with its cause, never shown.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] InternalError),
+}
+
+/// The cause of a 500, kept as its own error so that logs and `source()` reach it. Its
+/// `Display` is what the log shows: like [`DbError`]'s, it never contains SQL text,
+/// parameter values or credentials.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InternalError {
+    /// A database error that is neither unavailability nor a refused value.
+    #[error("{0}")]
+    Db(#[source] DbError),
+    /// A retention error with no status of its own.
+    #[error("{0}")]
+    Retention(#[source] RetentionError),
+    /// A `spawn_blocking` task panicked or was cancelled.
+    #[error("blocking task failed: {0}")]
+    Join(#[source] tokio::task::JoinError),
+    /// A value that was just parsed as JSON could not be written back as text.
+    #[error("re-serializing {what}: {source}")]
+    Serialize {
+        /// What was being written (`a game state`, `image metadata`).
+        what: &'static str,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A broken expectation of the code itself (a route without the parameter its
+    /// extractor needs, an `INSERT` without an id).
+    #[error("{0}")]
+    Bug(&'static str),
+}
+
+impl From<InternalError> for ApiError {
+    fn from(e: InternalError) -> Self {
+        ApiError::Internal(e)
+    }
 }
 
 /// Seconds a client should wait before retrying a 503.
@@ -176,7 +212,7 @@ impl From<DbError> for ApiError {
         } else if let Some(reason) = e.code().and_then(refused_value) {
             ApiError::RefusedValue { reason, source: e }
         } else {
-            ApiError::Internal(e.to_string())
+            ApiError::Internal(InternalError::Db(e))
         }
     }
 }
@@ -227,7 +263,7 @@ impl From<RetentionError> for ApiError {
                 message: e.to_string(),
             },
             RetentionError::InvalidInput { what } => ApiError::Invalid(what),
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::Internal(InternalError::Retention(other)),
         }
     }
 }
@@ -261,7 +297,7 @@ impl From<QueryRejection> for ApiError {
 
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
-        ApiError::Internal(format!("blocking task failed: {e}"))
+        ApiError::Internal(InternalError::Join(e))
     }
 }
 
@@ -278,6 +314,31 @@ mod tests {
             e.body(),
             json!({"error": "internal", "message": "internal server error"})
         );
+    }
+
+    #[test]
+    fn a_500_keeps_its_cause_as_its_source_and_logs_it_as_before() {
+        use std::error::Error as _;
+        let e: ApiError = DbError::query(Some(1064), Some("42000".into()), "near 'x'").into();
+        let cause = e.source().expect("a 500 keeps its cause");
+        let cause = cause
+            .downcast_ref::<InternalError>()
+            .expect("an InternalError");
+        let db = cause.source().expect("the DbError");
+        assert!(db.downcast_ref::<DbError>().is_some(), "{db:?}");
+        assert_eq!(e.to_string(), format!("internal error: {db}"));
+
+        let bad_json = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        let e = ApiError::from(InternalError::Serialize {
+            what: "a game state",
+            source: bad_json,
+        });
+        assert!(
+            e.to_string()
+                .starts_with("internal error: re-serializing a game state: "),
+            "{e}"
+        );
+        assert_eq!(e.body()["message"], "internal server error");
     }
 
     #[test]

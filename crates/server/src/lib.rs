@@ -2,7 +2,9 @@
 //! connection budget shared by new async code (players, quests, rewards) and legacy
 //! blocking modules (saved games, generated images) called through `spawn_blocking`.
 //!
-//! - [`settings`]: the command line and environment, validated;
+//! - [`cli`]: the command line; [`settings`]: what it and the environment resolve to,
+//!   validated; [`variables`]: the server's variables and their defaults; [`secret`]:
+//!   the token key;
 //! - [`startup`]: [`Application::build`](startup::Application::build) (budget, pools, server
 //!   check, migrations, seeds, listeners) and graceful shutdown;
 //! - [`routes`], [`ws`]: the API; [`auth`]: player tokens; [`error`]: the JSON errors;
@@ -16,6 +18,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cli;
 pub mod error;
 pub mod extract;
 pub mod gameplay;
@@ -24,12 +27,14 @@ pub mod legacy;
 pub mod limits;
 pub mod memory;
 pub mod routes;
+pub mod secret;
 pub mod settings;
 pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod stored_json;
 pub mod telemetry;
+pub mod variables;
 pub mod ws;
 
 pub use settings::Settings;

@@ -6,7 +6,7 @@
 //! when the budget of every instance together (`MAX_CONNECTIONS × DB_INSTANCES`) does not
 //! fit in `max_connections − DB_RESERVED_CONNECTIONS` (the reserve is for operators,
 //! tools and other applications, and absorbs the server's lag in counting closed
-//! connections; DESIGN §4), or exceeds a non-zero `max_user_connections`.
+//! connections; ARCHITECTURE.md, "Server-side lag"), or exceeds a non-zero `max_user_connections`.
 //!
 //! A per-account limit (`GRANT … WITH MAX_USER_CONNECTIONS n`) is not checked: reading
 //! it needs privileges the application account does not have.
@@ -87,35 +87,74 @@ impl fmt::Display for Headroom {
 ///
 /// # Errors
 ///
-/// A message giving the numbers and the fix, e.g. `MAX_CONNECTIONS=20 × DB_INSTANCES=1
-/// = 20 exceeds the server's max_connections (25) minus DB_RESERVED_CONNECTIONS (10) =
-/// 15: lower MAX_CONNECTIONS to 15 or raise the server's max_connections to 30`.
-pub fn check(server: ServerLimits, plan: Plan) -> Result<Headroom, String> {
+/// A [`LimitError`] whose message gives the numbers and the fix.
+pub fn check(server: ServerLimits, plan: Plan) -> Result<Headroom, LimitError> {
     let total = plan.total();
-    let head = format!(
-        "MAX_CONNECTIONS={} × DB_INSTANCES={} = {total}",
-        plan.max_connections, plan.instances
-    );
-    let available = server.max_connections - i64::from(plan.reserved);
-    if total > available {
-        let lower = lower_to(available, plan.instances);
-        return Err(format!(
-            "{head} exceeds the server's max_connections ({}) minus DB_RESERVED_CONNECTIONS ({}) = {available}: \
-             {lower} or raise the server's max_connections to {}",
-            server.max_connections,
-            plan.reserved,
-            total + i64::from(plan.reserved),
-        ));
+    if total > server.max_connections - i64::from(plan.reserved) {
+        return Err(LimitError::MaxConnections { server, plan });
     }
     if server.max_user_connections > 0 && total > server.max_user_connections {
-        let lower = lower_to(server.max_user_connections, plan.instances);
-        return Err(format!(
-            "{head} exceeds the server's max_user_connections ({}): {lower} or raise the server's \
-             max_user_connections to {total}",
-            server.max_user_connections,
-        ));
+        return Err(LimitError::MaxUserConnections { server, plan });
     }
     Ok(Headroom { server, plan })
+}
+
+/// The plan does not fit in what the server allows. The message gives the numbers and
+/// the fix, e.g. `MAX_CONNECTIONS=20 × DB_INSTANCES=1 = 20 exceeds the server's
+/// max_connections (25) minus DB_RESERVED_CONNECTIONS (10) = 15: lower MAX_CONNECTIONS
+/// to 15 or raise the server's max_connections to 30`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    /// Every instance's budget together exceeds `max_connections` minus the reserve.
+    #[error("{}", over_max_connections(*.server, *.plan))]
+    MaxConnections {
+        /// The server's limits.
+        server: ServerLimits,
+        /// The plan that does not fit.
+        plan: Plan,
+    },
+    /// Every instance's budget together exceeds a non-zero `max_user_connections`.
+    #[error("{}", over_max_user_connections(*.server, *.plan))]
+    MaxUserConnections {
+        /// The server's limits.
+        server: ServerLimits,
+        /// The plan that does not fit.
+        plan: Plan,
+    },
+}
+
+/// `MAX_CONNECTIONS=m × DB_INSTANCES=i = total`, how each message starts.
+fn head(plan: Plan) -> String {
+    format!(
+        "MAX_CONNECTIONS={} × DB_INSTANCES={} = {}",
+        plan.max_connections,
+        plan.instances,
+        plan.total()
+    )
+}
+
+fn over_max_connections(server: ServerLimits, plan: Plan) -> String {
+    let available = server.max_connections - i64::from(plan.reserved);
+    format!(
+        "{} exceeds the server's max_connections ({}) minus DB_RESERVED_CONNECTIONS ({}) = {available}: \
+         {} or raise the server's max_connections to {}",
+        head(plan),
+        server.max_connections,
+        plan.reserved,
+        lower_to(available, plan.instances),
+        plan.total() + i64::from(plan.reserved),
+    )
+}
+
+fn over_max_user_connections(server: ServerLimits, plan: Plan) -> String {
+    format!(
+        "{} exceeds the server's max_user_connections ({}): {} or raise the server's \
+         max_user_connections to {}",
+        head(plan),
+        server.max_user_connections,
+        lower_to(server.max_user_connections, plan.instances),
+        plan.total(),
+    )
 }
 
 /// "lower MAX_CONNECTIONS to N", or what else to lower when no N fits.
@@ -163,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_budget_over_the_limit_is_refused_with_the_numbers_and_the_fix() {
-        let msg = check(server(25), plan(20, 1, 10)).unwrap_err();
+        let msg = check(server(25), plan(20, 1, 10)).unwrap_err().to_string();
         assert_eq!(
             msg,
             "MAX_CONNECTIONS=20 × DB_INSTANCES=1 = 20 exceeds the server's max_connections (25) \
@@ -175,7 +214,7 @@ mod tests {
     #[test]
     fn instances_multiply_the_budget() {
         assert!(check(server(151), plan(50, 2, 10)).is_ok());
-        let msg = check(server(151), plan(50, 3, 10)).unwrap_err();
+        let msg = check(server(151), plan(50, 3, 10)).unwrap_err().to_string();
         assert!(
             msg.starts_with("MAX_CONNECTIONS=50 × DB_INSTANCES=3 = 150 exceeds"),
             "{msg}"
@@ -186,9 +225,9 @@ mod tests {
 
     #[test]
     fn a_reserve_larger_than_the_server_asks_to_lower_the_reserve() {
-        let msg = check(server(5), plan(1, 1, 10)).unwrap_err();
+        let msg = check(server(5), plan(1, 1, 10)).unwrap_err().to_string();
         assert!(msg.contains("lower DB_RESERVED_CONNECTIONS"), "{msg}");
-        let msg = check(server(13), plan(1, 5, 10)).unwrap_err();
+        let msg = check(server(13), plan(1, 5, 10)).unwrap_err().to_string();
         assert!(msg.contains("lower DB_INSTANCES to 3 or fewer"), "{msg}");
     }
 
@@ -199,6 +238,11 @@ mod tests {
             max_user_connections: 15,
         };
         let msg = check(limits, plan(20, 1, 10)).unwrap_err();
+        assert!(
+            matches!(msg, LimitError::MaxUserConnections { .. }),
+            "{msg:?}"
+        );
+        let msg = msg.to_string();
         assert!(msg.contains("max_user_connections (15)"), "{msg}");
         assert!(msg.contains("lower MAX_CONNECTIONS to 15"), "{msg}");
         assert!(check(limits, plan(15, 1, 10)).is_ok());

@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use server::settings::{Cli, Command, Settings, resolve_secret};
+use server::cli::{Cli, Command};
+use server::settings::{Settings, resolve_secret};
 use server::{Application, auth::TokenKey, memory, shutdown, telemetry};
 
 fn main() -> ExitCode {

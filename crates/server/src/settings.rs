@@ -1,243 +1,26 @@
-//! The command line and the settings it resolves to.
+//! The settings `serve` runs with, resolved from the command line and the environment.
 //!
-//! Every flag is also an environment variable, and the flag wins. The database variables
-//! (`DATABASE_URL`, `MAX_CONNECTIONS`, `DB_*`) are read by [`db_budget::Config::from_lookup`]
-//! with the flags layered over the environment, so they are validated in one place and
-//! their errors look the same everywhere: `invalid NAME="value": why; expected …`.
+//! Every setting is a flag ([`crate::cli::Flags`]) or else an environment variable or
+//! else the default of its table: [`crate::variables::VARIABLES`] for the server's own,
+//! [`db_budget::VARIABLES`] for the database's (`DATABASE_URL`, `MAX_CONNECTIONS`,
+//! `DB_*`). The database variables are read by [`db_budget::Config::from_lookup`] with
+//! the flags layered over the environment, and the server's own through db-budget's
+//! parsers, so they are validated in one place and their errors look the same
+//! everywhere: `invalid NAME="value": …`, naming the variable and what it accepts.
 //!
 //! Nothing here reads the process environment directly: [`Settings::from_args_and_lookup`]
 //! takes the environment as a lookup function, so tests parse settings without touching
 //! (or racing on) the real environment. `main` passes `std::env::var`.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use db_budget::{Config, ConfigError, DatabaseUrl};
+use db_budget::{ACCEPTS_DURATION, Config, ConfigError};
 
-/// `server [serve] [FLAGS]` or `server token <PLAYER_ID>`.
-///
-/// `Debug` shows no secret: see [`Flags`].
-#[derive(Debug, Parser)]
-#[command(
-    name = "server",
-    version,
-    about = "The game server: JSON API and WebSocket on LISTEN_ADDR, admin pages on ADMIN_ADDR, \
-             one connection budget of MAX_CONNECTIONS for all database access."
-)]
-pub struct Cli {
-    /// What to do (default: serve).
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// Flags (each also an environment variable).
-    #[command(flatten)]
-    pub flags: Flags,
-}
-
-/// The subcommands.
-#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum Command {
-    /// Serve the API and the admin listener until SIGINT or SIGTERM (the default).
-    Serve,
-    /// Print the bearer token of a player (signed with SERVER_SECRET).
-    Token {
-        /// The player's id.
-        player_id: u64,
-    },
-}
-
-/// The flags. All are optional: an absent flag falls back to its environment variable,
-/// then to its default. Values are validated by [`Settings::resolve`], not by clap, so
-/// that an error names the environment variable whichever way the value came in.
-///
-/// `Debug` shows `--secret` as `***` and `--database-url` with its password replaced by
-/// `***` (the whole URL when it does not parse, since then the password cannot be told
-/// apart from the rest).
-#[derive(Clone, Default, clap::Args)]
-pub struct Flags {
-    /// API listener address [env: LISTEN_ADDR] [default: 0.0.0.0:8080]
-    #[arg(long, global = true, value_name = "ADDR")]
-    pub listen: Option<String>,
-    /// Admin listener address (health, metrics, dashboard) [env: ADMIN_ADDR] [default: 127.0.0.1:9090]
-    #[arg(long, global = true, value_name = "ADDR")]
-    pub admin_listen: Option<String>,
-    /// Key that signs player tokens, at least 16 bytes; prefer the environment, since flags show in `ps` [env: SERVER_SECRET] [required]
-    #[arg(long, global = true, value_name = "SECRET")]
-    pub secret: Option<String>,
-    /// Connections of the database server left for others (admins, tools, other apps) [env: DB_RESERVED_CONNECTIONS] [default: 10]
-    #[arg(long, global = true, value_name = "N")]
-    pub reserved_connections: Option<String>,
-    /// Instances of this server sharing the database server; multiplies the budget in the startup check [env: DB_INSTANCES] [default: 1]
-    #[arg(long, global = true, value_name = "N")]
-    pub instances: Option<String>,
-    /// Longest wait for in-flight requests at shutdown [env: SHUTDOWN_TIMEOUT] [default: 10s]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub shutdown_timeout: Option<String>,
-    /// Hour (0-23) at which the game day starts [env: DAY_RESET_HOUR] [default: 0]
-    #[arg(long, global = true, value_name = "HOUR")]
-    pub day_reset_hour: Option<String>,
-    /// Offset of the game day's zone from UTC in minutes (-840..=840) [env: DAY_UTC_OFFSET_MINUTES] [default: 0]
-    #[arg(
-        long,
-        global = true,
-        value_name = "MINUTES",
-        allow_hyphen_values = true
-    )]
-    pub day_utc_offset_minutes: Option<String>,
-    /// Daily quests handed to each player (1-32) [env: QUESTS_PER_DAY] [default: 3]
-    #[arg(long, global = true, value_name = "N")]
-    pub quests_per_day: Option<String>,
-    /// mysql://user:password@host:port/database[?socket=/path] [env: DATABASE_URL] [required]
-    #[arg(long, global = true, value_name = "URL")]
-    pub database_url: Option<String>,
-    /// The budget: physical database connections, both pools together [env: MAX_CONNECTIONS] [default: 20]
-    #[arg(long, global = true, value_name = "N")]
-    pub max_connections: Option<String>,
-    /// TCP connect + handshake timeout [env: DB_CONNECT_TIMEOUT] [default: 10s]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub db_connect_timeout: Option<String>,
-    /// Longest wait for a database connection [env: DB_POOL_TIMEOUT] [default: 30s]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub db_pool_timeout: Option<String>,
-    /// Idle connections close after this [env: DB_IDLE_TIMEOUT] [default: 10s]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub db_idle_timeout: Option<String>,
-    /// Connections close at this age [env: DB_MAX_LIFETIME] [default: 30m]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub db_max_lifetime: Option<String>,
-    /// A connection held longer is reported with its call site [env: DB_LEAK_THRESHOLD] [default: 30s]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub db_leak_threshold: Option<String>,
-    /// Slower statements are logged with their SQL [env: DB_SLOW_QUERY] [default: 200ms]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub db_slow_query: Option<String>,
-}
-
-impl fmt::Debug for Flags {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Destructured so that a new flag cannot be forgotten here.
-        let Flags {
-            listen,
-            admin_listen,
-            secret,
-            reserved_connections,
-            instances,
-            shutdown_timeout,
-            day_reset_hour,
-            day_utc_offset_minutes,
-            quests_per_day,
-            database_url,
-            max_connections,
-            db_connect_timeout,
-            db_pool_timeout,
-            db_idle_timeout,
-            db_max_lifetime,
-            db_leak_threshold,
-            db_slow_query,
-        } = self;
-        f.debug_struct("Flags")
-            .field("listen", listen)
-            .field("admin_listen", admin_listen)
-            .field("secret", &secret.as_ref().map(|_| Redacted("***")))
-            .field("reserved_connections", reserved_connections)
-            .field("instances", instances)
-            .field("shutdown_timeout", shutdown_timeout)
-            .field("day_reset_hour", day_reset_hour)
-            .field("day_utc_offset_minutes", day_utc_offset_minutes)
-            .field("quests_per_day", quests_per_day)
-            .field(
-                "database_url",
-                &database_url.as_deref().map(redacted_database_url),
-            )
-            .field("max_connections", max_connections)
-            .field("db_connect_timeout", db_connect_timeout)
-            .field("db_pool_timeout", db_pool_timeout)
-            .field("db_idle_timeout", db_idle_timeout)
-            .field("db_max_lifetime", db_max_lifetime)
-            .field("db_leak_threshold", db_leak_threshold)
-            .field("db_slow_query", db_slow_query)
-            .finish()
-    }
-}
-
-/// A value shown as-is by `Debug`, without quotes.
-struct Redacted<T>(T);
-
-impl<T: fmt::Display> fmt::Debug for Redacted<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// `raw` with its password replaced by `***`, or only `***` when it does not parse.
-fn redacted_database_url(raw: &str) -> Redacted<String> {
-    Redacted(match DatabaseUrl::parse(raw) {
-        Ok(url) => url.to_string(),
-        Err(_) => "*** (not a valid URL; hidden)".to_owned(),
-    })
-}
-
-impl Flags {
-    /// The flag that stands for database variable `name`, if it was given.
-    fn database_override(&self, name: &str) -> Option<String> {
-        let flag = match name {
-            "DATABASE_URL" => &self.database_url,
-            "MAX_CONNECTIONS" => &self.max_connections,
-            "DB_CONNECT_TIMEOUT" => &self.db_connect_timeout,
-            "DB_POOL_TIMEOUT" => &self.db_pool_timeout,
-            "DB_IDLE_TIMEOUT" => &self.db_idle_timeout,
-            "DB_MAX_LIFETIME" => &self.db_max_lifetime,
-            "DB_LEAK_THRESHOLD" => &self.db_leak_threshold,
-            "DB_SLOW_QUERY" => &self.db_slow_query,
-            _ => &None,
-        };
-        flag.clone()
-    }
-}
-
-/// The shortest accepted `SERVER_SECRET`, in bytes.
-pub const MIN_SECRET_BYTES: usize = 16;
-
-/// The key that signs player tokens. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps `value` after checking its length.
-    ///
-    /// # Errors
-    ///
-    /// A [`ConfigError`] for `SERVER_SECRET` (not showing the value) when it is shorter
-    /// than [`MIN_SECRET_BYTES`].
-    pub fn new(value: impl Into<String>) -> Result<Secret, ConfigError> {
-        let value = value.into();
-        if value.len() < MIN_SECRET_BYTES {
-            return Err(ConfigError::custom(
-                "SERVER_SECRET",
-                "(hidden)",
-                format!(
-                    "it is {} bytes long; use at least {MIN_SECRET_BYTES} random bytes \
-                     (e.g. the output of `openssl rand -hex 32`)",
-                    value.len()
-                ),
-            ));
-        }
-        Ok(Secret(value))
-    }
-
-    /// The key bytes.
-    pub fn expose(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+use crate::cli::{Cli, Flags};
+use crate::secret::{MIN_SECRET_BYTES, Secret};
+use crate::variables::{Accepts, variable};
 
 /// Everything `serve` needs, validated.
 #[derive(Debug, Clone)]
@@ -277,26 +60,6 @@ pub enum SettingsError {
     Config(#[from] ConfigError),
 }
 
-impl Cli {
-    /// Parses a command line (the first item is the program name).
-    ///
-    /// # Errors
-    ///
-    /// clap's error for an unknown flag, a missing value, `--help` or `--version`.
-    pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<OsString> + Clone,
-    {
-        Cli::try_parse_from(args)
-    }
-
-    /// The subcommand, `serve` when none was given.
-    pub fn command(&self) -> Command {
-        self.command.clone().unwrap_or(Command::Serve)
-    }
-}
-
 impl Settings {
     /// Parses `args` (program name first) and resolves the serve settings with `lookup`
     /// standing for the environment.
@@ -326,10 +89,11 @@ impl Settings {
         flags: &Flags,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
-        let get = |flag: &Option<String>, name: &str| flag.clone().or_else(|| lookup(name));
+        let given = |name: &str| flags.value(name).or_else(|| lookup(name));
+        // The server's own variables fall back to their default in the table.
+        let value = |name: &str| given(name).unwrap_or_else(|| variable(name).default.to_owned());
         let secret = resolve_secret(flags, &lookup)?;
-        let db =
-            Config::from_lookup(|name| flags.database_override(name).or_else(|| lookup(name)))?;
+        let db = Config::from_lookup(given)?;
         if db.database_url.is_none() {
             return Err(ConfigError::custom(
                 "DATABASE_URL",
@@ -339,52 +103,15 @@ impl Settings {
             ));
         }
         Ok(Settings {
-            listen: addr(
-                "LISTEN_ADDR",
-                get(&flags.listen, "LISTEN_ADDR"),
-                "0.0.0.0:8080",
-            )?,
-            admin_listen: addr(
-                "ADMIN_ADDR",
-                get(&flags.admin_listen, "ADMIN_ADDR"),
-                "127.0.0.1:9090",
-            )?,
+            listen: addr("LISTEN_ADDR", value)?,
+            admin_listen: addr("ADMIN_ADDR", value)?,
             secret,
-            reserved_connections: number(
-                "DB_RESERVED_CONNECTIONS",
-                get(&flags.reserved_connections, "DB_RESERVED_CONNECTIONS"),
-                10,
-                0..=100_000,
-            )?,
-            instances: number(
-                "DB_INSTANCES",
-                get(&flags.instances, "DB_INSTANCES"),
-                1,
-                1..=10_000,
-            )?,
-            shutdown_timeout: duration(
-                "SHUTDOWN_TIMEOUT",
-                get(&flags.shutdown_timeout, "SHUTDOWN_TIMEOUT"),
-                Duration::from_secs(10),
-            )?,
-            day_reset_hour: number(
-                "DAY_RESET_HOUR",
-                get(&flags.day_reset_hour, "DAY_RESET_HOUR"),
-                0,
-                0..=23,
-            )?,
-            day_utc_offset_minutes: number(
-                "DAY_UTC_OFFSET_MINUTES",
-                get(&flags.day_utc_offset_minutes, "DAY_UTC_OFFSET_MINUTES"),
-                0,
-                -840..=840,
-            )?,
-            quests_per_day: number(
-                "QUESTS_PER_DAY",
-                get(&flags.quests_per_day, "QUESTS_PER_DAY"),
-                3,
-                1..=retention::MAX_QUESTS_PER_DAY,
-            )?,
+            reserved_connections: number("DB_RESERVED_CONNECTIONS", value)?,
+            instances: number("DB_INSTANCES", value)?,
+            shutdown_timeout: duration("SHUTDOWN_TIMEOUT", value)?,
+            day_reset_hour: number("DAY_RESET_HOUR", value)?,
+            day_utc_offset_minutes: number("DAY_UTC_OFFSET_MINUTES", value)?,
+            quests_per_day: number("QUESTS_PER_DAY", value)?,
             db,
         })
     }
@@ -413,8 +140,9 @@ pub fn resolve_secret(
     }
 }
 
-fn addr(name: &'static str, raw: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
-    let raw = raw.unwrap_or_else(|| default.to_owned());
+fn addr(name: &'static str, value: impl Fn(&str) -> String) -> Result<SocketAddr, ConfigError> {
+    debug_assert_eq!(variable(name).accepts, Accepts::Address);
+    let raw = value(name);
     raw.trim().parse().map_err(|_| {
         ConfigError::custom(
             name,
@@ -424,56 +152,39 @@ fn addr(name: &'static str, raw: Option<String>, default: &str) -> Result<Socket
     })
 }
 
-fn number<T>(
+/// A whole number in the range of `name`'s table entry, by db-budget's parser.
+fn number<T: TryFrom<i64>>(
     name: &'static str,
-    raw: Option<String>,
-    default: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
-{
-    let Some(raw) = raw else {
-        return Ok(default);
+    value: impl Fn(&str) -> String,
+) -> Result<T, ConfigError> {
+    let Accepts::WholeNumber { min, max } = variable(name).accepts else {
+        panic!("{name} is not a number in the table of variables");
     };
-    let reason = || {
-        format!(
-            "expected a whole number from {} to {}",
-            range.start(),
-            range.end()
-        )
-    };
-    let n: T = raw
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::custom(name, &raw, reason()))?;
-    if range.contains(&n) {
-        Ok(n)
-    } else {
-        Err(ConfigError::custom(name, &raw, reason()))
-    }
-}
-
-fn duration(
-    name: &'static str,
-    raw: Option<String>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    let Some(raw) = raw else {
-        return Ok(default);
-    };
-    db_budget::parse_duration(&raw).map_err(|why| {
+    let raw = value(name);
+    let refused = || {
         ConfigError::custom(
             name,
             &raw,
-            format!("{why}; expected a positive duration with a unit: 250ms, 10s, 5m or 1h"),
+            format!("expected a whole number from {min} to {max}"),
         )
+    };
+    let n = db_budget::parse_whole_number(&raw, min..=max).map_err(|_| refused())?;
+    T::try_from(n).map_err(|_| refused())
+}
+
+/// A duration, by db-budget's parser.
+fn duration(name: &'static str, value: impl Fn(&str) -> String) -> Result<Duration, ConfigError> {
+    debug_assert_eq!(variable(name).accepts, Accepts::Duration);
+    let raw = value(name);
+    db_budget::parse_duration(&raw).map_err(|why| {
+        ConfigError::custom(name, raw, format!("{why}; expected {ACCEPTS_DURATION}"))
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Command;
 
     const URL: &str = "mysql://app:pw@127.0.0.1:3307/game";
     const SECRET: &str = "0123456789abcdef0123";
@@ -534,6 +245,50 @@ mod tests {
             s.instances, 4,
             "the environment still applies where no flag is given"
         );
+    }
+
+    #[test]
+    fn every_variable_of_both_tables_resolves_from_its_flag() {
+        use crate::variables::VARIABLES;
+        // Each variable given as a flag, with a value different from its default.
+        let flags = Flags {
+            listen: Some("127.0.0.1:1".into()),
+            admin_listen: Some("127.0.0.1:2".into()),
+            secret: Some(SECRET.into()),
+            reserved_connections: Some("11".into()),
+            instances: Some("2".into()),
+            shutdown_timeout: Some("11s".into()),
+            day_reset_hour: Some("5".into()),
+            day_utc_offset_minutes: Some("-60".into()),
+            quests_per_day: Some("4".into()),
+            database_url: Some(URL.into()),
+            max_connections: Some("21".into()),
+            db_connect_timeout: Some("11s".into()),
+            db_pool_timeout: Some("31s".into()),
+            db_idle_timeout: Some("11s".into()),
+            db_max_lifetime: Some("31m".into()),
+            db_leak_threshold: Some("31s".into()),
+            db_slow_query: Some("201ms".into()),
+        };
+        let names = VARIABLES.iter().map(|v| v.name);
+        let names: Vec<_> = names
+            .chain(db_budget::VARIABLES.iter().map(|v| v.name))
+            .collect();
+        assert_eq!(names.len(), 17, "one flag per variable");
+        for name in names {
+            assert!(flags.value(name).is_some(), "{name} has no flag");
+        }
+        let s = Settings::resolve(&flags, |_| None).unwrap();
+        assert_eq!(s.listen.port(), 1);
+        assert_eq!(s.admin_listen.port(), 2);
+        assert_eq!(s.reserved_connections, 11);
+        assert_eq!(s.instances, 2);
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(11));
+        assert_eq!(s.day_reset_hour, 5);
+        assert_eq!(s.day_utc_offset_minutes, -60);
+        assert_eq!(s.quests_per_day, 4);
+        assert_eq!(s.db.max_connections, 21);
+        assert_eq!(s.db.slow_query, Duration::from_millis(201));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
 use crate::auth::TokenKey;
-use crate::limits::{self, Headroom, Plan, ServerLimits};
+use crate::limits::{self, Headroom, LimitError, Plan, ServerLimits};
 use crate::routes::api_router;
 use crate::settings::Settings;
 use crate::shutdown::ShutdownHandle;
@@ -53,7 +53,7 @@ pub enum StartupError {
     },
     /// The budget does not fit in what the server allows.
     #[error("refusing to start: {0}")]
-    ServerLimit(String),
+    ServerLimit(#[source] LimitError),
     /// Migrations failed.
     #[error("database migrations failed: {0}")]
     Migrate(#[source] RetentionError),

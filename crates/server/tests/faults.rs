@@ -2,7 +2,7 @@
 //!
 //! Each test starts its own private MariaDB and the whole application on it (budget 20,
 //! `DB_POOL_TIMEOUT=1s`, `DB_CONNECT_TIMEOUT=1s`), runs the load of
-//! `fault_support::load` (200 simulated players, about 500 requests/s: 150 over HTTP,
+//! the `loadgen` crate (200 simulated players, about 500 requests/s: 150 over HTTP,
 //! 50 sending their gameplay events over WebSockets; async retention routes and
 //! blocking legacy routes mixed), injects one fault, and checks what the clients saw:
 //!

@@ -1,6 +1,6 @@
-//! Input fuzzing, with hand-rolled generators and fixed seeds (reproducible, no extra
-//! dependency; the configuration parser's property test is
-//! `crates/db-budget/tests/config_fuzz.rs`):
+//! Input fuzzing, with hand-rolled generators and fixed seeds (reproducible: every
+//! choice comes from the workspace's `seeded_rng::Rng`; the configuration parser's
+//! property test is `crates/db-budget/tests/config_fuzz.rs`):
 //!
 //! - a request fuzzer against the running application: random methods, paths (ids huge,
 //!   negative, non-numeric, percent-encoded invalid UTF-8), headers (tokens valid, of
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::{assert_no_leak, spawn_app};
 use futures_util::{SinkExt, StreamExt};
+use seeded_rng::Rng;
 use serde_json::{Map, Value, json};
 use server::ws::ClientMessage;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,28 +37,6 @@ fn count_panics() {
         PANICS.fetch_add(1, Ordering::SeqCst);
         default(info);
     }));
-}
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T: ?Sized>(&mut self, items: &[&'a T]) -> &'a T {
-        items[self.below(items.len())]
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
 }
 
 const STRINGS: &[&str] = &[
@@ -137,11 +116,11 @@ fn shaped_body(rng: &mut Rng) -> Value {
             .unwrap_or_default();
         match rng.below(5) {
             0 | 1 if !keys.is_empty() => {
-                let k = keys[rng.below(keys.len())].clone();
+                let k = keys[rng.index(keys.len())].clone();
                 body[k.as_str()] = random_json(rng, 1);
             }
             2 if !keys.is_empty() => {
-                let k = &keys[rng.below(keys.len())];
+                let k = &keys[rng.index(keys.len())];
                 body.as_object_mut().map(|m| m.remove(k));
             }
             3 => {
@@ -163,7 +142,7 @@ fn random_body(rng: &mut Rng) -> Option<Vec<u8>> {
         3 => b"\xff\xff\xff".to_vec(),
         4 => {
             let full = serde_json::to_vec(&shaped_body(rng)).unwrap();
-            let cut = rng.below(full.len().max(1));
+            let cut = rng.index(full.len().max(1));
             full[..cut].to_vec()
         }
         5 => "[".repeat(5_000).into_bytes(),
@@ -235,7 +214,7 @@ fn fuzz_request(rng: &mut Rng, addr: &str, ids: (u64, u64, u64), tokens: (&str, 
     let (own, other, game) = ids;
     let methods: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
     let odd_methods: &[&str] = &["get", "FOO", "G\u{e9}T", "CONNECT", ""];
-    let (template, served) = ROUTES[rng.below(ROUTES.len())];
+    let (template, served) = ROUTES[rng.index(ROUTES.len())];
     let mut well_formed = true;
     let method = if rng.chance(5) {
         well_formed = false;
@@ -474,7 +453,7 @@ async fn fuzzed_http_requests_never_get_a_5xx_other_than_503_nor_panic_the_serve
     let senders = (0..8u64).map(|t| {
         let (own_token, other_token, host) = (own_token.clone(), other_token.clone(), host.clone());
         tokio::spawn(async move {
-            let mut rng = Rng(0xF022_0000 + t);
+            let mut rng = Rng::new(0xF022_0000 + t);
             let mut seen = Vec::new();
             for _ in 0..1500 {
                 if started.elapsed() > Duration::from_secs(60) {
@@ -591,16 +570,16 @@ fn mutate_text(rng: &mut Rng, text: &str) -> Option<String> {
         let alphabet = b"{}[]\":,0123456789-.eE \\tnul\x00";
         match rng.below(3) {
             0 if !b.is_empty() => {
-                let i = rng.below(b.len());
+                let i = rng.index(b.len());
                 b.remove(i);
             }
             1 => {
-                let i = rng.below(b.len() + 1);
-                b.insert(i, alphabet[rng.below(alphabet.len())]);
+                let i = rng.index(b.len() + 1);
+                b.insert(i, alphabet[rng.index(alphabet.len())]);
             }
             _ if !b.is_empty() => {
-                let i = rng.below(b.len());
-                b[i] = alphabet[rng.below(alphabet.len())];
+                let i = rng.index(b.len());
+                b[i] = alphabet[rng.index(alphabet.len())];
             }
             _ => {}
         }
@@ -610,7 +589,7 @@ fn mutate_text(rng: &mut Rng, text: &str) -> Option<String> {
 
 #[test]
 fn the_websocket_message_parser_accepts_exactly_the_documented_shapes() {
-    let mut rng = Rng(0x5EED_0057);
+    let mut rng = Rng::new(0x5EED_0057);
     let (mut accepted, mut refused, mut mutated) = (0, 0, 0);
     for _ in 0..20_000 {
         let value = random_message(&mut rng);
@@ -662,7 +641,7 @@ async fn random_websocket_messages_get_a_reply_each_and_the_socket_stays_open() 
     let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("connect");
-    let mut rng = Rng(0x5EED_0058);
+    let mut rng = Rng::new(0x5EED_0058);
 
     // Act + Assert: 400 messages (valid, invalid, mutated, binary, empty).
     let mut codes = std::collections::BTreeMap::<String, usize>::new();

@@ -275,7 +275,7 @@ fn the_token_command_prints_a_token_the_api_accepts() {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8(out.stdout).unwrap();
-    let key = server::auth::TokenKey::new(&server::settings::Secret::new(SECRET).unwrap());
+    let key = server::auth::TokenKey::new(&server::secret::Secret::new(SECRET).unwrap());
     assert_eq!(key.verify(token.trim()), Some(42));
 }
 

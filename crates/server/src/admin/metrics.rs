@@ -1,6 +1,6 @@
 //! `/metrics`: the budget in the Prometheus text exposition format, version 0.0.4.
 //!
-//! Names follow DESIGN §6: `db_` prefix, a `side` label (`async` / `sync`), base units
+//! Names follow ARCHITECTURE.md's "Observability": `db_` prefix, a `side` label (`async` / `sync`), base units
 //! (seconds), counters ending in `_total`. Rendering is a pure function of one
 //! [`Snapshot`], so a scrape costs one snapshot read and never a database call.
 

@@ -1,5 +1,5 @@
 //! The admin listener: health, readiness, Prometheus metrics, the budget as JSON and a
-//! live dashboard (DESIGN §2 I5, §6).
+//! live dashboard (invariant I5 in ARCHITECTURE.md).
 //!
 //! It is served on its own listener (127.0.0.1 by default), apart from the game API,
 //! and takes no player tokens: bind it where only operators can reach it.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{AuthPlayer, OwnPlayer};
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalError};
 use crate::extract::{ApiJson, ApiPath};
 use crate::legacy::saved_games::{self, MAX_STATE_BYTES, SavedGame};
 use crate::routes::{blocking, players};
@@ -77,8 +77,10 @@ pub async fn save(
     ApiJson(body): ApiJson<NewGame>,
 ) -> Result<(StatusCode, Json<SavedGame>), ApiError> {
     stored_json::check("state", &body.state)?;
-    let text = serde_json::to_string(&body.state)
-        .map_err(|e| ApiError::Internal(format!("re-serializing a game state: {e}")))?;
+    let text = serde_json::to_string(&body.state).map_err(|source| InternalError::Serialize {
+        what: "a game state",
+        source,
+    })?;
     if text.len() > MAX_STATE_BYTES {
         return Err(ApiError::TooLarge(format!(
             "the game state is {} bytes; at most {MAX_STATE_BYTES} are accepted",

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::AuthPlayer;
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalError};
 use crate::extract::{ApiJson, ApiPath};
 use crate::images::{self, GeneratedImage};
 use crate::state::AppState;
@@ -53,8 +53,10 @@ fn validate(image: &NewImage) -> Result<String, ApiError> {
     }
     let metadata = image.metadata.clone().unwrap_or_else(|| json!({}));
     stored_json::check("metadata", &metadata)?;
-    let text = serde_json::to_string(&metadata)
-        .map_err(|e| ApiError::Internal(format!("re-serializing image metadata: {e}")))?;
+    let text = serde_json::to_string(&metadata).map_err(|source| InternalError::Serialize {
+        what: "image metadata",
+        source,
+    })?;
     if text.len() > MAX_METADATA_BYTES {
         return Err(ApiError::TooLarge(format!(
             "metadata is {} bytes; at most {MAX_METADATA_BYTES} are accepted",

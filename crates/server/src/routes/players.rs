@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::OwnPlayer;
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalError};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 
@@ -92,7 +92,7 @@ pub async fn create(
     drop(conn);
     let id = done
         .last_insert_id
-        .ok_or_else(|| ApiError::Internal("INSERT into players returned no id".to_owned()))?;
+        .ok_or(InternalError::Bug("INSERT into players returned no id"))?;
     tracing::info!(player_id = id, "player created");
     Ok((
         StatusCode::CREATED,

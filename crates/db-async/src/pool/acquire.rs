@@ -1,0 +1,169 @@
+//! Checking out: an idle connection (validated when it sat idle long enough), or a new
+//! one once the budget has a unit for it; callers queue in arrival order.
+
+use std::panic::Location;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use db_budget::{CloseReason, DbError, Side, TimeoutPhase, Unit, WaitError};
+use sqlx::Connection;
+use tokio::sync::oneshot;
+
+use super::{Idle, Shared};
+use crate::conn::{Conn, ConnState};
+use crate::guard::AsyncConn;
+use crate::slot::{Farewell, Slot};
+
+impl Shared {
+    pub(super) async fn acquire(
+        self: Arc<Self>,
+        site: &'static Location<'static>,
+    ) -> Result<AsyncConn, DbError> {
+        let started = Instant::now();
+        let deadline = started + self.settings.pool_timeout;
+        if let Some(slot) = self.take_idle(started, deadline).await? {
+            return Ok(self.checkout(slot, started, site));
+        }
+        // Raised once this caller is in the queue (under its lock, below): whoever reads
+        // `waiting` above zero may rely on the caller being served in arrival order.
+        let mut _waiting = None;
+        loop {
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(DbError::Closed);
+            }
+            // Queue up; if a connection is idle and nobody is ahead, it comes at once.
+            let (tx, mut handed) = oneshot::channel::<Idle>();
+            {
+                let mut q = self.lock();
+                q.waiters.push_back(tx);
+                _waiting.get_or_insert_with(|| self.recorder.waiting());
+                let moved = q.dispatch();
+                // The idle gauge changes with the idle list, under its lock: a reader
+                // never sees it below zero.
+                self.recorder.add_idle(-(moved as i32));
+            }
+            let got = tokio::select! {
+                biased;
+                idle = &mut handed => match idle {
+                    Ok(idle) => Got::Connection(idle),
+                    Err(_) => return Err(DbError::Closed),
+                },
+                unit = self.budget.acquire(Side::Async, deadline) => Got::Unit(unit),
+            };
+            let idle = match got {
+                Got::Connection(idle) => idle,
+                Got::Unit(unit) => {
+                    // Leave the queue; a connection handed over meanwhile is preferred to
+                    // opening a new one (the unit then goes straight back).
+                    handed.close();
+                    match handed.try_recv() {
+                        Ok(idle) => idle,
+                        Err(_) => {
+                            let unit = match unit {
+                                Ok(unit) => unit,
+                                Err(WaitError::TimedOut | WaitError::CalledOff) => {
+                                    return Err(self
+                                        .recorder
+                                        .timeout_error(TimeoutPhase::Wait, started));
+                                }
+                                Err(WaitError::Closed) => return Err(DbError::Closed),
+                            };
+                            let slot = self.connect(unit, started, deadline).await?;
+                            return Ok(self.checkout(slot, started, site));
+                        }
+                    }
+                }
+            };
+            if let Some(slot) = self.fit(idle, started, deadline).await? {
+                return Ok(self.checkout(slot, started, site));
+            }
+        }
+    }
+
+    /// Pops idle connections (newest first) until one is fit for use; takes none while
+    /// callers are queued (they come first).
+    pub(super) async fn take_idle(
+        &self,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<Option<Slot>, DbError> {
+        loop {
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(DbError::Closed);
+            }
+            let idle = {
+                let mut q = self.lock();
+                q.prune();
+                if !q.waiters.is_empty() {
+                    return Ok(None);
+                }
+                let idle = q.idle.pop_back();
+                if idle.is_some() {
+                    self.recorder.add_idle(-1);
+                }
+                idle
+            };
+            let Some(idle) = idle else {
+                return Ok(None);
+            };
+            if let Some(slot) = self.fit(idle, started, deadline).await? {
+                return Ok(Some(slot));
+            }
+        }
+    }
+
+    /// Checks a connection that sat idle: too old → closed; idle longer than the
+    /// validation bypass → pinged first. `None`: it was closed, try another.
+    pub(super) async fn fit(
+        &self,
+        Idle { mut slot, since }: Idle,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<Option<Slot>, DbError> {
+        if slot.opened_at.elapsed() >= self.settings.max_lifetime {
+            self.discard(slot, CloseReason::MaxLifetime, Farewell::Graceful);
+            return Ok(None);
+        }
+        if since.elapsed() <= self.settings.validation_bypass {
+            return Ok(Some(slot));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            self.push_idle(slot);
+            return Err(self.recorder.timeout_error(TimeoutPhase::Validate, started));
+        }
+        let limit = self.settings.connect_timeout.min(deadline - now);
+        match tokio::time::timeout(limit, slot.conn.ping()).await {
+            Ok(Ok(())) => Ok(Some(slot)),
+            _ => {
+                self.discard(slot, CloseReason::Broken, Farewell::Hard);
+                Ok(None)
+            }
+        }
+    }
+
+    pub(super) fn checkout(
+        self: &Arc<Self>,
+        slot: Slot,
+        started: Instant,
+        site: &'static Location<'static>,
+    ) -> AsyncConn {
+        self.recorder.record_acquire(started.elapsed());
+        AsyncConn {
+            conn: Conn {
+                slot: Some(slot),
+                recorder: self.recorder.clone(),
+                state: ConnState::default(),
+            },
+            ticket: self.recorder.checkout(site),
+            shared: self.clone(),
+        }
+    }
+}
+
+/// How a waiting caller was served.
+enum Got {
+    Connection(Idle),
+    Unit(Result<Unit, WaitError>),
+}

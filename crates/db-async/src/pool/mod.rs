@@ -1,0 +1,126 @@
+//! The async side's pool: a public handle ([`AsyncPool`], this file) over private state
+//! ([`Shared`](shared::Shared)), split as sqlx splits its pool: the idle list and
+//! waiters (`queues.rs`), checking out (`acquire.rs`), opening connections
+//! (`connect.rs`), the return policy (`release.rs`) and the background reaper and
+//! hand-over (`reaper.rs`).
+
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use db_budget::{Budget, CloseReason, DbError, Shrink, Side};
+use sqlx::mysql::MySqlConnectOptions;
+use tokio::runtime::Handle;
+
+use crate::guard::AsyncConn;
+use crate::options::Settings;
+use crate::slot::Farewell;
+
+mod acquire;
+mod connect;
+mod queues;
+mod reaper;
+mod release;
+mod shared;
+
+use queues::{Idle, Queues};
+pub(crate) use shared::Shared;
+
+/// The async side's connection pool. Cheap to clone (an `Arc`).
+///
+/// See the [crate docs](crate) for how it keeps the budget exact.
+#[derive(Clone)]
+pub struct AsyncPool {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AsyncPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.shared.fmt(f)
+    }
+}
+
+impl AsyncPool {
+    pub(crate) fn new(
+        budget: Budget,
+        connect_options: MySqlConnectOptions,
+        shown_url: String,
+        settings: Settings,
+        runtime: Handle,
+    ) -> AsyncPool {
+        let shared = Arc::new(Shared {
+            recorder: budget.recorder(Side::Async),
+            budget,
+            connect_options,
+            shown_url,
+            settings,
+            queues: Mutex::new(Queues::default()),
+            closed: AtomicBool::new(false),
+            runtime,
+        });
+        let weak: Weak<dyn Shrink> = Arc::downgrade(&shared) as Weak<Shared>;
+        shared.budget.register_shrinker(Side::Async, weak);
+        shared.runtime.spawn(reaper::reap(Arc::downgrade(&shared)));
+        AsyncPool { shared }
+    }
+
+    /// Checks out a connection: an idle one if there is one (pinged first only if it sat
+    /// idle longer than the validation bypass window), else a new one once the budget
+    /// has a unit for it. Waits at most the pool timeout (`DB_POOL_TIMEOUT`).
+    ///
+    /// The call site is recorded for leak reports.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled acquire leaves the queue, and a connection it was
+    /// opening is closed and its unit returned.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::PoolTimeout`] (with the budget's state) when time runs out,
+    /// [`DbError::Connect`] when the server refuses, [`DbError::Closed`] after
+    /// [`AsyncPool::close`].
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<AsyncConn, DbError>> + Send + 'static {
+        let site = Location::caller();
+        self.shared.clone().acquire(site)
+    }
+
+    /// The budget this pool draws from.
+    pub fn budget(&self) -> &Budget {
+        &self.shared.budget
+    }
+
+    /// Idle connections right now.
+    pub fn idle_count(&self) -> usize {
+        self.shared.lock().idle.len()
+    }
+
+    /// Closes the pool: waiters and later acquires fail with [`DbError::Closed`], idle
+    /// connections are closed now (each bounded in time), and connections in use are
+    /// closed when returned. Other pools on the same budget are unaffected.
+    pub async fn close(&self) {
+        let drained: Vec<Idle> = {
+            let mut q = self.shared.lock();
+            // Under the lock, so that `push_idle` (which checks it under the lock)
+            // cannot pool a connection after the drain below.
+            self.shared.closed.store(true, Ordering::SeqCst);
+            // Dropping the senders wakes every waiter with "closed".
+            q.waiters.clear();
+            let drained: Vec<Idle> = q.idle.drain(..).collect();
+            self.shared.recorder.add_idle(-(drained.len() as i32));
+            drained
+        };
+        let limit = self.shared.settings.return_timeout;
+        let closes = drained.into_iter().map(|idle| {
+            self.shared.recorder.record_closed(CloseReason::PoolClosed);
+            idle.slot.close(Farewell::Graceful, limit)
+        });
+        futures_util::future::join_all(closes).await;
+    }
+
+    /// `true` after [`AsyncPool::close`].
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst)
+    }
+}

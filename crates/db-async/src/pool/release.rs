@@ -1,0 +1,107 @@
+//! The return policy: a returned connection is pooled, settled first (in a background
+//! task on the pool's runtime), or closed, decided without I/O on the caller's thread.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use db_budget::{CloseReason, Side};
+use sqlx::{Connection, Executor};
+
+use super::{Idle, Shared};
+use crate::conn::ConnState;
+use crate::slot::{Farewell, Slot};
+
+impl Shared {
+    /// A connection comes back from a caller. Decides, without I/O on this thread,
+    /// whether it is pooled, settled first (rollback/validation in a background task),
+    /// or closed.
+    pub(crate) fn release(self: &Arc<Self>, slot: Slot, state: ConnState) {
+        let farewell = if self.closed.load(Ordering::SeqCst) {
+            Some((CloseReason::PoolClosed, Farewell::Graceful))
+        } else if state.busy || std::thread::panicking() {
+            Some((CloseReason::Cancelled, Farewell::Hard))
+        } else if state.broken {
+            Some((CloseReason::Broken, Farewell::Hard))
+        } else if state.session_dirty {
+            // `ROLLBACK` first is not needed: closing ends any transaction too.
+            Some((CloseReason::SessionState, Farewell::Graceful))
+        } else if slot.opened_at.elapsed() >= self.settings.max_lifetime {
+            Some((CloseReason::MaxLifetime, Farewell::Graceful))
+        } else if self.budget.should_yield(Side::Async) {
+            Some((CloseReason::Yielded, Farewell::Graceful))
+        } else {
+            None
+        };
+        if let Some((reason, how)) = farewell {
+            self.discard(slot, reason, how);
+        } else if state.tx_open || slot.conn.should_flush() {
+            self.settle(slot, state);
+        } else {
+            self.push_idle(slot);
+        }
+    }
+
+    /// Rolls back a transaction left open (or flushes unsent bytes), bounded by the
+    /// return timeout, then pools the connection; closes it on failure.
+    pub(super) fn settle(self: &Arc<Self>, mut slot: Slot, state: ConnState) {
+        let shared = self.clone();
+        self.spawn(async move {
+            let limit = shared.settings.return_timeout;
+            let work = async {
+                if state.tx_open {
+                    slot.conn.execute("ROLLBACK").await.map(|_| ())
+                } else {
+                    slot.conn.flush().await
+                }
+            };
+            match tokio::time::timeout(limit, work).await {
+                Ok(Ok(())) => shared.push_idle(slot),
+                _ => shared.discard(slot, CloseReason::Broken, Farewell::Hard),
+            }
+        });
+    }
+
+    /// Pools a connection: to the caller that has waited longest, or onto the idle list.
+    pub(super) fn push_idle(&self, slot: Slot) {
+        let mut idle = Idle {
+            slot,
+            since: Instant::now(),
+        };
+        let mut q = self.lock();
+        // Checked under the lock `close` sets it under: no idle connection is left
+        // in a closed pool.
+        if self.closed.load(Ordering::SeqCst) {
+            drop(q);
+            self.discard(idle.slot, CloseReason::PoolClosed, Farewell::Graceful);
+            return;
+        }
+        while let Some(waiter) = q.waiters.pop_front() {
+            match waiter.send(idle) {
+                Ok(()) => return,
+                // That caller gave up meanwhile: the next one.
+                Err(back) => idle = back,
+            }
+        }
+        q.idle.push_back(idle);
+        self.recorder.add_idle(1);
+    }
+
+    /// Closes a connection in the background; its unit returns once the socket is
+    /// closed. If no runtime can run the task, the slot is dropped, which closes the
+    /// socket before the unit returns all the same.
+    pub(super) fn discard(&self, slot: Slot, reason: CloseReason, how: Farewell) {
+        self.recorder.record_closed(reason);
+        let limit = self.settings.return_timeout;
+        self.spawn(slot.close(how, limit));
+    }
+
+    /// Runs pool work (closes, settles) on the pool's own runtime, never on the
+    /// caller's: a caller may sit on another runtime that nobody drives once it is
+    /// done (a test's, a `block_on`'s), and the work would never run. If the pool's
+    /// runtime has shut down, the future is dropped at once, which still closes the
+    /// socket before the unit returns (field order in `Slot`).
+    pub(super) fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        drop(self.runtime.spawn(fut));
+    }
+}

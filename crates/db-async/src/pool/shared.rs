@@ -1,0 +1,44 @@
+//! The pool's private state, shared by its handles, checkouts and background tasks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use db_budget::{Budget, Recorder};
+use sqlx::mysql::MySqlConnectOptions;
+use tokio::runtime::Handle;
+
+use super::queues::Queues;
+use crate::options::Settings;
+
+pub(crate) struct Shared {
+    pub(crate) budget: Budget,
+    /// This side's figures in the budget.
+    pub(crate) recorder: Recorder,
+    /// Holds the password: never printed (see the `Debug` impl).
+    pub(super) connect_options: MySqlConnectOptions,
+    /// Where the pool connects, password redacted, for `Debug`.
+    pub(super) shown_url: String,
+    pub(crate) settings: Settings,
+    /// Idle connections and waiting callers, under one short lock.
+    pub(super) queues: Mutex<Queues>,
+    pub(super) closed: AtomicBool,
+    pub(super) runtime: Handle,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncPool")
+            .field("url", &self.shown_url)
+            .field("settings", &self.settings)
+            .field("idle", &self.lock().idle.len())
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Queues> {
+        // Nothing panics while holding this lock; recover rather than poison the pool.
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
