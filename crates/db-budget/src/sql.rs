@@ -23,6 +23,7 @@ pub enum TxControl {
 /// Whether `sql` opens or ends a transaction. Word-aware: `START SLAVE` and
 /// `BEGIN_FOO()` are neither.
 pub fn tx_control(sql: &str) -> Option<TxControl> {
+    let sql = statement_proper(sql);
     let words: Vec<&str> = Words::new(sql).take(8).collect();
     let is = |i: usize, w: &str| words.get(i).is_some_and(|x| x.eq_ignore_ascii_case(w));
     if is(0, "begin") {
@@ -88,7 +89,18 @@ pub fn changes_session(sql: &str) -> bool {
     while let Some(token) = lexer.next() {
         match token {
             Token::UserVariable => return true,
-            Token::Word(w) if w.eq_ignore_ascii_case("get_lock") => return true,
+            // `GET_LOCK` takes a lock; `NEXTVAL`/`SETVAL`/`NEXT VALUE FOR` set the
+            // session's `LASTVAL`.
+            Token::Word(w)
+                if ["get_lock", "nextval", "setval"]
+                    .iter()
+                    .any(|f| w.eq_ignore_ascii_case(f)) =>
+            {
+                return true;
+            }
+            Token::Word(w) if w.eq_ignore_ascii_case("next") && lexer.next_word_is("value") => {
+                return true;
+            }
             Token::Word(w) if w.eq_ignore_ascii_case("last_insert_id") => {
                 if lexer.call_has_arguments() {
                     return true;
@@ -104,10 +116,25 @@ pub fn changes_session(sql: &str) -> bool {
 /// server closes the connection after it). Such a connection must be closed, never
 /// pooled.
 pub fn ends_session(sql: &str) -> bool {
+    let sql = statement_proper(sql);
     let words: Vec<&str> = Words::new(sql).take(8).collect();
     let is = |i: usize, w: &str| words.get(i).is_some_and(|x| x.eq_ignore_ascii_case(w));
     (is(0, "commit") || is(0, "rollback"))
         && (1..words.len()).any(|i| is(i, "release") && !is(i - 1, "no"))
+}
+
+/// The statement itself: `stmt` of `SET STATEMENT var = value [, …] FOR stmt`, else
+/// `sql` as it is.
+fn statement_proper(sql: &str) -> &str {
+    let mut words = Words::new(sql);
+    let set_statement = words.next().is_some_and(|w| w.eq_ignore_ascii_case("set"))
+        && words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("statement"));
+    match set_statement.then(|| for_clause(sql)).flatten() {
+        Some(inner) => statement_proper(inner),
+        None => sql,
+    }
 }
 
 /// The statement after `FOR` in `SET STATEMENT … FOR stmt`, if found.
@@ -131,7 +158,7 @@ fn is_word_text(s: &str) -> bool {
 /// Whether `sql` changes the connection's current database (`USE`), which a session
 /// reset (`COM_RESET_CONNECTION`) does not undo.
 pub fn changes_database(sql: &str) -> bool {
-    Words::new(sql)
+    Words::new(statement_proper(sql))
         .next()
         .is_some_and(|w| w.eq_ignore_ascii_case("use"))
 }
@@ -210,7 +237,15 @@ impl<'a> Iterator for Lexer<'a> {
         while self.at < bytes.len() {
             let b = bytes[self.at];
             match b {
-                b'\'' | b'"' | b'`' => self.skip_quoted(b),
+                b'\'' | b'"' => self.skip_quoted(b),
+                // A quoted identifier can name a function too (`` `GET_LOCK`(…) ``):
+                // its text is a word.
+                b'`' => {
+                    let start = self.at + 1;
+                    self.skip_quoted(b);
+                    let end = self.at.saturating_sub(1).max(start);
+                    return Some(Token::Word(&self.sql[start..end]));
+                }
                 b'#' => self.skip_line(),
                 // `--` starts a comment only before white space (`1--@x` is arithmetic).
                 b'-' if bytes.get(self.at + 1) == Some(&b'-')
@@ -283,6 +318,15 @@ impl<'a> Iterator for Lexer<'a> {
 }
 
 impl Lexer<'_> {
+    /// Whether the next token is the word `word`, without consuming it.
+    fn next_word_is(&self, word: &str) -> bool {
+        let mut ahead = Lexer {
+            sql: self.sql,
+            at: self.at,
+        };
+        matches!(ahead.next(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(word))
+    }
+
     /// After a function name: whether its parentheses hold anything (`f(x)`, not `f()`).
     fn call_has_arguments(&self) -> bool {
         let rest = self.sql[self.at..].trim_start();
@@ -326,6 +370,14 @@ mod tests {
         assert_eq!(tx_control("begin_game()"), None);
         assert_eq!(tx_control("SELECT 'BEGIN'"), None);
         assert_eq!(tx_control("SELECT 1"), None);
+        assert_eq!(
+            tx_control("SET STATEMENT max_statement_time = 1 FOR START TRANSACTION"),
+            Some(TxControl::Begin)
+        );
+        assert_eq!(
+            tx_control("SET STATEMENT x = 1 FOR COMMIT"),
+            Some(TxControl::End)
+        );
         assert_eq!(tx_control(""), None);
     }
 
@@ -367,6 +419,10 @@ mod tests {
             "CASE WHEN 1 THEN SET autocommit = 0; END CASE",
             "SELECT LAST_INSERT_ID(4242)",
             "SELECT last_insert_id ( 7 )",
+            "SELECT `GET_LOCK`('a', 0)",
+            "SELECT NEXTVAL(s)",
+            "SELECT NEXT VALUE FOR s",
+            "SELECT SETVAL(s, 10)",
         ] {
             assert!(changes_session(sql), "{sql}");
         }
@@ -376,6 +432,8 @@ mod tests {
             "SELECT CAST(@@session.max_user_connections AS SIGNED)",
             "SELECT 'user@example.com'",
             "SELECT \"@x\", `@y` FROM t",
+            "SELECT `next` FROM t",
+            "SELECT LASTVAL(s), PREVIOUS VALUE FOR s",
             "SELECT 1 -- @x\n",
             "SELECT 1 --\t@x",
             "SELECT 1 # GET_LOCK\n",
@@ -392,6 +450,9 @@ mod tests {
             assert!(!changes_session(sql), "{sql}");
         }
         assert!(changes_database("use other") && !changes_database("SELECT 'use'"));
+        assert!(changes_database(
+            "SET STATEMENT sql_mode = '' FOR USE other"
+        ));
         assert!(
             ends_session("COMMIT RELEASE") && ends_session("rollback work and no chain release")
         );

@@ -13,7 +13,8 @@ use crate::manager::BudgetedManager;
 use crate::raw::RawConn;
 
 /// A connection checked out of a [`SyncPool`](crate::SyncPool); derefs to
-/// [`mysql::Conn`], and offers the same helpers as the async side
+/// [`RawConn`] (and through it to [`mysql::Conn`], for raw statements), and offers the
+/// same helpers as the async side
 /// ([`DbConnection::fetch_one`], [`DbConnection::execute`],
 /// [`DbConnection::transaction`], …).
 ///
