@@ -14,6 +14,8 @@ use db_budget::{Budget, DatabaseUrl};
 use db_sync::SyncPool;
 pub use mariadb_harness::{Server, ServerOptions, oracle};
 
+pub mod retention_world;
+
 /// A fresh database on a private server, and the application account's URL for it.
 #[derive(Debug, Clone)]
 pub struct TestDb {

@@ -5,7 +5,7 @@ use std::panic::Location;
 use std::time::Instant;
 
 use db_budget::sql::{self, TxControl};
-use db_budget::{Budget, DbError, ExecResult, Side};
+use db_budget::{DbError, ExecResult, Recorder};
 use sqlx::mysql::{MySql, MySqlRow};
 use sqlx::{Connection, Executor, FromRow, MySqlConnection, SqlSafeStr};
 
@@ -43,7 +43,7 @@ use crate::slot::Slot;
 #[derive(Debug)]
 pub struct Conn {
     pub(crate) slot: Option<Slot>,
-    pub(crate) budget: Budget,
+    pub(crate) recorder: Recorder,
     pub(crate) state: ConnState,
 }
 
@@ -126,8 +126,7 @@ impl Conn {
         // one reconnect, and a miss would hand the next caller a dirty session.
         self.state.session_dirty |= sql::changes_session(sql);
         self.state.broken |= sql::ends_session(sql);
-        self.budget
-            .record_query(Side::Async, sql, started.elapsed(), site);
+        self.recorder.record_query(sql, started.elapsed(), site);
         result.map_err(|e| {
             self.state.broken |= breaks_connection(&e);
             from_sqlx(e)

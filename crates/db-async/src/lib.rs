@@ -89,7 +89,7 @@ mod tx;
 
 pub use args::Args;
 pub use conn::Conn;
-pub use dict::DictRow;
+pub use db_budget::DictRow;
 pub use global::{global, install_global};
 pub use guard::AsyncConn;
 pub use options::AsyncPoolBuilder;

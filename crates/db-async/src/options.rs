@@ -1,4 +1,5 @@
-//! Building an [`AsyncPool`].
+//! Building an [`AsyncPool`]: its builder, and the builder's entry points
+//! ([`AsyncPool::builder`], [`AsyncPool::from_config`]).
 
 use std::time::Duration;
 
@@ -41,58 +42,8 @@ pub struct AsyncPoolBuilder {
     settings: Settings,
 }
 
-fn nonzero(d: Duration, what: &str) -> Duration {
-    assert!(!d.is_zero(), "{what} must be more than zero");
-    d
-}
-
 impl AsyncPoolBuilder {
-    /// Longest TCP connect + handshake. Defaults to 10 s.
-    ///
-    /// # Panics
-    ///
-    /// If `d` is zero.
-    pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.settings.timings.connect_timeout = nonzero(d, "connect_timeout");
-        self
-    }
-
-    /// Longest wait for a connection before [`DbError::PoolTimeout`]. Defaults to 30 s.
-    ///
-    /// # Panics
-    ///
-    /// If `d` is zero.
-    pub fn pool_timeout(mut self, d: Duration) -> Self {
-        self.settings.timings.pool_timeout = nonzero(d, "pool_timeout");
-        self
-    }
-
-    /// Idle connections close after this. Defaults to 10 s.
-    ///
-    /// # Panics
-    ///
-    /// If `d` is zero.
-    pub fn idle_timeout(mut self, d: Duration) -> Self {
-        self.settings.timings.idle_timeout = nonzero(d, "idle_timeout");
-        self
-    }
-
-    /// Connections close after this age. Defaults to 30 min.
-    ///
-    /// # Panics
-    ///
-    /// If `d` is zero.
-    pub fn max_lifetime(mut self, d: Duration) -> Self {
-        self.settings.timings.max_lifetime = nonzero(d, "max_lifetime");
-        self
-    }
-
-    /// An idle connection is pinged before reuse only when it sat idle longer than this.
-    /// Defaults to 500 ms. `Duration::ZERO` pings every time.
-    pub fn validation_bypass(mut self, d: Duration) -> Self {
-        self.settings.timings.validation_bypass = d;
-        self
-    }
+    db_budget::pool_settings_setters!(b => b.settings.timings);
 
     /// Bounds the work done when a connection comes back (rollback, validation, close).
     /// Defaults to 5 s.
@@ -101,7 +52,7 @@ impl AsyncPoolBuilder {
     ///
     /// If `d` is zero.
     pub fn return_timeout(mut self, d: Duration) -> Self {
-        self.settings.return_timeout = nonzero(d, "return_timeout");
+        self.settings.return_timeout = PoolSettings::nonzero(d, "return_timeout");
         self
     }
 

@@ -1,34 +1,27 @@
 //! The budget: N units, one per physical connection, shared by both sides.
+//!
+//! This file is the handle and its queue. The rest of the budget is beside it:
+//! `unit.rs` (what a connection holds), `fairness.rs` and `shrink.rs` (which side
+//! gives a connection up, I2), `recorder.rs` (what the pools record), `checkout.rs` and
+//! `leak.rs` (checkouts and suspected leaks), `shared.rs` (the state they share).
 
-use std::panic::Location;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::TryAcquireError;
 
 use crate::blocking::park_while;
-use crate::error::{DbError, TimeoutPhase};
-use crate::leak::{CheckoutTicket, LeakTracker, spawn_scanner};
+use crate::recorder::Recorder;
+use crate::shared::Shared;
+use crate::shrink::Shrink;
 use crate::side::Side;
-use crate::snapshot::{SideSnapshot, Snapshot};
-use crate::stats::{CloseReason, GaugeGuard, SideStats};
+use crate::snapshot::Snapshot;
+use crate::stats::GaugeGuard;
+use crate::unit::Unit;
 
 /// How often a queued waiter asks the other side again for an idle connection.
 const RESHRINK: Duration = Duration::from_millis(5);
-
-/// A pool's promise to give units back when the other side needs them (invariant I2).
-///
-/// # Contract
-///
-/// [`Shrink::shrink_idle`] is called from whatever thread or task has just started to
-/// wait for a unit, possibly with no runtime. It **must not block**: close at most one
-/// idle connection now (or hand its closing to a background task) and return.
-pub trait Shrink: Send + Sync + 'static {
-    /// Close one idle connection, if there is one, so that its unit returns to the
-    /// budget. Returns `true` if a connection was found to close.
-    fn shrink_idle(&self) -> bool;
-}
 
 /// Why a wait for a unit ended without one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,38 +67,7 @@ pub enum WaitError {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Budget {
-    inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    capacity: u32,
-    semaphore: Arc<Semaphore>,
-    /// One waiter per side queues on `semaphore` at a time; the rest wait here. The
-    /// semaphore serves first come, first served, so a unit that one side gives up for
-    /// the other must meet the other side's waiter near the head of the queue, not a
-    /// hundred waiters of its own side (which would take it back and reconnect, and the
-    /// two sides would trade connections on every return).
-    turns: [Semaphore; 2],
-    sides: [SideStats; 2],
-    shrinkers: [RwLock<Vec<Weak<dyn Shrink>>>; 2],
-    pub(crate) leaks: LeakTracker,
-    /// `DB_SLOW_QUERY` in nanoseconds (atomic so it can be set after sharing).
-    slow_query_nanos: AtomicU64,
-}
-
-impl std::fmt::Debug for Inner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Budget")
-            .field("capacity", &self.capacity)
-            .field("available", &self.semaphore.available_permits())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Inner {
-    pub(crate) fn stats(&self, side: Side) -> &SideStats {
-        &self.sides[side.index()]
-    }
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Budget {
@@ -127,18 +89,9 @@ impl Budget {
     /// (only `global()`'s environment path uses it).
     pub(crate) fn unlisted(capacity: u32, leak_threshold: Duration) -> Budget {
         assert!(capacity > 0, "a connection budget needs at least one unit");
-        let inner = Arc::new(Inner {
-            capacity,
-            semaphore: Arc::new(Semaphore::new(capacity as usize)),
-            turns: [Semaphore::new(1), Semaphore::new(1)],
-            sides: Default::default(),
-            shrinkers: Default::default(),
-            leaks: LeakTracker::new(leak_threshold),
-            // `DB_SLOW_QUERY`'s default (`VARIABLES`); `from_config` sets the configured one.
-            slow_query_nanos: AtomicU64::new(200_000_000),
-        });
-        spawn_scanner(Arc::downgrade(&inner), leak_threshold);
-        Budget { inner }
+        Budget {
+            shared: Shared::new(capacity, leak_threshold),
+        }
     }
 
     /// The budget of a validated [`Config`](crate::Config): `MAX_CONNECTIONS` units and
@@ -149,32 +102,38 @@ impl Budget {
         budget
     }
 
-    /// Statements slower than this are logged by [`Budget::record_query`]. Defaults to
-    /// 200 ms.
+    /// Statements slower than this are logged by [`Recorder::record_query`]. Defaults
+    /// to 200 ms.
     pub fn set_slow_query_threshold(&self, threshold: Duration) {
         let nanos = u64::try_from(threshold.as_nanos()).unwrap_or(u64::MAX);
-        self.inner.slow_query_nanos.store(nanos, Relaxed);
+        self.shared.slow_query_nanos.store(nanos, Relaxed);
+    }
+
+    /// The recording handle of `side`, which that side's pool holds: connections opened
+    /// and closed, waits, statements, the idle gauge, checkouts and timeouts.
+    pub fn recorder(&self, side: Side) -> Recorder {
+        Recorder::new(self.shared.clone(), side)
     }
 
     /// `MAX_CONNECTIONS`.
     pub fn capacity(&self) -> u32 {
-        self.inner.capacity
+        self.shared.capacity
     }
 
     /// Units taken right now: physical connections open or being opened.
     pub fn in_use(&self) -> u32 {
-        self.inner.capacity - self.available()
+        self.shared.capacity - self.available()
     }
 
     /// Units free right now.
     pub fn available(&self) -> u32 {
-        self.inner.semaphore.available_permits() as u32
+        self.shared.available()
     }
 
     /// Takes a unit if one is free, without waiting.
     pub fn try_acquire(&self, side: Side) -> Option<Unit> {
-        match self.inner.semaphore.clone().try_acquire_owned() {
-            Ok(permit) => Some(Unit::new(self.inner.clone(), side, permit)),
+        match self.shared.semaphore.clone().try_acquire_owned() {
+            Ok(permit) => Some(Unit::new(self.shared.clone(), side, permit)),
             Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => None,
         }
     }
@@ -198,21 +157,21 @@ impl Budget {
         if let Some(unit) = self.try_acquire(side) {
             return Ok(unit);
         }
-        let turn = self.inner.turns[side.index()].acquire();
+        let turn = self.shared.turns[side.index()].acquire();
         let Ok(Ok(_turn)) = tokio::time::timeout_at(deadline.into(), turn).await else {
             return Err(self.wait_ended(deadline));
         };
         let _waiting = self.start_waiting(side);
-        let acquire = self.inner.semaphore.clone().acquire_owned();
+        let acquire = self.shared.semaphore.clone().acquire_owned();
         let mut acquire = std::pin::pin!(tokio::time::timeout_at(deadline.into(), acquire));
         loop {
             tokio::select! {
                 result = &mut acquire => return match result {
-                    Ok(Ok(permit)) => Ok(Unit::new(self.inner.clone(), side, permit)),
+                    Ok(Ok(permit)) => Ok(Unit::new(self.shared.clone(), side, permit)),
                     Ok(Err(_)) => Err(WaitError::Closed),
                     Err(_) => Err(WaitError::TimedOut),
                 },
-                () = tokio::time::sleep(RESHRINK) => self.request_shrink(side.other()),
+                () = tokio::time::sleep(RESHRINK) => self.shared.request_shrink(side.other()),
             }
         }
     }
@@ -247,19 +206,19 @@ impl Budget {
         if let Some(unit) = self.try_acquire(side) {
             return Ok(unit);
         }
-        let turn = self.inner.turns[side.index()].acquire();
+        let turn = self.shared.turns[side.index()].acquire();
         let Some(Ok(_turn)) = park_while(turn, deadline, &keep_waiting) else {
             return Err(self.wait_ended(deadline));
         };
         let _waiting = self.start_waiting(side);
-        let acquire = self.inner.semaphore.clone().acquire_owned();
+        let acquire = self.shared.semaphore.clone().acquire_owned();
         // park_while looks at this every 5 ms: a good moment to ask again.
         let keep_waiting_and_ask = || {
-            self.request_shrink(side.other());
+            self.shared.request_shrink(side.other());
             keep_waiting()
         };
         match park_while(acquire, deadline, keep_waiting_and_ask) {
-            Some(Ok(permit)) => Ok(Unit::new(self.inner.clone(), side, permit)),
+            Some(Ok(permit)) => Ok(Unit::new(self.shared.clone(), side, permit)),
             Some(Err(_)) => Err(WaitError::Closed),
             None => Err(self.wait_ended(deadline)),
         }
@@ -281,44 +240,16 @@ impl Budget {
     /// connection the other side leaves behind later is handed over within
     /// milliseconds too).
     fn start_waiting(&self, side: Side) -> GaugeGuard<'_> {
-        let guard = GaugeGuard::new(&self.inner.stats(side).budget_waiting);
+        let guard = GaugeGuard::new(&self.shared.stats(side).budget_waiting);
         // Counted first: a connection the other side returns from now on sees this waiter.
-        self.request_shrink(side.other());
+        self.shared.request_shrink(side.other());
         guard
-    }
-
-    /// Asks `side` for an idle connection, if it can spare one: nobody on `side` waits
-    /// for a connection (an idle one would only wait for a later caller), or `side`
-    /// holds more than its fair half. Under load on both sides, a connection is idle for
-    /// microseconds between one caller and the next; taking it then would only make
-    /// that side open a new one.
-    fn request_shrink(&self, side: Side) {
-        let me = self.inner.stats(side);
-        let can_spare = me.waiting.load(Relaxed) == 0 || self.above_fair_half(side);
-        if !can_spare {
-            return;
-        }
-        let shrinkers: Vec<Arc<dyn Shrink>> = {
-            let list = self.inner.shrinkers[side.index()]
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            list.iter().filter_map(Weak::upgrade).collect()
-        };
-        for s in shrinkers {
-            if s.shrink_idle() {
-                return;
-            }
-        }
     }
 
     /// Registers a pool of `side` to be asked for idle connections when the other side
     /// waits. The budget keeps only a weak reference.
     pub fn register_shrinker(&self, side: Side, shrinker: Weak<dyn Shrink>) {
-        let mut list = self.inner.shrinkers[side.index()]
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        list.retain(|w| w.strong_count() > 0);
-        list.push(shrinker);
+        self.shared.shrinkers.register(side, shrinker);
     }
 
     /// Whether a connection of `side` that is being returned should be closed instead
@@ -330,187 +261,43 @@ impl Budget {
     /// connections are handed over by [`Shrink`] instead, which the waiting side asks
     /// for when it starts waiting and every few milliseconds after.
     pub fn should_yield(&self, side: Side) -> bool {
-        let other = self.inner.stats(side.other());
-        if other.budget_waiting.load(Relaxed) == 0 {
-            return false;
-        }
-        self.above_fair_half(side)
-    }
-
-    /// `held > ⌈capacity / 2⌉`; with a budget of one unit, holding it is already more
-    /// than a fair half (the sides must take turns).
-    fn above_fair_half(&self, side: Side) -> bool {
-        let held = self.inner.stats(side).held.load(Relaxed);
-        let cap = self.inner.capacity;
-        if cap == 1 {
-            held == 1
-        } else {
-            held * 2 > cap + 1
-        }
+        self.shared.should_yield(side)
     }
 
     /// Closes the budget: every waiter, and every later acquire, fails with
     /// [`WaitError::Closed`]. Units already held stay valid until dropped.
     pub fn close(&self) {
-        self.inner.semaphore.close();
-        for turn in &self.inner.turns {
+        self.shared.semaphore.close();
+        for turn in &self.shared.turns {
             turn.close();
         }
     }
 
     /// `true` after [`Budget::close`].
     pub fn is_closed(&self) -> bool {
-        self.inner.semaphore.is_closed()
+        self.shared.semaphore.is_closed()
     }
 
     /// Reads the current state; see [`Snapshot`] for how consistent it is.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            capacity: self.inner.capacity,
-            in_use: self.in_use(),
-            async_side: SideSnapshot::read(self.inner.stats(Side::Async)),
-            sync: SideSnapshot::read(self.inner.stats(Side::Sync)),
-        }
+        self.shared.snapshot()
     }
 
-    // ---- for pool implementations -------------------------------------------------
-
-    /// Starts a checkout on `side` taken at `site`: counts it as active and watches it
-    /// for leaks until the ticket is dropped.
-    pub fn checkout(&self, side: Side, site: &'static Location<'static>) -> CheckoutTicket {
-        CheckoutTicket::new(self.inner.clone(), side, site)
-    }
-
-    /// Counts a caller of `side` as waiting for a connection until the guard is dropped.
-    pub fn waiting(&self, side: Side) -> GaugeGuard<'_> {
-        GaugeGuard::new(&self.inner.stats(side).waiting)
-    }
-
-    /// Adjusts `side`'s idle gauge by `delta` (a pool calls this as connections enter
-    /// and leave its idle list).
-    pub fn add_idle(&self, side: Side, delta: i32) {
-        let idle = &self.inner.stats(side).idle;
-        if delta >= 0 {
-            idle.fetch_add(delta as u32, Relaxed);
-        } else {
-            idle.fetch_sub(delta.unsigned_abs(), Relaxed);
-        }
-    }
-
-    /// Records that a connection of `side` was opened.
-    pub fn record_opened(&self, side: Side) {
-        self.inner.stats(side).opened.fetch_add(1, Relaxed);
-    }
-
-    /// Records that a connection of `side` was closed, and why.
-    pub fn record_closed(&self, side: Side, reason: CloseReason) {
-        self.inner.stats(side).count_closed(reason);
-    }
-
-    /// Records how long a caller of `side` waited for a connection.
+    /// Records how long a caller of `side` waited for a connection, as
+    /// [`Recorder::record_acquire`] does (for tools and tests that fill a budget's
+    /// figures without a pool; pools hold a [`Recorder`]).
     pub fn record_acquire(&self, side: Side, waited: Duration) {
-        self.inner.stats(side).acquire.record(waited);
-    }
-
-    /// Records a statement's duration; one slower than `DB_SLOW_QUERY` is logged with
-    /// its SQL text (never parameter values), duration and the call site.
-    pub fn record_query(&self, side: Side, sql: &str, took: Duration, site: &Location<'_>) {
-        let stats = self.inner.stats(side);
-        stats.queries.record(took);
-        let threshold = Duration::from_nanos(self.inner.slow_query_nanos.load(Relaxed));
-        if took >= threshold {
-            stats.slow_queries.fetch_add(1, Relaxed);
-            tracing::warn!(
-                side = %side,
-                took = %crate::HumanDuration(took),
-                call_site = %site,
-                sql = %sql,
-                "slow query (DB_SLOW_QUERY is {})",
-                crate::HumanDuration(threshold),
-            );
-        }
-    }
-
-    /// Counts a pool timeout and builds its error, with the budget's state now (I4).
-    pub fn timeout_error(&self, side: Side, phase: TimeoutPhase, started: Instant) -> DbError {
-        self.inner.stats(side).timeouts.fetch_add(1, Relaxed);
-        DbError::PoolTimeout {
-            side,
-            phase,
-            waited: started.elapsed(),
-            snapshot: Box::new(self.snapshot()),
-        }
-    }
-}
-
-/// One unit of the budget: the right to one physical connection.
-///
-/// Owned by the connection it pays for and dropped after the socket is closed (declare
-/// it as the connection struct's **last** field). Dropping it gives the unit back.
-#[must_use = "a unit is given back as soon as it is dropped"]
-pub struct Unit {
-    inner: Arc<Inner>,
-    side: Side,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Unit {
-    fn new(inner: Arc<Inner>, side: Side, permit: OwnedSemaphorePermit) -> Unit {
-        inner.stats(side).held.fetch_add(1, Relaxed);
-        Unit {
-            inner,
-            side,
-            _permit: permit,
-        }
-    }
-
-    /// The side holding this unit.
-    pub fn side(&self) -> Side {
-        self.side
-    }
-}
-
-impl Drop for Unit {
-    fn drop(&mut self) {
-        // `held` falls before the permit returns (fields drop after this), so `held`
-        // never over-counts a unit that is already free.
-        self.inner.stats(self.side).held.fetch_sub(1, Relaxed);
-    }
-}
-
-impl std::fmt::Debug for Unit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Unit").field("side", &self.side).finish()
+        self.recorder(side).record_acquire(waited);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize};
+    use std::sync::atomic::AtomicBool;
 
     fn budget(n: u32) -> Budget {
         Budget::new(n, Duration::from_secs(30))
-    }
-
-    #[test]
-    fn units_are_counted_per_side_and_come_back_on_drop() {
-        let b = budget(3);
-        let a = b.try_acquire(Side::Async).unwrap();
-        let s1 = b.try_acquire(Side::Sync).unwrap();
-        let s2 = b.try_acquire(Side::Sync).unwrap();
-        assert!(b.try_acquire(Side::Async).is_none());
-        let snap = b.snapshot();
-        assert_eq!(
-            (snap.in_use, snap.async_side.held, snap.sync.held),
-            (3, 1, 2)
-        );
-        drop((a, s1, s2));
-        let snap = b.snapshot();
-        assert_eq!(
-            (snap.in_use, snap.async_side.held, snap.sync.held),
-            (0, 0, 0)
-        );
     }
 
     #[tokio::test]
@@ -536,7 +323,7 @@ mod tests {
             .acquire(Side::Async, Instant::now() + Duration::from_millis(30))
             .await;
         assert_eq!(err.unwrap_err(), WaitError::TimedOut);
-        assert_eq!(b.inner.stats(Side::Async).budget_waiting.load(Relaxed), 0);
+        assert_eq!(b.shared.stats(Side::Async).budget_waiting.load(Relaxed), 0);
         let err = b.acquire_blocking(Side::Sync, Instant::now() + Duration::from_millis(30));
         assert_eq!(err.unwrap_err(), WaitError::TimedOut);
     }
@@ -555,11 +342,11 @@ mod tests {
                 )
             });
             std::thread::sleep(Duration::from_millis(20));
-            assert_eq!(b.inner.stats(Side::Sync).budget_waiting.load(Relaxed), 1);
+            assert_eq!(b.shared.stats(Side::Sync).budget_waiting.load(Relaxed), 1);
             needed.store(false, Relaxed);
             assert_eq!(waiter.join().unwrap().unwrap_err(), WaitError::CalledOff);
         });
-        assert_eq!(b.inner.stats(Side::Sync).budget_waiting.load(Relaxed), 0);
+        assert_eq!(b.shared.stats(Side::Sync).budget_waiting.load(Relaxed), 0);
     }
 
     #[tokio::test]
@@ -574,7 +361,7 @@ mod tests {
         );
         drop(held);
         assert_eq!(b.available(), 1);
-        assert_eq!(b.inner.stats(Side::Async).budget_waiting.load(Relaxed), 0);
+        assert_eq!(b.shared.stats(Side::Async).budget_waiting.load(Relaxed), 0);
     }
 
     #[tokio::test]
@@ -636,56 +423,5 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         b.close();
         assert_eq!(waiter.await.unwrap().unwrap_err(), WaitError::Closed);
-    }
-
-    struct CountingShrinker(AtomicUsize);
-    impl Shrink for CountingShrinker {
-        fn shrink_idle(&self) -> bool {
-            self.0.fetch_add(1, Relaxed);
-            true
-        }
-    }
-
-    #[tokio::test]
-    async fn a_waiter_asks_the_other_side_to_shrink_only_when_it_can_spare() {
-        let b = budget(4);
-        let shrinker = Arc::new(CountingShrinker(AtomicUsize::new(0)));
-        let weak: Weak<dyn Shrink> = Arc::downgrade(&(shrinker.clone() as Arc<dyn Shrink>));
-        b.register_shrinker(Side::Sync, weak);
-        let _sync_unit = b.try_acquire(Side::Sync).unwrap();
-        let _async_units: Vec<Unit> = (0..3)
-            .map(|_| b.try_acquire(Side::Async).unwrap())
-            .collect();
-        let wait = |ms| b.acquire(Side::Async, Instant::now() + Duration::from_millis(ms));
-
-        // Nobody on the sync side waits: its idle connection can go, and is asked for on
-        // starting to wait and again while waiting.
-        let _ = wait(30).await;
-        let asked = shrinker.0.load(Relaxed);
-        assert!(asked >= 2, "asked on starting to wait, and again ({asked})");
-
-        // A sync caller waits and the sync side holds no more than its fair half: a
-        // connection idle between two of its callers is not taken.
-        let _sync_caller_waits = b.waiting(Side::Sync);
-        let _ = wait(30).await;
-        assert_eq!(shrinker.0.load(Relaxed), asked);
-    }
-
-    #[test]
-    fn should_yield_only_when_the_other_side_waits_and_this_side_holds_too_much() {
-        let b = budget(8);
-        let mut units: Vec<Unit> = (0..6).map(|_| b.try_acquire(Side::Sync).unwrap()).collect();
-        assert!(
-            !b.should_yield(Side::Sync),
-            "nobody waits on the async side"
-        );
-        let async_waiting: &AtomicU32 = &b.inner.stats(Side::Async).budget_waiting;
-        async_waiting.fetch_add(1, Relaxed);
-        assert!(b.should_yield(Side::Sync), "6 of 8 is above the fair half");
-        units.truncate(5);
-        assert!(b.should_yield(Side::Sync), "5 of 8 is above the fair half");
-        units.truncate(4);
-        assert!(!b.should_yield(Side::Sync), "4 of 8 is the fair half");
-        assert!(!b.should_yield(Side::Async), "the sync side does not wait");
     }
 }

@@ -17,8 +17,9 @@
 //!
 //! The crate also holds what both pools share: the environment [`Config`] ([`VARIABLES`]),
 //! the one error type [`DbError`] (whose pool timeout shows the budget, I4), the
-//! [`Snapshot`] read by metrics and the live page (I5), and leak detection
-//! ([`CheckoutTicket`]). It knows nothing of sqlx or the mysql crate.
+//! [`Snapshot`] read by metrics and the live page (I5), what each pool records about
+//! its side ([`Recorder`]), and leak detection ([`CheckoutTicket`]). It knows nothing
+//! of sqlx or the mysql crate.
 //!
 //! # Example
 //!
@@ -50,29 +51,40 @@
 
 mod blocking;
 mod budget;
+mod checkout;
 mod config;
+pub mod dict;
 mod error;
+mod fairness;
 mod global;
 mod leak;
 mod outcome;
 mod pool_settings;
+mod recorder;
+mod shared;
+mod shrink;
 mod side;
 mod snapshot;
 pub mod sql;
 mod stats;
+mod unit;
 mod url;
 
 pub use blocking::block_safely;
-pub use budget::{Budget, Shrink, Unit, WaitError};
+pub use budget::{Budget, WaitError};
+pub use checkout::CheckoutTicket;
 pub use config::{
     ACCEPTS_DURATION, Config, ConfigError, VARIABLES, Variable, parse_duration, parse_whole_number,
 };
+pub use dict::DictRow;
 pub use error::{BoxError, DbError, HumanDuration, TimeoutPhase};
 pub use global::{Global, Installed, global, install_global, is_installed};
-pub use leak::CheckoutTicket;
 pub use outcome::ExecResult;
 pub use pool_settings::PoolSettings;
+pub use recorder::Recorder;
+pub use shrink::Shrink;
 pub use side::Side;
 pub use snapshot::{HistogramSnapshot, SideSnapshot, Snapshot};
 pub use stats::{CloseReason, GaugeGuard, LATENCY_BUCKETS_US};
+pub use unit::Unit;
 pub use url::DatabaseUrl;

@@ -5,9 +5,20 @@ use std::time::Duration;
 use crate::config::{Config, ConfigError};
 use crate::url::DatabaseUrl;
 
-/// Timings of one pool. Both `db-async` and `db-sync` take these (their builders set
-/// them one by one, or all at once from the environment with
-/// [`PoolSettings::from_config`]).
+/// Timings of one pool. Both `db-async` and `db-sync` take these: their builders have
+/// the same setters as `PoolSettings` (each documents its default and panics), or take
+/// them all at once, e.g. from the environment with [`PoolSettings::from_config`].
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use db_budget::PoolSettings;
+///
+/// let settings = PoolSettings::default().pool_timeout(Duration::from_secs(5));
+/// assert_eq!(settings.pool_timeout, Duration::from_secs(5));
+/// assert_eq!(settings.idle_timeout, Duration::from_secs(10)); // the default
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolSettings {
@@ -43,6 +54,88 @@ impl PoolSettings {
             validation_bypass: Duration::from_millis(500),
         }
     }
+
+    /// `d`, which must be more than zero (every pool timing but `validation_bypass`).
+    ///
+    /// # Panics
+    ///
+    /// If `d` is zero, with a message naming `what`.
+    pub fn nonzero(d: Duration, what: &str) -> Duration {
+        assert!(!d.is_zero(), "{what} must be more than zero");
+        d
+    }
+
+    crate::pool_settings_setters!(s => s);
+}
+
+/// The setters of the [`PoolSettings`] timings, written once for every type that holds
+/// them: `PoolSettings` itself and both pool builders. `$s => $place` names, inside the
+/// value `$s` being built, the `PoolSettings` to set.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! pool_settings_setters {
+    ($s:ident => $place:expr) => {
+        $crate::pool_settings_setters! { @set $s => $place, nonzero connect_timeout,
+            /// Longest TCP connect + handshake (`DB_CONNECT_TIMEOUT`). Defaults to 10 s.
+            ///
+            /// A connect to a server that accepts but answers nothing fails after it and
+            /// gives its budget unit back. It also bounds the validation ping of an idle
+            /// connection (one that overruns it is closed), and on the blocking side the
+            /// pool's other exchanges: the `ROLLBACK` on return and the farewell on close
+            /// (the async side bounds those by its `return_timeout`). Statements have
+            /// their own bound (the blocking side's `io_timeout`).
+            ///
+            /// # Panics
+            ///
+            /// If `d` is zero.
+        }
+        $crate::pool_settings_setters! { @set $s => $place, nonzero pool_timeout,
+            /// Longest wait for a connection before a pool timeout
+            /// (`DbError::PoolTimeout`, `DB_POOL_TIMEOUT`). Defaults to 30 s.
+            ///
+            /// # Panics
+            ///
+            /// If `d` is zero.
+        }
+        $crate::pool_settings_setters! { @set $s => $place, nonzero idle_timeout,
+            /// Idle connections close after this (`DB_IDLE_TIMEOUT`). Defaults to 10 s.
+            ///
+            /// The blocking side's reaper (r2d2's) runs every 30 s, so there a connection
+            /// may idle up to 30 s longer; keep the sum below the server's `wait_timeout`.
+            ///
+            /// # Panics
+            ///
+            /// If `d` is zero.
+        }
+        $crate::pool_settings_setters! { @set $s => $place, nonzero max_lifetime,
+            /// Connections close at their first return (or reaper run) after this age
+            /// (`DB_MAX_LIFETIME`). Defaults to 30 min.
+            ///
+            /// # Panics
+            ///
+            /// If `d` is zero.
+        }
+        $crate::pool_settings_setters! { @set $s => $place, any validation_bypass,
+            /// An idle connection is pinged before reuse only when it sat idle longer
+            /// than this (HikariCP's `aliveBypassWindowMs`): pinging every checkout costs
+            /// a round trip per statement for code that checks out per statement.
+            /// Defaults to 500 ms. `Duration::ZERO` pings every reused connection.
+        }
+    };
+    (@set $s:ident => $place:expr, $check:ident $name:ident, $(#[$doc:meta])*) => {
+        $(#[$doc])*
+        pub fn $name(mut self, d: ::std::time::Duration) -> Self {
+            let $s = &mut self;
+            $place.$name = $crate::pool_settings_setters!(@check $check $name d);
+            self
+        }
+    };
+    (@check nonzero $name:ident $d:ident) => {
+        $crate::PoolSettings::nonzero($d, stringify!($name))
+    };
+    (@check any $name:ident $d:ident) => {
+        $d
+    };
 }
 
 impl Config {
@@ -59,5 +152,43 @@ impl Config {
                 "it is not set (`cargo xtask run` starts a private MariaDB and sets it)",
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::PoolSettings;
+
+    #[test]
+    fn each_setter_sets_its_timing_and_only_validation_bypass_may_be_zero() {
+        let s = PoolSettings::default()
+            .connect_timeout(Duration::from_secs(1))
+            .pool_timeout(Duration::from_secs(2))
+            .idle_timeout(Duration::from_secs(3))
+            .max_lifetime(Duration::from_secs(4))
+            .validation_bypass(Duration::ZERO);
+        assert_eq!(
+            (
+                s.connect_timeout,
+                s.pool_timeout,
+                s.idle_timeout,
+                s.max_lifetime
+            ),
+            (
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+                Duration::from_secs(3),
+                Duration::from_secs(4)
+            )
+        );
+        assert_eq!(s.validation_bypass, Duration::ZERO);
+    }
+
+    #[test]
+    #[should_panic(expected = "idle_timeout must be more than zero")]
+    fn a_zero_timeout_panics_naming_the_setting() {
+        let _ = PoolSettings::default().idle_timeout(Duration::ZERO);
     }
 }

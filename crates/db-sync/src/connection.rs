@@ -87,7 +87,7 @@ impl Slot {
     pub(crate) fn new(conn: mysql::Conn, state: Arc<State>, unit: Unit) -> Slot {
         let now = Instant::now();
         state.opened();
-        state.budget.record_opened(Side::Sync);
+        state.recorder.record_opened();
         state.enter_idle();
         Slot {
             conn: RawConn::wrap(conn),
@@ -226,7 +226,7 @@ impl std::fmt::Debug for Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let reason = self.close_reason();
-        self.state.budget.record_closed(Side::Sync, reason);
+        self.state.recorder.record_closed(reason);
         if self.idle {
             self.idle = false;
             self.state.leave_idle();

@@ -1,24 +1,12 @@
-//! Rows as column-name → JSON maps, for code ported from Python dict cursors.
-//!
-//! The values are the ones `db-async`'s `fetch_dict_*` produce for the same columns, so
-//! a statement moved from one side to the other returns the same maps.
+//! Rows as column-name → JSON maps ([`DictRow`], whose docs give the mapping), for code
+//! ported from Python dict cursors. The values are the ones `db-async`'s `fetch_dict_*`
+//! produce for the same columns (`tests/dict_parity.rs`).
 
+pub(crate) use db_budget::DictRow;
+use db_budget::dict::{Moment, time_text};
 use r2d2_mysql::mysql::consts::{ColumnFlags, ColumnType};
 use r2d2_mysql::mysql::{Column, Row, Value as MyValue};
 use serde_json::{Map, Number, Value};
-
-/// One row as an ordered map from column name to value (column order kept), the shape a
-/// Python `DictCursor` returned.
-///
-/// Values: `NULL` → `null`; integer types → numbers; `TINYINT(1)` (`BOOLEAN`) →
-/// `true`/`false`; `FLOAT`/`DOUBLE` → numbers; `DECIMAL` → a string (exact); `JSON` →
-/// the parsed value; `DATE` → `"2024-05-31"`; `DATETIME` → `"2024-05-31T12:00:00"`
-/// (fraction only when non-zero); `TIMESTAMP` → the same with `Z` appended (as the
-/// async side does); `TIME` → `"-838:59:59"`-style `[-]HH:MM:SS[.fff]`; text →
-/// strings; binary → a string when the bytes are valid UTF-8, else an **array of byte
-/// values** (`[0, 255, …]`). A later column with the same name as an earlier one
-/// replaces its value.
-pub type DictRow = Map<String, Value>;
 
 /// Converts a row (from the helpers or from raw `mysql` calls) into a [`DictRow`].
 pub fn to_dict(row: Row) -> DictRow {
@@ -43,25 +31,27 @@ pub(crate) fn cell(column: &Column, value: MyValue) -> Value {
         MyValue::UInt(u) => Value::Number(u.into()),
         MyValue::Float(f) => float(f64::from(f)),
         MyValue::Double(d) => float(d),
-        MyValue::Date(y, mo, d, h, mi, s, us) => Value::String(match ty {
-            ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => {
-                format!("{y:04}-{mo:02}-{d:02}")
-            }
-            ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
-                format!(
-                    "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{}Z",
-                    fraction(us)
-                )
-            }
-            _ => format!(
-                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{}",
-                fraction(us)
-            ),
-        }),
+        MyValue::Date(year, month, day, hour, minute, second, micros) => {
+            let m = Moment {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micros,
+            };
+            Value::String(match ty {
+                ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => m.date_text(),
+                ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
+                    m.timestamp_text()
+                }
+                _ => m.datetime_text(),
+            })
+        }
         MyValue::Time(negative, days, h, mi, s, us) => {
-            let hours = u64::from(days) * 24 + u64::from(h);
-            let sign = if negative { "-" } else { "" };
-            Value::String(format!("{sign}{hours:02}:{mi:02}:{s:02}{}", fraction(us)))
+            let hours = days.saturating_mul(24).saturating_add(u32::from(h));
+            Value::String(time_text(negative, hours, mi, s, us))
         }
         MyValue::Bytes(bytes) => bytes_cell(column, bytes),
     }
@@ -74,15 +64,6 @@ fn is_boolean(column: &Column) -> bool {
 
 fn float(f: f64) -> Value {
     Number::from_f64(f).map_or(Value::Null, Value::Number)
-}
-
-/// `.123` / `.123456`, or nothing for whole seconds (as chrono prints them).
-fn fraction(micros: u32) -> String {
-    match micros {
-        0 => String::new(),
-        us if us % 1000 == 0 => format!(".{:03}", us / 1000),
-        us => format!(".{us:06}"),
-    }
 }
 
 /// A value that came as bytes: always for strings, blobs, `DECIMAL`, `JSON`, `BIT`, and

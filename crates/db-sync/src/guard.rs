@@ -5,7 +5,7 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use db_budget::{CheckoutTicket, CloseReason, Side};
+use db_budget::{CheckoutTicket, CloseReason};
 use r2d2_mysql::mysql::{self, prelude::Queryable};
 
 use crate::connection::{Managed, Slot};
@@ -224,8 +224,8 @@ impl DbConnection {
                     Ok(())
                 }
                 .and_then(|()| p.housekeeping(mysql::Conn::reset));
-                let budget = &p.state().budget;
-                budget.record_query(Side::Sync, "RESET CONNECTION", started.elapsed(), site);
+                let recorder = &p.state().recorder;
+                recorder.record_query("RESET CONNECTION", started.elapsed(), site);
                 if let Err(e) = result {
                     tracing::warn!(
                         call_site = %site,
@@ -246,8 +246,8 @@ impl DbConnection {
             } else {
                 p.housekeeping(|c| c.query_drop("ROLLBACK"))
             };
-            let budget = &p.state().budget;
-            budget.record_query(Side::Sync, "ROLLBACK", started.elapsed(), site);
+            let recorder = &p.state().recorder;
+            recorder.record_query("ROLLBACK", started.elapsed(), site);
             if let Err(e) = result {
                 tracing::warn!(
                     call_site = %site,

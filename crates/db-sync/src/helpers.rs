@@ -11,7 +11,7 @@ use std::panic::Location;
 use std::time::Instant;
 
 use db_budget::sql::{self, TxControl};
-use db_budget::{DbError, ExecResult, Side};
+use db_budget::{DbError, ExecResult};
 use r2d2_mysql::mysql::prelude::{FromRow, Queryable};
 use r2d2_mysql::mysql::{self, Params, Row};
 
@@ -170,8 +170,8 @@ impl DbConnection {
         let started = Instant::now();
         let result = f(&mut p.conn);
         p.state()
-            .budget
-            .record_query(Side::Sync, sql, started.elapsed(), site);
+            .recorder
+            .record_query(sql, started.elapsed(), site);
         if let Err(e) = &result
             && is_lost(e)
         {
@@ -213,8 +213,8 @@ impl DbConnection {
             .housekeeping(|c| c.query_drop("ROLLBACK"))
             .map_err(map_error);
         p.state()
-            .budget
-            .record_query(Side::Sync, "ROLLBACK", started.elapsed(), site);
+            .recorder
+            .record_query("ROLLBACK", started.elapsed(), site);
         if let Err(e) = &result
             && is_lost(e)
         {

@@ -87,15 +87,18 @@ mod global;
 mod guard;
 mod helpers;
 mod manager;
+mod options;
 mod pool;
 mod raw;
 mod state;
 mod tx;
 
-pub use dict::{DictRow, to_dict};
+pub use db_budget::DictRow;
+pub use dict::to_dict;
 pub use global::{get_database_connection, global, install_global};
 pub use guard::DbConnection;
-pub use pool::{PoolState, SyncPool, SyncPoolBuilder};
+pub use options::SyncPoolBuilder;
+pub use pool::{PoolState, SyncPool};
 pub use raw::RawConn;
 pub use tx::Tx;
 

@@ -1,17 +1,18 @@
-//! [`SyncPool`]: an r2d2 pool set up for the shared budget, and its builder.
+//! [`SyncPool`]: an r2d2 pool set up for the shared budget (its builder is in
+//! `options.rs`).
 
 use std::panic::Location;
 use std::sync::{Arc, Weak, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use db_budget::{Budget, CloseReason, Config, DatabaseUrl, DbError, Shrink, Side, TimeoutPhase};
+use db_budget::{Budget, CloseReason, DatabaseUrl, DbError, Shrink, Side, TimeoutPhase};
 use scheduled_thread_pool::ScheduledThreadPool;
 
 use crate::connection::Managed;
 use crate::error::ConnectFailure;
 use crate::guard::{DbConnection, wake_a_waiter};
 use crate::manager::{BudgetedManager, WarnOnError};
-use crate::state::{Settings, State};
+use crate::state::State;
 
 /// The blocking pool: r2d2 + r2d2_mysql, every connection owning one unit of a shared
 /// [`Budget`] from before its handshake until after its socket is closed.
@@ -49,28 +50,6 @@ pub struct PoolState {
 }
 
 impl SyncPool {
-    /// A builder for a pool on `budget`, connecting to `url`.
-    pub fn builder(url: DatabaseUrl, budget: Budget) -> SyncPoolBuilder {
-        SyncPoolBuilder {
-            url,
-            budget,
-            settings: Settings::default(),
-            io_timeout: None,
-        }
-    }
-
-    /// A pool set up from a validated [`Config`], on `budget`. Does no I/O.
-    ///
-    /// # Errors
-    ///
-    /// [`DbError::Config`] naming `DATABASE_URL` when it is not set.
-    pub fn from_config(config: &Config, budget: Budget) -> Result<SyncPool, DbError> {
-        let url = config.require_database_url()?;
-        Ok(SyncPool::builder(url, budget)
-            .settings(db_budget::PoolSettings::from_config(config))
-            .build())
-    }
-
     /// Checks out a connection, waiting at most the pool timeout (`DB_POOL_TIMEOUT`).
     ///
     /// An idle connection is taken if there is one (pinged first only when it sat idle
@@ -121,7 +100,7 @@ impl SyncPool {
         site: &'static Location<'static>,
     ) -> Result<DbConnection, DbError> {
         let state = &self.shared.state;
-        let _waiting = state.budget.waiting(Side::Sync);
+        let _waiting = state.recorder.waiting();
         let _demand = state.demand();
         loop {
             if state.is_closed() {
@@ -192,16 +171,13 @@ impl SyncPool {
             p.doom_lost();
             return Ok(None);
         }
-        let ticket = state.budget.checkout(Side::Sync, site);
+        let ticket = state.recorder.checkout(site);
         let pool = self.shared.pool.clone();
         Ok(Some(DbConnection::new(pooled, ticket, pool, site)))
     }
 
     fn acquired(&self, conn: DbConnection, started: Instant) -> DbConnection {
-        self.shared
-            .state
-            .budget
-            .record_acquire(Side::Sync, started.elapsed());
+        self.shared.state.recorder.record_acquire(started.elapsed());
         conn
     }
 
@@ -221,7 +197,7 @@ impl SyncPool {
                 "db-sync: timed out; the last connect attempt had failed",
             );
         }
-        state.budget.timeout_error(Side::Sync, phase, started)
+        state.recorder.timeout_error(phase, started)
     }
 
     /// The budget this pool draws from.
@@ -346,115 +322,13 @@ impl std::fmt::Debug for SyncPool {
     }
 }
 
-/// Builds a [`SyncPool`]. Building does no I/O: connections open on demand.
-#[derive(Debug)]
-pub struct SyncPoolBuilder {
-    url: DatabaseUrl,
-    budget: Budget,
-    settings: Settings,
-    /// `None`: the max lifetime.
-    io_timeout: Option<Duration>,
-}
-
-fn nonzero(d: Duration, what: &str) -> Duration {
-    assert!(!d.is_zero(), "{what} must be more than zero");
-    d
-}
-
-impl SyncPoolBuilder {
-    /// Longest TCP connect + handshake (`DB_CONNECT_TIMEOUT`). Defaults to 10 s.
-    ///
-    /// It bounds the TCP connect and every wait for the server during the handshake
-    /// (the socket's read and write timeout then), so a connect to a server that
-    /// accepts but answers nothing fails after it and gives its budget unit back. It
-    /// also bounds the pool's own exchanges: the validation ping, the `ROLLBACK` on
-    /// return and the farewell on close; a connection that overruns one is closed.
-    /// Statements have their own bound, [`SyncPoolBuilder::io_timeout`].
-    ///
-    /// # Panics
-    ///
-    /// If `d` is zero.
-    pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.settings.connect_timeout = nonzero(d, "connect_timeout");
-        self
-    }
-
-    /// Longest a statement waits for the server without any progress (the socket's
-    /// read and write timeout while a statement runs, helpers and raw access alike).
-    /// When it passes, the statement fails with [`DbError::ConnectionLost`] and the
-    /// connection is closed, never pooled. Defaults to the max lifetime
-    /// (`DB_MAX_LIFETIME`, 30 min by default).
-    ///
-    /// Not a statement timeout: a result that keeps arriving is never cut, and the
-    /// server is not told to stop. It bounds how long a frozen or vanished server can
-    /// hold a thread and its budget unit, while sparing any slow statement shorter than
-    /// the age at which connections are retired anyway.
-    ///
-    /// # Panics
-    ///
-    /// If `d` is zero.
-    pub fn io_timeout(mut self, d: Duration) -> Self {
-        self.io_timeout = Some(nonzero(d, "io_timeout"));
-        self
-    }
-
-    /// Longest wait in [`SyncPool::get`] before a [`DbError::PoolTimeout`]
-    /// (`DB_POOL_TIMEOUT`). Defaults to 30 s.
-    ///
-    /// # Panics
-    ///
-    /// If `d` is zero.
-    pub fn pool_timeout(mut self, d: Duration) -> Self {
-        self.settings.pool_timeout = nonzero(d, "pool_timeout");
-        self
-    }
-
-    /// Idle connections close after this (`DB_IDLE_TIMEOUT`). Defaults to 10 s. r2d2's
-    /// reaper runs every 30 s, so a connection may idle up to 30 s longer; keep the sum
-    /// below the server's `wait_timeout`.
-    ///
-    /// # Panics
-    ///
-    /// If `d` is zero.
-    pub fn idle_timeout(mut self, d: Duration) -> Self {
-        self.settings.idle_timeout = nonzero(d, "idle_timeout");
-        self
-    }
-
-    /// Connections close at their first return (or reaper run) after this age
-    /// (`DB_MAX_LIFETIME`). Defaults to 30 min.
-    ///
-    /// # Panics
-    ///
-    /// If `d` is zero.
-    pub fn max_lifetime(mut self, d: Duration) -> Self {
-        self.settings.max_lifetime = nonzero(d, "max_lifetime");
-        self
-    }
-
-    /// An idle connection is pinged before reuse only when it sat idle longer than
-    /// this (HikariCP's `aliveBypassWindowMs`): pinging every checkout costs a round
-    /// trip per statement for legacy code that checks out per statement. Defaults to
-    /// 500 ms. Zero pings every reused connection.
-    pub fn validation_bypass(mut self, d: Duration) -> Self {
-        self.settings.validation_bypass = d;
-        self
-    }
-
-    /// Sets every shared timing at once, e.g. [`db_budget::PoolSettings::from_config`].
-    /// Defaults to [`db_budget::PoolSettings::default`].
-    pub fn settings(mut self, settings: Settings) -> Self {
-        self.settings = settings;
-        self
-    }
-
-    /// The pool. Starts r2d2's worker threads (one per budget unit, plus one for the
-    /// reaper, since a connect may wait on the budget) but opens no connection.
-    pub fn build(self) -> SyncPool {
-        let capacity = self.budget.capacity();
-        let settings = self.settings;
-        let io_timeout = self.io_timeout.unwrap_or(settings.max_lifetime);
-        let state = State::new(self.budget, settings, io_timeout);
+impl SyncPool {
+    /// The pool for `state`, connecting to `url`. Starts r2d2's worker threads (one per
+    /// budget unit, plus one for the reaper, since a connect may wait on the budget) but
+    /// opens no connection.
+    pub(crate) fn new(url: &DatabaseUrl, state: Arc<State>) -> SyncPool {
+        let capacity = state.budget.capacity();
+        let settings = state.settings;
         let threads = ScheduledThreadPool::builder()
             .num_threads(capacity as usize + 1)
             .thread_name_pattern("db-sync-{}")
@@ -471,7 +345,7 @@ impl SyncPoolBuilder {
             .max_lifetime(Some(settings.max_lifetime))
             .thread_pool(Arc::new(threads))
             .error_handler(Box::new(WarnOnError))
-            .build_unchecked(BudgetedManager::new(&self.url, state.clone()));
+            .build_unchecked(BudgetedManager::new(url, state.clone()));
         let shared = Arc::new(Shared {
             pool,
             state,

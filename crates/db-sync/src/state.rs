@@ -5,17 +5,20 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use db_budget::{Budget, Side};
+use db_budget::{Budget, Recorder, Side};
 
 use crate::error::ConnectFailure;
 
-/// The pool's timings (see `SyncPoolBuilder` for each one's meaning on this side).
+/// The pool's timings (each one's meaning is on its setter, which `PoolSettings` and
+/// `SyncPoolBuilder` share).
 pub(crate) type Settings = db_budget::PoolSettings;
 
 /// State shared by one pool's manager, connections and handles.
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) budget: Budget,
+    /// This side's figures in the budget.
+    pub(crate) recorder: Recorder,
     pub(crate) settings: Settings,
     /// The socket timeout while a statement runs (see `connection.rs`).
     pub(crate) io_timeout: Duration,
@@ -41,6 +44,7 @@ pub(crate) struct State {
 impl State {
     pub(crate) fn new(budget: Budget, settings: Settings, io_timeout: Duration) -> Arc<State> {
         Arc::new(State {
+            recorder: budget.recorder(Side::Sync),
             budget,
             settings,
             io_timeout,
@@ -133,13 +137,13 @@ impl State {
     /// A connection entered r2d2's idle list.
     pub(crate) fn enter_idle(&self) {
         self.idle.fetch_add(1, Relaxed);
-        self.budget.add_idle(Side::Sync, 1);
+        self.recorder.add_idle(1);
     }
 
     /// A connection left r2d2's idle list (checked out, or closed while idle).
     pub(crate) fn leave_idle(&self) {
         self.idle.fetch_sub(1, Relaxed);
-        self.budget.add_idle(Side::Sync, -1);
+        self.recorder.add_idle(-1);
     }
 
     pub(crate) fn live_count(&self) -> u32 {

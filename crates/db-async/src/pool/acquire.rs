@@ -37,11 +37,11 @@ impl Shared {
             {
                 let mut q = self.lock();
                 q.waiters.push_back(tx);
-                _waiting.get_or_insert_with(|| self.budget.waiting(Side::Async));
+                _waiting.get_or_insert_with(|| self.recorder.waiting());
                 let moved = q.dispatch();
                 // The idle gauge changes with the idle list, under its lock: a reader
                 // never sees it below zero.
-                self.budget.add_idle(Side::Async, -(moved as i32));
+                self.recorder.add_idle(-(moved as i32));
             }
             let got = tokio::select! {
                 biased;
@@ -63,11 +63,9 @@ impl Shared {
                             let unit = match unit {
                                 Ok(unit) => unit,
                                 Err(WaitError::TimedOut | WaitError::CalledOff) => {
-                                    return Err(self.budget.timeout_error(
-                                        Side::Async,
-                                        TimeoutPhase::Wait,
-                                        started,
-                                    ));
+                                    return Err(self
+                                        .recorder
+                                        .timeout_error(TimeoutPhase::Wait, started));
                                 }
                                 Err(WaitError::Closed) => return Err(DbError::Closed),
                             };
@@ -102,7 +100,7 @@ impl Shared {
                 }
                 let idle = q.idle.pop_back();
                 if idle.is_some() {
-                    self.budget.add_idle(Side::Async, -1);
+                    self.recorder.add_idle(-1);
                 }
                 idle
             };
@@ -133,9 +131,7 @@ impl Shared {
         let now = Instant::now();
         if now >= deadline {
             self.push_idle(slot);
-            return Err(self
-                .budget
-                .timeout_error(Side::Async, TimeoutPhase::Validate, started));
+            return Err(self.recorder.timeout_error(TimeoutPhase::Validate, started));
         }
         let limit = self.settings.connect_timeout.min(deadline - now);
         match tokio::time::timeout(limit, slot.conn.ping()).await {
@@ -153,14 +149,14 @@ impl Shared {
         started: Instant,
         site: &'static Location<'static>,
     ) -> AsyncConn {
-        self.budget.record_acquire(Side::Async, started.elapsed());
+        self.recorder.record_acquire(started.elapsed());
         AsyncConn {
             conn: Conn {
                 slot: Some(slot),
-                budget: self.budget.clone(),
+                recorder: self.recorder.clone(),
                 state: ConnState::default(),
             },
-            ticket: self.budget.checkout(Side::Async, site),
+            ticket: self.recorder.checkout(site),
             shared: self.clone(),
         }
     }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use db_budget::{DbError, Side, TimeoutPhase, Unit};
+use db_budget::{DbError, TimeoutPhase, Unit};
 use sqlx::{Connection, MySqlConnection};
 
 use super::Shared;
@@ -26,7 +26,7 @@ impl Shared {
             let attempt = MySqlConnection::connect_with(&self.connect_options);
             match tokio::time::timeout_at(attempt_deadline.into(), attempt).await {
                 Ok(Ok(conn)) => {
-                    self.budget.record_opened(Side::Async);
+                    self.recorder.record_opened();
                     return Ok(Slot {
                         conn,
                         opened_at: Instant::now(),
@@ -45,19 +45,11 @@ impl Shared {
                         last_connect_error = %e,
                         "db-async: timed out; the server kept refusing connections",
                     );
-                    return Err(self.budget.timeout_error(
-                        Side::Async,
-                        TimeoutPhase::Connect,
-                        started,
-                    ));
+                    return Err(self.recorder.timeout_error(TimeoutPhase::Connect, started));
                 }
                 Ok(Err(e)) => return Err(DbError::Connect { cause: e.into() }),
                 Err(_) => {
-                    return Err(self.budget.timeout_error(
-                        Side::Async,
-                        TimeoutPhase::Connect,
-                        started,
-                    ));
+                    return Err(self.recorder.timeout_error(TimeoutPhase::Connect, started));
                 }
             }
         }

@@ -49,6 +49,7 @@ impl AsyncPool {
         runtime: Handle,
     ) -> AsyncPool {
         let shared = Arc::new(Shared {
+            recorder: budget.recorder(Side::Async),
             budget,
             connect_options,
             shown_url,
@@ -107,16 +108,12 @@ impl AsyncPool {
             // Dropping the senders wakes every waiter with "closed".
             q.waiters.clear();
             let drained: Vec<Idle> = q.idle.drain(..).collect();
-            self.shared
-                .budget
-                .add_idle(Side::Async, -(drained.len() as i32));
+            self.shared.recorder.add_idle(-(drained.len() as i32));
             drained
         };
         let limit = self.shared.settings.return_timeout;
         let closes = drained.into_iter().map(|idle| {
-            self.shared
-                .budget
-                .record_closed(Side::Async, CloseReason::PoolClosed);
+            self.shared.recorder.record_closed(CloseReason::PoolClosed);
             idle.slot.close(Farewell::Graceful, limit)
         });
         futures_util::future::join_all(closes).await;

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Weak;
 use std::time::Duration;
 
-use db_budget::{CloseReason, Shrink, Side};
+use db_budget::{CloseReason, Shrink};
 
 use super::{Idle, Shared};
 use crate::slot::Farewell;
@@ -17,7 +17,7 @@ impl Shrink for Shared {
             let mut q = self.lock();
             let idle = q.idle.pop_front();
             if idle.is_some() {
-                self.budget.add_idle(Side::Async, -1);
+                self.recorder.add_idle(-1);
             }
             idle
         };
@@ -57,7 +57,7 @@ pub(super) async fn reap(shared: Weak<Shared>) {
                 }
             }
             q.idle = keep;
-            shared.budget.add_idle(Side::Async, -(expired.len() as i32));
+            shared.recorder.add_idle(-(expired.len() as i32));
             expired
         };
         for (i, reason) in expired {

@@ -84,14 +84,14 @@ impl Shared {
             }
         }
         q.idle.push_back(idle);
-        self.budget.add_idle(Side::Async, 1);
+        self.recorder.add_idle(1);
     }
 
     /// Closes a connection in the background; its unit returns once the socket is
     /// closed. If no runtime can run the task, the slot is dropped, which closes the
     /// socket before the unit returns all the same.
     pub(super) fn discard(&self, slot: Slot, reason: CloseReason, how: Farewell) {
-        self.budget.record_closed(Side::Async, reason);
+        self.recorder.record_closed(reason);
         let limit = self.settings.return_timeout;
         self.spawn(slot.close(how, limit));
     }

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use db_budget::Budget;
+use db_budget::{Budget, Recorder};
 use sqlx::mysql::MySqlConnectOptions;
 use tokio::runtime::Handle;
 
@@ -12,6 +12,8 @@ use crate::options::Settings;
 
 pub(crate) struct Shared {
     pub(crate) budget: Budget,
+    /// This side's figures in the budget.
+    pub(crate) recorder: Recorder,
     /// Holds the password: never printed (see the `Debug` impl).
     pub(super) connect_options: MySqlConnectOptions,
     /// Where the pool connects, password redacted, for `Debug`.

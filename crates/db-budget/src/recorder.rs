@@ -1,0 +1,173 @@
+//! What a pool tells the budget about its side: connections opened and closed, waits,
+//! statements (slow ones logged), the idle gauge, checkouts and timeouts.
+
+use std::panic::Location;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use crate::checkout::CheckoutTicket;
+use crate::error::{DbError, HumanDuration, TimeoutPhase};
+use crate::shared::Shared;
+use crate::side::Side;
+use crate::stats::{CloseReason, GaugeGuard};
+
+/// One side's recording handle on a budget, held by that side's pool
+/// ([`Budget::recorder`](crate::Budget::recorder)). Every figure it records appears in
+/// the budget's [`Snapshot`](crate::Snapshot).
+///
+/// Recording is a few relaxed atomic adds; only a slow statement takes longer (it is
+/// logged). `Recorder` is a cheap handle (`Arc`).
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use db_budget::{Budget, CloseReason, Side};
+///
+/// let budget = Budget::new(2, Duration::from_secs(30));
+/// let recorder = budget.recorder(Side::Sync);
+/// recorder.record_opened();
+/// recorder.record_closed(CloseReason::IdleTimeout);
+/// let snap = budget.snapshot();
+/// assert_eq!(snap.sync.opened_total, 1);
+/// assert_eq!(snap.async_side.opened_total, 0);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    shared: Arc<Shared>,
+    side: Side,
+}
+
+impl Recorder {
+    pub(crate) fn new(shared: Arc<Shared>, side: Side) -> Recorder {
+        Recorder { shared, side }
+    }
+
+    /// The side this recorder counts for.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// Starts a checkout taken at `site`: counts it as active and watches it for leaks
+    /// until the ticket is dropped.
+    pub fn checkout(&self, site: &'static Location<'static>) -> CheckoutTicket {
+        CheckoutTicket::new(self.shared.clone(), self.side, site)
+    }
+
+    /// Counts a caller as waiting for a connection until the guard is dropped.
+    pub fn waiting(&self) -> GaugeGuard<'_> {
+        GaugeGuard::new(&self.shared.stats(self.side).waiting)
+    }
+
+    /// Adjusts the idle gauge by `delta` (a pool calls this as connections enter and
+    /// leave its idle list).
+    pub fn add_idle(&self, delta: i32) {
+        let idle = &self.shared.stats(self.side).idle;
+        if delta >= 0 {
+            idle.fetch_add(delta as u32, Relaxed);
+        } else {
+            idle.fetch_sub(delta.unsigned_abs(), Relaxed);
+        }
+    }
+
+    /// Records that a connection was opened.
+    pub fn record_opened(&self) {
+        self.shared.stats(self.side).opened.fetch_add(1, Relaxed);
+    }
+
+    /// Records that a connection was closed, and why.
+    pub fn record_closed(&self, reason: CloseReason) {
+        self.shared.stats(self.side).count_closed(reason);
+    }
+
+    /// Records how long a caller waited for a connection.
+    pub fn record_acquire(&self, waited: Duration) {
+        self.shared.stats(self.side).acquire.record(waited);
+    }
+
+    /// Records a statement's duration; one slower than `DB_SLOW_QUERY` (see
+    /// [`Budget::set_slow_query_threshold`](crate::Budget::set_slow_query_threshold)) is
+    /// logged with its SQL text (never parameter values), duration and the call site.
+    pub fn record_query(&self, sql: &str, took: Duration, site: &Location<'_>) {
+        let stats = self.shared.stats(self.side);
+        stats.queries.record(took);
+        let threshold = Duration::from_nanos(self.shared.slow_query_nanos.load(Relaxed));
+        if took >= threshold {
+            stats.slow_queries.fetch_add(1, Relaxed);
+            tracing::warn!(
+                side = %self.side,
+                took = %HumanDuration(took),
+                call_site = %site,
+                sql = %sql,
+                "slow query (DB_SLOW_QUERY is {})",
+                HumanDuration(threshold),
+            );
+        }
+    }
+
+    /// Counts a pool timeout and builds its error, with the budget's state now (I4).
+    pub fn timeout_error(&self, phase: TimeoutPhase, started: Instant) -> DbError {
+        self.shared.stats(self.side).timeouts.fetch_add(1, Relaxed);
+        DbError::PoolTimeout {
+            side: self.side,
+            phase,
+            waited: started.elapsed(),
+            snapshot: Box::new(self.shared.snapshot()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::Location;
+    use std::time::{Duration, Instant};
+
+    use crate::{Budget, DbError, Side, TimeoutPhase};
+
+    #[test]
+    fn only_statements_at_or_above_the_threshold_count_as_slow() {
+        let b = Budget::new(1, Duration::from_secs(30));
+        b.set_slow_query_threshold(Duration::from_millis(50));
+        let r = b.recorder(Side::Async);
+        r.record_query("SELECT 1", Duration::from_millis(49), Location::caller());
+        r.record_query("SELECT 2", Duration::from_millis(50), Location::caller());
+        let snap = b.snapshot();
+        assert_eq!(snap.async_side.slow_queries_total, 1);
+        assert_eq!(snap.async_side.query_latency.counts.iter().sum::<u64>(), 2);
+        assert_eq!(snap.sync.slow_queries_total, 0);
+    }
+
+    #[test]
+    fn gauges_follow_the_guards_and_deltas_of_their_side() {
+        let b = Budget::new(1, Duration::from_secs(30));
+        let r = b.recorder(Side::Sync);
+        let ticket = r.checkout(Location::caller());
+        let waiting = r.waiting();
+        r.add_idle(3);
+        r.add_idle(-1);
+        let snap = b.snapshot();
+        assert_eq!(
+            (snap.sync.active, snap.sync.waiting, snap.sync.idle),
+            (1, 1, 2)
+        );
+        assert_eq!((snap.async_side.active, snap.async_side.idle), (0, 0));
+        drop((ticket, waiting));
+        let snap = b.snapshot();
+        assert_eq!((snap.sync.active, snap.sync.waiting), (0, 0));
+    }
+
+    #[test]
+    fn a_timeout_is_counted_and_carries_the_budget_state() {
+        let b = Budget::new(1, Duration::from_secs(30));
+        let _held = b.try_acquire(Side::Sync).unwrap();
+        let err = b
+            .recorder(Side::Async)
+            .timeout_error(TimeoutPhase::Wait, Instant::now());
+        let DbError::PoolTimeout { side, snapshot, .. } = err else {
+            panic!("a pool timeout, got {err:?}");
+        };
+        assert_eq!((side, snapshot.in_use), (Side::Async, 1));
+        assert_eq!(b.snapshot().async_side.acquire_timeouts_total, 1);
+    }
+}

@@ -1,0 +1,102 @@
+//! The state one budget shares with its handles, units, tickets and recorders.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::leak::LeakTracker;
+use crate::shrink::Shrinkers;
+use crate::side::Side;
+use crate::snapshot::{SideSnapshot, Snapshot};
+use crate::stats::SideStats;
+
+pub(crate) struct Shared {
+    pub(crate) capacity: u32,
+    /// One permit per unit: the authoritative count of physical connections.
+    pub(crate) semaphore: Arc<Semaphore>,
+    /// One waiter per side queues on `semaphore` at a time; the rest wait here. The
+    /// semaphore serves first come, first served, so a unit that one side gives up for
+    /// the other must meet the other side's waiter near the head of the queue, not a
+    /// hundred waiters of its own side (which would take it back and reconnect, and the
+    /// two sides would trade connections on every return).
+    pub(crate) turns: [Semaphore; 2],
+    sides: [SideStats; 2],
+    /// The pools asked for idle connections when the other side waits.
+    pub(crate) shrinkers: Shrinkers,
+    pub(crate) leaks: LeakTracker,
+    /// `DB_SLOW_QUERY` in nanoseconds (atomic so it can be set after sharing).
+    pub(crate) slow_query_nanos: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budget")
+            .field("capacity", &self.capacity)
+            .field("available", &self.semaphore.available_permits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// The state of a budget of `capacity` units, with its leak scanner started.
+    pub(crate) fn new(capacity: u32, leak_threshold: Duration) -> Arc<Shared> {
+        let shared = Arc::new(Shared {
+            capacity,
+            semaphore: Arc::new(Semaphore::new(capacity as usize)),
+            turns: [Semaphore::new(1), Semaphore::new(1)],
+            sides: Default::default(),
+            shrinkers: Shrinkers::default(),
+            leaks: LeakTracker::new(leak_threshold),
+            // `DB_SLOW_QUERY`'s default (`VARIABLES`); `Budget::from_config` sets the
+            // configured one.
+            slow_query_nanos: AtomicU64::new(200_000_000),
+        });
+        spawn_leak_scanner(Arc::downgrade(&shared), leak_threshold);
+        shared
+    }
+
+    pub(crate) fn stats(&self, side: Side) -> &SideStats {
+        &self.sides[side.index()]
+    }
+
+    /// Units free right now.
+    pub(crate) fn available(&self) -> u32 {
+        self.semaphore.available_permits() as u32
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            capacity: self.capacity,
+            in_use: self.capacity - self.available(),
+            async_side: SideSnapshot::read(self.stats(Side::Async)),
+            sync: SideSnapshot::read(self.stats(Side::Sync)),
+        }
+    }
+}
+
+/// Starts the leak scanner thread; it ends on its own once the budget is dropped.
+fn spawn_leak_scanner(shared: Weak<Shared>, threshold: Duration) {
+    let tick = (threshold / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    let spawned = std::thread::Builder::new()
+        .name("db-budget-leaks".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(tick);
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let found = shared.leaks.scan();
+                for side in Side::ALL {
+                    shared
+                        .stats(side)
+                        .leaks
+                        .fetch_add(found[side.index()], Relaxed);
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the leak scanner; leaks will not be reported");
+    }
+}

@@ -1,0 +1,80 @@
+//! Building a [`SyncPool`]: its builder, and the builder's entry points
+//! ([`SyncPool::builder`], [`SyncPool::from_config`]).
+
+use std::time::Duration;
+
+use db_budget::{Budget, Config, DatabaseUrl, DbError, PoolSettings};
+
+use crate::pool::SyncPool;
+use crate::state::State;
+
+impl SyncPool {
+    /// A builder for a pool on `budget`, connecting to `url`.
+    pub fn builder(url: DatabaseUrl, budget: Budget) -> SyncPoolBuilder {
+        SyncPoolBuilder {
+            url,
+            budget,
+            settings: PoolSettings::default(),
+            io_timeout: None,
+        }
+    }
+
+    /// A pool set up from a validated [`Config`], on `budget`. Does no I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Config`] naming `DATABASE_URL` when it is not set.
+    pub fn from_config(config: &Config, budget: Budget) -> Result<SyncPool, DbError> {
+        let url = config.require_database_url()?;
+        Ok(SyncPool::builder(url, budget)
+            .settings(PoolSettings::from_config(config))
+            .build())
+    }
+}
+
+/// Builds a [`SyncPool`]. Building does no I/O: connections open on demand.
+#[derive(Debug)]
+pub struct SyncPoolBuilder {
+    url: DatabaseUrl,
+    budget: Budget,
+    settings: PoolSettings,
+    /// `None`: the max lifetime.
+    io_timeout: Option<Duration>,
+}
+
+impl SyncPoolBuilder {
+    db_budget::pool_settings_setters!(b => b.settings);
+
+    /// Longest a statement waits for the server without any progress (the socket's
+    /// read and write timeout while a statement runs, helpers and raw access alike).
+    /// When it passes, the statement fails with [`DbError::ConnectionLost`] and the
+    /// connection is closed, never pooled. Defaults to the max lifetime
+    /// (`DB_MAX_LIFETIME`, 30 min by default).
+    ///
+    /// Not a statement timeout: a result that keeps arriving is never cut, and the
+    /// server is not told to stop. It bounds how long a frozen or vanished server can
+    /// hold a thread and its budget unit, while sparing any slow statement shorter than
+    /// the age at which connections are retired anyway.
+    ///
+    /// # Panics
+    ///
+    /// If `d` is zero.
+    pub fn io_timeout(mut self, d: Duration) -> Self {
+        self.io_timeout = Some(PoolSettings::nonzero(d, "io_timeout"));
+        self
+    }
+
+    /// Sets every shared timing at once, e.g. [`PoolSettings::from_config`]. Defaults to
+    /// [`PoolSettings::default`].
+    pub fn settings(mut self, settings: PoolSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Builds the pool. Starts r2d2's worker threads but opens no connection.
+    pub fn build(self) -> SyncPool {
+        let io_timeout = self.io_timeout.unwrap_or(self.settings.max_lifetime);
+        let state = State::new(self.budget, self.settings, io_timeout);
+        SyncPool::new(&self.url, state)
+    }
+}
