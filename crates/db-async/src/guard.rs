@@ -40,6 +40,15 @@ impl AsyncConn {
     }
 }
 
+impl AsyncConn {
+    /// Closes this connection instead of returning it to the pool, e.g. after a stored
+    /// routine or trigger changed session state that the pool cannot see in the SQL
+    /// text (a user variable, `GET_LOCK`). Its unit returns once the socket is closed.
+    pub fn discard(mut self) {
+        self.conn.state.session_dirty = true;
+    }
+}
+
 impl Deref for AsyncConn {
     type Target = Conn;
     fn deref(&self) -> &Conn {

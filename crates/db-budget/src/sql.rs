@@ -150,6 +150,25 @@ fn for_clause(sql: &str) -> Option<&str> {
     None
 }
 
+/// `s` without the white space and comments it starts with.
+fn skip_blank(mut s: &str) -> &str {
+    loop {
+        let trimmed = s.trim_start();
+        let next = if let Some(rest) = trimmed.strip_prefix("/*") {
+            rest.find("*/").map_or("", |end| &rest[end + 2..])
+        } else if trimmed.starts_with('#')
+            || trimmed
+                .strip_prefix("--")
+                .is_some_and(|r| r.is_empty() || r.starts_with(|c: char| c.is_whitespace()))
+        {
+            trimmed.find('\n').map_or("", |end| &trimmed[end + 1..])
+        } else {
+            return trimmed;
+        };
+        s = next;
+    }
+}
+
 fn is_word_text(s: &str) -> bool {
     let s = s.trim();
     !s.is_empty() && s.bytes().all(is_word_byte)
@@ -327,11 +346,12 @@ impl Lexer<'_> {
         matches!(ahead.next(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(word))
     }
 
-    /// After a function name: whether its parentheses hold anything (`f(x)`, not `f()`).
+    /// After a function name: whether its parentheses hold anything (`f(x)`, not `f()`;
+    /// comments and white space between count as nothing).
     fn call_has_arguments(&self) -> bool {
-        let rest = self.sql[self.at..].trim_start();
+        let rest = skip_blank(&self.sql[self.at..]);
         rest.strip_prefix('(')
-            .is_some_and(|inside| !inside.trim_start().starts_with(')'))
+            .is_some_and(|inside| !skip_blank(inside).starts_with(')'))
     }
 
     fn skip_line(&mut self) {
@@ -420,6 +440,9 @@ mod tests {
             "SELECT LAST_INSERT_ID(4242)",
             "SELECT last_insert_id ( 7 )",
             "SELECT `GET_LOCK`('a', 0)",
+            "SELECT `LAST_INSERT_ID`(4242)",
+            "SELECT LAST_INSERT_ID/* x */(4242)",
+            "DO LAST_INSERT_ID -- x\n(4242)",
             "SELECT NEXTVAL(s)",
             "SELECT NEXT VALUE FOR s",
             "SELECT SETVAL(s, 10)",
@@ -444,6 +467,7 @@ mod tests {
             "CREATE TABLE t (id INT)",
             "SELECT RELEASE_LOCK_COUNT FROM t",
             "SELECT LAST_INSERT_ID()",
+            "SELECT LAST_INSERT_ID( /* none */ )",
             "SELECT 'a: BEGIN'",
             "",
         ] {

@@ -54,9 +54,12 @@ use crate::raw::RawConn;
 /// `LOCK TABLES`, `GET_LOCK`, temporary tables; the classifier both sides share,
 /// `db_budget::sql::changes_session`) makes the drop reset the session
 /// (`COM_RESET_CONNECTION`, one round trip, which also rolls back) before the connection
-/// is pooled; `USE other` makes it close the connection. Session settings changed
-/// through **raw** statements cannot be seen and are not reset: call
-/// [`DbConnection::discard`] after changing them.
+/// is pooled; `USE other` makes it close the connection. After **raw** access the guard
+/// cannot see what ran, so it always resets (legacy code got a fresh session from every
+/// `get_database_connection()`, which connected anew): one more round trip, and a
+/// connection left in another database is closed. What the SQL text cannot show is not
+/// caught: a stored function or trigger that sets a user variable or takes `GET_LOCK`;
+/// call [`DbConnection::discard`] after calling one.
 ///
 /// After raw access the `ROLLBACK` also proves the connection is in step (it travels
 /// with a `SELECT` of a fresh token, same round trip): a raw statement whose error the
@@ -197,9 +200,16 @@ impl DbConnection {
     /// the thread panics or the rollback fails.
     fn settle(&mut self) {
         let site = self.site;
-        let needs_rollback = self.tx_open || self.raw_used;
+        let tx_open = self.tx_open;
         let raw_used = self.raw_used;
-        let session = self.session;
+        // What raw statements did cannot be seen: legacy code got a fresh session from
+        // every `get_database_connection()` (it connected anew), so a raw-used session
+        // is reset too.
+        let session = if raw_used {
+            self.session.max(SessionChange::Resettable)
+        } else {
+            self.session
+        };
         let p = self.pooled();
         if p.is_doomed() {
             return;
@@ -208,54 +218,48 @@ impl DbConnection {
             p.doom(CloseReason::Cancelled);
             return;
         }
-        match session {
-            SessionChange::Clean => {}
+        // Every exchange below is bounded by the connect timeout: a frozen server cannot
+        // hold the dropping thread (or the unit) longer.
+        let started = Instant::now();
+        let (what, result) = match session {
             SessionChange::Database => {
                 p.doom(CloseReason::SessionState);
                 return;
             }
+            SessionChange::Clean if !tx_open => return,
+            SessionChange::Clean => ("ROLLBACK", p.housekeeping(|c| c.query_drop("ROLLBACK"))),
             SessionChange::Resettable => {
-                // A reset rolls back too. After raw access it must read the answer it
-                // is owed, not a late one: `rollback_in_step` first proves that.
-                let started = Instant::now();
-                let result = if raw_used {
-                    p.housekeeping(rollback_in_step)
+                // After raw access the reset must read the answer it is owed, not a late
+                // one, and a raw `USE` is not undone by a reset: `rollback_in_step`
+                // proves the first and reports the second.
+                let database = p.state().database.clone();
+                let in_step = if raw_used {
+                    p.housekeeping(|c| rollback_in_step(c, &database))
                 } else {
-                    Ok(())
+                    Ok(true)
+                };
+                match in_step {
+                    Ok(false) => {
+                        p.doom(CloseReason::SessionState);
+                        return;
+                    }
+                    in_step => (
+                        "RESET CONNECTION",
+                        in_step.and_then(|_| p.housekeeping(mysql::Conn::reset)),
+                    ),
                 }
-                .and_then(|()| p.housekeeping(mysql::Conn::reset));
-                let recorder = &p.state().recorder;
-                recorder.record_query("RESET CONNECTION", started.elapsed(), site);
-                if let Err(e) = result {
-                    tracing::warn!(
-                        call_site = %site,
-                        error = %crate::error::map_error(e),
-                        "db-sync: resetting the session on return failed; closing the connection",
-                    );
-                    p.doom_lost();
-                }
-                return;
             }
-        }
-        if needs_rollback {
-            // Bounded by the connect timeout: a frozen server cannot hold the
-            // dropping thread (or the unit) longer.
-            let started = Instant::now();
-            let result = if raw_used {
-                p.housekeeping(rollback_in_step)
-            } else {
-                p.housekeeping(|c| c.query_drop("ROLLBACK"))
-            };
-            let recorder = &p.state().recorder;
-            recorder.record_query("ROLLBACK", started.elapsed(), site);
-            if let Err(e) = result {
-                tracing::warn!(
-                    call_site = %site,
-                    error = %crate::error::map_error(e),
-                    "db-sync: ROLLBACK on return failed; closing the connection",
-                );
-                p.doom_lost();
-            }
+        };
+        p.state()
+            .recorder
+            .record_query(what, started.elapsed(), site);
+        if let Err(e) = result {
+            tracing::warn!(
+                call_site = %site,
+                error = %crate::error::map_error(e),
+                "db-sync: {what} on return failed; closing the connection",
+            );
+            p.doom_lost();
         }
     }
 }
@@ -269,24 +273,34 @@ impl DbConnection {
 /// a `SELECT` of a token never used before, in one round trip; only a connection whose
 /// last answer echoes that token has read every answer it was owed.
 ///
+/// The same `SELECT` reports the current database: `true` when it is still
+/// `database` (the pool's), `false` after a raw `USE`.
+///
 /// # Errors
 ///
 /// The driver's error, or [`DriverError::PacketOutOfSync`](mysql::DriverError) when
 /// the answers were not this exchange's.
-fn rollback_in_step(conn: &mut mysql::Conn) -> Result<(), mysql::Error> {
+fn rollback_in_step(conn: &mut mysql::Conn, database: &str) -> Result<bool, mysql::Error> {
     static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
     let token = NEXT_TOKEN.fetch_add(1, Relaxed);
     let mut echoed = None;
-    let mut result = conn.query_iter(format!("ROLLBACK; SELECT {token}"))?;
+    let mut current: Option<String> = None;
+    let mut result = conn.query_iter(format!("ROLLBACK; SELECT {token}, DATABASE()"))?;
     while let Some(set) = result.iter() {
         for row in set {
-            let value = row?.get_opt::<u64, _>(0).and_then(Result::ok);
-            echoed = echoed.or(value);
+            let row = row?;
+            if echoed.is_none() {
+                echoed = row.get_opt::<u64, _>(0).and_then(Result::ok);
+                current = row
+                    .get_opt::<Option<String>, _>(1)
+                    .and_then(Result::ok)
+                    .flatten();
+            }
         }
     }
     drop(result);
     if echoed == Some(token) {
-        Ok(())
+        Ok(current.as_deref() == Some(database))
     } else {
         Err(mysql::DriverError::PacketOutOfSync.into())
     }

@@ -74,7 +74,8 @@ impl SyncPoolBuilder {
     /// Builds the pool. Starts r2d2's worker threads but opens no connection.
     pub fn build(self) -> SyncPool {
         let io_timeout = self.io_timeout.unwrap_or(self.settings.max_lifetime);
-        let state = State::new(self.budget, self.settings, io_timeout);
+        let database = self.url.database().to_owned();
+        let state = State::new(self.budget, self.settings, io_timeout, database);
         SyncPool::new(&self.url, state)
     }
 }

@@ -22,6 +22,9 @@ pub(crate) struct State {
     pub(crate) settings: Settings,
     /// The socket timeout while a statement runs (see `connection.rs`).
     pub(crate) io_timeout: Duration,
+    /// The database the pool's connections work in (`DATABASE_URL`'s): a returned
+    /// connection elsewhere is closed.
+    pub(crate) database: String,
     closed: AtomicBool,
     /// Callers inside `SyncPool::get`'s slow path: a connect with nobody waiting for it
     /// is not started.
@@ -42,8 +45,14 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(budget: Budget, settings: Settings, io_timeout: Duration) -> Arc<State> {
+    pub(crate) fn new(
+        budget: Budget,
+        settings: Settings,
+        io_timeout: Duration,
+        database: String,
+    ) -> Arc<State> {
         Arc::new(State {
+            database,
             recorder: budget.recorder(Side::Sync),
             budget,
             settings,

@@ -93,11 +93,15 @@ async fn shutdown_with_legacy_calls_waiting_for_a_unit_neither_hangs_nor_reconne
 
     let mut outcomes = Vec::new();
     for r in requests {
-        outcomes.push(match tokio::time::timeout(Duration::from_secs(25), r).await {
-            Ok(Ok((path, status, text, took))) => format!("{path}: {status} after {took:?}: {text}"),
-            Ok(Err(_)) => "connection dropped without an answer".to_owned(),
-            Err(_) => "no answer within 25 s".to_owned(),
-        });
+        outcomes.push(
+            match tokio::time::timeout(Duration::from_secs(25), r).await {
+                Ok(Ok((path, status, text, took))) => {
+                    format!("{path}: {status} after {took:?}: {text}")
+                }
+                Ok(Err(_)) => "connection dropped without an answer".to_owned(),
+                Err(_) => "no answer within 25 s".to_owned(),
+            },
+        );
     }
     assert_eq!(waiting_before, 6, "the legacy calls queued: {outcomes:#?}");
     assert!(
@@ -115,7 +119,10 @@ async fn shutdown_with_legacy_calls_waiting_for_a_unit_neither_hangs_nor_reconne
         "the stopped app took units / connected again after its units came back: {outcomes:#?}"
     );
     for o in &outcomes {
-        assert!(!o.contains(": 500 "), "a 500 during shutdown: {outcomes:#?}");
+        assert!(
+            !o.contains(": 500 "),
+            "a 500 during shutdown: {outcomes:#?}"
+        );
     }
 }
 
@@ -177,7 +184,9 @@ async fn a_realistic_mix_does_not_churn_connections() {
             )
             .await;
         assert_eq!(r.status, 201, "image: {}", r.text());
-        let _ = client.post_empty(&format!("/api/players/{id}/rewards/claim"), Some(&t)).await;
+        let _ = client
+            .post_empty(&format!("/api/players/{id}/rewards/claim"), Some(&t))
+            .await;
     }
     let s = app.budget.snapshot();
     let opened = s.async_side.opened_total + s.sync.opened_total - opened_before;
@@ -220,27 +229,60 @@ async fn exotic_json_is_stored_exactly_or_refused_never_a_500() {
         ("beyond f64", r#"{"state":1e400}"#.into()),
         ("surrogate pair", r#"{"state":"\ud83d\ude00"}"#.into()),
         ("lone surrogate", r#"{"state":"\ud800"}"#.into()),
-        ("controls", r#"{"state":"\u0001\u001f\u007f\u2028\u2029\ufeff"}"#.into()),
+        (
+            "controls",
+            r#"{"state":"\u0001\u001f\u007f\u2028\u2029\ufeff"}"#.into(),
+        ),
         ("scalar null", r#"{"state":null}"#.into()),
-        ("wide", format!(r#"{{"state":[{}]}}"#, vec!["[]"; 100_000].join(","))),
-        ("many keys", format!(r#"{{"state":{{{}}}}}"#, (0..20_000).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>().join(","))),
+        (
+            "wide",
+            format!(r#"{{"state":[{}]}}"#, vec!["[]"; 100_000].join(",")),
+        ),
+        (
+            "many keys",
+            format!(
+                r#"{{"state":{{{}}}}}"#,
+                (0..20_000)
+                    .map(|i| format!("\"k{i}\":{i}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        ),
         ("deep mixed 31", {
             let mut s = String::from("1");
-            for i in 0..31 { s = if i % 2 == 0 { format!("[{s}]") } else { format!("{{\"a\":{s}}}") }; }
+            for i in 0..31 {
+                s = if i % 2 == 0 {
+                    format!("[{s}]")
+                } else {
+                    format!("{{\"a\":{s}}}")
+                };
+            }
             format!(r#"{{"state":{s}}}"#)
         }),
     ];
     let mut bad = Vec::new();
     for (what, body) in &bodies {
-        for path in [format!("/api/players/{id}/games"), format!("/api/games/{game}/images")] {
+        for path in [
+            format!("/api/players/{id}/games"),
+            format!("/api/games/{game}/images"),
+        ] {
             let body = if path.ends_with("images") {
-                body.replacen("{\"state\":", "{\"prompt\":\"p\",\"url\":\"https://x/y\",\"metadata\":", 1)
+                body.replacen(
+                    "{\"state\":",
+                    "{\"prompt\":\"p\",\"url\":\"https://x/y\",\"metadata\":",
+                    1,
+                )
             } else {
                 body.clone()
             };
             let r = app
                 .client
-                .post_raw(&path, Some(&token), Some("application/json"), body.as_bytes())
+                .post_raw(
+                    &path,
+                    Some(&token),
+                    Some("application/json"),
+                    body.as_bytes(),
+                )
                 .await;
             if r.status >= 500 {
                 bad.push(format!("{what} to {path}: {} {}", r.status, r.text()));
@@ -248,26 +290,47 @@ async fn exotic_json_is_stored_exactly_or_refused_never_a_500() {
             }
             if r.status == 201 {
                 let sent: serde_json::Value = serde_json::from_str(&body).unwrap();
-                let field = if path.ends_with("images") { "metadata" } else { "state" };
-                let want = if sent[field].is_null() && field == "metadata" { json!({}) } else { sent[field].clone() };
+                let field = if path.ends_with("images") {
+                    "metadata"
+                } else {
+                    "state"
+                };
+                let want = if sent[field].is_null() && field == "metadata" {
+                    json!({})
+                } else {
+                    sent[field].clone()
+                };
                 if r.json()[field] != want {
                     bad.push(format!("{what} to {path}: stored differently"));
                 }
                 if field == "state" {
                     let gid = r.json()["id"].as_u64().unwrap();
-                    let g = app.client.get(&format!("/api/games/{gid}"), Some(&token)).await;
+                    let g = app
+                        .client
+                        .get(&format!("/api/games/{gid}"), Some(&token))
+                        .await;
                     if g.status != 200 || g.json()["state"] != want {
-                        bad.push(format!("{what}: read back {} {}", g.status, g.text().chars().take(200).collect::<String>()));
+                        bad.push(format!(
+                            "{what}: read back {} {}",
+                            g.status,
+                            g.text().chars().take(200).collect::<String>()
+                        ));
                     }
                 }
             }
         }
     }
-    let list = app.client.get(&format!("/api/games/{game}/images"), Some(&token)).await;
+    let list = app
+        .client
+        .get(&format!("/api/games/{game}/images"), Some(&token))
+        .await;
     if list.status != 200 {
         bad.push(format!("image list: {} {}", list.status, list.text()));
     }
-    let games = app.client.get(&format!("/api/players/{id}/games"), Some(&token)).await;
+    let games = app
+        .client
+        .get(&format!("/api/players/{id}/games"), Some(&token))
+        .await;
     if games.status != 200 {
         bad.push(format!("game list: {} {}", games.status, games.text()));
     }
@@ -389,7 +452,10 @@ async fn shutdown_with_a_frozen_database_ends_within_its_bound() {
             },
         );
     }
-    assert!(stopped.is_ok(), "no shutdown within 20 s; statuses {statuses:?}");
+    assert!(
+        stopped.is_ok(),
+        "no shutdown within 20 s; statuses {statuses:?}"
+    );
     assert!(
         took < Duration::from_secs(4),
         "shutdown took {took:?} with SHUTDOWN_TIMEOUT=1s; statuses {statuses:?}"
@@ -424,7 +490,11 @@ async fn a_new_player_s_simultaneous_first_requests_never_get_a_500() {
                 let token = token.clone();
                 tokio::spawn(async move {
                     let r = match i % 4 {
-                        0 => client.get(&format!("/api/players/{id}/quests"), Some(&token)).await,
+                        0 => {
+                            client
+                                .get(&format!("/api/players/{id}/quests"), Some(&token))
+                                .await
+                        }
                         1 => {
                             client
                                 .post_json(
@@ -434,8 +504,19 @@ async fn a_new_player_s_simultaneous_first_requests_never_get_a_500() {
                                 )
                                 .await
                         }
-                        2 => client.post_empty(&format!("/api/players/{id}/rewards/claim"), Some(&token)).await,
-                        _ => client.get(&format!("/api/players/{id}/rewards"), Some(&token)).await,
+                        2 => {
+                            client
+                                .post_empty(
+                                    &format!("/api/players/{id}/rewards/claim"),
+                                    Some(&token),
+                                )
+                                .await
+                        }
+                        _ => {
+                            client
+                                .get(&format!("/api/players/{id}/rewards"), Some(&token))
+                                .await
+                        }
                     };
                     (i % 4, r.status, r.text())
                 })
