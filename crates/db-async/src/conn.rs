@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use db_budget::sql::{self, TxControl};
 use db_budget::{DbError, ExecResult, Recorder};
-use sqlx::mysql::{MySql, MySqlRow};
-use sqlx::{Connection, Executor, FromRow, MySqlConnection, SqlSafeStr};
+use sqlx::mysql::{MySql, MySqlArguments, MySqlRow};
+use sqlx::{Connection, Executor, FromRow, MySqlConnection, SqlSafeStr, SqlStr};
 
 use crate::args::Args;
 use crate::dict::{DictRow, to_dict};
@@ -133,6 +133,23 @@ impl Conn {
         })
     }
 
+    /// A helper's statement: its arguments encoded, then [`Conn::run`] with the SQL
+    /// text and arguments handed to `op`.
+    async fn run_with<T>(
+        &mut self,
+        sql: SqlStr,
+        args: Args,
+        site: &Location<'_>,
+        op: impl AsyncFnOnce(&mut MySqlConnection, SqlStr, MySqlArguments) -> Result<T, sqlx::Error>,
+    ) -> Result<T, DbError> {
+        let arguments = args.into_arguments()?;
+        let text = sql.clone();
+        self.run(text.as_str(), site, async move |conn| {
+            op(conn, sql, arguments).await
+        })
+        .await
+    }
+
     /// The one core of every statement: prepare, run `op`, finish.
     pub(crate) async fn run<T>(
         &mut self,
@@ -192,22 +209,16 @@ impl Conn {
         T: for<'r> FromRow<'r, MySqlRow> + Send + Unpin + 'c,
     {
         let site = Location::caller();
-        let sql = sql.into_sql_str();
-        async move {
-            let args = args.into_arguments()?;
-            let text = sql.clone();
-            self.run(text.as_str(), site, async move |conn| {
-                // sqlx returns after the first row and leaves the rest of the result
-                // unread: the server would keep the statement open (and its metadata
-                // lock) while the connection sits idle. Read it to the end here.
-                let row = sqlx::query_as_with::<MySql, T, _>(sql, args)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                conn.flush().await?;
-                Ok(row)
-            })
-            .await
-        }
+        self.run_with(sql.into_sql_str(), args, site, async |conn, sql, args| {
+            // sqlx returns after the first row and leaves the rest of the result
+            // unread: the server would keep the statement open (and its metadata
+            // lock) while the connection sits idle. Read it to the end here.
+            let row = sqlx::query_as_with::<MySql, T, _>(sql, args)
+                .fetch_optional(&mut *conn)
+                .await?;
+            conn.flush().await?;
+            Ok(row)
+        })
     }
 
     /// Every row the statement returns, decoded into `T`.
@@ -225,17 +236,11 @@ impl Conn {
         T: for<'r> FromRow<'r, MySqlRow> + Send + Unpin + 'c,
     {
         let site = Location::caller();
-        let sql = sql.into_sql_str();
-        async move {
-            let args = args.into_arguments()?;
-            let text = sql.clone();
-            self.run(text.as_str(), site, async move |conn| {
-                sqlx::query_as_with::<MySql, T, _>(sql, args)
-                    .fetch_all(conn)
-                    .await
-            })
-            .await
-        }
+        self.run_with(sql.into_sql_str(), args, site, async |conn, sql, args| {
+            sqlx::query_as_with::<MySql, T, _>(sql, args)
+                .fetch_all(conn)
+                .await
+        })
     }
 
     /// The one row the statement returns, as a [`DictRow`].
@@ -266,18 +271,12 @@ impl Conn {
         args: Args,
     ) -> impl Future<Output = Result<Vec<DictRow>, DbError>> + Send + 'c {
         let site = Location::caller();
-        let sql = sql.into_sql_str();
-        async move {
-            let args = args.into_arguments()?;
-            let text = sql.clone();
-            self.run(text.as_str(), site, async move |conn| {
-                let rows = sqlx::query_with::<MySql, _>(sql, args)
-                    .fetch_all(conn)
-                    .await?;
-                rows.iter().map(to_dict).collect()
-            })
-            .await
-        }
+        self.run_with(sql.into_sql_str(), args, site, async |conn, sql, args| {
+            let rows = sqlx::query_with::<MySql, _>(sql, args)
+                .fetch_all(conn)
+                .await?;
+            rows.iter().map(to_dict).collect()
+        })
     }
 
     /// Runs a statement that returns no rows (`INSERT`, `UPDATE`, `DELETE`, DDL).
@@ -292,21 +291,15 @@ impl Conn {
         args: Args,
     ) -> impl Future<Output = Result<ExecResult, DbError>> + Send + 'c {
         let site = Location::caller();
-        let sql = sql.into_sql_str();
-        async move {
-            let args = args.into_arguments()?;
-            let text = sql.clone();
-            self.run(text.as_str(), site, async move |conn| {
-                let done = sqlx::query_with::<MySql, _>(sql, args)
-                    .execute(conn)
-                    .await?;
-                Ok(ExecResult {
-                    rows_affected: done.rows_affected(),
-                    last_insert_id: Some(done.last_insert_id()).filter(|id| *id != 0),
-                })
+        self.run_with(sql.into_sql_str(), args, site, async |conn, sql, args| {
+            let done = sqlx::query_with::<MySql, _>(sql, args)
+                .execute(conn)
+                .await?;
+            Ok(ExecResult {
+                rows_affected: done.rows_affected(),
+                last_insert_id: Some(done.last_insert_id()).filter(|id| *id != 0),
             })
-            .await
-        }
+        })
     }
 
     /// The underlying sqlx connection, for what the helpers do not cover (streams,
