@@ -180,9 +180,9 @@ fn mixed_and_phased_load_never_exceeds_the_budget() {
         println!(
             "after phase {sides:?}: opened async {} sync {}, closed async {} sync {}",
             s.async_side.opened_total,
-            s.sync.opened_total,
+            s.sync_side.opened_total,
             s.async_side.closed_sum(),
-            s.sync.closed_sum()
+            s.sync_side.closed_sum()
         );
     }
     let elapsed = started.elapsed();
@@ -199,11 +199,11 @@ fn mixed_and_phased_load_never_exceeds_the_budget() {
          server Max_used_connections {max_used}, opened async {} sync {}",
         elapsed.as_secs_f64(),
         snap.async_side.opened_total,
-        snap.sync.opened_total,
+        snap.sync_side.opened_total,
     );
     println!(
         "closed async {:?}\nclosed sync {:?}",
-        snap.async_side.closed_total, snap.sync.closed_total
+        snap.async_side.closed_total, snap.sync_side.closed_total
     );
     assert_eq!(tally[0].errors.load(Relaxed), 0, "async callers saw errors");
     assert_eq!(

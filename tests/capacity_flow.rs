@@ -81,7 +81,7 @@ fn idle_blocking_connections_are_given_to_async_callers_at_once() {
     fill_with_blocking(&spool);
     let before = budget.snapshot();
     assert_eq!(
-        (before.sync.held, before.sync.idle),
+        (before.sync_side.held, before.sync_side.idle),
         (UNITS, UNITS),
         "{before:?}"
     );
@@ -94,7 +94,7 @@ fn idle_blocking_connections_are_given_to_async_callers_at_once() {
     println!("I2 sync->async: all {UNITS} async connections held after {took:?}");
     assert!(took <= HANDOVER_BOUND, "hand-over took {took:?}");
     assert_eq!(after.async_side.held, UNITS, "{after:?}");
-    assert_eq!(after.sync.held, 0, "{after:?}");
+    assert_eq!(after.sync_side.held, 0, "{after:?}");
     assert!(after.in_use <= UNITS);
 }
 
@@ -124,7 +124,7 @@ fn idle_async_connections_are_given_to_blocking_callers_at_once() {
     let after = budget.snapshot();
     println!("I2 async->sync: all {UNITS} blocking connections held after {took:?}");
     assert!(took <= HANDOVER_BOUND, "hand-over took {took:?}");
-    assert_eq!(after.sync.held, UNITS, "{after:?}");
+    assert_eq!(after.sync_side.held, UNITS, "{after:?}");
     assert_eq!(after.async_side.held, 0, "{after:?}");
     drop(apool);
 }

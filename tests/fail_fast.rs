@@ -57,7 +57,7 @@ fn with_the_budget_held_an_async_caller_gets_a_timeout_showing_the_budget() {
             assert_eq!((snapshot.capacity, snapshot.in_use), (2, 2));
             assert_eq!(snapshot.async_side.active, 1);
             assert_eq!(snapshot.async_side.waiting, 1);
-            assert_eq!(snapshot.sync.active, 1);
+            assert_eq!(snapshot.sync_side.active, 1);
         }
         other => panic!("expected a pool timeout, got {other:?}"),
     }

@@ -32,7 +32,9 @@ fn closed(s: &SideSnapshot, reason: CloseReason) -> u64 {
 /// or stuck.
 fn settled(budget: &Budget) -> bool {
     let s = budget.snapshot();
-    s.async_side.active == 0 && s.sync.active == 0 && s.in_use == s.async_side.idle + s.sync.idle
+    s.async_side.active == 0
+        && s.sync_side.active == 0
+        && s.in_use == s.async_side.idle + s.sync_side.idle
 }
 
 #[test]
@@ -77,7 +79,7 @@ fn a_blocking_guard_comes_back_after_early_return_question_mark_and_panic() {
     );
     let s = budget.snapshot();
     assert_eq!(
-        closed(&s.sync, CloseReason::Cancelled),
+        closed(&s.sync_side, CloseReason::Cancelled),
         1,
         "the panicked connection is discarded"
     );
@@ -116,7 +118,7 @@ fn a_blocking_transaction_left_open_is_rolled_back_when_the_guard_drops() {
         .unwrap();
     assert_eq!(n, 0);
     assert_eq!(
-        budget.snapshot().sync.opened_total,
+        budget.snapshot().sync_side.opened_total,
         1,
         "the connection was reused, not replaced"
     );
@@ -343,7 +345,7 @@ fn connections_killed_by_the_server_are_replaced_and_both_pools_serve() {
     let s = budget.snapshot();
     assert!(s.in_use <= 8);
     assert!(closed(&s.async_side, CloseReason::Broken) >= 1, "{s:?}");
-    assert!(closed(&s.sync, CloseReason::Broken) >= 1, "{s:?}");
+    assert!(closed(&s.sync_side, CloseReason::Broken) >= 1, "{s:?}");
     assert!(
         eventually(Duration::from_secs(2), || settled(&budget)),
         "{:?}",

@@ -52,7 +52,7 @@ fn a_connection_held_past_the_leak_threshold_is_reported_with_its_call_site() {
         assert!(reports[1].contains("was returned"), "{}", reports[1]);
     }
     assert_eq!(during.async_side.leaks_suspected_total, 1);
-    assert_eq!(during.sync.leaks_suspected_total, 1);
+    assert_eq!(during.sync_side.leaks_suspected_total, 1);
     assert_eq!(
         budget.snapshot().async_side.leaks_suspected_total,
         1,
@@ -110,7 +110,10 @@ fn a_slow_statement_is_logged_with_its_sql_but_not_its_values() {
     );
     let s = budget.snapshot();
     assert_eq!(
-        (s.async_side.slow_queries_total, s.sync.slow_queries_total),
+        (
+            s.async_side.slow_queries_total,
+            s.sync_side.slow_queries_total
+        ),
         (1, 1)
     );
     assert_eq!(s.async_side.query_latency.count(), 2);

@@ -168,7 +168,7 @@ fn connect_per_call_with_leaks_hits_1040_and_the_budget_does_not() {
         after.ok.load(Relaxed) + after.deliberate.load(Relaxed),
         (WORKERS * CALLS) as u64
     );
-    assert!(budget.snapshot().sync.held <= 15);
+    assert!(budget.snapshot().sync_side.held <= 15);
     let max_used = server.global_status("Max_used_connections").unwrap();
     println!("server Max_used_connections over both runs: {max_used}");
 }

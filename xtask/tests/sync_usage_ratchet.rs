@@ -292,10 +292,10 @@ pub fn handler(state: &AppState) {
     assert_eq!(r.code, 1, "{r:?}");
     for line in [
         "crates/app/src/handlers.rs:8  in handlers::handler  (method)  SyncPool::get via state.sync_pool",
-        "crates/app/src/handlers.rs:9  in handlers::handler  (method)  DbConnection::fetch_one via conn",
+        "crates/app/src/handlers.rs:9  in handlers::handler  (method)  SyncConn::fetch_one via conn",
         "crates/app/src/handlers.rs:10  in handlers::handler  (field)  SyncPool via state.sync_pool",
         "crates/app/src/handlers.rs:14  in handlers::work  (method)  SyncPool::transaction via pool",
-        "crates/app/src/handlers.rs:14  in handlers::work  (method)  Tx::execute via tx",
+        "crates/app/src/handlers.rs:14  in handlers::work  (method)  Transaction::execute via tx",
     ] {
         assert!(r.stderr.contains(line), "{line}: {r:?}");
     }

@@ -163,13 +163,13 @@ pub fn main(args: &[String]) -> Result<bool, String> {
     // bring the budget to 0.
     let quiet = Instant::now();
     let mut snap = budget.snapshot();
-    while (snap.async_side.active + snap.sync.active > 0) && quiet.elapsed() < INTERVAL {
+    while (snap.async_side.active + snap.sync_side.active > 0) && quiet.elapsed() < INTERVAL {
         std::thread::sleep(Duration::from_millis(50));
         snap = budget.snapshot();
     }
     let not_idle = snap
         .in_use
-        .saturating_sub(snap.async_side.idle + snap.sync.idle);
+        .saturating_sub(snap.async_side.idle + snap.sync_side.idle);
     let limit = IDLE_TIMEOUT + SYNC_REAPER + Duration::from_secs(5);
     while budget.in_use() > 0 && quiet.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(100));
@@ -394,9 +394,9 @@ impl Verdict {
             SYNC_REAPER.as_secs(),
             ok(self.not_idle == 0 && self.left == 0)
         );
-        let leaks = end.async_side.leaks_suspected_total + end.sync.leaks_suspected_total;
-        let timeouts = end.async_side.acquire_timeouts_total + end.sync.acquire_timeouts_total;
-        let opened = end.async_side.opened_total + end.sync.opened_total;
+        let leaks = end.async_side.leaks_suspected_total + end.sync_side.leaks_suspected_total;
+        let timeouts = end.async_side.acquire_timeouts_total + end.sync_side.acquire_timeouts_total;
+        let opened = end.async_side.opened_total + end.sync_side.opened_total;
         let _ = writeln!(
             s,
             "- pools: {opened} connections opened in all, {timeouts} acquire timeouts, {leaks} suspected leaks"

@@ -30,7 +30,7 @@ use crate::stats::{CloseReason, GaugeGuard};
 /// recorder.record_opened();
 /// recorder.record_closed(CloseReason::IdleTimeout);
 /// let snap = budget.snapshot();
-/// assert_eq!(snap.sync.opened_total, 1);
+/// assert_eq!(snap.sync_side.opened_total, 1);
 /// assert_eq!(snap.async_side.opened_total, 0);
 /// ```
 #[derive(Clone, Debug)]
@@ -135,7 +135,7 @@ mod tests {
         let snap = b.snapshot();
         assert_eq!(snap.async_side.slow_queries_total, 1);
         assert_eq!(snap.async_side.query_latency.counts.iter().sum::<u64>(), 2);
-        assert_eq!(snap.sync.slow_queries_total, 0);
+        assert_eq!(snap.sync_side.slow_queries_total, 0);
     }
 
     #[test]
@@ -148,13 +148,17 @@ mod tests {
         r.add_idle(-1);
         let snap = b.snapshot();
         assert_eq!(
-            (snap.sync.active, snap.sync.waiting, snap.sync.idle),
+            (
+                snap.sync_side.active,
+                snap.sync_side.waiting,
+                snap.sync_side.idle
+            ),
             (1, 1, 2)
         );
         assert_eq!((snap.async_side.active, snap.async_side.idle), (0, 0));
         drop((ticket, waiting));
         let snap = b.snapshot();
-        assert_eq!((snap.sync.active, snap.sync.waiting), (0, 0));
+        assert_eq!((snap.sync_side.active, snap.sync_side.waiting), (0, 0));
     }
 
     #[test]

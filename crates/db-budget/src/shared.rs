@@ -71,7 +71,7 @@ impl Shared {
             capacity: self.capacity,
             in_use: self.capacity - self.available(),
             async_side: SideSnapshot::read(self.stats(Side::Async)),
-            sync: SideSnapshot::read(self.stats(Side::Sync)),
+            sync_side: SideSnapshot::read(self.stats(Side::Sync)),
         }
     }
 }

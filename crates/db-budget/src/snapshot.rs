@@ -28,7 +28,8 @@ pub struct Snapshot {
     #[serde(rename = "async")]
     pub async_side: SideSnapshot,
     /// The blocking side (`db-sync`).
-    pub sync: SideSnapshot,
+    #[serde(rename = "sync")]
+    pub sync_side: SideSnapshot,
 }
 
 impl Snapshot {
@@ -36,7 +37,7 @@ impl Snapshot {
     pub fn side(&self, side: Side) -> &SideSnapshot {
         match side {
             Side::Async => &self.async_side,
-            Side::Sync => &self.sync,
+            Side::Sync => &self.sync_side,
         }
     }
 }
@@ -190,7 +191,7 @@ mod tests {
             capacity: 20,
             in_use: 20,
             async_side: side(14, 2, 37),
-            sync: side(4, 0, 3),
+            sync_side: side(4, 0, 3),
         };
         assert_eq!(
             s.to_string(),

@@ -64,13 +64,13 @@ mod tests {
         assert!(b.try_acquire(Side::Async).is_none());
         let snap = b.snapshot();
         assert_eq!(
-            (snap.in_use, snap.async_side.held, snap.sync.held),
+            (snap.in_use, snap.async_side.held, snap.sync_side.held),
             (3, 1, 2)
         );
         drop((a, s1, s2));
         let snap = b.snapshot();
         assert_eq!(
-            (snap.in_use, snap.async_side.held, snap.sync.held),
+            (snap.in_use, snap.async_side.held, snap.sync_side.held),
             (0, 0, 0)
         );
     }

@@ -2,7 +2,7 @@
 
 use db_budget::{DbError, Global, Installed};
 
-use crate::{DbConnection, SyncPool};
+use crate::{SyncConn, SyncPool};
 
 static POOL: Global<SyncPool> = Global::new("blocking pool");
 
@@ -48,7 +48,7 @@ pub fn global() -> Result<SyncPool, DbError> {
 ///
 /// Call it from a plain thread, inside `tokio::task::spawn_blocking`, or on a
 /// multi-thread runtime worker; the returned guard cleans up on drop (see
-/// [`DbConnection`]).
+/// [`SyncConn`]).
 ///
 /// ```no_run
 /// use db_sync::get_database_connection;
@@ -63,6 +63,6 @@ pub fn global() -> Result<SyncPool, DbError> {
 ///
 /// As [`global`] and [`SyncPool::get`].
 #[track_caller]
-pub fn get_database_connection() -> Result<DbConnection, DbError> {
+pub fn get_database_connection() -> Result<SyncConn, DbError> {
     global()?.get()
 }

@@ -1,4 +1,4 @@
-//! [`DbConnection`]: the checked-out connection legacy code holds.
+//! [`SyncConn`]: the checked-out connection legacy code holds.
 
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
@@ -15,8 +15,8 @@ use crate::raw::RawConn;
 /// A connection checked out of a [`SyncPool`](crate::SyncPool); derefs to
 /// [`RawConn`] (and through it to [`mysql::Conn`], for raw statements), and offers the
 /// same helpers as the async side
-/// ([`DbConnection::fetch_one`], [`DbConnection::execute`],
-/// [`DbConnection::transaction`], …).
+/// ([`SyncConn::fetch_one`], [`SyncConn::execute`],
+/// [`SyncConn::transaction`], …).
 ///
 /// Dropping it is the whole clean-up, on every path out of the scope (return, `?`,
 /// panic). It replaces the Python pattern
@@ -42,7 +42,7 @@ use crate::raw::RawConn;
 ///
 /// The mysql crate (28) keeps the server's "in transaction" status flag private, so the
 /// guard tracks it itself: a transaction is assumed open after
-/// [`DbConnection::transaction`] or a helper statement that starts one (`BEGIN`,
+/// [`SyncConn::transaction`] or a helper statement that starts one (`BEGIN`,
 /// `START TRANSACTION`) until it ends, and **whenever the raw connection was borrowed
 /// mutably** (through `DerefMut`), since raw statements cannot be seen. In those cases
 /// the drop sends one `ROLLBACK` (a no-op on the server when nothing is open; one round
@@ -59,7 +59,7 @@ use crate::raw::RawConn;
 /// `get_database_connection()`, which connected anew): one more round trip, and a
 /// connection left in another database is closed. What the SQL text cannot show is not
 /// caught: a stored function or trigger that sets a user variable or takes `GET_LOCK`;
-/// call [`DbConnection::discard`] after calling one.
+/// call [`SyncConn::discard`] after calling one.
 ///
 /// After raw access the `ROLLBACK` also proves the connection is in step (it travels
 /// with a `SELECT` of a fresh token, same round trip): a raw statement whose error the
@@ -81,7 +81,7 @@ use crate::raw::RawConn;
 ///
 /// None: dropping never panics, and a failed `ROLLBACK` closes the connection instead.
 #[must_use = "the connection goes back to the pool as soon as the guard is dropped"]
-pub struct DbConnection {
+pub struct SyncConn {
     /// `None` only inside `drop`, once the connection has been given back.
     checkout: Option<Checkout>,
     /// To wake a waiter r2d2 leaves asleep (see [`wake_a_waiter`]).
@@ -113,16 +113,16 @@ struct Checkout {
     conn: r2d2::PooledConnection<BudgetedManager>,
 }
 
-impl DbConnection {
+impl SyncConn {
     /// Wraps a live connection just taken out of the idle list.
     pub(crate) fn new(
         conn: r2d2::PooledConnection<BudgetedManager>,
         ticket: CheckoutTicket,
         pool: r2d2::Pool<BudgetedManager>,
         site: &'static Location<'static>,
-    ) -> DbConnection {
+    ) -> SyncConn {
         debug_assert!(matches!(*conn, Managed::Live(_)));
-        DbConnection {
+        SyncConn {
             checkout: Some(Checkout { ticket, conn }),
             pool,
             site,
@@ -137,14 +137,14 @@ impl DbConnection {
             Some(Managed::Live(p)) => p,
             // `SyncPool` hands out live connections only, and `checkout` is emptied
             // only at the end of `drop`.
-            _ => unreachable!("a DbConnection always holds a live connection"),
+            _ => unreachable!("a SyncConn always holds a live connection"),
         }
     }
 
     fn pooled_ref(&self) -> &Slot {
         match self.checkout.as_ref().map(|c| &*c.conn) {
             Some(Managed::Live(p)) => p,
-            _ => unreachable!("a DbConnection always holds a live connection"),
+            _ => unreachable!("a SyncConn always holds a live connection"),
         }
     }
 
@@ -161,7 +161,7 @@ impl DbConnection {
     }
 }
 
-impl Deref for DbConnection {
+impl Deref for SyncConn {
     type Target = RawConn;
 
     fn deref(&self) -> &RawConn {
@@ -169,7 +169,7 @@ impl Deref for DbConnection {
     }
 }
 
-impl DerefMut for DbConnection {
+impl DerefMut for SyncConn {
     /// Raw access: from now on the guard cannot know whether a transaction is open, so
     /// its drop sends a `ROLLBACK` (see "Open transactions").
     fn deref_mut(&mut self) -> &mut RawConn {
@@ -178,7 +178,7 @@ impl DerefMut for DbConnection {
     }
 }
 
-impl Drop for DbConnection {
+impl Drop for SyncConn {
     fn drop(&mut self) {
         self.settle();
         let state = self.pooled().state().clone();
@@ -195,7 +195,7 @@ impl Drop for DbConnection {
     }
 }
 
-impl DbConnection {
+impl SyncConn {
     /// Decides, before the return, whether the connection may be pooled: doomed if
     /// the thread panics or the rollback fails.
     fn settle(&mut self) {
@@ -318,9 +318,9 @@ pub(crate) fn wake_a_waiter(pool: &r2d2::Pool<BudgetedManager>) {
     }
 }
 
-impl std::fmt::Debug for DbConnection {
+impl std::fmt::Debug for SyncConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbConnection")
+        f.debug_struct("SyncConn")
             .field("connection_id", &self.pooled_ref().conn.connection_id())
             .field("checked_out_at", &self.site)
             .field("transaction_open", &self.tx_open)

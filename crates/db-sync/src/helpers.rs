@@ -17,17 +17,17 @@ use r2d2_mysql::mysql::{self, Params, Row};
 
 use crate::dict::{DictRow, to_dict};
 use crate::error::{decode_error, is_lost, map_error, row_shape};
-use crate::guard::{DbConnection, SessionChange};
+use crate::guard::{SessionChange, SyncConn};
 use crate::pool::SyncPool;
-use crate::tx::Tx;
+use crate::tx::Transaction;
 
-impl DbConnection {
+impl SyncConn {
     /// The one row the statement returns, decoded into `T` (a tuple such as
     /// `(u64, String)`, or any `mysql::prelude::FromRow`). Further rows are read and
     /// dropped.
     ///
     /// ```no_run
-    /// # fn demo(conn: &mut db_sync::DbConnection) -> Result<(), db_budget::DbError> {
+    /// # fn demo(conn: &mut db_sync::SyncConn) -> Result<(), db_budget::DbError> {
     /// let (name, coins): (String, i64) =
     ///     conn.fetch_one("SELECT name, coins FROM players WHERE id = ?", (7,))?;
     /// # Ok(()) }
@@ -51,7 +51,7 @@ impl DbConnection {
     ///
     /// # Errors
     ///
-    /// As [`DbConnection::fetch_one`], without `RowNotFound`.
+    /// As [`SyncConn::fetch_one`], without `RowNotFound`.
     #[track_caller]
     pub fn fetch_optional<T: FromRow>(
         &mut self,
@@ -127,7 +127,7 @@ impl DbConnection {
     ///
     /// `BEGIN` / `START TRANSACTION` / `COMMIT` / `ROLLBACK` without parameters run as
     /// plain text statements (not every server prepares them), and the guard notes that
-    /// a transaction is open until it ends; prefer [`DbConnection::transaction`].
+    /// a transaction is open until it ends; prefer [`SyncConn::transaction`].
     ///
     /// # Errors
     ///
@@ -225,9 +225,9 @@ impl DbConnection {
 }
 
 /// One-statement conveniences: check out a connection, run one helper, return the
-/// connection. Each costs a checkout; use a [`DbConnection`] for several statements.
+/// connection. Each costs a checkout; use a [`SyncConn`] for several statements.
 impl SyncPool {
-    /// [`SyncPool::get`] then [`DbConnection::fetch_one`].
+    /// [`SyncPool::get`] then [`SyncConn::fetch_one`].
     ///
     /// # Errors
     ///
@@ -241,7 +241,7 @@ impl SyncPool {
         self.get()?.fetch_one(sql, params)
     }
 
-    /// [`SyncPool::get`] then [`DbConnection::fetch_optional`].
+    /// [`SyncPool::get`] then [`SyncConn::fetch_optional`].
     ///
     /// # Errors
     ///
@@ -255,7 +255,7 @@ impl SyncPool {
         self.get()?.fetch_optional(sql, params)
     }
 
-    /// [`SyncPool::get`] then [`DbConnection::fetch_all`].
+    /// [`SyncPool::get`] then [`SyncConn::fetch_all`].
     ///
     /// # Errors
     ///
@@ -269,7 +269,7 @@ impl SyncPool {
         self.get()?.fetch_all(sql, params)
     }
 
-    /// [`SyncPool::get`] then [`DbConnection::fetch_dict_one`].
+    /// [`SyncPool::get`] then [`SyncConn::fetch_dict_one`].
     ///
     /// # Errors
     ///
@@ -279,7 +279,7 @@ impl SyncPool {
         self.get()?.fetch_dict_one(sql, params)
     }
 
-    /// [`SyncPool::get`] then [`DbConnection::fetch_dict_all`].
+    /// [`SyncPool::get`] then [`SyncConn::fetch_dict_all`].
     ///
     /// # Errors
     ///
@@ -293,7 +293,7 @@ impl SyncPool {
         self.get()?.fetch_dict_all(sql, params)
     }
 
-    /// [`SyncPool::get`] then [`DbConnection::execute`].
+    /// [`SyncPool::get`] then [`SyncConn::execute`].
     ///
     /// # Errors
     ///
@@ -303,7 +303,7 @@ impl SyncPool {
         self.get()?.execute(sql, params)
     }
 
-    /// [`SyncPool::get`] then [`DbConnection::transaction`].
+    /// [`SyncPool::get`] then [`SyncConn::transaction`].
     ///
     /// # Errors
     ///
@@ -311,7 +311,7 @@ impl SyncPool {
     #[track_caller]
     pub fn transaction<R>(
         &self,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<R, DbError>,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<R, DbError>,
     ) -> Result<R, DbError> {
         self.get()?.transaction(f)
     }

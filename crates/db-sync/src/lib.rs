@@ -21,7 +21,7 @@
 //! - connections are pooled, and each holds a unit of the budget shared with the async
 //!   side (`db-async`) from before its handshake until after its socket is closed, so
 //!   the two sides together never exceed `MAX_CONNECTIONS` (invariant I1);
-//! - the returned [`DbConnection`] guard is the `finally`: dropping it on any path
+//! - the returned [`SyncConn`] guard is the `finally`: dropping it on any path
 //!   (return, `?`, panic) rolls back an open transaction and returns or closes the
 //!   connection (I3);
 //! - a caller that cannot get a connection within `DB_POOL_TIMEOUT` gets a typed error
@@ -77,7 +77,7 @@
 //! would stall the very tasks that give connections back.
 //!
 //! **Architecture Invariant:** a `mysql::Conn` is created only in `manager.rs`, after a
-//! unit was taken, and never leaves the `Slot` struct that owns that unit; `DbConnection`
+//! unit was taken, and never leaves the `Slot` struct that owns that unit; `SyncConn`
 //! lends it out by reference only.
 
 mod connection;
@@ -96,14 +96,19 @@ mod tx;
 pub use db_budget::DictRow;
 pub use dict::to_dict;
 pub use global::{get_database_connection, global, install_global};
-pub use guard::DbConnection;
+pub use guard::SyncConn;
 pub use options::SyncPoolBuilder;
 pub use pool::{PoolState, SyncPool};
 pub use raw::RawConn;
-pub use tx::Tx;
+pub use tx::Transaction;
+
+/// The name legacy code and earlier docs use for [`SyncConn`] (the same type).
+pub type DbConnection = SyncConn;
+/// The name legacy code and earlier docs use for [`Transaction`] (the same type).
+pub type Tx<'c> = Transaction<'c>;
 
 /// The mysql crate the connections come from (r2d2_mysql 28's), for `Params`, `Value`,
-/// `prelude::FromRow` and raw calls on a [`DbConnection`].
+/// `prelude::FromRow` and raw calls on a [`SyncConn`].
 pub use r2d2_mysql::mysql;
 
 #[cfg(test)]
@@ -114,7 +119,7 @@ mod tests {
 
     #[test]
     fn guards_and_pools_move_between_threads() {
-        assert_send::<DbConnection>();
+        assert_send::<SyncConn>();
         assert_send::<SyncPool>();
         fn assert_sync<T: Sync>() {}
         assert_sync::<SyncPool>();

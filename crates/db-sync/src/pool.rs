@@ -10,7 +10,7 @@ use scheduled_thread_pool::ScheduledThreadPool;
 
 use crate::connection::Managed;
 use crate::error::ConnectFailure;
-use crate::guard::{DbConnection, wake_a_waiter};
+use crate::guard::{SyncConn, wake_a_waiter};
 use crate::manager::{BudgetedManager, WarnOnError};
 use crate::state::State;
 
@@ -66,12 +66,12 @@ impl SyncPool {
     /// - [`DbError::Closed`] after [`SyncPool::close`], or when the budget is closed;
     /// - [`DbError::BlockingNotAllowed`] on the thread of a current-thread runtime.
     #[track_caller]
-    pub fn get(&self) -> Result<DbConnection, DbError> {
+    pub fn get(&self) -> Result<SyncConn, DbError> {
         let site = Location::caller();
         db_budget::block_safely(|| self.get_blocking(site))?
     }
 
-    fn get_blocking(&self, site: &'static Location<'static>) -> Result<DbConnection, DbError> {
+    fn get_blocking(&self, site: &'static Location<'static>) -> Result<SyncConn, DbError> {
         let started = Instant::now();
         let deadline = started + self.shared.state.settings.pool_timeout;
         let state = &self.shared.state;
@@ -98,7 +98,7 @@ impl SyncPool {
         started: Instant,
         deadline: Instant,
         site: &'static Location<'static>,
-    ) -> Result<DbConnection, DbError> {
+    ) -> Result<SyncConn, DbError> {
         let state = &self.shared.state;
         let _waiting = state.recorder.waiting();
         let _demand = state.demand();
@@ -134,7 +134,7 @@ impl SyncPool {
         started: Instant,
         deadline: Instant,
         site: &'static Location<'static>,
-    ) -> Result<Option<DbConnection>, DbError> {
+    ) -> Result<Option<SyncConn>, DbError> {
         let state = &self.shared.state;
         let p = match &mut *pooled {
             Managed::Live(p) => p,
@@ -173,10 +173,10 @@ impl SyncPool {
         }
         let ticket = state.recorder.checkout(site);
         let pool = self.shared.pool.clone();
-        Ok(Some(DbConnection::new(pooled, ticket, pool, site)))
+        Ok(Some(SyncConn::new(pooled, ticket, pool, site)))
     }
 
-    fn acquired(&self, conn: DbConnection, started: Instant) -> DbConnection {
+    fn acquired(&self, conn: SyncConn, started: Instant) -> SyncConn {
         self.shared.state.recorder.record_acquire(started.elapsed());
         conn
     }

@@ -1,19 +1,19 @@
-//! Transactions: [`DbConnection::transaction`] and the [`Tx`] its closure receives.
+//! Transactions: [`SyncConn::transaction`] and the [`Transaction`] its closure receives.
 
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 
 use db_budget::DbError;
 
-use crate::guard::DbConnection;
+use crate::guard::SyncConn;
 
-impl DbConnection {
+impl SyncConn {
     /// Runs `f` in a transaction: `START TRANSACTION`, then `COMMIT` if `f` returns
     /// `Ok`, `ROLLBACK` if it returns `Err` (the error is passed on). If `f` panics, the
     /// guard's drop closes the connection, which makes the server roll back.
     ///
     /// ```no_run
-    /// # fn demo(conn: &mut db_sync::DbConnection) -> Result<(), db_budget::DbError> {
+    /// # fn demo(conn: &mut db_sync::SyncConn) -> Result<(), db_budget::DbError> {
     /// let id = conn.transaction(|tx| {
     ///     tx.execute("UPDATE players SET coins = coins - ? WHERE id = ?", (10, 7))?;
     ///     let done = tx.execute("INSERT INTO purchases (player_id, item) VALUES (?, ?)", (7, "hat"))?;
@@ -30,7 +30,7 @@ impl DbConnection {
     #[track_caller]
     pub fn transaction<R>(
         &mut self,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<R, DbError>,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<R, DbError>,
     ) -> Result<R, DbError> {
         let site = Location::caller();
         if self.tx_open {
@@ -42,7 +42,7 @@ impl DbConnection {
         }
         self.control("START TRANSACTION", site)?;
         self.tx_open = true;
-        match f(&mut Tx { conn: self }) {
+        match f(&mut Transaction { conn: self }) {
             Ok(value) => match self.control("COMMIT", site) {
                 Ok(()) => {
                     self.tx_open = false;
@@ -73,32 +73,34 @@ impl DbConnection {
     }
 }
 
-/// The open transaction inside [`DbConnection::transaction`]: it dereferences to the
-/// [`DbConnection`], so the same helpers (no nested `transaction`) and raw access work
-/// on it, as db-async's `Transaction` dereferences to its `Conn`.
-pub struct Tx<'c> {
-    conn: &'c mut DbConnection,
+/// The open transaction inside [`SyncConn::transaction`]: it dereferences to the
+/// [`SyncConn`], so the same helpers (no nested `transaction`) and raw access work
+/// on it, as db-async's `Transaction` dereferences to its `Conn`. `Tx` is its older name.
+pub struct Transaction<'c> {
+    conn: &'c mut SyncConn,
 }
 
-impl Deref for Tx<'_> {
-    type Target = DbConnection;
+impl Deref for Transaction<'_> {
+    type Target = SyncConn;
 
-    /// The connection's helpers ([`DbConnection::fetch_one`], [`DbConnection::execute`],
+    /// The connection's helpers ([`SyncConn::fetch_one`], [`SyncConn::execute`],
     /// …) and, through it, raw access to [`mysql::Conn`]. A nested
-    /// [`DbConnection::transaction`] is refused (SQLSTATE 25000).
-    fn deref(&self) -> &DbConnection {
+    /// [`SyncConn::transaction`] is refused (SQLSTATE 25000).
+    fn deref(&self) -> &SyncConn {
         self.conn
     }
 }
 
-impl DerefMut for Tx<'_> {
-    fn deref_mut(&mut self) -> &mut DbConnection {
+impl DerefMut for Transaction<'_> {
+    fn deref_mut(&mut self) -> &mut SyncConn {
         self.conn
     }
 }
 
-impl std::fmt::Debug for Tx<'_> {
+impl std::fmt::Debug for Transaction<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tx").field("conn", &self.conn).finish()
+        f.debug_struct("Transaction")
+            .field("conn", &self.conn)
+            .finish()
     }
 }

@@ -95,7 +95,7 @@ fn within_guard<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 's
 
 fn closed(snapshot: &Snapshot, reason: CloseReason) -> u64 {
     snapshot
-        .sync
+        .sync_side
         .closed_total
         .iter()
         .find(|(r, _)| *r == reason)

@@ -69,7 +69,7 @@ fn a_refused_connect_fails_fast_with_the_cause_and_returns_the_unit() {
     let msg = err.to_string();
     assert!(!msg.contains("hunter2"), "{msg}");
     eventually("the unit comes back", || budget.in_use() == 0);
-    assert_eq!(budget.snapshot().sync.waiting, 0);
+    assert_eq!(budget.snapshot().sync_side.waiting, 0);
 }
 
 #[test]
@@ -98,7 +98,7 @@ fn an_exhausted_budget_times_out_with_the_budget_state() {
         other => panic!("expected a pool timeout, got {other}"),
     }
     assert!(err.to_string().contains("budget 1/1 in use"), "{err}");
-    assert_eq!(budget.snapshot().sync.acquire_timeouts_total, 1);
+    assert_eq!(budget.snapshot().sync_side.acquire_timeouts_total, 1);
     drop(held);
     // The connect job r2d2 started finds nobody waiting any more and opens nothing.
     thread::sleep(Duration::from_millis(300));
@@ -203,7 +203,9 @@ fn callers_waiting_on_the_budget_get_closed_not_a_timeout_after_close() {
             thread::spawn(move || p.get().map(drop))
         })
         .collect();
-    eventually("the callers wait", || budget.snapshot().sync.waiting == 3);
+    eventually("the callers wait", || {
+        budget.snapshot().sync_side.waiting == 3
+    });
     p.close();
     for w in waiters {
         let result = w.join().unwrap();
@@ -211,5 +213,5 @@ fn callers_waiting_on_the_budget_get_closed_not_a_timeout_after_close() {
     }
     drop(held);
     eventually("nothing held", || budget.in_use() == 0);
-    assert_eq!(budget.snapshot().sync.acquire_timeouts_total, 0);
+    assert_eq!(budget.snapshot().sync_side.acquire_timeouts_total, 0);
 }

@@ -49,7 +49,7 @@ fn fixture(prefix: &str, units: u32) -> Fixture {
 
 fn closed(snapshot: &Snapshot, reason: CloseReason) -> u64 {
     snapshot
-        .sync
+        .sync_side
         .closed_total
         .iter()
         .find(|(r, _)| *r == reason)
@@ -62,11 +62,11 @@ fn assert_settled(f: &Fixture) {
     let snap = f.budget.snapshot();
     let state = f.pool.state();
     assert_eq!(snap.in_use, state.connections, "{snap}");
-    assert_eq!(snap.sync.held, state.connections, "{snap}");
-    assert_eq!(snap.sync.active, 0, "{snap}");
-    assert_eq!(snap.sync.idle, state.idle, "{snap}");
+    assert_eq!(snap.sync_side.held, state.connections, "{snap}");
+    assert_eq!(snap.sync_side.active, 0, "{snap}");
+    assert_eq!(snap.sync_side.idle, state.idle, "{snap}");
     assert_eq!(state.idle, state.connections, "{snap}");
-    assert_eq!(snap.sync.waiting, 0, "{snap}");
+    assert_eq!(snap.sync_side.waiting, 0, "{snap}");
 }
 
 fn count(pool: &SyncPool) -> i64 {
@@ -161,7 +161,7 @@ fn helpers_round_trip_through_the_guard() {
     assert_eq!(count(&f.pool), 2);
     assert_settled(&f);
     assert_eq!(
-        f.budget.snapshot().sync.opened_total,
+        f.budget.snapshot().sync_side.opened_total,
         1,
         "one connection reused throughout"
     );
@@ -172,7 +172,7 @@ fn a_panic_inside_a_guard_discards_the_connection_and_frees_its_unit() {
     let f = fixture("sync_panic", 2);
     let conn = f.pool.get().unwrap();
     let first_id = conn.connection_id();
-    assert_eq!(f.budget.snapshot().sync.active, 1);
+    assert_eq!(f.budget.snapshot().sync_side.active, 1);
 
     let pool = f.pool.clone();
     let outcome = catch_unwind(AssertUnwindSafe(move || {
@@ -239,8 +239,8 @@ fn an_uncommitted_transaction_is_rolled_back_on_drop() {
 
     assert_eq!(count(&f.pool), 0, "nothing was committed");
     let snap = f.budget.snapshot();
-    assert_eq!(snap.sync.opened_total, 1, "{snap}");
-    assert_eq!(snap.sync.closed_sum(), 0, "{snap}");
+    assert_eq!(snap.sync_side.opened_total, 1, "{snap}");
+    assert_eq!(snap.sync_side.closed_sum(), 0, "{snap}");
     assert_settled(&f);
 }
 
@@ -339,7 +339,7 @@ fn a_waiter_is_served_when_a_full_pool_closes_a_returned_connection() {
         pool.get().map(|c| (started.elapsed(), c.connection_id()))
     });
     let deadline = Instant::now() + Duration::from_secs(5);
-    while f.budget.snapshot().sync.waiting == 0 {
+    while f.budget.snapshot().sync_side.waiting == 0 {
         assert!(Instant::now() < deadline, "the waiter never waited");
         thread::sleep(Duration::from_millis(5));
     }
@@ -366,7 +366,7 @@ fn closing_the_pool_wakes_every_waiter_when_a_connection_comes_back() {
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while f.budget.snapshot().sync.waiting < 3 {
+    while f.budget.snapshot().sync_side.waiting < 3 {
         assert!(Instant::now() < deadline, "the callers never waited");
         thread::sleep(Duration::from_millis(5));
     }
@@ -380,7 +380,7 @@ fn closing_the_pool_wakes_every_waiter_when_a_connection_comes_back() {
     let snap = f.budget.snapshot();
     assert_eq!(closed(&snap, CloseReason::PoolClosed), 1, "{snap}");
     assert_eq!(snap.in_use, 0, "{snap}");
-    assert_eq!(snap.sync.active, 0, "{snap}");
+    assert_eq!(snap.sync_side.active, 0, "{snap}");
 }
 
 #[test]
@@ -434,7 +434,7 @@ fn many_threads_on_a_small_budget_end_settled() {
     let snap = f.budget.snapshot();
     assert!(snap.in_use <= 3, "{snap}");
     assert_eq!(closed(&snap, CloseReason::Cancelled), 8 * 10, "{snap}");
-    assert_eq!(snap.sync.acquire_timeouts_total, 0, "{snap}");
+    assert_eq!(snap.sync_side.acquire_timeouts_total, 0, "{snap}");
     assert_settled(&f);
 }
 
@@ -454,7 +454,7 @@ fn dropping_the_pool_closes_its_idle_connections() {
     }
     let snap = budget.snapshot();
     assert_eq!(snap.in_use, 0, "{snap}");
-    assert_eq!(snap.sync.idle, 0, "{snap}");
+    assert_eq!(snap.sync_side.idle, 0, "{snap}");
     assert_eq!(closed(&snap, CloseReason::PoolClosed), 2, "{snap}");
 }
 
@@ -466,7 +466,7 @@ fn the_legacy_shim_uses_the_installed_pool() {
     let mut conn = db_sync::get_database_connection().unwrap();
     let (one,): (i64,) = conn.fetch_one("SELECT 1", ()).unwrap();
     assert_eq!(one, 1);
-    assert_eq!(f.budget.snapshot().sync.active, 1);
+    assert_eq!(f.budget.snapshot().sync_side.active, 1);
     drop(conn);
     assert_settled(&f);
 }
@@ -606,9 +606,9 @@ fn statements_slower_than_the_connect_timeout_are_not_cut() {
     drop(conn);
     let snap = f.budget.snapshot();
     assert_eq!(
-        snap.sync.opened_total, 1,
+        snap.sync_side.opened_total, 1,
         "one connection throughout: {snap}"
     );
-    assert_eq!(snap.sync.closed_sum(), 0, "{snap}");
+    assert_eq!(snap.sync_side.closed_sum(), 0, "{snap}");
     assert_eq!(pool.get().unwrap().connection_id(), id);
 }

@@ -40,7 +40,7 @@ async fn readyz_probes_both_pools_and_names_the_failed_side() {
     assert_eq!(r.json(), serde_json::json!({"async": "ok", "sync": "ok"}));
     let snap = admin.budget.snapshot();
     assert!(
-        snap.async_side.opened_total >= 1 && snap.sync.opened_total >= 1,
+        snap.async_side.opened_total >= 1 && snap.sync_side.opened_total >= 1,
         "each probe went through its own pool: {snap:?}"
     );
 
@@ -109,7 +109,7 @@ async fn readyz_stays_ready_while_working_callers_use_every_connection_but_not_w
     );
     let snap = admin.budget.snapshot();
     assert_eq!(
-        snap.async_side.opened_total + snap.sync.opened_total,
+        snap.async_side.opened_total + snap.sync_side.opened_total,
         4,
         "readiness opened a connection of its own: {snap:?}"
     );

@@ -57,10 +57,10 @@ async fn shutdown_with_legacy_calls_waiting_for_a_unit_neither_hangs_nor_reconne
         .collect();
     // Let them queue on the blocking side.
     let queued = Instant::now();
-    while budget.snapshot().sync.waiting < 6 && queued.elapsed() < Duration::from_secs(5) {
+    while budget.snapshot().sync_side.waiting < 6 && queued.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let waiting_before = budget.snapshot().sync.waiting;
+    let waiting_before = budget.snapshot().sync_side.waiting;
 
     let started = Instant::now();
     app.stop().await;
@@ -68,10 +68,10 @@ async fn shutdown_with_legacy_calls_waiting_for_a_unit_neither_hangs_nor_reconne
 
     // The blocking threads must not still be waiting out the 20 s pool timeout.
     let gave_up = Instant::now();
-    while budget.snapshot().sync.waiting > 0 && gave_up.elapsed() < Duration::from_secs(3) {
+    while budget.snapshot().sync_side.waiting > 0 && gave_up.elapsed() < Duration::from_secs(3) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let still_waiting = budget.snapshot().sync.waiting;
+    let still_waiting = budget.snapshot().sync_side.waiting;
 
     // Units come back: nothing of the stopped app may connect again.
     drop(held);
@@ -80,7 +80,7 @@ async fn shutdown_with_legacy_calls_waiting_for_a_unit_neither_hangs_nor_reconne
     while budget.in_use() > 0 && settle.elapsed() < Duration::from_secs(3) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let opened = |s: db_budget::Snapshot| s.async_side.opened_total + s.sync.opened_total;
+    let opened = |s: db_budget::Snapshot| s.async_side.opened_total + s.sync_side.opened_total;
     let opened_before = opened(budget.snapshot());
     let mut max_in_use = 0;
     let mut max_conns = 0;
@@ -141,7 +141,7 @@ async fn a_realistic_mix_does_not_churn_connections() {
     let before = server.global_status("Connections").expect("status");
     let opened_before = {
         let s = app.budget.snapshot();
-        s.async_side.opened_total + s.sync.opened_total
+        s.async_side.opened_total + s.sync_side.opened_total
     };
     for round in 0..40 {
         let client = app.client;
@@ -189,13 +189,13 @@ async fn a_realistic_mix_does_not_churn_connections() {
             .await;
     }
     let s = app.budget.snapshot();
-    let opened = s.async_side.opened_total + s.sync.opened_total - opened_before;
+    let opened = s.async_side.opened_total + s.sync_side.opened_total - opened_before;
     let connects = server.global_status("Connections").expect("status") - before;
     let closes: Vec<_> = s
         .async_side
         .closed_total
         .iter()
-        .chain(s.sync.closed_total.iter())
+        .chain(s.sync_side.closed_total.iter())
         .filter(|(_, n)| *n > 0)
         .collect();
     app.stop().await;

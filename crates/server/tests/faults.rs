@@ -57,7 +57,7 @@ fn fail_fast_bound() -> Duration {
 }
 
 fn timeouts(s: &Snapshot) -> u64 {
-    s.async_side.acquire_timeouts_total + s.sync.acquire_timeouts_total
+    s.async_side.acquire_timeouts_total + s.sync_side.acquire_timeouts_total
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +145,7 @@ async fn killing_every_pooled_connection_fails_at_most_one_statement_per_connect
     tokio::time::sleep(WARM_UP).await;
     let opened_before = {
         let s = rig.app.budget.snapshot();
-        s.async_side.opened_total + s.sync.opened_total
+        s.async_side.opened_total + s.sync_side.opened_total
     };
 
     // Two statements surely in flight at the KILL: a long SLEEP through each pool,
@@ -182,7 +182,7 @@ async fn killing_every_pooled_connection_fails_at_most_one_statement_per_connect
     let begin = load.recorder.now();
     let opened_total = || {
         let s = rig.app.budget.snapshot();
-        s.async_side.opened_total + s.sync.opened_total
+        s.async_side.opened_total + s.sync_side.opened_total
     };
     let opened_at_kill = opened_total();
     let listed = rig
@@ -227,7 +227,7 @@ async fn killing_every_pooled_connection_fails_at_most_one_statement_per_connect
     let failed: usize = report.failures.values().sum();
     let opened = {
         let s = rig.app.budget.snapshot();
-        s.async_side.opened_total + s.sync.opened_total
+        s.async_side.opened_total + s.sync_side.opened_total
     } - opened_before;
     eprintln!(
         "   killed {killed} connections; {failed} requests failed; {opened} connections opened since"
@@ -280,7 +280,7 @@ async fn connections_closed_by_wait_timeout_while_idle_never_reach_a_client() {
     .unwrap();
     let idle = rig.app.budget.snapshot();
     assert!(
-        idle.async_side.idle > 0 && idle.sync.idle > 0,
+        idle.async_side.idle > 0 && idle.sync_side.idle > 0,
         "both pools hold idle connections: {idle}"
     );
 
@@ -294,7 +294,7 @@ async fn connections_closed_by_wait_timeout_while_idle_never_reach_a_client() {
     // Assert
     let after = rig.app.budget.snapshot();
     let closed = |s: &Snapshot, reason: &str| -> u64 {
-        [&s.async_side, &s.sync]
+        [&s.async_side, &s.sync_side]
             .iter()
             .flat_map(|side| side.closed_total.iter())
             .filter(|(r, _)| r.as_str() == reason)
@@ -314,7 +314,7 @@ async fn connections_closed_by_wait_timeout_while_idle_never_reach_a_client() {
     eprintln!(
         "   idle before the pause: {} async + {} sync; the server kept {on_server} of them; \
          closed as broken on reuse: {broken}; reaped by the idle timeout: {reaped}",
-        idle.async_side.idle, idle.sync.idle
+        idle.async_side.idle, idle.sync_side.idle
     );
     assert_eq!(on_server, 0, "the server closed the idle connections");
     assert_eq!(reaped, 0, "validation, not the reaper, replaced them");

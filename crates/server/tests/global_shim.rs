@@ -89,7 +89,7 @@ fn with_the_server_s_budget_exhausted_the_legacy_shim_times_out_instead_of_conne
         let in_use = tokio::task::spawn_blocking(move || {
             let (one,): (i64,) = conn.fetch_one("SELECT 1", ()).unwrap();
             assert_eq!(one, 1);
-            budget.snapshot().sync.active
+            budget.snapshot().sync_side.active
         })
         .await
         .unwrap();

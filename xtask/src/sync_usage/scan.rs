@@ -20,6 +20,9 @@ use super::workspace::{self, Workspace};
 const DEFAULT_SYNC_ITEMS: &[&str] = &[
     "get_database_connection",
     "DbConnection",
+    "SyncConn",
+    "Transaction",
+    "Tx",
     "SyncPool",
     "fetch_one",
     "fetch_optional",

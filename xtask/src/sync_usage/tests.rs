@@ -211,7 +211,7 @@ fn signatures_taking_or_returning_the_guard() {
                 26,
                 "signatures::Repo::take",
                 Field,
-                "DbConnection via self.conn"
+                "SyncConn via self.conn"
             ),
             (31, "signatures::UsesConn::with", Signature, "DbConnection"),
             (34, "signatures::<module>", Type, "db_sync::DbConnection"),
@@ -395,7 +395,7 @@ fn blocking_values_are_followed_through_fields_parameters_locals_and_returns() {
                 19,
                 "handles::handler",
                 Method,
-                "DbConnection::fetch_one via conn"
+                "SyncConn::fetch_one via conn"
             ),
             (
                 20,
@@ -407,7 +407,7 @@ fn blocking_values_are_followed_through_fields_parameters_locals_and_returns() {
                 20,
                 "handles::handler",
                 Method,
-                "DbConnection::execute via state.shared.get().unwrap()"
+                "SyncConn::execute via state.shared.get().unwrap()"
             ),
             (
                 25,
@@ -421,20 +421,25 @@ fn blocking_values_are_followed_through_fields_parameters_locals_and_returns() {
                 Method,
                 "SyncPool::transaction via pool"
             ),
-            (29, "handles::legacy_work", Method, "Tx::execute via tx"),
+            (
+                29,
+                "handles::legacy_work",
+                Method,
+                "Transaction::execute via tx"
+            ),
             (30, "handles::legacy_work", Method, "SyncPool::get via pool"),
             (
                 31,
                 "handles::legacy_work",
                 Method,
-                "DbConnection::discard via c"
+                "SyncConn::discard via c"
             ),
             (32, "handles::legacy_work", Method, "SyncPool::get via pool"),
             (
                 33,
                 "handles::legacy_work",
                 Method,
-                "DbConnection::fetch_all via c"
+                "SyncConn::fetch_all via c"
             ),
             (
                 39,
@@ -458,7 +463,7 @@ fn blocking_values_are_followed_through_fields_parameters_locals_and_returns() {
                 46,
                 "handles::through_returns",
                 Method,
-                "Tx::fetch_one via tx"
+                "Transaction::fetch_one via tx"
             ),
             // a shadowed name and builder settings are not uses; the pool built is
             (

@@ -18,9 +18,9 @@ use super::resolve::{Ctx, Resolver, Target};
 pub enum Blocking {
     /// `SyncPool`.
     Pool,
-    /// `DbConnection`, the guard of a checked-out connection.
+    /// `SyncConn` (or its alias `DbConnection`), the guard of a checked-out connection.
     Conn,
-    /// `Tx`, an open transaction.
+    /// `Transaction` (or its alias `Tx`), an open transaction.
     Tx,
     /// `SyncPoolBuilder`: configuring a pool is not using it.
     Builder,
@@ -30,8 +30,9 @@ impl Blocking {
     fn of_sync_path(path: &[String]) -> Option<Self> {
         match path.last()?.as_str() {
             "SyncPool" => Some(Blocking::Pool),
-            "DbConnection" => Some(Blocking::Conn),
-            "Tx" => Some(Blocking::Tx),
+            // Each with its older name, which `db_sync` keeps as an alias.
+            "SyncConn" | "DbConnection" => Some(Blocking::Conn),
+            "Transaction" | "Tx" => Some(Blocking::Tx),
             "SyncPoolBuilder" => Some(Blocking::Builder),
             _ => None,
         }
@@ -40,8 +41,8 @@ impl Blocking {
     pub fn name(self) -> &'static str {
         match self {
             Blocking::Pool => "SyncPool",
-            Blocking::Conn => "DbConnection",
-            Blocking::Tx => "Tx",
+            Blocking::Conn => "SyncConn",
+            Blocking::Tx => "Transaction",
             Blocking::Builder => "SyncPoolBuilder",
         }
     }

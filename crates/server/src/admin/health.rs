@@ -106,7 +106,7 @@ fn can_connect_now(snap: &Snapshot, side: Side) -> bool {
 /// Statements finished so far, both sides.
 fn finished(budget: &Budget) -> u64 {
     let snap = budget.snapshot();
-    snap.async_side.query_latency.count() + snap.sync.query_latency.count()
+    snap.async_side.query_latency.count() + snap.sync_side.query_latency.count()
 }
 
 /// Ready when a statement finishes within [`PROBE_TIMEOUT`]. Takes no connection.

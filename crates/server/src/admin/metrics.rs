@@ -268,7 +268,7 @@ mod tests {
             capacity: 20,
             in_use: 7,
             async_side: side(5, overflow),
-            sync: side(2, hist(&[], 0)),
+            sync_side: side(2, hist(&[], 0)),
         }
     }
 

@@ -97,10 +97,10 @@ impl Rig {
         let budget = self.app.budget.clone();
         let settled = |s: &Snapshot| {
             s.async_side.active == 0
-                && s.sync.active == 0
+                && s.sync_side.active == 0
                 && s.async_side.waiting == 0
-                && s.sync.waiting == 0
-                && s.in_use == s.async_side.idle + s.sync.idle
+                && s.sync_side.waiting == 0
+                && s.in_use == s.async_side.idle + s.sync_side.idle
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut snap = budget.snapshot();
@@ -112,7 +112,7 @@ impl Rig {
             settled(&snap),
             "units stuck with no load: {snap} (held: async {}, sync {})",
             snap.async_side.held,
-            snap.sync.held
+            snap.sync_side.held
         );
         // The server may count a closed socket for a moment longer (ARCHITECTURE.md,
         // "Server-side lag").
