@@ -46,7 +46,7 @@ fn offenders(needle: &str, allowed: &[&str]) -> Vec<String> {
             let text = std::fs::read_to_string(&file).unwrap();
             for (i, line) in text.lines().enumerate() {
                 let code = line.split("//").next().unwrap_or("");
-                if code.contains(needle) {
+                if contains_word(code, needle) {
                     hits.push(format!("{rel}:{}: {}", i + 1, line.trim()));
                 }
             }
@@ -72,6 +72,14 @@ fn only_the_pools_open_database_connections() {
         "connections opened outside db-async's pool/connect.rs / db-sync's pool.rs (use AsyncPool or SyncPool):\n{}",
         hits.join("\n")
     );
+}
+
+/// Whether `code` contains `needle` not glued to a longer name before it (so
+/// `Conn::new(` does not match `SyncConn::new(`).
+fn contains_word(code: &str, needle: &str) -> bool {
+    let glued = |c: char| c.is_alphanumeric() || c == '_';
+    code.match_indices(needle)
+        .any(|(at, _)| !needle.starts_with(glued) || !code[..at].ends_with(glued))
 }
 
 /// [`offenders`] in the non-test part of each file (up to its `#[cfg(test)]` module).
