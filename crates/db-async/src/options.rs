@@ -11,14 +11,14 @@ use crate::pool::AsyncPool;
 
 /// The shared pool timings, plus how long returning a connection may take.
 #[derive(Debug, Clone)]
-pub(crate) struct Settings {
+pub(crate) struct AsyncSettings {
     pub(crate) timings: PoolSettings,
     pub(crate) return_timeout: Duration,
 }
 
-impl Default for Settings {
+impl Default for AsyncSettings {
     fn default() -> Self {
-        Settings {
+        AsyncSettings {
             timings: PoolSettings::default(),
             // Bounds rollback-on-return and close; a desynced stream must not hold its
             // unit forever (sqlx #563).
@@ -27,7 +27,7 @@ impl Default for Settings {
     }
 }
 
-impl std::ops::Deref for Settings {
+impl std::ops::Deref for AsyncSettings {
     type Target = PoolSettings;
     fn deref(&self) -> &PoolSettings {
         &self.timings
@@ -39,7 +39,7 @@ impl std::ops::Deref for Settings {
 pub struct AsyncPoolBuilder {
     url: DatabaseUrl,
     budget: Budget,
-    settings: Settings,
+    settings: AsyncSettings,
 }
 
 impl AsyncPoolBuilder {
@@ -108,7 +108,7 @@ impl AsyncPool {
         AsyncPoolBuilder {
             url,
             budget,
-            settings: Settings::default(),
+            settings: AsyncSettings::default(),
         }
     }
 

@@ -5,13 +5,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use db_budget::{Budget, Recorder, Side};
+use db_budget::{Budget, PoolSettings, Recorder, Side};
 
 use crate::error::ConnectFailure;
-
-/// The pool's timings (each one's meaning is on its setter, which `PoolSettings` and
-/// `SyncPoolBuilder` share).
-pub(crate) type Settings = db_budget::PoolSettings;
 
 /// State shared by one pool's manager, connections and handles.
 #[derive(Debug)]
@@ -19,7 +15,8 @@ pub(crate) struct State {
     pub(crate) budget: Budget,
     /// This side's figures in the budget.
     pub(crate) recorder: Recorder,
-    pub(crate) settings: Settings,
+    /// The pool's timings (each one's meaning is on its setter).
+    pub(crate) settings: PoolSettings,
     /// The socket timeout while a statement runs (see `connection.rs`).
     pub(crate) io_timeout: Duration,
     /// The database the pool's connections work in (`DATABASE_URL`'s): a returned
@@ -47,7 +44,7 @@ pub(crate) struct State {
 impl State {
     pub(crate) fn new(
         budget: Budget,
-        settings: Settings,
+        settings: PoolSettings,
         io_timeout: Duration,
         database: String,
     ) -> Arc<State> {

@@ -13,7 +13,7 @@ use sqlx::mysql::MySqlConnectOptions;
 use tokio::runtime::Handle;
 
 use crate::guard::AsyncConn;
-use crate::options::Settings;
+use crate::options::AsyncSettings;
 use crate::slot::Farewell;
 
 mod acquire;
@@ -45,7 +45,7 @@ impl AsyncPool {
         budget: Budget,
         connect_options: MySqlConnectOptions,
         shown_url: String,
-        settings: Settings,
+        settings: AsyncSettings,
         runtime: Handle,
     ) -> AsyncPool {
         let shared = Arc::new(Shared {

@@ -8,7 +8,7 @@ use sqlx::mysql::MySqlConnectOptions;
 use tokio::runtime::Handle;
 
 use super::queues::Queues;
-use crate::options::Settings;
+use crate::options::AsyncSettings;
 
 pub(crate) struct Shared {
     pub(crate) budget: Budget,
@@ -18,7 +18,7 @@ pub(crate) struct Shared {
     pub(super) connect_options: MySqlConnectOptions,
     /// Where the pool connects, password redacted, for `Debug`.
     pub(super) shown_url: String,
-    pub(crate) settings: Settings,
+    pub(crate) settings: AsyncSettings,
     /// Idle connections and waiting callers, under one short lock.
     pub(super) queues: Mutex<Queues>,
     pub(super) closed: AtomicBool,
