@@ -3,7 +3,7 @@
 //! transaction control), and state a `COM_RESET_CONNECTION` does not restore to what a
 //! fresh connection had (the handshake's character set).
 //!
-//! Same method as `adversary.rs`: run a statement through a helper, return the
+//! Same method as `session_async.rs`: run a statement through a helper, return the
 //! connection (budget of 1), check out again and ask the server what the next holder
 //! inherited.
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 use db_async::AsyncPool;
 use db_budget::{Config, DatabaseUrl, DbError, VARIABLES};
 use db_sync::SyncPool;
-use integration_tests::{Server, TestDb, budget, captured_logs, runtime};
+use integration_tests::reuse::fresh;
+use integration_tests::{Server, TestDb, budget, captured_logs, runtime, sync_pool};
 
 fn config(pairs: &[(&str, &str)]) -> Result<Config, db_budget::ConfigError> {
     Config::from_lookup(|name| {
@@ -120,4 +121,18 @@ fn a_password_never_appears_in_errors_logs_or_debug_output() {
         "the cause is still reported"
     );
     assert!(format!("{url}").contains(":***@"));
+}
+
+#[test]
+fn the_blocking_connection_s_debug_through_deref_shows_no_password() {
+    let (_server, db) = fresh("adv_s_debug");
+    let budget = budget(1);
+    let pool = sync_pool(&db.url, &budget);
+    let conn = pool.get().unwrap();
+    let password = db.url.password().unwrap().to_owned();
+    let shown = format!("{:?} / {:?}", conn, &*conn);
+    assert!(
+        !shown.contains(&password),
+        "Debug shows the password: {shown}"
+    );
 }

@@ -5,6 +5,8 @@
 //! `mariadb-harness`; tests that need their own `max_connections` or restart the server
 //! start a dedicated one.
 
+pub mod reuse;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};

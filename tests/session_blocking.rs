@@ -1,0 +1,180 @@
+//! I3 on the blocking side: session and transaction state set through the helpers is
+//! reset (`COM_RESET_CONNECTION`) or the connection closed before the next holder gets
+//! it. Each runs a statement, returns the connection, checks out again on a budget of 1
+//! and asks the server what the next holder inherited.
+
+use integration_tests::reuse::*;
+use integration_tests::{budget, sync_pool};
+
+#[test]
+fn control_sync_clean_session_reads_clean() {
+    let r = sync_after(
+        "adv_s_ctl",
+        &["SELECT 1"],
+        "SELECT IF(@@autocommit, 'on', 'off')",
+    );
+    assert_clean("nothing", r, Some("on"));
+    let r = sync_after(
+        "adv_s_ctl2",
+        &["SELECT 1"],
+        "SELECT CAST(@@session.time_zone = @@global.time_zone AS CHAR)",
+    );
+    assert_clean("nothing", r, Some("1"));
+    let r = sync_after(
+        "adv_s_ctl3",
+        &["SELECT 1"],
+        "SELECT CAST(@@session.sql_mode = @@global.sql_mode AS CHAR)",
+    );
+    assert_clean("nothing", r, Some("1"));
+    let r = sync_after(
+        "adv_s_ctl4",
+        &["SELECT 1"],
+        "SELECT CAST(@@in_transaction AS CHAR)",
+    );
+    assert_clean("nothing", r, Some("0"));
+}
+
+#[test]
+fn sync_helper_set_autocommit_is_not_pooled() {
+    let r = sync_after(
+        "adv_s_autocommit",
+        &["SET autocommit = 0"],
+        "SELECT IF(@@autocommit, 'on', 'off')",
+    );
+    assert_clean("sync SET autocommit = 0", r, Some("on"));
+}
+
+#[test]
+fn sync_helper_user_variable_is_not_pooled() {
+    let r = sync_after(
+        "adv_s_var",
+        &["SET @adv_s = 7"],
+        "SELECT CAST(@adv_s AS CHAR)",
+    );
+    assert_clean("sync SET @var", r, None);
+}
+
+#[test]
+fn sync_helper_get_lock_is_not_pooled() {
+    let r = sync_after(
+        "adv_s_lock",
+        &["SELECT GET_LOCK('adv_s_lock', 0)"],
+        "SELECT CAST(IS_USED_LOCK('adv_s_lock') AS CHAR)",
+    );
+    assert_clean("sync GET_LOCK", r, None);
+}
+
+#[test]
+fn sync_helper_time_zone_is_not_pooled() {
+    let r = sync_after(
+        "adv_s_tz",
+        &["SET SESSION time_zone = '+05:00'"],
+        "SELECT CAST(@@session.time_zone = @@global.time_zone AS CHAR)",
+    );
+    assert_clean("sync SET time_zone", r, Some("1"));
+}
+
+#[test]
+fn sync_helper_sql_mode_is_not_pooled() {
+    let r = sync_after(
+        "adv_s_mode",
+        &["SET SESSION sql_mode = 'ANSI_QUOTES'"],
+        "SELECT CAST(@@session.sql_mode = @@global.sql_mode AS CHAR)",
+    );
+    assert_clean("sync SET sql_mode", r, Some("1"));
+}
+
+#[test]
+fn sync_helper_temporary_table_is_not_pooled() {
+    let r = sync_after(
+        "adv_s_tmp",
+        &["CREATE TEMPORARY TABLE adv_tmp (id INT)"],
+        "SELECT CAST(COUNT(*) AS CHAR) FROM adv_tmp",
+    );
+    match r.2 {
+        Err(_) => {}
+        Ok(v) => panic!(
+            "the next holder sees the temporary table (connection {} then {}): count {v:?}",
+            r.0, r.1
+        ),
+    }
+}
+
+#[test]
+fn sync_helper_lock_tables_is_not_pooled() {
+    let r = sync_after(
+        "adv_s_locktables2",
+        &["LOCK TABLES t READ"],
+        "SELECT CAST(COUNT(*) AS CHAR) FROM mysql.db",
+    );
+    assert!(
+        r.2.is_ok(),
+        "the next holder is under LOCK TABLES (connection {} then {}): {:?}",
+        r.0,
+        r.1,
+        r.2
+    );
+}
+
+#[test]
+fn sync_helper_commit_and_chain_leaves_no_open_transaction() {
+    // `COMMIT AND CHAIN` starts a new transaction at once; the blocking side's own
+    // `tx_control` reads it as the end of the transaction.
+    let r = sync_after(
+        "adv_s_chain",
+        &["BEGIN", "COMMIT AND CHAIN"],
+        "SELECT CAST(@@in_transaction AS CHAR)",
+    );
+    assert_clean("sync BEGIN; COMMIT AND CHAIN", r, Some("0"));
+}
+
+#[test]
+fn sync_helper_commented_begin_leaves_no_open_transaction() {
+    let r = sync_after(
+        "adv_s_cbegin",
+        &["/* tx */ START TRANSACTION"],
+        "SELECT CAST(@@in_transaction AS CHAR)",
+    );
+    assert_clean("sync /* tx */ START TRANSACTION", r, Some("0"));
+}
+
+#[test]
+fn sync_helper_autocommit_off_loses_the_next_holders_writes() {
+    // The consequence of a pooled `autocommit = 0`: the next holder's INSERT is never
+    // committed, so another session never sees it.
+    let (server, db) = fresh("adv_s_lostwrite");
+    let budget = budget(1);
+    let pool = sync_pool(&db.url, &budget);
+    {
+        let mut conn = pool.get().unwrap();
+        conn.execute("SET autocommit = 0", ()).unwrap();
+    }
+    {
+        let mut conn = pool.get().unwrap();
+        conn.execute("INSERT INTO t (v) VALUES (?)", (777,))
+            .unwrap();
+    }
+    let seen = db.admin(server, "SELECT COUNT(*) FROM t WHERE v = 777");
+    assert_eq!(
+        seen.trim(),
+        "1",
+        "a write through the helper was not committed"
+    );
+}
+
+#[test]
+fn sync_helper_xa_start_is_not_pooled() {
+    let (_server, db) = fresh("adv_s_xa");
+    let budget = budget(1);
+    let pool = sync_pool(&db.url, &budget);
+    {
+        let mut conn = pool.get().unwrap();
+        conn.execute("XA START 'adv'", ()).unwrap();
+    }
+    let mut conn = pool.get().unwrap();
+    let next = conn.transaction(|tx| tx.execute("INSERT INTO t (v) VALUES (?)", (1,)).map(drop));
+    assert!(
+        next.is_ok(),
+        "the next holder inherited an XA transaction: {next:?}"
+    );
+}
