@@ -2,14 +2,15 @@
 //! result or on the raw connection leaves the same handle refusing further statements
 //! (`DbError::Interrupted`), never a hang or a wrong answer.
 
-use db_async::args;
-use db_budget::DbError;
-use integration_tests::reuse::*;
-use integration_tests::{Server, TestDb, async_pool, budget, eventually, runtime};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+use db_async::args;
+use db_budget::{CloseReason, DbError};
+use integration_tests::reuse::*;
+use integration_tests::{Server, TestDb, async_pool, budget, eventually, runtime};
 
 #[test]
 fn async_cut_commit_then_reuse_never_sees_a_committed_or_open_state_wrongly() {
@@ -332,5 +333,104 @@ fn after_a_raw_statement_was_cut_off_the_next_helper_never_answers_wrong() {
             }
         }
         assert!(wrong.is_empty(), "{wrong:#?}");
+    });
+}
+
+#[test]
+fn a_statement_cut_off_at_any_await_point_makes_its_connection_refuse_the_next_one() {
+    // Arrange
+    let server = Server::shared();
+    let db = wide_table(server, "cut_matrix", 3000);
+    let rt = runtime();
+    rt.block_on(async {
+        let budget = budget(2);
+        let pool = async_pool(&db.url, &budget);
+        let mut cut = 0;
+        let mut finished = 0;
+        // Act: cut the same kinds of statement at every poll count, with and without
+        // time for bytes to arrive in between.
+        for cuts in 1..=40u32 {
+            for pause in [
+                Duration::ZERO,
+                Duration::from_micros(200),
+                Duration::from_millis(2),
+            ] {
+                let mut conn = pool.acquire().await.unwrap();
+                let outcome = match cuts % 3 {
+                    0 => cut_after_pausing(
+                        conn.fetch_all::<(i32, String)>(
+                            "SELECT id, pad FROM wide ORDER BY id",
+                            args![],
+                        ),
+                        cuts,
+                        pause,
+                    )
+                    .await
+                    .map(|r| r.map(|rows| rows.len() as i64)),
+                    1 => cut_after_pausing(
+                        conn.fetch_one::<(i64,)>(
+                            "SELECT COUNT(*) FROM wide WHERE pad LIKE ?",
+                            args!["x%"],
+                        ),
+                        cuts,
+                        pause,
+                    )
+                    .await
+                    .map(|r| r.map(|(n,)| n)),
+                    _ => cut_after_pausing(
+                        conn.fetch_dict_all("SELECT id, pad FROM wide WHERE id <= ?", args![500]),
+                        cuts,
+                        pause,
+                    )
+                    .await
+                    .map(|r| r.map(|rows| rows.len() as i64)),
+                };
+                // The same handle, at once: a cut-off connection refuses; a finished one
+                // answers right. Neither may hang.
+                let next = tokio::time::timeout(
+                    Duration::from_secs(3),
+                    conn.fetch_one::<(i64,)>("SELECT 42", args![]),
+                )
+                .await
+                .expect("the next statement on the same connection hung");
+                match outcome {
+                    None => {
+                        cut += 1;
+                        assert!(
+                            matches!(next, Err(DbError::Interrupted)),
+                            "cut after {cuts} polls ({pause:?}): the next statement ran: {next:?}"
+                        );
+                    }
+                    Some(result) => {
+                        finished += 1;
+                        let n = result.unwrap();
+                        assert!(n == 3000 || n == 500, "wrong first answer {n}");
+                        assert_eq!(
+                            next.unwrap(),
+                            (42,),
+                            "wrong answer after a finished statement"
+                        );
+                    }
+                }
+                drop(conn);
+            }
+        }
+
+        // Assert: every cut connection was closed, not pooled; every unit came back.
+        assert!(
+            cut > 30,
+            "the matrix cut only {cut} statements ({finished} finished)"
+        );
+        let settled = eventually(Duration::from_secs(5), || {
+            let s = budget.snapshot();
+            s.async_side.active == 0 && s.in_use == s.async_side.idle
+        });
+        let snap = budget.snapshot();
+        assert!(settled, "{snap}");
+        assert_eq!(
+            closed(&snap.async_side, CloseReason::Cancelled),
+            cut,
+            "{snap}"
+        );
     });
 }

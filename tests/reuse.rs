@@ -4,7 +4,7 @@
 
 use crate::{Server, TestDb, async_pool, budget, eventually, runtime, sync_pool};
 use db_async::{AsyncPool, args};
-use db_budget::DbError;
+use db_budget::{CloseReason, DbError, SideSnapshot};
 use db_sync::SyncPool;
 use std::future::Future;
 use std::pin::Pin;
@@ -168,4 +168,84 @@ pub fn within<T: Send + 'static>(
     });
     rx.recv_timeout(Duration::from_secs(secs))
         .unwrap_or_else(|_| panic!("{what} still waits after {secs} s on a frozen server"))
+}
+
+pub fn closed(s: &SideSnapshot, reason: CloseReason) -> u64 {
+    s.closed_total
+        .iter()
+        .find(|(r, _)| *r == reason)
+        .map_or(0, |(_, n)| *n)
+}
+
+/// Polls `fut` until it has returned `Pending` `cuts` times, then drops it; between
+/// polls it sleeps `pause`, so bytes arrive in between (a cut lands in a packet header,
+/// a payload, or between rows, depending on where the stream is). `Some` if it finished
+/// before the cut.
+pub async fn cut_after_pausing<F: Future>(fut: F, cuts: u32, pause: Duration) -> Option<F::Output> {
+    let mut fut = Box::pin(fut);
+    let mut pendings = 0;
+    loop {
+        let polled = std::future::poll_fn(|cx: &mut Context<'_>| {
+            Poll::Ready(Pin::as_mut(&mut fut).poll(cx))
+        })
+        .await;
+        match polled {
+            Poll::Ready(v) => return Some(v),
+            Poll::Pending => {
+                pendings += 1;
+                if pendings >= cuts {
+                    return None; // `fut` drops here, mid-statement
+                }
+                if pause.is_zero() {
+                    tokio::task::yield_now().await;
+                } else {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+}
+
+/// A table of `rows` rows of about 1 KiB each: a result that does not fit in the
+/// socket buffers, so the server is still writing while the client reads.
+pub fn wide_table(server: &Server, prefix: &str, rows: u32) -> TestDb {
+    let db = TestDb::create(server, prefix);
+    db.admin(
+        server,
+        &format!(
+            "CREATE TABLE wide (id INT PRIMARY KEY, pad VARCHAR(1024) NOT NULL); \
+             INSERT INTO wide SELECT seq, REPEAT('x', 1000) FROM seq_1_to_{rows}"
+        ),
+    );
+    db
+}
+
+pub fn items(server: &Server, prefix: &str) -> TestDb {
+    let db = TestDb::create(server, prefix);
+    db.admin(
+        server,
+        "CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL)",
+    );
+    db
+}
+
+/// Rows of `items` as another connection sees them (committed rows only).
+pub async fn committed_rows(pool: &AsyncPool) -> i64 {
+    let mut other = pool.acquire().await.unwrap();
+    let (n,): (i64,) = other
+        .fetch_one("SELECT COUNT(*) FROM items", args![])
+        .await
+        .unwrap();
+    n
+}
+
+/// Runs `f` on a current-thread runtime that is then left alive but never driven again
+/// (as a finished `block_on` leaves it).
+pub fn on_an_undriven_runtime(f: impl Future<Output = ()>) -> tokio::runtime::Runtime {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(f);
+    rt
 }

@@ -4,7 +4,7 @@
 //! and asks the server what the next holder inherited.
 
 use integration_tests::reuse::*;
-use integration_tests::{budget, sync_pool};
+use integration_tests::{Server, budget, sync_pool};
 
 #[test]
 fn control_sync_clean_session_reads_clean() {
@@ -177,4 +177,73 @@ fn sync_helper_xa_start_is_not_pooled() {
         next.is_ok(),
         "the next holder inherited an XA transaction: {next:?}"
     );
+}
+
+#[test]
+fn session_state_set_through_the_blocking_helpers_is_reset_before_the_next_holder() {
+    // Arrange: one unit, so the next holder gets the same connection if it was pooled.
+    let server = Server::shared();
+    let db = items(server, "sync_session");
+    db.admin(server, "CREATE TABLE other (id INT)");
+    let budget = budget(1);
+    let pool = integration_tests::sync_pool(&db.url, &budget);
+    let cases: [(&str, &str, i64); 6] = [
+        (
+            "SET autocommit = 0",
+            "SELECT CAST(@@autocommit AS SIGNED)",
+            1,
+        ),
+        (
+            "SET @secret = 7",
+            "SELECT CAST(COALESCE(@secret, -1) AS SIGNED)",
+            -1,
+        ),
+        (
+            "SELECT GET_LOCK('quest', 0)",
+            "SELECT CAST(COALESCE(IS_USED_LOCK('quest'), -1) AS SIGNED)",
+            -1,
+        ),
+        ("LOCK TABLES items WRITE", "SELECT COUNT(*) FROM other", 0),
+        (
+            "CREATE TEMPORARY TABLE other (id INT)",
+            "SELECT COUNT(*) FROM other",
+            0,
+        ),
+        (
+            "SET SESSION sql_mode = 'ANSI_QUOTES'",
+            "SELECT CAST(@@sql_mode LIKE '%ANSI_QUOTES%' AS SIGNED)",
+            0,
+        ),
+    ];
+    let first_id = pool.get().unwrap().connection_id();
+    for (set, probe, expected) in cases {
+        // Act
+        let mut conn = pool.get().unwrap();
+        conn.execute(set, ()).unwrap();
+        if set.starts_with("CREATE TEMPORARY") {
+            conn.execute("INSERT INTO other VALUES (1)", ()).unwrap();
+        }
+        drop(conn);
+
+        // Assert: a clean session, on the same connection (reset, not reconnected).
+        let mut conn = pool.get().unwrap();
+        let got: i64 = conn
+            .fetch_one(probe, ())
+            .unwrap_or_else(|e| panic!("after `{set}`, `{probe}` failed: {e}"));
+        assert_eq!(got, expected, "after `{set}`");
+        assert_eq!(
+            conn.connection_id(),
+            first_id,
+            "after `{set}`: reconnected instead of reset"
+        );
+    }
+
+    // `USE` is not undone by a reset: that connection is closed.
+    let mut conn = pool.get().unwrap();
+    conn.execute(&format!("USE `{}`", "mysql"), ()).unwrap();
+    drop(conn);
+    let mut conn = pool.get().unwrap();
+    let current: String = conn.fetch_one("SELECT DATABASE()", ()).unwrap();
+    assert_eq!(current, db.name);
+    assert_ne!(conn.connection_id(), first_id);
 }

@@ -40,10 +40,11 @@
 //!
 //! The invariants are proven against a real MariaDB by the workspace's tests: I1 in
 //! `tests/budget_bound.rs` (an LD_PRELOAD oracle counts every connect and close of the
-//! process) and `crates/server/tests/global_shim.rs`, I2 in `tests/capacity_flow.rs`, I3 in
-//! `tests/nothing_leaks.rs` and `tests/same_checkout.rs`, I4 in `tests/fail_fast.rs` and
-//! `crates/db-sync/tests/frozen.rs`, I5 in `tests/observability.rs`. `ARCHITECTURE.md`
-//! says where each condition is enforced.
+//! process) and `crates/server/tests/global_shim.rs`, I2 in `tests/capacity_flow.rs`, I3
+//! in `tests/nothing_leaks.rs`, `tests/cancellation.rs`, `tests/transaction_state.rs` and
+//! `tests/session_*.rs`, I4 in `tests/fail_fast.rs` and `crates/db-sync/tests/frozen.rs`,
+//! I5 in `tests/observability.rs`. `ARCHITECTURE.md` says where each condition is
+//! enforced.
 //!
 //! **Architecture Invariant:** no type in this crate opens a connection, and nothing
 //! outside `db-async` and `db-sync` takes units: a unit taken anywhere else would be a
