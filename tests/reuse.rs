@@ -97,25 +97,9 @@ pub fn assert_clean(
     );
 }
 
+/// [`cut_after_pausing`] with no pause: the next poll comes as soon as the task yields.
 pub async fn cut_after<F: Future>(fut: F, cuts: u32) -> Option<F::Output> {
-    let mut fut = Box::pin(fut);
-    let mut pendings = 0;
-    loop {
-        let polled = std::future::poll_fn(|cx: &mut Context<'_>| {
-            Poll::Ready(Pin::as_mut(&mut fut).poll(cx))
-        })
-        .await;
-        match polled {
-            Poll::Ready(v) => return Some(v),
-            Poll::Pending => {
-                pendings += 1;
-                if pendings >= cuts {
-                    return None;
-                }
-                tokio::task::yield_now().await;
-            }
-        }
-    }
+    cut_after_pausing(fut, cuts, Duration::ZERO).await
 }
 
 pub fn app_connections(server: &Server) -> u64 {

@@ -109,12 +109,13 @@ impl Conn {
     fn finish<T>(
         &mut self,
         sql: &str,
+        effects: sql::Effects,
         started: Instant,
         site: &Location<'_>,
         result: Result<T, sqlx::Error>,
     ) -> Result<T, DbError> {
         self.state.busy = false;
-        match (sql::tx_control(sql), &result) {
+        match (effects.tx, &result) {
             (Some(TxControl::Begin), Ok(_)) => self.state.tx_open = true,
             (Some(TxControl::End), Ok(_)) => {
                 self.state.tx_open = false;
@@ -124,8 +125,8 @@ impl Conn {
         }
         // Conservative: a failed `LOCK TABLES` changed nothing, but closing it costs
         // one reconnect, and a miss would hand the next caller a dirty session.
-        self.state.session_dirty |= sql::changes_session(sql);
-        self.state.broken |= sql::ends_session(sql);
+        self.state.session_dirty |= effects.changes_session;
+        self.state.broken |= effects.ends_session;
         self.recorder.record_query(sql, started.elapsed(), site);
         result.map_err(|e| {
             self.state.broken |= breaks_connection(&e);
@@ -157,9 +158,9 @@ impl Conn {
         site: &Location<'_>,
         op: impl AsyncFnOnce(&mut MySqlConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, DbError> {
-        let begins = sql::tx_control(sql) == Some(TxControl::Begin);
+        let effects = sql::effects(sql);
         self.prepare().await?;
-        if begins && self.state.tx_open {
+        if effects.tx == Some(TxControl::Begin) && self.state.tx_open {
             // MariaDB would commit the open transaction implicitly: a dropped
             // `Transaction` could then no longer roll back what it wrote.
             self.state.busy = false;
@@ -171,7 +172,7 @@ impl Conn {
         }
         let started = Instant::now();
         let r = op(self.raw_conn()).await;
-        self.finish(sql, started, site, r)
+        self.finish(sql, effects, started, site, r)
     }
 
     /// The one row the statement returns, decoded into `T` (any `sqlx::FromRow`, e.g. a

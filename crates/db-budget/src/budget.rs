@@ -282,13 +282,6 @@ impl Budget {
     pub fn snapshot(&self) -> Snapshot {
         self.shared.snapshot()
     }
-
-    /// Records how long a caller of `side` waited for a connection, as
-    /// [`Recorder::record_acquire`] does (for tools and tests that fill a budget's
-    /// figures without a pool; pools hold a [`Recorder`]).
-    pub fn record_acquire(&self, side: Side, waited: Duration) {
-        self.recorder(side).record_acquire(waited);
-    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,31 @@
 //! identifiers and comments, and errs towards "changes the session" (a false alarm
 //! costs one reconnect; a miss would hand the next caller a dirty session).
 
+/// Everything the pools need to know of one statement, read once per statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Effects {
+    /// [`tx_control`].
+    pub tx: Option<TxControl>,
+    /// [`changes_session`].
+    pub changes_session: bool,
+    /// [`changes_database`].
+    pub changes_database: bool,
+    /// [`ends_session`].
+    pub ends_session: bool,
+}
+
+/// The [`Effects`] of `sql`.
+pub fn effects(sql: &str) -> Effects {
+    let changes_session = changes_session(sql);
+    Effects {
+        tx: tx_control(sql),
+        changes_session,
+        // `USE` changes the session too: only then can it change the database.
+        changes_database: changes_session && changes_database(sql),
+        ends_session: ends_session(sql),
+    }
+}
+
 /// A statement that opens or ends a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxControl {

@@ -158,7 +158,8 @@ impl SyncConn {
         site: &Location<'_>,
         f: impl FnOnce(&mut mysql::Conn) -> Result<R, DbError>,
     ) -> Result<R, DbError> {
-        if self.tx_open && sql::tx_control(sql) == Some(TxControl::Begin) {
+        let effects = sql::effects(sql);
+        if self.tx_open && effects.tx == Some(TxControl::Begin) {
             // The server would commit the open transaction implicitly.
             return Err(DbError::query(
                 None,
@@ -177,17 +178,17 @@ impl SyncConn {
         {
             p.doom_lost();
         }
-        if sql::ends_session(sql) {
+        if effects.ends_session {
             p.doom_lost(); // `COMMIT RELEASE`: the server closes the session
         }
         // The same classifier as the async side's, so the two cannot disagree.
-        match (sql::tx_control(sql), &result) {
+        match (effects.tx, &result) {
             (Some(TxControl::Begin), Ok(_)) => self.tx_open = true,
             (Some(TxControl::End), Ok(_)) => self.tx_open = false,
             _ => {}
         }
-        if sql::changes_session(sql) {
-            self.session = self.session.max(if sql::changes_database(sql) {
+        if effects.changes_session {
+            self.session = self.session.max(if effects.changes_database {
                 SessionChange::Database
             } else {
                 SessionChange::Resettable

@@ -61,8 +61,12 @@ mod tests {
     #[test]
     fn derived_fields_sit_beside_the_snapshot() {
         let budget = db_budget::Budget::new(8, Duration::from_secs(30));
-        budget.record_acquire(Side::Async, Duration::from_micros(40));
-        budget.record_acquire(Side::Async, Duration::from_millis(3));
+        budget
+            .recorder(Side::Async)
+            .record_acquire(Duration::from_micros(40));
+        budget
+            .recorder(Side::Async)
+            .record_acquire(Duration::from_millis(3));
         let _unit = budget.try_acquire(Side::Sync).unwrap();
         let v = pool_json(&budget.snapshot());
         assert_eq!(v["capacity"], 8);
