@@ -502,6 +502,11 @@ mod tests {
         assert!(changes_database(
             "SET STATEMENT sql_mode = '' FOR USE other"
         ));
+        assert_eq!(effects("SELECT 1"), Effects::default());
+        let e = effects("SET STATEMENT sql_mode = '' FOR USE other");
+        assert!(e.changes_session && e.changes_database && e.tx.is_none());
+        assert_eq!(effects("COMMIT RELEASE").tx, Some(TxControl::End));
+        assert!(effects("COMMIT RELEASE").ends_session);
         assert!(
             ends_session("COMMIT RELEASE") && ends_session("rollback work and no chain release")
         );

@@ -27,7 +27,7 @@ impl Shared {
         }
         // Raised once this caller is in the queue (under its lock, below): whoever reads
         // `waiting` above zero may rely on the caller being served in arrival order.
-        let mut _waiting = None;
+        let mut waiting = None;
         loop {
             if self.closed.load(Ordering::SeqCst) {
                 return Err(DbError::Closed);
@@ -37,7 +37,7 @@ impl Shared {
             {
                 let mut q = self.lock();
                 q.waiters.push_back(tx);
-                _waiting.get_or_insert_with(|| self.recorder.waiting());
+                waiting.get_or_insert_with(|| self.recorder.waiting());
                 let moved = q.dispatch();
                 // The idle gauge changes with the idle list, under its lock: a reader
                 // never sees it below zero.
