@@ -128,3 +128,150 @@ fn idle_async_connections_are_given_to_blocking_callers_at_once() {
     assert_eq!(after.async_side.held, 0, "{after:?}");
     drop(apool);
 }
+
+/// The pause between two requests of a caller in the steady load: long enough that a side
+/// is now and then without waiters, which is when the earlier policy handed its idle
+/// connections over.
+const THINK: Duration = Duration::from_millis(1);
+
+type Callers = (
+    Vec<tokio::task::JoinHandle<u64>>,
+    Vec<std::thread::JoinHandle<u64>>,
+);
+
+/// `tasks` async tasks and `threads` blocking threads take a connection, run `SELECT 1`,
+/// give it back and pause for `think` (the rest of a request), in a loop, until `stop`;
+/// each returns the statements it ran.
+fn mixed_load(
+    rt: &tokio::runtime::Runtime,
+    (apool, spool): (&AsyncPool, &SyncPool),
+    (tasks, threads): (usize, usize),
+    think: Duration,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Callers {
+    use std::sync::atomic::Ordering::Relaxed;
+    let tasks = (0..tasks)
+        .map(|_| {
+            let (apool, stop) = (apool.clone(), stop.clone());
+            rt.spawn(async move {
+                let mut done = 0;
+                while !stop.load(Relaxed) {
+                    let mut c = apool.acquire().await.expect("async checkout");
+                    c.execute("SELECT 1", db_async::args![])
+                        .await
+                        .expect("async select");
+                    drop(c);
+                    done += 1;
+                    tokio::time::sleep(think).await;
+                }
+                done
+            })
+        })
+        .collect();
+    let threads = (0..threads)
+        .map(|_| {
+            let (spool, stop) = (spool.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut done = 0;
+                while !stop.load(Relaxed) {
+                    let mut c = spool.get().expect("blocking checkout");
+                    c.execute("SELECT 1", ()).expect("blocking select");
+                    drop(c);
+                    done += 1;
+                    std::thread::sleep(think);
+                }
+                done
+            })
+        })
+        .collect();
+    (tasks, threads)
+}
+
+#[test]
+fn under_steady_mixed_load_connections_do_not_change_side_per_request() {
+    // Arrange: both sides saturate a budget of 4 (12 callers each, pausing 1 ms between
+    // requests), past the warm-up.
+    init_tracing();
+    let server = Server::shared();
+    let db = TestDb::create(server, "flow_steady");
+    let rt = runtime();
+    let budget = budget(4);
+    assert_eq!(
+        budget.hand_over(),
+        db_budget::HandOver::Damped,
+        "the default"
+    );
+    let (apool, spool) = pools(&rt, &db, &budget);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tasks, threads) = mixed_load(&rt, (&apool, &spool), (12, 12), THINK, &stop);
+    std::thread::sleep(Duration::from_secs(1));
+    let opened = |s: &db_budget::Snapshot| s.async_side.opened_total + s.sync_side.opened_total;
+    let before = budget.snapshot();
+
+    // Act: three seconds of the same load.
+    std::thread::sleep(Duration::from_secs(3));
+    let after = budget.snapshot();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let async_done: u64 = rt.block_on(async {
+        let mut n = 0;
+        for t in tasks {
+            n += t.await.expect("task");
+        }
+        n
+    });
+    let sync_done: u64 = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+
+    // Assert: thousands of statements, and a unit changed side at most once per share
+    // step (250 ms) plus the odd wake-up: never once per request (the eager policy made
+    // about 600 connects here).
+    let connects = opened(&after) - opened(&before);
+    println!(
+        "steady mixed load: {async_done} async + {sync_done} blocking statements, {connects} \
+         connects in 3 s; shares now {} / {}",
+        after.async_side.share, after.sync_side.share
+    );
+    assert!(
+        async_done > 100 && sync_done > 100,
+        "both sides ran: {async_done} / {sync_done}"
+    );
+    assert!(connects <= 14, "{connects} connects in 3 s of steady load");
+    assert!(after.in_use <= 4);
+    assert_eq!(after.async_side.share + after.sync_side.share, 4);
+}
+
+#[test]
+fn a_side_that_starts_waiting_gets_a_unit_while_the_other_keeps_the_budget_saturated() {
+    // Arrange: sixteen blocking callers keep the whole budget busy for a second, so the
+    // async side, quiet until now, has a share of 0.
+    init_tracing();
+    let server = Server::shared();
+    let db = TestDb::create(server, "flow_wake");
+    let rt = runtime();
+    let budget = budget(4);
+    let (apool, spool) = pools(&rt, &db, &budget);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (_, threads) = mixed_load(&rt, (&apool, &spool), (0, 16), Duration::ZERO, &stop);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        budget.snapshot().async_side.share,
+        0,
+        "{:?}",
+        budget.snapshot()
+    );
+
+    // Act: one async caller wants a connection (the pool timeout is 10 s).
+    let got = rt.block_on(async {
+        let mut c = apool.acquire().await?;
+        c.execute("SELECT 1", db_async::args![]).await
+    });
+
+    // Assert: it got one, and the async side now has a share.
+    let snap = budget.snapshot();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("thread");
+    }
+    assert!(got.is_ok(), "{got:?}");
+    assert!(snap.async_side.share >= 1, "{snap:?}");
+    assert_eq!(snap.async_side.acquire_timeouts_total, 0);
+}

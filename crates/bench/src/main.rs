@@ -6,6 +6,8 @@
 //! peak number of physical connections is exact, not sampled.
 
 mod e2e;
+mod handover;
+mod handover_md;
 mod loadtest;
 mod measure;
 mod report;
@@ -100,6 +102,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    if std::env::args().nth(1).as_deref() == Some("handover") {
+        return handover_main();
+    }
     if std::env::args().nth(1).as_deref() == Some("soak") {
         let args: Vec<String> = std::env::args().skip(2).collect();
         return match soak::main(&args) {
@@ -124,6 +129,12 @@ fn main() -> ExitCode {
             println!("{text}");
             if let Some(path) = &opts.out {
                 let svg = workspace_root().join("docs/scale-curve.svg");
+                // Section 7 comes from `bench handover`; a full run keeps it.
+                let old = std::fs::read_to_string(path).unwrap_or_default();
+                let text = match handover_md::existing(&old) {
+                    Some(section) => handover_md::splice(&text, section),
+                    None => text,
+                };
                 let written = std::fs::create_dir_all(workspace_root().join("docs"))
                     .and_then(|()| std::fs::write(&svg, report::scale_svg(&rep)))
                     .and_then(|()| std::fs::write(path, &text));
@@ -140,6 +151,45 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `bench handover [--secs N] [--no-write]`: section 7 of BENCHMARKS.md.
+fn handover_main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let secs = match args.iter().position(|a| a == "--secs") {
+        Some(i) => match args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0)
+        {
+            Some(n) => n,
+            None => {
+                eprintln!("error: --secs takes a number of seconds");
+                return ExitCode::from(2);
+            }
+        },
+        None => 60,
+    };
+    let report = match handover::run(secs) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let section = handover_md::render(&report, secs);
+    println!("{section}");
+    if args.iter().any(|a| a == "--no-write") {
+        return ExitCode::SUCCESS;
+    }
+    let path = workspace_root().join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    if let Err(e) = std::fs::write(&path, handover_md::splice(&old, &section)) {
+        eprintln!("error: could not write {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!("wrote section 7 of {}", path.display());
+    ExitCode::SUCCESS
 }
 
 /// Starts this program again with the oracle shim preloaded.

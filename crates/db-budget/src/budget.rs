@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::TryAcquireError;
 
+use crate::allocation::HandOver;
 use crate::blocking::park_while;
 use crate::recorder::Recorder;
 use crate::shared::Shared;
@@ -44,10 +45,12 @@ pub enum WaitError {
 /// and async tasks asks for them.
 ///
 /// Either side may hold every unit. When a caller on one side finds none free, the
-/// budget asks the other side to close an idle connection at once
-/// ([`Shrink::shrink_idle`]), and the other side consults [`Budget::should_yield`]
-/// whenever a connection is returned, so capacity flows to where callers wait within
-/// milliseconds (invariant I2).
+/// budget asks the other side to close an idle connection ([`Shrink::shrink_idle`]), and
+/// the other side consults [`Budget::should_yield`] whenever a connection is returned.
+/// What a side gives up is what it holds beyond its **share**: a quiet side's share is
+/// 0, so its idle connections flow to where callers wait within milliseconds (invariant
+/// I2); when both sides are busy the shares follow demand slowly, with hysteresis, so
+/// that connections do not change side on every request ([`HandOver`]).
 ///
 /// `Budget` is a cheap handle (`Arc`); clone it into both pools.
 ///
@@ -94,11 +97,12 @@ impl Budget {
         }
     }
 
-    /// The budget of a validated [`Config`](crate::Config): `MAX_CONNECTIONS` units and
-    /// `DB_LEAK_THRESHOLD`.
+    /// The budget of a validated [`Config`](crate::Config): `MAX_CONNECTIONS` units,
+    /// `DB_LEAK_THRESHOLD`, `DB_SLOW_QUERY` and `DB_HANDOVER`.
     pub fn from_config(config: &crate::Config) -> Budget {
         let budget = Budget::new(config.max_connections, config.leak_threshold);
         budget.set_slow_query_threshold(config.slow_query);
+        budget.set_hand_over(config.hand_over);
         budget
     }
 
@@ -162,14 +166,23 @@ impl Budget {
             return Err(self.wait_ended(deadline));
         };
         let _waiting = self.start_waiting(side);
-        let acquire = self.shared.semaphore.clone().acquire_owned();
-        let mut acquire = std::pin::pin!(tokio::time::timeout_at(deadline.into(), acquire));
+        let semaphore = &self.shared.semaphore;
+        let timed = |acquire| tokio::time::timeout_at(deadline.into(), acquire);
+        let mut acquire = std::pin::pin!(timed(semaphore.clone().acquire_owned()));
         loop {
             tokio::select! {
-                result = &mut acquire => return match result {
-                    Ok(Ok(permit)) => Ok(Unit::new(self.shared.clone(), side, permit)),
-                    Ok(Err(_)) => Err(WaitError::Closed),
-                    Err(_) => Err(WaitError::TimedOut),
+                result = &mut acquire => match result {
+                    Ok(Ok(permit)) if self.shared.may_take(side) => {
+                        return Ok(Unit::new(self.shared.clone(), side, permit));
+                    }
+                    Ok(Ok(permit)) => {
+                        // Given up for the other side's waiter: let it have the unit.
+                        drop(permit);
+                        tokio::task::yield_now().await;
+                        acquire.set(timed(semaphore.clone().acquire_owned()));
+                    }
+                    Ok(Err(_)) => return Err(WaitError::Closed),
+                    Err(_) => return Err(WaitError::TimedOut),
                 },
                 () = tokio::time::sleep(RESHRINK) => self.shared.request_shrink(side.other()),
             }
@@ -211,16 +224,25 @@ impl Budget {
             return Err(self.wait_ended(deadline));
         };
         let _waiting = self.start_waiting(side);
-        let acquire = self.shared.semaphore.clone().acquire_owned();
         // park_while looks at this every 5 ms: a good moment to ask again.
         let keep_waiting_and_ask = || {
             self.shared.request_shrink(side.other());
             keep_waiting()
         };
-        match park_while(acquire, deadline, keep_waiting_and_ask) {
-            Some(Ok(permit)) => Ok(Unit::new(self.shared.clone(), side, permit)),
-            Some(Err(_)) => Err(WaitError::Closed),
-            None => Err(self.wait_ended(deadline)),
+        loop {
+            let acquire = self.shared.semaphore.clone().acquire_owned();
+            match park_while(acquire, deadline, keep_waiting_and_ask) {
+                Some(Ok(permit)) if self.shared.may_take(side) => {
+                    return Ok(Unit::new(self.shared.clone(), side, permit));
+                }
+                Some(Ok(permit)) => {
+                    // Given up for the other side's waiter: let it have the unit.
+                    drop(permit);
+                    std::thread::yield_now();
+                }
+                Some(Err(_)) => return Err(WaitError::Closed),
+                None => return Err(self.wait_ended(deadline)),
+            }
         }
     }
 
@@ -256,12 +278,29 @@ impl Budget {
     /// of pooled, so that its unit goes to the other side.
     ///
     /// Yes when the other side has a caller waiting for a unit and `side` holds more than
-    /// its fair half of the budget (`held > ⌈capacity / 2⌉`, so that an odd budget
-    /// settles instead of swapping a connection back and forth on every return). Idle
-    /// connections are handed over by [`Shrink`] instead, which the waiting side asks
-    /// for when it starts waiting and every few milliseconds after.
+    /// its share ([`HandOver::Damped`]) or its fair half `⌈capacity / 2⌉`
+    /// ([`HandOver::Eager`]). Idle connections are handed over by [`Shrink`] instead,
+    /// which the waiting side asks for when it starts waiting and every few milliseconds
+    /// after.
     pub fn should_yield(&self, side: Side) -> bool {
         self.shared.should_yield(side)
+    }
+
+    /// Chooses the policy that decides when a connection changes side. Defaults to
+    /// [`HandOver::Damped`] (`DB_HANDOVER`).
+    pub fn set_hand_over(&self, policy: HandOver) {
+        self.shared.shares.set_policy(policy);
+    }
+
+    /// The policy set by [`Budget::set_hand_over`].
+    pub fn hand_over(&self) -> HandOver {
+        self.shared.shares.policy()
+    }
+
+    /// The units `side` may keep against the other side's waiters right now (its share;
+    /// see [`HandOver`]). The two shares add up to the capacity.
+    pub fn share(&self, side: Side) -> u32 {
+        self.shared.shares.of(side)
     }
 
     /// Closes the budget: every waiter, and every later acquire, fails with

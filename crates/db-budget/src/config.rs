@@ -5,6 +5,7 @@ use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::allocation::HandOver;
 use crate::url::DatabaseUrl;
 
 /// One environment variable the pools read: its name, default, meaning and accepted
@@ -78,6 +79,12 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "Slower statements are logged with their SQL",
         accepts: ACCEPTS_DURATION,
     },
+    Variable {
+        name: "DB_HANDOVER",
+        default: "damped",
+        meaning: "When a connection changes side: damped (shares follow demand) or eager (the old per-request policy)",
+        accepts: "damped or eager",
+    },
 ];
 
 /// Durations above this are surely typos (a pool timeout of a week hangs callers).
@@ -104,6 +111,8 @@ pub struct Config {
     pub leak_threshold: Duration,
     /// Statements slower than this are logged with their SQL text (no values).
     pub slow_query: Duration,
+    /// When a connection changes side ([`HandOver`]).
+    pub hand_over: HandOver,
 }
 
 impl Default for Config {
@@ -144,6 +153,7 @@ impl Config {
             max_lifetime: duration("DB_MAX_LIFETIME")?,
             leak_threshold: duration("DB_LEAK_THRESHOLD")?,
             slow_query: duration("DB_SLOW_QUERY")?,
+            hand_over: parse_hand_over(&value("DB_HANDOVER"))?,
         })
     }
 }
@@ -158,6 +168,11 @@ fn default_of(name: &str) -> &'static str {
         Some(var) => var.default,
         None => panic!("{name} is not in VARIABLES"),
     }
+}
+
+fn parse_hand_over(raw: &str) -> Result<HandOver, ConfigError> {
+    HandOver::parse(raw.trim())
+        .ok_or_else(|| ConfigError::new("DB_HANDOVER", raw, "it is neither damped nor eager"))
 }
 
 fn parse_count(name: &'static str, raw: &str, max: u32) -> Result<u32, ConfigError> {
@@ -326,6 +341,7 @@ mod tests {
         assert_eq!(c.connect_timeout, Duration::from_secs(10));
         assert_eq!(c.max_lifetime, Duration::from_secs(1800));
         assert_eq!(c.slow_query, Duration::from_millis(200));
+        assert_eq!(c.hand_over, HandOver::Damped);
     }
 
     #[test]
@@ -349,7 +365,8 @@ mod tests {
             "1.5s",
             "99999h",
         ];
-        for var in VARIABLES.iter().filter(|v| v.name.starts_with("DB_")) {
+        let durations = VARIABLES.iter().filter(|v| v.accepts == ACCEPTS_DURATION);
+        for var in durations {
             for bad in bad_durations {
                 let err = with(&[(var.name, bad)]).unwrap_err();
                 assert_eq!(err.variable(), var.name, "{bad:?}");
@@ -362,6 +379,11 @@ mod tests {
             let err = with(&[("MAX_CONNECTIONS", bad)]).unwrap_err();
             assert_eq!(err.variable(), "MAX_CONNECTIONS", "{bad:?}");
             assert!(err.to_string().contains("whole number from 1 to 10000"));
+        }
+        for bad in ["", "Eager", "lazy", "damped,eager"] {
+            let err = with(&[("DB_HANDOVER", bad)]).unwrap_err();
+            assert_eq!(err.variable(), "DB_HANDOVER", "{bad:?}");
+            assert!(err.to_string().contains("damped or eager"), "{err}");
         }
     }
 
@@ -394,8 +416,10 @@ mod tests {
             ("MAX_CONNECTIONS", "8"),
             ("DB_POOL_TIMEOUT", "250ms"),
             ("DB_IDLE_TIMEOUT", "5s"),
+            ("DB_HANDOVER", "eager"),
         ])
         .unwrap();
+        assert_eq!(c.hand_over, HandOver::Eager);
         assert_eq!(c.max_connections, 8);
         assert_eq!(c.pool_timeout, Duration::from_millis(250));
         assert_eq!(c.idle_timeout, Duration::from_secs(5));

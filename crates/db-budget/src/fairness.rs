@@ -2,24 +2,25 @@
 //!
 //! Two moments hand capacity to the side that waits: a waiter asks the other side for an
 //! idle connection ([`Shared::request_shrink`], through [`Shrink`](crate::Shrink)), and a
-//! pool asks before it pools a returned one ([`Shared::should_yield`]). Both give up
-//! only what the other side can spare, so that under load on both sides the budget
-//! settles at about half each instead of trading connections on every return.
+//! pool asks before it pools a returned one ([`Shared::should_yield`]). A third keeps a
+//! unit that was given up from going straight back: a waiter whose side already holds
+//! its share lets the other side's waiter have a freed unit first
+//! ([`Shared::may_take`]). What a side "can spare" is decided by the shares
+//! (`allocation.rs`), or by the fixed fair halves under [`HandOver::Eager`].
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::allocation::HandOver;
 use crate::shared::Shared;
 use crate::side::Side;
 
 impl Shared {
-    /// Asks `side` for an idle connection, if it can spare one: nobody on `side` waits
-    /// for a connection (an idle one would only wait for a later caller), or `side`
-    /// holds more than its fair half. Under load on both sides, a connection is idle for
-    /// microseconds between one caller and the next; taking it then would only make
-    /// that side open a new one.
+    /// Asks `side` for an idle connection, if it can spare one. Under load on both
+    /// sides a connection is idle for microseconds between one caller and the next;
+    /// taking it then would only make that side open a new one, so `side` spares only
+    /// what it holds beyond its share.
     pub(crate) fn request_shrink(&self, side: Side) {
-        let can_spare = self.stats(side).waiting.load(Relaxed) == 0 || self.above_fair_half(side);
-        if can_spare {
+        if self.can_spare(side, true) {
             self.shrinkers.shrink_one(side);
         }
     }
@@ -30,18 +31,40 @@ impl Shared {
         if other.budget_waiting.load(Relaxed) == 0 {
             return false;
         }
-        self.above_fair_half(side)
+        self.can_spare(side, false)
     }
 
-    /// `held > ⌈capacity / 2⌉`; with a budget of one unit, holding it is already more
-    /// than a fair half (the sides must take turns).
-    fn above_fair_half(&self, side: Side) -> bool {
+    /// Whether a waiter of `side` that has just been handed a free unit keeps it. No
+    /// when its side already holds its share and the other side, below its share, waits
+    /// in the budget's queue too: the unit was most likely given up for that waiter, and
+    /// taking it back would only make the other side close another connection. The
+    /// waiter lets it go and queues again.
+    pub(crate) fn may_take(&self, side: Side) -> bool {
+        if self.shares.policy() == HandOver::Eager || self.capacity == 1 {
+            return true;
+        }
+        let other = side.other();
+        let other_waits = self.stats(other).budget_waiting.load(Relaxed) > 0;
+        let below = |s: Side| self.stats(s).held.load(Relaxed) < self.shares.of(s);
+        !(other_waits && !below(side) && below(other))
+    }
+
+    /// Whether `side` holds more than it may keep. `idle_asked`: the question comes from
+    /// a waiter asking for an idle connection (the eager policy also spares one when
+    /// nobody on `side` waits).
+    fn can_spare(&self, side: Side, idle_asked: bool) -> bool {
         let held = self.stats(side).held.load(Relaxed);
         let cap = self.capacity;
         if cap == 1 {
-            held == 1
-        } else {
-            held * 2 > cap + 1
+            // One unit cannot be shared: the sides take turns.
+            return held == 1;
+        }
+        match self.shares.policy() {
+            HandOver::Damped => held > self.shares.of(side),
+            HandOver::Eager => {
+                let nobody_waits = self.stats(side).waiting.load(Relaxed) == 0;
+                (idle_asked && nobody_waits) || held * 2 > cap + 1
+            }
         }
     }
 }
@@ -52,10 +75,12 @@ mod tests {
     use std::sync::{Arc, Weak};
     use std::time::{Duration, Instant};
 
-    use crate::{Budget, Shrink, Side, Unit};
+    use crate::{Budget, HandOver, Shrink, Side, Unit};
 
-    fn budget(n: u32) -> Budget {
-        Budget::new(n, Duration::from_secs(30))
+    fn budget(n: u32, policy: HandOver) -> Budget {
+        let b = Budget::new(n, Duration::from_secs(30));
+        b.set_hand_over(policy);
+        b
     }
 
     struct CountingShrinker(AtomicUsize);
@@ -66,12 +91,102 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_waiter_asks_the_other_side_to_shrink_only_when_it_can_spare() {
-        let b = budget(4);
+    fn counting_shrinker(b: &Budget, side: Side) -> Arc<CountingShrinker> {
         let shrinker = Arc::new(CountingShrinker(AtomicUsize::new(0)));
         let weak: Weak<dyn Shrink> = Arc::downgrade(&(shrinker.clone() as Arc<dyn Shrink>));
-        b.register_shrinker(Side::Sync, weak);
+        b.register_shrinker(side, weak);
+        shrinker
+    }
+
+    fn other_side_waits(b: &Budget, side: Side) -> &AtomicU32 {
+        let waiting = &b.shared.stats(side).budget_waiting;
+        waiting.fetch_add(1, Relaxed);
+        waiting
+    }
+
+    #[test]
+    fn a_side_spares_only_what_it_holds_beyond_its_share() {
+        let b = budget(8, HandOver::Damped);
+        b.shared.shares.pin([6, 2]);
+        let shrinker = counting_shrinker(&b, Side::Sync);
+        let mut units: Vec<Unit> = (0..3).map(|_| b.try_acquire(Side::Sync).unwrap()).collect();
+        assert!(
+            !b.should_yield(Side::Sync),
+            "nobody waits on the async side"
+        );
+        other_side_waits(&b, Side::Async);
+        assert!(b.should_yield(Side::Sync), "3 held, a share of 2");
+        b.shared.request_shrink(Side::Sync);
+        assert_eq!(
+            shrinker.0.load(Relaxed),
+            1,
+            "its idle connection is asked for"
+        );
+        units.truncate(2);
+        assert!(!b.should_yield(Side::Sync), "2 held, a share of 2");
+        b.shared.request_shrink(Side::Sync);
+        assert_eq!(
+            shrinker.0.load(Relaxed),
+            1,
+            "nothing beyond its share to spare"
+        );
+    }
+
+    #[test]
+    fn a_freed_unit_is_left_to_the_other_side_when_it_waits_below_its_share() {
+        let b = budget(8, HandOver::Damped);
+        b.shared.shares.pin([4, 4]);
+        let _sync: Vec<Unit> = (0..4).map(|_| b.try_acquire(Side::Sync).unwrap()).collect();
+        let _async: Vec<Unit> = (0..3)
+            .map(|_| b.try_acquire(Side::Async).unwrap())
+            .collect();
+        assert!(
+            b.shared.may_take(Side::Sync),
+            "the async side does not wait"
+        );
+        let waiting = other_side_waits(&b, Side::Async);
+        assert!(
+            !b.shared.may_take(Side::Sync),
+            "sync holds its share, async waits below"
+        );
+        assert!(b.shared.may_take(Side::Async));
+        waiting.fetch_sub(1, Relaxed);
+        assert!(b.shared.may_take(Side::Sync));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_side_gets_the_unit_the_other_side_gives_up_even_from_behind_it() {
+        // The sync side holds its share (1) and queued for more first; the async side
+        // queues behind it. The unit the sync side gives up goes to async.
+        let b = budget(2, HandOver::Damped);
+        b.shared.shares.pin([1, 1]);
+        let sync_unit = b.try_acquire(Side::Sync).unwrap();
+        let extra = b.try_acquire(Side::Sync).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let b2 = b.clone();
+        let sync_waiter = std::thread::spawn(move || b2.acquire_blocking(Side::Sync, deadline));
+        while b.shared.stats(Side::Sync).budget_waiting.load(Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Counted just before it queues: give it the moment to queue.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let b3 = b.clone();
+        let async_waiter = tokio::spawn(async move { b3.acquire(Side::Async, deadline).await });
+        while b.shared.stats(Side::Async).budget_waiting.load(Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        drop(extra);
+        let unit = async_waiter.await.unwrap().unwrap();
+        assert_eq!(unit.side(), Side::Async);
+        drop(sync_unit);
+        let unit = sync_waiter.join().unwrap().unwrap();
+        assert_eq!(unit.side(), Side::Sync);
+    }
+
+    #[tokio::test]
+    async fn eager_a_waiter_asks_the_other_side_to_shrink_only_when_it_can_spare() {
+        let b = budget(4, HandOver::Eager);
+        let shrinker = counting_shrinker(&b, Side::Sync);
         let _sync_unit = b.try_acquire(Side::Sync).unwrap();
         let _async_units: Vec<Unit> = (0..3)
             .map(|_| b.try_acquire(Side::Async).unwrap())
@@ -93,15 +208,14 @@ mod tests {
     }
 
     #[test]
-    fn should_yield_only_when_the_other_side_waits_and_this_side_holds_too_much() {
-        let b = budget(8);
+    fn eager_should_yield_only_when_the_other_side_waits_and_this_side_holds_too_much() {
+        let b = budget(8, HandOver::Eager);
         let mut units: Vec<Unit> = (0..6).map(|_| b.try_acquire(Side::Sync).unwrap()).collect();
         assert!(
             !b.should_yield(Side::Sync),
             "nobody waits on the async side"
         );
-        let async_waiting: &AtomicU32 = &b.shared.stats(Side::Async).budget_waiting;
-        async_waiting.fetch_add(1, Relaxed);
+        other_side_waits(&b, Side::Async);
         assert!(b.should_yield(Side::Sync), "6 of 8 is above the fair half");
         units.truncate(5);
         assert!(b.should_yield(Side::Sync), "5 of 8 is above the fair half");

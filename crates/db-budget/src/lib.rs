@@ -13,7 +13,10 @@
 //! physical connection of either pool owns one unit from before it connects until after
 //! its socket is closed, so the process can never hold more (invariant I1). Either side
 //! can take every unit; when one side waits, the other gives back idle connections at
-//! once ([`Shrink`], [`Budget::should_yield`]; invariant I2).
+//! once ([`Shrink`], [`Budget::should_yield`]; invariant I2). While both sides are busy,
+//! each keeps a share that follows its demand slowly ([`HandOver`]), because a unit changes
+//! side only by closing a connection and opening another: per request, that would be
+//! the connect-per-call pattern again.
 //!
 //! The crate also holds what both pools share: the environment [`Config`] ([`VARIABLES`]),
 //! the one error type [`DbError`] (whose pool timeout shows the budget, I4), the
@@ -50,6 +53,7 @@
 //! outside `db-async` and `db-sync` takes units: a unit taken anywhere else would be a
 //! connection the pools cannot see (tidy test `only_the_pools_take_budget_units`).
 
+mod allocation;
 mod blocking;
 mod budget;
 mod checkout;
@@ -71,6 +75,7 @@ mod stats;
 mod unit;
 mod url;
 
+pub use allocation::HandOver;
 pub use blocking::block_safely;
 pub use budget::{Budget, WaitError};
 pub use checkout::CheckoutTicket;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use crate::allocation::{Shares, spawn_allocator};
 use crate::leak::LeakTracker;
 use crate::shrink::Shrinkers;
 use crate::side::Side;
@@ -23,6 +24,9 @@ pub(crate) struct Shared {
     /// two sides would trade connections on every return).
     pub(crate) turns: [Semaphore; 2],
     sides: [SideStats; 2],
+    /// The units each side may keep against the other side's waiters, and the policy
+    /// that sets them (`allocation.rs`).
+    pub(crate) shares: Shares,
     /// The pools asked for idle connections when the other side waits.
     pub(crate) shrinkers: Shrinkers,
     pub(crate) leaks: LeakTracker,
@@ -47,6 +51,7 @@ impl Shared {
             semaphore: Arc::new(Semaphore::new(capacity as usize)),
             turns: [Semaphore::new(1), Semaphore::new(1)],
             sides: Default::default(),
+            shares: Shares::new(capacity),
             shrinkers: Shrinkers::default(),
             leaks: LeakTracker::new(leak_threshold),
             // `DB_SLOW_QUERY`'s default (`VARIABLES`); `Budget::from_config` sets the
@@ -54,6 +59,7 @@ impl Shared {
             slow_query_nanos: AtomicU64::new(200_000_000),
         });
         spawn_leak_scanner(Arc::downgrade(&shared), leak_threshold);
+        spawn_allocator(Arc::downgrade(&shared), capacity);
         shared
     }
 
@@ -70,8 +76,8 @@ impl Shared {
         Snapshot {
             capacity: self.capacity,
             in_use: self.capacity - self.available(),
-            async_side: SideSnapshot::read(self.stats(Side::Async)),
-            sync_side: SideSnapshot::read(self.stats(Side::Sync)),
+            async_side: SideSnapshot::read(self.stats(Side::Async), self.shares.of(Side::Async)),
+            sync_side: SideSnapshot::read(self.stats(Side::Sync), self.shares.of(Side::Sync)),
         }
     }
 }

@@ -47,6 +47,9 @@ impl Snapshot {
 pub struct SideSnapshot {
     /// Budget units this side holds: its physical connections, open or being opened.
     pub held: u32,
+    /// The units this side may keep against the other side's waiters (`HandOver`);
+    /// the two shares add up to the capacity.
+    pub share: u32,
     /// Connections checked out by callers.
     pub active: u32,
     /// Open connections waiting in the pool.
@@ -70,10 +73,11 @@ pub struct SideSnapshot {
 }
 
 impl SideSnapshot {
-    pub(crate) fn read(s: &SideStats) -> SideSnapshot {
+    pub(crate) fn read(s: &SideStats, share: u32) -> SideSnapshot {
         use std::sync::atomic::Ordering::Relaxed;
         SideSnapshot {
             held: s.held.load(Relaxed),
+            share,
             active: s.active.load(Relaxed),
             idle: s.idle.load(Relaxed),
             waiting: s.waiting.load(Relaxed),
@@ -165,6 +169,7 @@ mod tests {
     fn side(active: u32, idle: u32, waiting: u32) -> SideSnapshot {
         SideSnapshot {
             held: active + idle,
+            share: 1,
             active,
             idle,
             waiting,

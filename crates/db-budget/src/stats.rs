@@ -82,6 +82,11 @@ impl Histogram {
         self.sum_us.fetch_add(us, Relaxed);
     }
 
+    /// How many durations were recorded.
+    pub(crate) fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Relaxed)).sum()
+    }
+
     pub(crate) fn read(&self) -> crate::snapshot::HistogramSnapshot {
         crate::snapshot::HistogramSnapshot {
             counts: self.buckets.iter().map(|b| b.load(Relaxed)).collect(),

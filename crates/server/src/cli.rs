@@ -111,6 +111,9 @@ pub struct Flags {
     /// `DB_SLOW_QUERY`.
     #[arg(long, global = true, value_name = "DURATION", help = help("DB_SLOW_QUERY"))]
     pub db_slow_query: Option<String>,
+    /// `DB_HANDOVER`.
+    #[arg(long, global = true, value_name = "POLICY", help = help("DB_HANDOVER"))]
+    pub db_handover: Option<String>,
 }
 
 impl fmt::Debug for Flags {
@@ -134,6 +137,7 @@ impl fmt::Debug for Flags {
             db_max_lifetime,
             db_leak_threshold,
             db_slow_query,
+            db_handover,
         } = self;
         f.debug_struct("Flags")
             .field("listen", listen)
@@ -156,6 +160,7 @@ impl fmt::Debug for Flags {
             .field("db_max_lifetime", db_max_lifetime)
             .field("db_leak_threshold", db_leak_threshold)
             .field("db_slow_query", db_slow_query)
+            .field("db_handover", db_handover)
             .finish()
     }
 }
@@ -198,6 +203,7 @@ impl Flags {
             "DB_MAX_LIFETIME" => &self.db_max_lifetime,
             "DB_LEAK_THRESHOLD" => &self.db_leak_threshold,
             "DB_SLOW_QUERY" => &self.db_slow_query,
+            "DB_HANDOVER" => &self.db_handover,
             _ => &None,
         };
         flag.clone()

@@ -61,6 +61,14 @@ pub fn render(snap: &Snapshot) -> String {
     per_side(
         o,
         snap,
+        "db_budget_share",
+        "gauge",
+        "Budget units one side may keep against the other side's waiters (DB_HANDOVER).",
+        |s| s.share.into(),
+    );
+    per_side(
+        o,
+        snap,
         "db_connections_active",
         "gauge",
         "Connections checked out by callers.",
@@ -247,6 +255,7 @@ mod tests {
     fn side(held: u32, acquire: HistogramSnapshot) -> SideSnapshot {
         SideSnapshot {
             held,
+            share: held + 1,
             active: held.saturating_sub(1),
             idle: 1.min(held),
             waiting: 2,
@@ -289,6 +298,8 @@ mod tests {
             "# TYPE db_budget_units_held gauge",
             "db_budget_units_held{side=\"async\"} 5",
             "db_budget_units_held{side=\"sync\"} 2",
+            "# TYPE db_budget_share gauge",
+            "db_budget_share{side=\"async\"} 6",
             "db_connections_active{side=\"async\"} 4",
             "db_connections_idle{side=\"sync\"} 1",
             "db_waiters{side=\"async\"} 2",
@@ -309,8 +320,8 @@ mod tests {
         // HELP then TYPE, once per metric family, and nothing but samples in between.
         let types = l.iter().filter(|x| x.starts_with("# TYPE ")).count();
         let helps = l.iter().filter(|x| x.starts_with("# HELP ")).count();
-        assert_eq!(types, 13);
-        assert_eq!(helps, 13);
+        assert_eq!(types, 14);
+        assert_eq!(helps, 14);
         assert!(text.ends_with('\n'));
     }
 

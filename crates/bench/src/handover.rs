@@ -1,0 +1,349 @@
+//! `cargo xtask bench handover`: the budget's allocation policy under steady mixed
+//! saturation, the earlier `eager` policy and the `damped` shares side by side in one run.
+//!
+//! One private MariaDB with `max_connections` = budget + 1 (the one is this program's
+//! sampler, a root connection kept open), no reserve at all. Blocking threads and async
+//! tasks share one budget of [`BUDGET`]; each caller takes a connection, runs the point
+//! select, gives the connection back and "thinks" for up to 2 ms (the rest of a request),
+//! so both sides stay saturated. Counted: physical connects (the budget's own count, and
+//! the server's `Connections`), the server's `Max_used_connections` and
+//! `Connection_errors_max_connections` (its ERROR 1040s), `Aborted_connects`, errors the
+//! callers saw, acquire waits per side, and the time a side that starts waiting needs to
+//! receive its first unit. Writes section 7 of BENCHMARKS.md.
+//!
+//! sync-usage: infrastructure (benchmarks db-sync itself; goes when db-sync goes, not ported module by module).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use db_async::{AsyncPool, args};
+use db_budget::{Budget, DatabaseUrl, HandOver, Side};
+use db_sync::SyncPool;
+use mariadb_harness::{Server, ServerOptions};
+use r2d2_mysql::mysql::{self, prelude::Queryable};
+use seeded_rng::Rng;
+
+use crate::{ROWS, SQL, sysbench};
+
+/// The budget of this benchmark (the figure: budget 8, hundreds of callers).
+pub const BUDGET: u32 = 8;
+const THREADS: usize = 100;
+const TASKS: usize = 100;
+const THINK_MAX_US: u64 = 2_000;
+const WARMUP: Duration = Duration::from_secs(2);
+/// Repetitions of each first-unit measurement.
+const FIRST_UNIT_REPS: usize = 5;
+
+/// What one policy did over one measured run.
+pub struct LoadRun {
+    pub policy: HandOver,
+    pub secs: f64,
+    pub requests: [u64; 2],
+    pub budget_connects: u64,
+    pub server_connects: u64,
+    pub max_used: u64,
+    pub peak_threads_connected: u64,
+    pub refused_1040: u64,
+    pub aborted_connects: u64,
+    pub caller_errors: u64,
+    /// p99 acquire wait in µs, `[async, sync]`.
+    pub p99_acquire_us: [u64; 2],
+}
+
+/// Milliseconds until a side that starts waiting holds its first unit.
+pub struct FirstUnit {
+    pub policy: HandOver,
+    pub other_idle_ms: Vec<f64>,
+    pub other_saturated_ms: Vec<f64>,
+}
+
+pub struct HandoverReport {
+    pub runs: Vec<LoadRun>,
+    pub first_unit: Vec<FirstUnit>,
+    pub mariadb_version: String,
+}
+
+/// Runs everything: the load for `secs` per policy, then the first-unit times.
+pub fn run(secs: u64) -> Result<HandoverReport, String> {
+    let server = Server::start(ServerOptions {
+        max_connections: BUDGET + 1,
+        ..Default::default()
+    })
+    .map_err(|e| format!("cannot start a private MariaDB: {e}"))?;
+    let db = server
+        .create_database("handover")
+        .map_err(|e| e.to_string())?;
+    sysbench::ensure_installed()?;
+    sysbench::prepare(&server, &db)?;
+    let url = DatabaseUrl::parse(&server.app_url(&db)).map_err(|e| e.to_string())?;
+    let mut sampler =
+        mysql::Conn::new(mysql::Opts::from_url(&server.root_url(&db)).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("the sampler cannot connect: {e}"))?;
+    let mariadb_version: String = sampler
+        .query_first("SELECT VERSION()")
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut report = HandoverReport {
+        runs: Vec::new(),
+        first_unit: Vec::new(),
+        mariadb_version,
+    };
+    for policy in [HandOver::Eager, HandOver::Damped] {
+        eprintln!(
+            "handover: {} under mixed load for {secs} s",
+            policy.as_str()
+        );
+        report.runs.push(load(
+            &rt,
+            &url,
+            &mut sampler,
+            policy,
+            Duration::from_secs(secs),
+        )?);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for policy in [HandOver::Eager, HandOver::Damped] {
+        eprintln!("handover: {} first-unit times", policy.as_str());
+        report.first_unit.push(first_unit(&rt, &url, policy));
+    }
+    Ok(report)
+}
+
+fn pools(
+    rt: &tokio::runtime::Runtime,
+    url: &DatabaseUrl,
+    policy: HandOver,
+) -> (Budget, AsyncPool, SyncPool) {
+    let _enter = rt.enter();
+    let budget = Budget::new(BUDGET, Duration::from_secs(30));
+    budget.set_hand_over(policy);
+    let apool = AsyncPool::builder(url.clone(), budget.clone()).build();
+    let spool = SyncPool::builder(url.clone(), budget.clone()).build();
+    (budget, apool, spool)
+}
+
+fn status(sampler: &mut mysql::Conn, name: &str) -> Result<u64, String> {
+    let row: Option<(String, String)> = sampler
+        .query_first(format!("SHOW GLOBAL STATUS LIKE '{name}'"))
+        .map_err(|e| e.to_string())?;
+    row.and_then(|(_, v)| v.parse().ok())
+        .ok_or_else(|| format!("no status {name}"))
+}
+
+fn opened(budget: &Budget) -> u64 {
+    let s = budget.snapshot();
+    s.async_side.opened_total + s.sync_side.opened_total
+}
+
+/// The callers' shared flags and counters.
+#[derive(Default)]
+struct Load {
+    stop: AtomicBool,
+    measuring: AtomicBool,
+    requests: [AtomicU64; 2],
+    errors: AtomicU64,
+}
+
+impl Load {
+    fn done(&self, side: Side, ok: bool, waited: Duration, waits: &mut Vec<u32>) {
+        if !self.measuring.load(Relaxed) {
+            return;
+        }
+        if ok {
+            self.requests[slot(side)].fetch_add(1, Relaxed);
+            waits.push(waited.as_micros().min(u128::from(u32::MAX)) as u32);
+        } else if self.errors.fetch_add(1, Relaxed) == 0 {
+            eprintln!("  first caller error on the {side} side");
+        }
+    }
+}
+
+/// The position of `side` in the `[async, sync]` arrays of this file.
+fn slot(side: Side) -> usize {
+    match side {
+        Side::Async => 0,
+        Side::Sync => 1,
+    }
+}
+
+fn p99(mut v: Vec<u32>) -> u64 {
+    v.sort_unstable();
+    v.get((v.len().max(1) - 1) * 99 / 100)
+        .map_or(0, |x| u64::from(*x))
+}
+
+fn load(
+    rt: &tokio::runtime::Runtime,
+    url: &DatabaseUrl,
+    sampler: &mut mysql::Conn,
+    policy: HandOver,
+    length: Duration,
+) -> Result<LoadRun, String> {
+    let (budget, apool, spool) = pools(rt, url, policy);
+    let load = Arc::new(Load::default());
+    let threads: Vec<_> = (0..THREADS)
+        .map(|w| {
+            let (spool, load) = (spool.clone(), load.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(0xB10C ^ w as u64);
+                let mut waits = Vec::with_capacity(1 << 14);
+                while !load.stop.load(Relaxed) {
+                    let started = Instant::now();
+                    let ok = match spool.get() {
+                        Ok(mut c) => {
+                            let waited = started.elapsed();
+                            let id = rng.below(ROWS) as i64 + 1;
+                            let ok = c.fetch_one::<String>(SQL, (id,)).is_ok();
+                            load.done(Side::Sync, ok, waited, &mut waits);
+                            true
+                        }
+                        Err(_) => false,
+                    };
+                    if !ok {
+                        load.done(Side::Sync, false, Duration::ZERO, &mut waits);
+                    }
+                    std::thread::sleep(Duration::from_micros(rng.below(THINK_MAX_US)));
+                }
+                waits
+            })
+        })
+        .collect();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|w| {
+            let (apool, load) = (apool.clone(), load.clone());
+            rt.spawn(async move {
+                let mut rng = Rng::new(0xA5C ^ w as u64);
+                let mut waits = Vec::with_capacity(1 << 14);
+                while !load.stop.load(Relaxed) {
+                    let started = Instant::now();
+                    match apool.acquire().await {
+                        Ok(mut c) => {
+                            let waited = started.elapsed();
+                            let id = rng.below(ROWS) as i64 + 1;
+                            let ok = c.fetch_one::<(String,)>(SQL, args![id]).await.is_ok();
+                            load.done(Side::Async, ok, waited, &mut waits);
+                        }
+                        Err(_) => load.done(Side::Async, false, Duration::ZERO, &mut waits),
+                    }
+                    tokio::time::sleep(Duration::from_micros(rng.below(THINK_MAX_US))).await;
+                }
+                waits
+            })
+        })
+        .collect();
+    std::thread::sleep(WARMUP);
+    sampler
+        .query_drop("FLUSH STATUS")
+        .map_err(|e| e.to_string())?;
+    let before = [
+        status(sampler, "Connections")?,
+        status(sampler, "Connection_errors_max_connections")?,
+        status(sampler, "Aborted_connects")?,
+    ];
+    let opened_before = opened(&budget);
+    load.measuring.store(true, Relaxed);
+    let started = Instant::now();
+    let mut peak = 0;
+    while started.elapsed() < length {
+        peak = peak.max(status(sampler, "Threads_connected")?);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    load.measuring.store(false, Relaxed);
+    let secs = started.elapsed().as_secs_f64();
+    let opened_after = opened(&budget);
+    let after = [
+        status(sampler, "Connections")?,
+        status(sampler, "Connection_errors_max_connections")?,
+        status(sampler, "Aborted_connects")?,
+    ];
+    let max_used = status(sampler, "Max_used_connections")?;
+    load.stop.store(true, Relaxed);
+    let mut sync_waits = Vec::new();
+    for t in threads {
+        sync_waits.extend(t.join().map_err(|_| "a blocking caller panicked")?);
+    }
+    let mut async_waits = Vec::new();
+    rt.block_on(async {
+        for t in tasks {
+            async_waits.extend(t.await.unwrap_or_default());
+        }
+    });
+    rt.block_on(apool.close());
+    spool.close();
+    Ok(LoadRun {
+        policy,
+        secs,
+        requests: [
+            load.requests[0].load(Relaxed),
+            load.requests[1].load(Relaxed),
+        ],
+        budget_connects: opened_after - opened_before,
+        // The sampler's own connection was opened before the run.
+        server_connects: after[0].saturating_sub(before[0]),
+        max_used,
+        peak_threads_connected: peak,
+        refused_1040: after[1].saturating_sub(before[1]),
+        aborted_connects: after[2].saturating_sub(before[2]),
+        caller_errors: load.errors.load(Relaxed),
+        p99_acquire_us: [p99(async_waits), p99(sync_waits)],
+    })
+}
+
+/// Time for the async side, quiet until now, to get its first unit: once while the
+/// blocking side holds the whole budget idle, once while it keeps the budget saturated.
+fn first_unit(rt: &tokio::runtime::Runtime, url: &DatabaseUrl, policy: HandOver) -> FirstUnit {
+    let (budget, apool, spool) = pools(rt, url, policy);
+    let mut out = FirstUnit {
+        policy,
+        other_idle_ms: Vec::new(),
+        other_saturated_ms: Vec::new(),
+    };
+    let timed_acquire = |apool: &AsyncPool| {
+        let started = Instant::now();
+        let conn = rt.block_on(apool.acquire());
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        drop(conn);
+        // The async side goes quiet again before the next repetition.
+        std::thread::sleep(Duration::from_millis(300));
+        ms
+    };
+    for _ in 0..FIRST_UNIT_REPS {
+        // The blocking side opens the whole budget, then leaves it idle.
+        let held: Vec<_> = (0..BUDGET).filter_map(|_| spool.get().ok()).collect();
+        drop(held);
+        std::thread::sleep(Duration::from_millis(300));
+        out.other_idle_ms.push(timed_acquire(&apool));
+    }
+    for _ in 0..FIRST_UNIT_REPS {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|w| {
+                let (spool, stop) = (spool.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut rng = Rng::new(0x5A7 ^ w as u64);
+                    while !stop.load(Relaxed) {
+                        if let Ok(mut c) = spool.get() {
+                            let _ = c.fetch_one::<String>(SQL, (rng.below(ROWS) as i64 + 1,));
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(1));
+        out.other_saturated_ms.push(timed_acquire(&apool));
+        stop.store(true, Relaxed);
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+    rt.block_on(apool.close());
+    spool.close();
+    drop(budget);
+    out
+}

@@ -1,0 +1,133 @@
+//! Section 7 of BENCHMARKS.md, from a [`HandoverReport`]; kept by the full benchmark,
+//! rewritten by `cargo xtask bench handover`.
+
+use std::fmt::Write as _;
+
+use crate::handover::{BUDGET, FirstUnit, HandoverReport, LoadRun};
+
+/// The heading that starts the section (everything from it to the end of the file is
+/// the section).
+pub const HEADING: &str = "## 7. Hand-over between the sides";
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(0.0, f64::max)
+}
+
+fn per_thousand(r: &LoadRun) -> f64 {
+    let requests = (r.requests[0] + r.requests[1]).max(1);
+    r.budget_connects as f64 * 1000.0 / requests as f64
+}
+
+fn rps(r: &LoadRun) -> f64 {
+    (r.requests[0] + r.requests[1]) as f64 / r.secs
+}
+
+pub fn render(rep: &HandoverReport, secs: u64) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{HEADING}\n");
+    let _ = writeln!(
+        o,
+        "Command: `cargo xtask bench handover` (`--secs N`, default 60; this run: {secs} s per policy). \
+         A private MariaDB ({}) with `max_connections` = {} (the budget of {BUDGET} + this program's sampler), \
+         no reserve. 100 blocking threads and 100 async tasks on one budget; each takes a connection, runs the \
+         point select, gives it back and thinks for 0–2 ms. `eager` is the earlier policy (a unit changes side on \
+         every return while the other side waits), `damped` the shares (`DB_HANDOVER`, the default). \
+         The server's counters are read by the sampler after `FLUSH STATUS`; `Threads_connected` every 10 ms.\n",
+        rep.mariadb_version,
+        BUDGET + 1
+    );
+    o.push_str(
+        "| policy | requests/s | physical connects | per 1,000 requests | server `Connections` | `Max_used_connections` | peak `Threads_connected` | ERROR 1040 (server) | `Aborted_connects` | caller errors | p99 acquire wait async / sync (µs) |\n",
+    );
+    o.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in &rep.runs {
+        let _ = writeln!(
+            o,
+            "| {} | {:.0} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            r.policy.as_str(),
+            rps(r),
+            r.budget_connects,
+            per_thousand(r),
+            r.server_connects,
+            r.max_used,
+            r.peak_threads_connected,
+            r.refused_1040,
+            r.aborted_connects,
+            r.caller_errors,
+            r.p99_acquire_us[0],
+            r.p99_acquire_us[1],
+        );
+    }
+    o.push_str(
+        "\nTime for the async side, quiet until then, to hold its first unit (median / max of 5, ms):\n\n",
+    );
+    o.push_str("| policy | blocking side idle, holding the whole budget | blocking side saturated (100 threads) |\n|---|---:|---:|\n");
+    for f in &rep.first_unit {
+        let FirstUnit {
+            policy,
+            other_idle_ms,
+            other_saturated_ms,
+        } = f;
+        let _ = writeln!(
+            o,
+            "| {} | {:.1} / {:.1} | {:.1} / {:.1} |",
+            policy.as_str(),
+            median(other_idle_ms),
+            max(other_idle_ms),
+            median(other_saturated_ms),
+            max(other_saturated_ms),
+        );
+    }
+    if let (Some(eager), Some(damped)) = (
+        rep.runs.iter().find(|r| r.policy.as_str() == "eager"),
+        rep.runs.iter().find(|r| r.policy.as_str() == "damped"),
+    ) {
+        let met = |ok: bool| if ok { "**met**" } else { "**missed**" };
+        let first = rep
+            .first_unit
+            .iter()
+            .find(|f| f.policy.as_str() == "damped");
+        let _ = writeln!(
+            o,
+            "\nGoals for `damped`: at most 2 connects per 1,000 requests: {} ({:.2}; eager {:.2}). \
+             `Max_used_connections` at most budget + 1 = {}: {} ({}). No ERROR 1040 at `max_connections` = budget + 1: {} ({}). \
+             Throughput at least eager's (within this machine's 3 % noise): {} ({:.2}×). First unit within 50 ms with the other side idle and 1 s with it saturated: {}.",
+            met(per_thousand(damped) <= 2.0),
+            per_thousand(damped),
+            per_thousand(eager),
+            BUDGET + 1,
+            met(damped.max_used <= u64::from(BUDGET) + 1),
+            damped.max_used,
+            met(damped.refused_1040 == 0 && damped.caller_errors == 0),
+            damped.refused_1040,
+            met(rps(damped) >= rps(eager) * 0.97),
+            rps(damped) / rps(eager).max(1.0),
+            match first {
+                Some(f) =>
+                    met(max(&f.other_idle_ms) <= 50.0 && max(&f.other_saturated_ms) <= 1000.0),
+                None => "not measured",
+            },
+        );
+    }
+    o
+}
+
+/// `old` (a BENCHMARKS.md) with its section 7 replaced by `section` (or appended).
+pub fn splice(old: &str, section: &str) -> String {
+    let head = match old.find(HEADING) {
+        Some(i) => &old[..i],
+        None => old,
+    };
+    format!("{}\n{section}", head.trim_end())
+}
+
+/// Section 7 of `old`, if it has one (the full benchmark keeps it).
+pub fn existing(old: &str) -> Option<&str> {
+    old.find(HEADING).map(|i| &old[i..])
+}

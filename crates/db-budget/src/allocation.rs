@@ -1,0 +1,447 @@
+//! How the budget splits itself between the sides when both want more than it has.
+//!
+//! # Why shares
+//!
+//! A unit changes side only by closing a physical connection on one side and opening a
+//! new one on the other (the two drivers cannot share a socket). Handing units over per
+//! request, whenever the other side has a waiter, is therefore the legacy
+//! connect-per-call pattern in disguise: under steady mixed load it made hundreds of
+//! connects per thousand requests, and the server, which counts a closed connection for
+//! a few milliseconds after it is gone, saw more connections than the budget and refused
+//! with ERROR 1040 once the reserve was small.
+//!
+//! So each side has a **share**, the units it may keep against the other side's waiters,
+//! and a unit changes side only to bring the holdings back to the shares:
+//!
+//! - **A quiet side gives everything at once.** A side is quiet when nobody on it has
+//!   checked out, waited for or taken a connection for [`QUIET`]. Its share is 0, so
+//!   every idle connection it holds goes to the other side's waiters within
+//!   milliseconds (invariant I2).
+//! - **A side that wakes gets one unit at once.** Its share becomes 1 at the next tick
+//!   ([`TICK`]), so its first caller waits at most for the other side's next return.
+//! - **When both sides are busy, the shares follow demand, slowly.** Demand is the
+//!   callers running plus waiting on a side, smoothed over [`WINDOW`]; the shares are
+//!   proportional to it, each busy side keeping at least one unit. A share moves by one
+//!   unit at a time, at most once per [`STEP`], and only once the proportional target is
+//!   more than [`HYSTERESIS`] away from it. Under steady load the shares stop moving and
+//!   no unit changes side at all; when demand does shift, at most one connection per
+//!   `STEP` is closed and reopened elsewhere.
+//!
+//! The shares only decide who gives up what; a free unit still goes to whoever asks, so
+//! a side alone can use the whole budget. `HandOver::Eager` keeps the earlier policy
+//! (fixed fair halves, an idle connection handed over whenever its side has nobody
+//! waiting at that instant) for comparison.
+
+use std::sync::Weak;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU8, AtomicU32};
+use std::time::{Duration, Instant};
+
+use crate::shared::Shared;
+use crate::side::Side;
+
+/// How often the shares are recomputed.
+pub(crate) const TICK: Duration = Duration::from_millis(10);
+/// A side with no caller running or waiting, and no checkout, for this long is quiet.
+pub(crate) const QUIET: Duration = Duration::from_millis(20);
+/// The time constant of the smoothed demand.
+pub(crate) const WINDOW: Duration = Duration::from_secs(1);
+/// A share moves by one unit at most this often while both sides are busy.
+pub(crate) const STEP: Duration = Duration::from_millis(250);
+/// How far (in units) beyond the half-unit the proportional target must be from a share
+/// before the share moves: without it, a target of 3.5 would flip a unit back and forth.
+pub(crate) const HYSTERESIS: f64 = 0.25;
+
+/// Which policy decides when a connection changes side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum HandOver {
+    /// Shares that follow demand with hysteresis (this module's docs). The default.
+    #[default]
+    Damped,
+    /// The earlier policy: each side's fair half is `⌈capacity / 2⌉`, and an idle
+    /// connection goes to the other side whenever nobody on its own side waits at that
+    /// instant. Kept to measure against; it reconnects often under mixed load.
+    Eager,
+}
+
+impl HandOver {
+    /// The value of `DB_HANDOVER`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandOver::Damped => "damped",
+            HandOver::Eager => "eager",
+        }
+    }
+
+    /// Parses `damped` or `eager`.
+    pub fn parse(s: &str) -> Option<HandOver> {
+        match s {
+            "damped" => Some(HandOver::Damped),
+            "eager" => Some(HandOver::Eager),
+            _ => None,
+        }
+    }
+}
+
+/// The shares as the hot path reads them (atomics only), and the policy.
+#[derive(Debug)]
+pub(crate) struct Shares {
+    share: [AtomicU32; 2],
+    policy: AtomicU8,
+    /// Tests set the shares by hand; the controller then leaves them alone.
+    #[cfg(test)]
+    pinned: std::sync::atomic::AtomicBool,
+}
+
+impl Shares {
+    pub(crate) fn new(capacity: u32) -> Shares {
+        let half = capacity.div_ceil(2);
+        Shares {
+            share: [AtomicU32::new(half), AtomicU32::new(capacity - half)],
+            policy: AtomicU8::new(0),
+            #[cfg(test)]
+            pinned: Default::default(),
+        }
+    }
+
+    /// Sets the shares by hand and keeps the controller from changing them.
+    #[cfg(test)]
+    pub(crate) fn pin(&self, shares: [u32; 2]) {
+        self.pinned.store(true, Relaxed);
+        self.store(shares);
+    }
+
+    pub(crate) fn of(&self, side: Side) -> u32 {
+        self.share[side.index()].load(Relaxed)
+    }
+
+    /// The controller's update.
+    fn set(&self, shares: [u32; 2]) {
+        #[cfg(test)]
+        if self.pinned.load(Relaxed) {
+            return;
+        }
+        self.store(shares);
+    }
+
+    fn store(&self, shares: [u32; 2]) {
+        for side in Side::ALL {
+            self.share[side.index()].store(shares[side.index()], Relaxed);
+        }
+    }
+
+    pub(crate) fn policy(&self) -> HandOver {
+        match self.policy.load(Relaxed) {
+            1 => HandOver::Eager,
+            _ => HandOver::Damped,
+        }
+    }
+
+    pub(crate) fn set_policy(&self, policy: HandOver) {
+        let v = match policy {
+            HandOver::Damped => 0,
+            HandOver::Eager => 1,
+        };
+        self.policy.store(v, Relaxed);
+    }
+}
+
+/// What the controller reads of one side at a tick.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Demand {
+    /// Callers holding a connection.
+    pub(crate) running: u32,
+    /// Callers waiting for one.
+    pub(crate) waiting: u32,
+    /// Checkouts so far (a change means the side was busy since the last tick, even if
+    /// every checkout began and ended between two ticks).
+    pub(crate) checkouts: u64,
+}
+
+/// The controller: turns demand samples into shares. Pure, so that its rules are tested
+/// without threads or clocks.
+#[derive(Debug)]
+pub(crate) struct Controller {
+    capacity: u32,
+    shares: [u32; 2],
+    smoothed: [f64; 2],
+    last_checkouts: [u64; 2],
+    /// When each side last showed demand (`None`: never, i.e. quiet since the start).
+    last_busy: [Option<Instant>; 2],
+    last_step: Option<Instant>,
+    last_tick: Option<Instant>,
+}
+
+impl Controller {
+    pub(crate) fn new(capacity: u32) -> Controller {
+        let half = capacity.div_ceil(2);
+        Controller {
+            capacity,
+            shares: [half, capacity - half],
+            smoothed: [0.0; 2],
+            last_checkouts: [0; 2],
+            last_busy: [None; 2],
+            last_step: None,
+            last_tick: None,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shares(&self) -> [u32; 2] {
+        self.shares
+    }
+
+    /// Takes one sample per side at `now` and returns the shares that follow.
+    pub(crate) fn tick(&mut self, now: Instant, demand: [Demand; 2]) -> [u32; 2] {
+        let dt = self
+            .last_tick
+            .map_or(TICK, |t| now.saturating_duration_since(t));
+        self.last_tick = Some(now);
+        let alpha = (dt.as_secs_f64() / WINDOW.as_secs_f64()).min(1.0);
+        let mut quiet = [false; 2];
+        for side in Side::ALL {
+            let i = side.index();
+            let d = demand[i];
+            let now_demand = f64::from(d.running + d.waiting);
+            self.smoothed[i] += (now_demand - self.smoothed[i]) * alpha;
+            if d.running + d.waiting > 0 || d.checkouts != self.last_checkouts[i] {
+                self.last_busy[i] = Some(now);
+            }
+            self.last_checkouts[i] = d.checkouts;
+            quiet[i] = self.last_busy[i].is_none_or(|t| now.saturating_duration_since(t) >= QUIET);
+        }
+        let (a, s) = (Side::Async.index(), Side::Sync.index());
+        match (quiet[a], quiet[s]) {
+            // Nobody needs anything: the shares stay where they are.
+            (true, true) => {}
+            // One side is quiet: the other may take it all, at once.
+            (true, false) => self.shares = self.split(0),
+            (false, true) => self.shares = self.split(self.capacity),
+            (false, false) => self.follow_demand(now),
+        }
+        self.shares
+    }
+
+    /// `[async, sync]` with `async_share` units for the async side.
+    fn split(&self, async_share: u32) -> [u32; 2] {
+        let mut shares = [0; 2];
+        shares[Side::Async.index()] = async_share;
+        shares[Side::Sync.index()] = self.capacity - async_share;
+        shares
+    }
+
+    /// Both sides busy: move the async share one unit toward its proportional target,
+    /// at most once per `STEP` (a side that just woke from 0 gets 1 at once).
+    fn follow_demand(&mut self, now: Instant) {
+        let (a, s) = (Side::Async.index(), Side::Sync.index());
+        if self.capacity < 2 {
+            // One unit cannot be shared: the sides take turns (the eager rules apply).
+            return;
+        }
+        let (lo, hi) = (1, self.capacity - 1);
+        let current = self.shares[a];
+        if current < lo || current > hi {
+            // A side that was quiet has woken: it gets one unit now.
+            self.shares = self.split(current.clamp(lo, hi));
+            return;
+        }
+        let total = self.smoothed[a] + self.smoothed[s];
+        if total <= 0.0 {
+            return;
+        }
+        let target = f64::from(self.capacity) * self.smoothed[a] / total;
+        let target = target.clamp(f64::from(lo), f64::from(hi));
+        let gap = target - f64::from(current);
+        if gap.abs() <= 0.5 + HYSTERESIS {
+            return;
+        }
+        if self
+            .last_step
+            .is_some_and(|t| now.saturating_duration_since(t) < STEP)
+        {
+            return;
+        }
+        self.last_step = Some(now);
+        let next = if gap > 0.0 { current + 1 } else { current - 1 };
+        self.shares = self.split(next);
+    }
+}
+
+impl Shared {
+    /// One side's demand as the controller samples it.
+    fn demand(&self, side: Side) -> Demand {
+        let stats = self.stats(side);
+        Demand {
+            running: stats.active.load(Relaxed),
+            waiting: stats
+                .waiting
+                .load(Relaxed)
+                .max(stats.budget_waiting.load(Relaxed)),
+            checkouts: stats.acquire.count(),
+        }
+    }
+}
+
+/// Starts the thread that recomputes the shares every [`TICK`]; it ends on its own once
+/// the budget is dropped.
+pub(crate) fn spawn_allocator(shared: Weak<Shared>, capacity: u32) {
+    let spawned = std::thread::Builder::new()
+        .name("db-budget-shares".into())
+        .spawn(move || {
+            let mut controller = Controller::new(capacity);
+            loop {
+                std::thread::sleep(TICK);
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let demand = [shared.demand(Side::Async), shared.demand(Side::Sync)];
+                let shares = controller.tick(Instant::now(), demand);
+                shared.shares.set(shares);
+            }
+        });
+    if let Err(e) = spawned {
+        // Without the thread the shares stay at the halves they start with: units still
+        // move to a waiting side, only not past half of the budget.
+        tracing::error!(error = %e, "could not start the budget's share controller");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ASYNC: usize = 0;
+    const SYNC: usize = 1;
+
+    fn busy(running: u32, waiting: u32, checkouts: u64) -> Demand {
+        Demand {
+            running,
+            waiting,
+            checkouts,
+        }
+    }
+
+    /// Runs `ticks` ticks of `TICK` with the same demand; returns the shares and how many
+    /// times the async share changed.
+    fn run(c: &mut Controller, t: &mut Instant, ticks: u32, demand: [Demand; 2]) -> u32 {
+        let mut changes = 0;
+        let mut last = c.shares();
+        for _ in 0..ticks {
+            *t += TICK;
+            let shares = c.tick(*t, demand);
+            if shares != last {
+                changes += 1;
+            }
+            last = shares;
+        }
+        changes
+    }
+
+    #[test]
+    fn the_shares_always_add_up_to_the_capacity() {
+        let mut c = Controller::new(7);
+        let mut t = Instant::now();
+        let mut n = 0;
+        for round in 0..200u64 {
+            let demand = [
+                busy((round % 5) as u32, (round % 3) as u32 * 10, round),
+                busy(2, 1, n),
+            ];
+            n += round % 2;
+            t += TICK;
+            let shares = c.tick(t, demand);
+            assert_eq!(shares[ASYNC] + shares[SYNC], 7, "round {round}: {shares:?}");
+        }
+    }
+
+    #[test]
+    fn a_quiet_side_gives_its_whole_share_within_the_quiet_time() {
+        let mut c = Controller::new(8);
+        let mut t = Instant::now();
+        // Both busy, then the sync side stops.
+        run(&mut c, &mut t, 100, [busy(4, 10, 1), busy(4, 10, 1)]);
+        let ticks_to_quiet = QUIET.as_millis() / TICK.as_millis() + 1;
+        run(
+            &mut c,
+            &mut t,
+            ticks_to_quiet as u32,
+            [busy(4, 10, 2), busy(0, 0, 1)],
+        );
+        assert_eq!(c.shares(), [8, 0]);
+    }
+
+    #[test]
+    fn checkouts_between_two_ticks_keep_a_side_from_being_quiet() {
+        let mut c = Controller::new(8);
+        let mut t = Instant::now();
+        // The sync side never shows a caller at a tick, but takes connections between
+        // ticks: it is busy, not quiet.
+        for checkouts in 0..50 {
+            t += TICK;
+            c.tick(t, [busy(8, 30, checkouts), busy(0, 0, checkouts)]);
+        }
+        assert!(c.shares()[SYNC] >= 1, "{:?}", c.shares());
+    }
+
+    #[test]
+    fn a_side_that_wakes_gets_one_unit_at_the_next_tick() {
+        let mut c = Controller::new(8);
+        let mut t = Instant::now();
+        run(&mut c, &mut t, 10, [busy(8, 50, 1), busy(0, 0, 0)]);
+        assert_eq!(c.shares(), [8, 0]);
+        t += TICK;
+        c.tick(t, [busy(8, 50, 2), busy(0, 1, 0)]);
+        assert_eq!(c.shares(), [7, 1]);
+    }
+
+    #[test]
+    fn under_steady_demand_the_shares_settle_and_stop_moving() {
+        let mut c = Controller::new(8);
+        let mut t = Instant::now();
+        // 3 async callers to 1 sync: the target is 6 / 2.
+        run(&mut c, &mut t, 500, [busy(6, 24, 1), busy(2, 8, 1)]);
+        assert_eq!(c.shares(), [6, 2]);
+        let changes = run(&mut c, &mut t, 1000, [busy(6, 24, 1), busy(2, 8, 1)]);
+        assert_eq!(changes, 0, "ten seconds of the same load move nothing");
+    }
+
+    #[test]
+    fn a_target_between_two_units_does_not_flip_the_share_back_and_forth() {
+        let mut c = Controller::new(8);
+        let mut t = Instant::now();
+        // Demand alternates around a target of 3.5 async units.
+        let mut changes = 0;
+        for i in 0..2000 {
+            let (a, s) = if i % 2 == 0 { (3, 4) } else { (4, 5) };
+            let demand = [busy(a, a * 10, 1), busy(s, s * 10, 1)];
+            let before = c.shares();
+            t += TICK;
+            if c.tick(t, demand) != before {
+                changes += 1;
+            }
+        }
+        assert!(changes <= 1, "{changes} changes around a target of ~3.5");
+    }
+
+    #[test]
+    fn a_share_moves_at_most_once_per_step_however_demand_jumps() {
+        let mut c = Controller::new(20);
+        let mut t = Instant::now();
+        run(&mut c, &mut t, 300, [busy(10, 10, 1), busy(10, 10, 1)]);
+        let before = c.shares()[ASYNC];
+        // All demand moves to the async side (the sync side stays busy with one caller).
+        let ticks = (STEP.as_millis() * 4 / TICK.as_millis()) as u32;
+        run(&mut c, &mut t, ticks, [busy(19, 500, 1), busy(1, 0, 1)]);
+        let moved = c.shares()[ASYNC] - before;
+        assert!((1..=4).contains(&moved), "moved {moved} units in 4 steps");
+    }
+
+    #[test]
+    fn a_busy_side_keeps_at_least_one_unit_however_small_its_demand() {
+        let mut c = Controller::new(4);
+        let mut t = Instant::now();
+        run(&mut c, &mut t, 3000, [busy(3, 1000, 1), busy(1, 0, 1)]);
+        assert_eq!(c.shares(), [3, 1]);
+    }
+}
