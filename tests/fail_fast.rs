@@ -1,6 +1,7 @@
 //! I4, fail fast and say why: a caller that cannot get a connection within the pool
 //! timeout gets a typed error carrying the budget's state, promptly, on either side;
-//! blocking on a current-thread runtime's thread is refused.
+//! blocking on a current-thread runtime's thread is refused; beyond `DB_MAX_WAITERS`
+//! waiters, a caller is refused at once (load shedding).
 
 use std::time::{Duration, Instant};
 
@@ -183,4 +184,71 @@ fn a_returned_connection_goes_to_the_waiting_caller_not_back_to_the_one_that_ret
             "A overtook the waiting caller {a_again} times"
         );
     });
+}
+
+#[test]
+fn beyond_the_waiter_limit_callers_of_either_side_are_shed_instead_of_queued() {
+    // Arrange: budget 2, both units held; the limit is one waiter per side, and the pool
+    // timeout long enough that a caller who queued instead of being shed would fail
+    // this test with a timeout, not pass it.
+    init_tracing();
+    let server = Server::shared();
+    let db = TestDb::create(server, "shed");
+    let rt = runtime();
+    let budget = budget(2);
+    budget.set_max_waiters(Some(1));
+    let apool = {
+        let _e = rt.enter();
+        AsyncPool::builder(db.url.clone(), budget.clone())
+            .pool_timeout(Duration::from_secs(20))
+            .build()
+    };
+    let spool = SyncPool::builder(db.url.clone(), budget.clone())
+        .pool_timeout(Duration::from_secs(20))
+        .build();
+    let held_sync = spool.get().unwrap();
+    let held_async = rt.block_on(apool.acquire()).unwrap();
+    let queued_async = {
+        let apool = apool.clone();
+        rt.spawn(async move { apool.acquire().await.map(drop) })
+    };
+    let queued_sync = {
+        let spool = spool.clone();
+        std::thread::spawn(move || spool.get().map(drop))
+    };
+    let both_wait = integration_tests::eventually(Duration::from_secs(5), || {
+        let s = budget.snapshot();
+        s.async_side.waiting == 1 && s.sync_side.waiting == 1
+    });
+    assert!(both_wait, "{}", budget.snapshot());
+
+    // Act: a second caller on each side.
+    let async_err = rt.block_on(apool.acquire()).unwrap_err();
+    let sync_err = spool.get().unwrap_err();
+
+    // Assert: refused, typed and counted; the queued callers are served once the units
+    // come back.
+    for (err, side) in [(&async_err, Side::Async), (&sync_err, Side::Sync)] {
+        assert!(
+            matches!(err, DbError::Shed { side: s, limit: 1 } if *s == side),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("DB_MAX_WAITERS"), "{err}");
+    }
+    let snap = budget.snapshot();
+    assert_eq!(snap.async_side.acquire_shed_total, 1);
+    assert_eq!(snap.sync_side.acquire_shed_total, 1);
+    assert_eq!(
+        snap.async_side.acquire_timeouts_total + snap.sync_side.acquire_timeouts_total,
+        0
+    );
+    drop(held_async);
+    drop(held_sync);
+    rt.block_on(queued_async)
+        .unwrap()
+        .expect("the queued async caller");
+    queued_sync
+        .join()
+        .unwrap()
+        .expect("the queued blocking caller");
 }

@@ -5,7 +5,7 @@
 //! sampler, a root connection kept open), no reserve at all. Blocking threads and async
 //! tasks share one budget of [`BUDGET`]; each caller takes a connection, runs the point
 //! select, gives the connection back and "thinks" for up to 2 ms (the rest of a request),
-//! so both sides stay saturated. Counted: physical connects (the budget's own count, and
+//! in three mixes, from always saturated to near saturation. Counted: physical connects (the budget's own count, and
 //! the server's `Connections`), the server's `Max_used_connections` and
 //! `Connection_errors_max_connections` (its ERROR 1040s), `Aborted_connects`, errors the
 //! callers saw, acquire waits per side, and the time a side that starts waiting needs to
@@ -28,9 +28,34 @@ use crate::{ROWS, SQL, sysbench};
 
 /// The budget of this benchmark (the figure: budget 8, hundreds of callers).
 pub const BUDGET: u32 = 8;
+/// Blocking threads that keep the budget saturated in the first-unit measurement.
 const THREADS: usize = 100;
-const TASKS: usize = 100;
-const THINK_MAX_US: u64 = 2_000;
+
+/// One mix of callers: `callers` blocking threads and as many async tasks, each pausing
+/// a random 0 to `think_max_us` µs between requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub callers: usize,
+    pub think_max_us: u64,
+}
+
+/// From always saturated (every side always has waiters) to near saturation (a side
+/// is now and then without waiters: when the earlier policy handed idle connections
+/// over).
+pub const SHAPES: [Shape; 3] = [
+    Shape {
+        callers: 100,
+        think_max_us: 2_000,
+    },
+    Shape {
+        callers: 24,
+        think_max_us: 2_000,
+    },
+    Shape {
+        callers: 12,
+        think_max_us: 2_000,
+    },
+];
 const WARMUP: Duration = Duration::from_secs(2);
 /// Repetitions of each first-unit measurement.
 const FIRST_UNIT_REPS: usize = 5;
@@ -38,6 +63,9 @@ const FIRST_UNIT_REPS: usize = 5;
 /// What one policy did over one measured run.
 pub struct LoadRun {
     pub policy: HandOver,
+    pub shape: Shape,
+    /// The shares at the end, `[async, sync]`.
+    pub shares: [u32; 2],
     pub secs: f64,
     pub requests: [u64; 2],
     pub budget_connects: u64,
@@ -49,6 +77,28 @@ pub struct LoadRun {
     pub caller_errors: u64,
     /// p99 acquire wait in µs, `[async, sync]`.
     pub p99_acquire_us: [u64; 2],
+}
+
+impl LoadRun {
+    /// Adds a second run of the same policy and mix: counts add up, peaks and p99s take
+    /// the worse of the two.
+    fn merge(&mut self, other: LoadRun) {
+        self.secs += other.secs;
+        for i in 0..2 {
+            self.requests[i] += other.requests[i];
+            self.p99_acquire_us[i] = self.p99_acquire_us[i].max(other.p99_acquire_us[i]);
+        }
+        self.budget_connects += other.budget_connects;
+        self.server_connects += other.server_connects;
+        self.max_used = self.max_used.max(other.max_used);
+        self.peak_threads_connected = self
+            .peak_threads_connected
+            .max(other.peak_threads_connected);
+        self.refused_1040 += other.refused_1040;
+        self.aborted_connects += other.aborted_connects;
+        self.caller_errors += other.caller_errors;
+        self.shares = other.shares;
+    }
 }
 
 /// Milliseconds until a side that starts waiting holds its first unit.
@@ -64,7 +114,7 @@ pub struct HandoverReport {
     pub mariadb_version: String,
 }
 
-/// Runs everything: the load for `secs` per policy, then the first-unit times.
+/// Runs everything: the load for `secs` per policy and mix, then the first-unit times.
 pub fn run(secs: u64) -> Result<HandoverReport, String> {
     let server = Server::start(ServerOptions {
         max_connections: BUDGET + 1,
@@ -94,19 +144,30 @@ pub fn run(secs: u64) -> Result<HandoverReport, String> {
         first_unit: Vec::new(),
         mariadb_version,
     };
-    for policy in [HandOver::Eager, HandOver::Damped] {
-        eprintln!(
-            "handover: {} under mixed load for {secs} s",
-            policy.as_str()
-        );
-        report.runs.push(load(
-            &rt,
-            &url,
-            &mut sampler,
-            policy,
-            Duration::from_secs(secs),
-        )?);
-        std::thread::sleep(Duration::from_millis(500));
+    for shape in SHAPES {
+        // Eager, damped, damped, eager: drift on this shared machine hits both alike.
+        let mut runs: Vec<LoadRun> = Vec::new();
+        for policy in [
+            HandOver::Eager,
+            HandOver::Damped,
+            HandOver::Damped,
+            HandOver::Eager,
+        ] {
+            eprintln!(
+                "handover: {} with {} + {} callers for {secs} s",
+                policy.as_str(),
+                shape.callers,
+                shape.callers
+            );
+            let length = Duration::from_secs(secs);
+            let run = load(&rt, &url, &mut sampler, policy, shape, length)?;
+            match runs.iter_mut().find(|r| r.policy == policy) {
+                Some(first) => first.merge(run),
+                None => runs.push(run),
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        report.runs.extend(runs);
     }
     for policy in [HandOver::Eager, HandOver::Damped] {
         eprintln!("handover: {} first-unit times", policy.as_str());
@@ -183,11 +244,13 @@ fn load(
     url: &DatabaseUrl,
     sampler: &mut mysql::Conn,
     policy: HandOver,
+    shape: Shape,
     length: Duration,
 ) -> Result<LoadRun, String> {
     let (budget, apool, spool) = pools(rt, url, policy);
     let load = Arc::new(Load::default());
-    let threads: Vec<_> = (0..THREADS)
+    let think_max = shape.think_max_us;
+    let threads: Vec<_> = (0..shape.callers)
         .map(|w| {
             let (spool, load) = (spool.clone(), load.clone());
             std::thread::spawn(move || {
@@ -208,13 +271,13 @@ fn load(
                     if !ok {
                         load.done(Side::Sync, false, Duration::ZERO, &mut waits);
                     }
-                    std::thread::sleep(Duration::from_micros(rng.below(THINK_MAX_US)));
+                    std::thread::sleep(Duration::from_micros(rng.below(think_max)));
                 }
                 waits
             })
         })
         .collect();
-    let tasks: Vec<_> = (0..TASKS)
+    let tasks: Vec<_> = (0..shape.callers)
         .map(|w| {
             let (apool, load) = (apool.clone(), load.clone());
             rt.spawn(async move {
@@ -231,7 +294,7 @@ fn load(
                         }
                         Err(_) => load.done(Side::Async, false, Duration::ZERO, &mut waits),
                     }
-                    tokio::time::sleep(Duration::from_micros(rng.below(THINK_MAX_US))).await;
+                    tokio::time::sleep(Duration::from_micros(rng.below(think_max))).await;
                 }
                 waits
             })
@@ -263,6 +326,7 @@ fn load(
         status(sampler, "Aborted_connects")?,
     ];
     let max_used = status(sampler, "Max_used_connections")?;
+    let shares = [budget.share(Side::Async), budget.share(Side::Sync)];
     load.stop.store(true, Relaxed);
     let mut sync_waits = Vec::new();
     for t in threads {
@@ -278,6 +342,8 @@ fn load(
     spool.close();
     Ok(LoadRun {
         policy,
+        shape,
+        shares,
         secs,
         requests: [
             load.requests[0].load(Relaxed),

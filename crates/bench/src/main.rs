@@ -168,7 +168,7 @@ fn handover_main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        None => 60,
+        None => 30,
     };
     let report = match handover::run(secs) {
         Ok(r) => r,

@@ -16,7 +16,8 @@
 //! - **A quiet side gives everything at once.** A side is quiet when nobody on it has
 //!   checked out, waited for or taken a connection for [`QUIET`]. Its share is 0, so
 //!   every idle connection it holds goes to the other side's waiters within
-//!   milliseconds (invariant I2).
+//!   milliseconds (invariant I2). When both sides are quiet both shares are 0: the side
+//!   that wakes first may take the other's idle connections at once.
 //! - **A side that wakes gets one unit at once.** Its share becomes 1 at the next tick
 //!   ([`TICK`]), so its first caller waits at most for the other side's next return.
 //! - **When both sides are busy, the shares follow demand, slowly.** Demand is the
@@ -213,8 +214,9 @@ impl Controller {
         }
         let (a, s) = (Side::Async.index(), Side::Sync.index());
         match (quiet[a], quiet[s]) {
-            // Nobody needs anything: the shares stay where they are.
-            (true, true) => {}
+            // Nobody needs anything: whichever side wakes first may take the other's idle
+            // connections at once (I2), before the next tick gives it the whole budget.
+            (true, true) => self.shares = [0, 0],
             // One side is quiet: the other may take it all, at once.
             (true, false) => self.shares = self.split(0),
             (false, true) => self.shares = self.split(self.capacity),
@@ -235,6 +237,10 @@ impl Controller {
     /// at most once per `STEP` (a side that just woke from 0 gets 1 at once).
     fn follow_demand(&mut self, now: Instant) {
         let (a, s) = (Side::Async.index(), Side::Sync.index());
+        if self.shares == [0, 0] {
+            // Both woke from quiet in the same tick: start from the halves.
+            self.shares = self.split(self.capacity.div_ceil(2));
+        }
         if self.capacity < 2 {
             // One unit cannot be shared: the sides take turns (the eager rules apply).
             return;
@@ -369,6 +375,18 @@ mod tests {
             [busy(4, 10, 2), busy(0, 0, 1)],
         );
         assert_eq!(c.shares(), [8, 0]);
+    }
+
+    #[test]
+    fn when_both_sides_are_quiet_either_may_take_everything_and_the_first_to_wake_gets_it() {
+        let mut c = Controller::new(8);
+        let mut t = Instant::now();
+        run(&mut c, &mut t, 50, [busy(0, 0, 1), busy(6, 9, 1)]);
+        assert_eq!(c.shares(), [0, 8]);
+        run(&mut c, &mut t, 5, [busy(0, 0, 1), busy(0, 0, 2)]);
+        assert_eq!(c.shares(), [0, 0], "both quiet");
+        run(&mut c, &mut t, 1, [busy(0, 1, 1), busy(0, 0, 2)]);
+        assert_eq!(c.shares(), [8, 0], "async woke first");
     }
 
     #[test]

@@ -98,11 +98,12 @@ impl Budget {
     }
 
     /// The budget of a validated [`Config`](crate::Config): `MAX_CONNECTIONS` units,
-    /// `DB_LEAK_THRESHOLD`, `DB_SLOW_QUERY` and `DB_HANDOVER`.
+    /// `DB_LEAK_THRESHOLD`, `DB_SLOW_QUERY`, `DB_MAX_WAITERS` and `DB_HANDOVER`.
     pub fn from_config(config: &crate::Config) -> Budget {
         let budget = Budget::new(config.max_connections, config.leak_threshold);
         budget.set_slow_query_threshold(config.slow_query);
         budget.set_hand_over(config.hand_over);
+        budget.set_max_waiters(config.max_waiters);
         budget
     }
 
@@ -286,6 +287,14 @@ impl Budget {
         self.shared.should_yield(side)
     }
 
+    /// At most `limit` callers wait for a connection on each side; one more is refused
+    /// at once with [`DbError::Shed`](crate::DbError::Shed) (load shedding: under
+    /// overload a fast 503 beats a 30 s wait). `None` is no limit. Defaults to `None`
+    /// (`DB_MAX_WAITERS=0`).
+    pub fn set_max_waiters(&self, limit: Option<u32>) {
+        self.shared.max_waiters.store(limit.unwrap_or(0), Relaxed);
+    }
+
     /// Chooses the policy that decides when a connection changes side. Defaults to
     /// [`HandOver::Damped`] (`DB_HANDOVER`).
     pub fn set_hand_over(&self, policy: HandOver) {
@@ -298,7 +307,8 @@ impl Budget {
     }
 
     /// The units `side` may keep against the other side's waiters right now (its share;
-    /// see [`HandOver`]). The two shares add up to the capacity.
+    /// see [`HandOver`]). The two shares add up to the capacity, except while both
+    /// sides are quiet: then both are 0.
     pub fn share(&self, side: Side) -> u32 {
         self.shared.shares.of(side)
     }

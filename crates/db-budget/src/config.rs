@@ -80,6 +80,12 @@ pub const VARIABLES: &[Variable] = &[
         accepts: ACCEPTS_DURATION,
     },
     Variable {
+        name: "DB_MAX_WAITERS",
+        default: "0",
+        meaning: "Callers allowed to wait per side; one more fails at once (0: no limit)",
+        accepts: "a whole number from 0 to 1000000",
+    },
+    Variable {
         name: "DB_HANDOVER",
         default: "damped",
         meaning: "When a connection changes side: damped (shares follow demand) or eager (the old per-request policy)",
@@ -111,6 +117,9 @@ pub struct Config {
     pub leak_threshold: Duration,
     /// Statements slower than this are logged with their SQL text (no values).
     pub slow_query: Duration,
+    /// Callers allowed to wait for a connection on each side; `None`: no limit. One
+    /// more gets [`DbError::Shed`](crate::DbError::Shed) at once.
+    pub max_waiters: Option<u32>,
     /// When a connection changes side ([`HandOver`]).
     pub hand_over: HandOver,
 }
@@ -153,6 +162,7 @@ impl Config {
             max_lifetime: duration("DB_MAX_LIFETIME")?,
             leak_threshold: duration("DB_LEAK_THRESHOLD")?,
             slow_query: duration("DB_SLOW_QUERY")?,
+            max_waiters: parse_max_waiters(&value("DB_MAX_WAITERS"))?,
             hand_over: parse_hand_over(&value("DB_HANDOVER"))?,
         })
     }
@@ -168,6 +178,12 @@ fn default_of(name: &str) -> &'static str {
         Some(var) => var.default,
         None => panic!("{name} is not in VARIABLES"),
     }
+}
+
+fn parse_max_waiters(raw: &str) -> Result<Option<u32>, ConfigError> {
+    let n = parse_whole_number(raw, 0..=1_000_000)
+        .map_err(|reason| ConfigError::new("DB_MAX_WAITERS", raw, &reason))?;
+    Ok((n > 0).then_some(n))
 }
 
 fn parse_hand_over(raw: &str) -> Result<HandOver, ConfigError> {
@@ -342,6 +358,7 @@ mod tests {
         assert_eq!(c.max_lifetime, Duration::from_secs(1800));
         assert_eq!(c.slow_query, Duration::from_millis(200));
         assert_eq!(c.hand_over, HandOver::Damped);
+        assert_eq!(c.max_waiters, None, "no limit unless asked");
     }
 
     #[test]
@@ -380,6 +397,11 @@ mod tests {
             assert_eq!(err.variable(), "MAX_CONNECTIONS", "{bad:?}");
             assert!(err.to_string().contains("whole number from 1 to 10000"));
         }
+        for bad in ["", "-1", "many", "1000001"] {
+            let err = with(&[("DB_MAX_WAITERS", bad)]).unwrap_err();
+            assert_eq!(err.variable(), "DB_MAX_WAITERS", "{bad:?}");
+            assert!(err.to_string().contains("from 0 to 1000000"), "{err}");
+        }
         for bad in ["", "Eager", "lazy", "damped,eager"] {
             let err = with(&[("DB_HANDOVER", bad)]).unwrap_err();
             assert_eq!(err.variable(), "DB_HANDOVER", "{bad:?}");
@@ -417,8 +439,10 @@ mod tests {
             ("DB_POOL_TIMEOUT", "250ms"),
             ("DB_IDLE_TIMEOUT", "5s"),
             ("DB_HANDOVER", "eager"),
+            ("DB_MAX_WAITERS", "200"),
         ])
         .unwrap();
+        assert_eq!(c.max_waiters, Some(200));
         assert_eq!(c.hand_over, HandOver::Eager);
         assert_eq!(c.max_connections, 8);
         assert_eq!(c.pool_timeout, Duration::from_millis(250));

@@ -33,6 +33,20 @@ pub enum DbError {
         snapshot: Box<Snapshot>,
     },
 
+    /// Load shedding: `limit` callers of this side already wait for a connection
+    /// (`DB_MAX_WAITERS`), so this one is refused at once instead of joining the queue.
+    /// An HTTP layer answers 503 with `Retry-After`.
+    #[error(
+        "{limit} callers already wait for a database connection on the {side} side \
+         (DB_MAX_WAITERS): refused at once"
+    )]
+    Shed {
+        /// The side the caller was on.
+        side: Side,
+        /// `DB_MAX_WAITERS`.
+        limit: u32,
+    },
+
     /// Opening a connection failed (refused, access denied, handshake error). A server
     /// that keeps answering "too many connections" until the deadline gives a
     /// [`DbError::PoolTimeout`] in phase [`TimeoutPhase::Connect`] instead (counted
@@ -177,6 +191,7 @@ impl DbError {
         matches!(
             self,
             DbError::PoolTimeout { .. }
+                | DbError::Shed { .. }
                 | DbError::Connect { .. }
                 | DbError::ConnectionLost { .. }
                 | DbError::Closed

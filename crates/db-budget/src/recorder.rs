@@ -60,6 +60,33 @@ impl Recorder {
         GaugeGuard::new(&self.shared.stats(self.side).waiting)
     }
 
+    /// [`Recorder::waiting`], unless `DB_MAX_WAITERS` callers of this side already
+    /// wait ([`Budget::set_max_waiters`](crate::Budget::set_max_waiters)).
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Shed`], counted in the snapshot's `acquire_shed_total`.
+    pub fn try_waiting(&self) -> Result<GaugeGuard<'_>, DbError> {
+        let stats = self.shared.stats(self.side);
+        let limit = self.shared.max_waiters.load(Relaxed);
+        if limit == 0 {
+            return Ok(GaugeGuard::new(&stats.waiting));
+        }
+        let below = stats
+            .waiting
+            .fetch_update(Relaxed, Relaxed, |n| (n < limit).then_some(n + 1));
+        match below {
+            Ok(_) => Ok(GaugeGuard::counted(&stats.waiting)),
+            Err(_) => {
+                stats.shed.fetch_add(1, Relaxed);
+                Err(DbError::Shed {
+                    side: self.side,
+                    limit,
+                })
+            }
+        }
+    }
+
     /// Adjusts the idle gauge by `delta` (a pool calls this as connections enter and
     /// leave its idle list).
     pub fn add_idle(&self, delta: i32) {
@@ -159,6 +186,37 @@ mod tests {
         drop((ticket, waiting));
         let snap = b.snapshot();
         assert_eq!((snap.sync_side.active, snap.sync_side.waiting), (0, 0));
+    }
+
+    #[test]
+    fn beyond_the_waiter_limit_a_caller_is_shed_at_once_and_counted() {
+        let b = Budget::new(1, Duration::from_secs(30));
+        b.set_max_waiters(Some(2));
+        let r = b.recorder(Side::Async);
+        let first = r.try_waiting().unwrap();
+        let _second = r.try_waiting().unwrap();
+        let err = r.try_waiting().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DbError::Shed {
+                    side: Side::Async,
+                    limit: 2
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.is_unavailable());
+        assert!(b.recorder(Side::Sync).try_waiting().is_ok(), "per side");
+        drop(first);
+        let _third = r.try_waiting().expect("a place came free");
+        let snap = b.snapshot();
+        assert_eq!(
+            (snap.async_side.acquire_shed_total, snap.async_side.waiting),
+            (1, 2)
+        );
+        b.set_max_waiters(None);
+        let _many: Vec<_> = (0..10).map(|_| r.try_waiting().unwrap()).collect();
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The state one budget shares with its handles, units, tickets and recorders.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) leaks: LeakTracker,
     /// `DB_SLOW_QUERY` in nanoseconds (atomic so it can be set after sharing).
     pub(crate) slow_query_nanos: AtomicU64,
+    /// `DB_MAX_WAITERS` per side; 0 is no limit.
+    pub(crate) max_waiters: AtomicU32,
 }
 
 impl std::fmt::Debug for Shared {
@@ -57,6 +59,8 @@ impl Shared {
             // `DB_SLOW_QUERY`'s default (`VARIABLES`); `Budget::from_config` sets the
             // configured one.
             slow_query_nanos: AtomicU64::new(200_000_000),
+            // `DB_MAX_WAITERS`'s default: no limit.
+            max_waiters: AtomicU32::new(0),
         });
         spawn_leak_scanner(Arc::downgrade(&shared), leak_threshold);
         spawn_allocator(Arc::downgrade(&shared), capacity);

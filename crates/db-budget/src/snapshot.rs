@@ -47,8 +47,9 @@ impl Snapshot {
 pub struct SideSnapshot {
     /// Budget units this side holds: its physical connections, open or being opened.
     pub held: u32,
-    /// The units this side may keep against the other side's waiters (`HandOver`);
-    /// the two shares add up to the capacity.
+    /// The units this side may keep against the other side's waiters (`HandOver`).
+    /// The two shares add up to the capacity, except while both sides are quiet: then
+    /// both are 0 (whichever wakes first may take everything).
     pub share: u32,
     /// Connections checked out by callers.
     pub active: u32,
@@ -62,6 +63,8 @@ pub struct SideSnapshot {
     pub closed_total: Vec<(CloseReason, u64)>,
     /// Callers that gave up after the pool timeout.
     pub acquire_timeouts_total: u64,
+    /// Callers refused at once because `DB_MAX_WAITERS` callers already waited.
+    pub acquire_shed_total: u64,
     /// Checkouts held longer than the leak threshold.
     pub leaks_suspected_total: u64,
     /// How long callers waited for a connection.
@@ -88,6 +91,7 @@ impl SideSnapshot {
                 .map(|(r, c)| (*r, c.load(Relaxed)))
                 .collect(),
             acquire_timeouts_total: s.timeouts.load(Relaxed),
+            acquire_shed_total: s.shed.load(Relaxed),
             leaks_suspected_total: s.leaks.load(Relaxed),
             acquire_latency: s.acquire.read(),
             query_latency: s.queries.read(),
@@ -176,6 +180,7 @@ mod tests {
             opened_total: 0,
             closed_total: vec![],
             acquire_timeouts_total: 0,
+            acquire_shed_total: 0,
             leaks_suspected_total: 0,
             acquire_latency: empty(),
             query_latency: empty(),

@@ -109,6 +109,8 @@ pub(crate) struct SideStats {
     pub(crate) opened: AtomicU64,
     pub(crate) closed: [AtomicU64; CloseReason::ALL.len()],
     pub(crate) timeouts: AtomicU64,
+    /// Callers refused at once because `DB_MAX_WAITERS` already waited.
+    pub(crate) shed: AtomicU64,
     pub(crate) leaks: AtomicU64,
     pub(crate) acquire: Histogram,
     pub(crate) queries: Histogram,
@@ -130,6 +132,11 @@ pub struct GaugeGuard<'a>(&'a AtomicU32);
 impl<'a> GaugeGuard<'a> {
     pub(crate) fn new(gauge: &'a AtomicU32) -> Self {
         gauge.fetch_add(1, Relaxed);
+        GaugeGuard(gauge)
+    }
+
+    /// A guard for a gauge the caller has already raised.
+    pub(crate) fn counted(gauge: &'a AtomicU32) -> Self {
         GaugeGuard(gauge)
     }
 }

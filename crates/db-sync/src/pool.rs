@@ -63,6 +63,8 @@ impl SyncPool {
     ///   or a connect is still under way, else `Wait`;
     /// - [`DbError::Connect`] when the server refused the connection for a reason
     ///   waiting will not fix (server down, access denied, unknown database);
+    /// - [`DbError::Shed`] at once when `DB_MAX_WAITERS` callers of this side already
+    ///   wait;
     /// - [`DbError::Closed`] after [`SyncPool::close`], or when the budget is closed;
     /// - [`DbError::BlockingNotAllowed`] on the thread of a current-thread runtime.
     #[track_caller]
@@ -100,7 +102,8 @@ impl SyncPool {
         site: &'static Location<'static>,
     ) -> Result<SyncConn, DbError> {
         let state = &self.shared.state;
-        let _waiting = state.recorder.waiting();
+        // Beyond DB_MAX_WAITERS: refused before joining the queue.
+        let _waiting = state.recorder.try_waiting()?;
         let _demand = state.demand();
         loop {
             if state.is_closed() {

@@ -111,6 +111,9 @@ pub struct Flags {
     /// `DB_SLOW_QUERY`.
     #[arg(long, global = true, value_name = "DURATION", help = help("DB_SLOW_QUERY"))]
     pub db_slow_query: Option<String>,
+    /// `DB_MAX_WAITERS`.
+    #[arg(long, global = true, value_name = "N", help = help("DB_MAX_WAITERS"))]
+    pub db_max_waiters: Option<String>,
     /// `DB_HANDOVER`.
     #[arg(long, global = true, value_name = "POLICY", help = help("DB_HANDOVER"))]
     pub db_handover: Option<String>,
@@ -137,6 +140,7 @@ impl fmt::Debug for Flags {
             db_max_lifetime,
             db_leak_threshold,
             db_slow_query,
+            db_max_waiters,
             db_handover,
         } = self;
         f.debug_struct("Flags")
@@ -160,6 +164,7 @@ impl fmt::Debug for Flags {
             .field("db_max_lifetime", db_max_lifetime)
             .field("db_leak_threshold", db_leak_threshold)
             .field("db_slow_query", db_slow_query)
+            .field("db_max_waiters", db_max_waiters)
             .field("db_handover", db_handover)
             .finish()
     }
@@ -203,6 +208,7 @@ impl Flags {
             "DB_MAX_LIFETIME" => &self.db_max_lifetime,
             "DB_LEAK_THRESHOLD" => &self.db_leak_threshold,
             "DB_SLOW_QUERY" => &self.db_slow_query,
+            "DB_MAX_WAITERS" => &self.db_max_waiters,
             "DB_HANDOVER" => &self.db_handover,
             _ => &None,
         };

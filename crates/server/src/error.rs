@@ -173,6 +173,10 @@ impl ApiError {
     /// Logs what the client is not told (5xx), at the right level.
     pub fn log(&self) {
         match self {
+            // Shedding is the overload policy working: counted, not worth a warning each.
+            ApiError::Unavailable(e @ DbError::Shed { .. }) => {
+                tracing::debug!(error = %e, "request shed: too many callers wait")
+            }
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = %e, "request failed: database unavailable")
             }
@@ -366,10 +370,17 @@ mod tests {
 
     #[test]
     fn an_unavailable_database_is_a_503_with_retry_after() {
-        let e: ApiError = DbError::Closed.into();
-        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let response = e.into_response();
-        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        let shed = DbError::Shed {
+            side: db_budget::Side::Async,
+            limit: 10,
+        };
+        for db in [DbError::Closed, shed] {
+            let e: ApiError = db.into();
+            assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(e.body()["error"], "unavailable");
+            let response = e.into_response();
+            assert_eq!(response.headers()[RETRY_AFTER], "1");
+        }
     }
 
     #[test]

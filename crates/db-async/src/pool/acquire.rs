@@ -36,8 +36,11 @@ impl Shared {
             let (tx, mut handed) = oneshot::channel::<Idle>();
             {
                 let mut q = self.lock();
+                if waiting.is_none() {
+                    // Beyond DB_MAX_WAITERS: refused before joining the queue.
+                    waiting = Some(self.recorder.try_waiting()?);
+                }
                 q.waiters.push_back(tx);
-                waiting.get_or_insert_with(|| self.recorder.waiting());
                 let moved = q.dispatch();
                 // The idle gauge changes with the idle list, under its lock: a reader
                 // never sees it below zero.

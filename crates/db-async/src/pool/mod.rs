@@ -78,7 +78,8 @@ impl AsyncPool {
     /// # Errors
     ///
     /// [`DbError::PoolTimeout`] (with the budget's state) when time runs out,
-    /// [`DbError::Connect`] when the server refuses, [`DbError::Closed`] after
+    /// [`DbError::Connect`] when the server refuses, [`DbError::Shed`] at once when
+    /// `DB_MAX_WAITERS` callers of this side already wait, [`DbError::Closed`] after
     /// [`AsyncPool::close`].
     #[track_caller]
     pub fn acquire(&self) -> impl Future<Output = Result<AsyncConn, DbError>> + Send + 'static {

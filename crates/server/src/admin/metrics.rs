@@ -109,6 +109,14 @@ pub fn render(snap: &Snapshot) -> String {
     per_side(
         o,
         snap,
+        "db_acquire_shed_total",
+        "counter",
+        "Callers refused at once because DB_MAX_WAITERS callers already waited.",
+        |s| s.acquire_shed_total,
+    );
+    per_side(
+        o,
+        snap,
         "db_connections_opened_total",
         "counter",
         "Physical connections opened.",
@@ -262,6 +270,7 @@ mod tests {
             opened_total: 9,
             closed_total: CloseReason::ALL.iter().map(|r| (*r, 1)).collect(),
             acquire_timeouts_total: 3,
+            acquire_shed_total: 6,
             leaks_suspected_total: 4,
             acquire_latency: acquire,
             query_latency: hist(&[], 0),
@@ -305,6 +314,8 @@ mod tests {
             "db_waiters{side=\"async\"} 2",
             "# TYPE db_acquire_timeouts_total counter",
             "db_acquire_timeouts_total{side=\"sync\"} 3",
+            "# TYPE db_acquire_shed_total counter",
+            "db_acquire_shed_total{side=\"async\"} 6",
             "db_connections_opened_total{side=\"async\"} 9",
             "db_connections_closed_total{side=\"async\",reason=\"idle_timeout\"} 1",
             "db_connections_closed_total{side=\"sync\",reason=\"pool_closed\"} 1",
@@ -320,8 +331,8 @@ mod tests {
         // HELP then TYPE, once per metric family, and nothing but samples in between.
         let types = l.iter().filter(|x| x.starts_with("# TYPE ")).count();
         let helps = l.iter().filter(|x| x.starts_with("# HELP ")).count();
-        assert_eq!(types, 14);
-        assert_eq!(helps, 14);
+        assert_eq!(types, 15);
+        assert_eq!(helps, 15);
         assert!(text.ends_with('\n'));
     }
 
