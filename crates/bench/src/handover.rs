@@ -111,6 +111,7 @@ pub struct FirstUnit {
 pub struct HandoverReport {
     pub runs: Vec<LoadRun>,
     pub first_unit: Vec<FirstUnit>,
+    pub shedding: Vec<crate::shedding::ShedRun>,
     pub mariadb_version: String,
 }
 
@@ -142,6 +143,7 @@ pub fn run(secs: u64) -> Result<HandoverReport, String> {
     let mut report = HandoverReport {
         runs: Vec::new(),
         first_unit: Vec::new(),
+        shedding: Vec::new(),
         mariadb_version,
     };
     for shape in SHAPES {
@@ -172,6 +174,13 @@ pub fn run(secs: u64) -> Result<HandoverReport, String> {
     for policy in [HandOver::Eager, HandOver::Damped] {
         eprintln!("handover: {} first-unit times", policy.as_str());
         report.first_unit.push(first_unit(&rt, &url, policy));
+    }
+    for limit in [None, Some(crate::shedding::MAX_WAITERS)] {
+        eprintln!("handover: overload, DB_MAX_WAITERS={}", limit.unwrap_or(0));
+        let length = Duration::from_secs(secs.div_ceil(2));
+        report
+            .shedding
+            .push(crate::shedding::run(&rt, &url, limit, length));
     }
     Ok(report)
 }

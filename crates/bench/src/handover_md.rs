@@ -120,7 +120,49 @@ pub fn render(rep: &HandoverReport, secs: u64) -> String {
             None => "not measured",
         },
     );
+    shedding(&mut o, rep);
     o
+}
+
+fn shedding(o: &mut String, rep: &HandoverReport) {
+    let _ = writeln!(
+        o,
+        "\n### Load shedding under overload\n\n{} blocking threads and {} async tasks (ten times the budget) \
+         run `SELECT SLEEP(0.01)` in a loop; a shed caller pauses {} ms and asks again. Latency is acquire + statement.\n",
+        crate::shedding::CALLERS,
+        crate::shedding::CALLERS,
+        5
+    );
+    o.push_str("| `DB_MAX_WAITERS` | admitted/s | admitted p50 / p99 (ms) | shed/s | shed p50 / p99 (µs) | other errors |\n|---:|---:|---:|---:|---:|---:|\n");
+    for r in &rep.shedding {
+        let _ = writeln!(
+            o,
+            "| {} | {:.0} | {:.1} / {:.1} | {:.0} | {} / {} | {} |",
+            r.limit.map_or("0 (no limit)".to_owned(), |n| n.to_string()),
+            r.admitted as f64 / r.secs,
+            r.admitted_us.0 as f64 / 1e3,
+            r.admitted_us.1 as f64 / 1e3,
+            r.shed as f64 / r.secs,
+            r.shed_us.0,
+            r.shed_us.1,
+            r.other_errors,
+        );
+    }
+    if let (Some(open), Some(limited)) = (
+        rep.shedding.iter().find(|r| r.limit.is_none()),
+        rep.shedding.iter().find(|r| r.limit.is_some()),
+    ) {
+        let met = |ok: bool| if ok { "**met**" } else { "**missed**" };
+        let _ = writeln!(
+            o,
+            "\nGoals: shed callers answered within 5 ms (p99): {} ({} µs). Admitted p99 bounded by the queue the limit allows \
+             instead of growing with the callers: {:.1} ms with the limit, {:.1} ms without.",
+            met(limited.shed_us.1 < 5_000),
+            limited.shed_us.1,
+            limited.admitted_us.1 as f64 / 1e3,
+            open.admitted_us.1 as f64 / 1e3,
+        );
+    }
 }
 
 /// `old` (a BENCHMARKS.md) with its section 7 replaced by `section` (or appended).

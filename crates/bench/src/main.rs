@@ -12,6 +12,7 @@ mod loadtest;
 mod measure;
 mod report;
 mod runs;
+mod shedding;
 mod soak;
 mod svg;
 mod sysbench;

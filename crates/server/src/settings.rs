@@ -211,7 +211,7 @@ mod tests {
         let s = Settings::from_args_and_lookup(["server"], minimal()).unwrap();
         assert_eq!(s.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(s.admin_listen, "127.0.0.1:9090".parse().unwrap());
-        assert_eq!(s.reserved_connections, 10);
+        assert_eq!(s.reserved_connections, 5);
         assert_eq!(s.instances, 1);
         assert_eq!(s.shutdown_timeout, Duration::from_secs(10));
         assert_eq!(s.quests_per_day, 3);

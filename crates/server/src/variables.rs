@@ -65,7 +65,9 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "DB_RESERVED_CONNECTIONS",
-        default: "10",
+        // Tools and people (a shell, a migration, monitoring, a backup) and a connection
+        // the server still counts after it closed (README, "The reserve").
+        default: "5",
         meaning: "Connections of the database server left for others (admins, tools, other apps)",
         accepts: Accepts::WholeNumber {
             min: 0,

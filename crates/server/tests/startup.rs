@@ -24,7 +24,7 @@ fn options(max_connections: u32, env: Vec<(&'static str, String)>) -> AppOptions
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_above_the_servers_limit_is_refused_with_the_numbers_and_the_fix() {
-    // Arrange: a server allowing 20 connections, a budget of 15, 10 reserved.
+    // Arrange: a server allowing 20 connections, a budget of 18, 5 reserved.
     let small = tokio::task::spawn_blocking(|| {
         Server::start(ServerOptions {
             max_connections: 20,
@@ -37,7 +37,7 @@ async fn a_budget_above_the_servers_limit_is_refused_with_the_numbers_and_the_fi
     let db = small.create_database("limits").unwrap();
 
     // Act
-    let err = build(&small, &db, &options(15, vec![]))
+    let err = build(&small, &db, &options(18, vec![]))
         .await
         .expect_err("refused");
 
@@ -45,14 +45,14 @@ async fn a_budget_above_the_servers_limit_is_refused_with_the_numbers_and_the_fi
     assert!(matches!(err, StartupError::ServerLimit(_)), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "refusing to start: MAX_CONNECTIONS=15 × DB_INSTANCES=1 = 15 exceeds the server's \
-         max_connections (20) minus DB_RESERVED_CONNECTIONS (10) = 10: lower MAX_CONNECTIONS \
-         to 10 or raise the server's max_connections to 25"
+        "refusing to start: MAX_CONNECTIONS=18 × DB_INSTANCES=1 = 18 exceeds the server's \
+         max_connections (20) minus DB_RESERVED_CONNECTIONS (5) = 15: lower MAX_CONNECTIONS \
+         to 15 or raise the server's max_connections to 23"
     );
     let reserved_less = build(
         &small,
         &db,
-        &options(15, vec![("DB_RESERVED_CONNECTIONS", "5".into())]),
+        &options(18, vec![("DB_RESERVED_CONNECTIONS", "2".into())]),
     )
     .await
     .expect("fits with a smaller reserve");
@@ -61,7 +61,7 @@ async fn a_budget_above_the_servers_limit_is_refused_with_the_numbers_and_the_fi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_startup_check_multiplies_the_budget_by_the_instances() {
-    // Arrange: the shared server allows 200 connections; 10 are reserved.
+    // Arrange: the shared server allows 200 connections; 5 are reserved.
     let server = Server::shared();
     let db = server.create_database("instances").unwrap();
 
@@ -80,12 +80,12 @@ async fn the_startup_check_multiplies_the_budget_by_the_instances() {
     .await;
 
     // Assert
-    let err = refused.expect_err("4 × 50 does not fit in 190").to_string();
+    let err = refused.expect_err("4 × 50 does not fit in 195").to_string();
     assert!(
         err.contains("MAX_CONNECTIONS=50 × DB_INSTANCES=4 = 200 exceeds"),
         "{err}"
     );
-    assert!(err.contains("lower MAX_CONNECTIONS to 47"), "{err}");
+    assert!(err.contains("lower MAX_CONNECTIONS to 48"), "{err}");
     common::start(accepted.expect("3 × 50 fits"), db)
         .stop()
         .await;
