@@ -54,12 +54,7 @@ impl Frozen {
 
     /// SIGSTOP, and wait until the kernel reports the process stopped.
     fn freeze(&self) {
-        self.server.pause().expect("SIGSTOP");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while proc_state(self.server.pid()) != Some('T') {
-            assert!(Instant::now() < deadline, "the server did not stop");
-            thread::sleep(Duration::from_millis(5));
-        }
+        self.server.freeze().expect("SIGSTOP");
     }
 
     fn thaw(&self) {
@@ -72,12 +67,6 @@ impl Drop for Frozen {
         // Let threads a failed test left blocked finish; dropping the server kills it.
         let _ = self.server.resume();
     }
-}
-
-/// The state letter of /proc/<pid>/stat (`T` = stopped).
-fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// Runs `f` on a thread; its outcome, or a test failure naming `what` if nothing
