@@ -153,27 +153,10 @@ pub fn app_connections(server: &Server) -> u64 {
     out.trim().parse().expect("a count")
 }
 
-/// SIGSTOP, then wait until the kernel shows the process stopped (`T`): `kill`
-/// returns before every thread has stopped, and a loaded machine can answer one more
-/// packet in between.
+/// SIGSTOP, returning once the kernel shows the process stopped
+/// ([`Server::freeze`]).
 pub fn freeze(server: &Server) {
-    server.pause().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap_or_default();
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next());
-        if state == Some('T') {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    server.freeze().unwrap();
 }
 
 #[derive(Debug)]

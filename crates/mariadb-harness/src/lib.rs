@@ -49,6 +49,7 @@
 pub mod dev;
 mod error;
 pub mod fake;
+mod freeze;
 mod hash;
 mod mariadbd;
 mod options;
