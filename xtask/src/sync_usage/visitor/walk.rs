@@ -6,7 +6,7 @@ use syn::punctuated::Punctuated;
 use syn::visit::{self, Visit};
 use syn::{Attribute, Expr, Item, Token};
 
-use super::super::bindings::{flatten_use, item_attrs, scope_of_items};
+use super::super::bindings::{item_attrs, scope_of_items, use_leaves};
 use super::super::resolve::Frame;
 use super::super::scan::Kind;
 use super::super::types::{Blocking, Ty};
@@ -43,14 +43,7 @@ impl<'ast> Visit<'ast> for FileVisitor<'_> {
     }
 
     fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {
-        let mut leaves = Vec::new();
-        flatten_use(
-            &u.tree,
-            &mut Vec::new(),
-            u.leading_colon.is_some(),
-            &mut leaves,
-        );
-        for leaf in leaves {
+        for leaf in use_leaves(u) {
             if self
                 .resolve(&leaf.path.segs, leaf.path.leading_colon, false)
                 .is_some()
