@@ -11,10 +11,14 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use db_budget::{Budget, CloseReason, DatabaseUrl, DbError, Side, Snapshot};
+use db_budget::{Budget, CloseReason, DatabaseUrl, DbError, Side};
 use db_sync::SyncPool;
 use db_sync::mysql::prelude::Queryable;
 use mariadb_harness::{Server, ServerOptions};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::closed;
 
 /// The connect timeout (and so the bound of handshake, ping and ROLLBACK) of these pools.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -80,15 +84,6 @@ fn within_guard<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 's
         Ok(value) => value,
         Err(_) => panic!("{what} did not return within {GUARD:?} against a frozen server"),
     }
-}
-
-fn closed(snapshot: &Snapshot, reason: CloseReason) -> u64 {
-    snapshot
-        .sync_side
-        .closed_total
-        .iter()
-        .find(|(r, _)| *r == reason)
-        .map_or(0, |(_, n)| *n)
 }
 
 /// Waits (within the guard) until every unit is back.

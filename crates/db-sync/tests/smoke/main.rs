@@ -6,6 +6,9 @@
 //! server ends: a failed ping, a kill mid-statement, and slow statements that are not
 //! cut). The fixture is here.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod guard;
 mod handover;
 mod killed;
@@ -13,9 +16,10 @@ mod waiters;
 
 use std::time::Duration;
 
-use db_budget::{Budget, CloseReason, DatabaseUrl, Snapshot};
+use db_budget::{Budget, DatabaseUrl};
 use db_sync::SyncPool;
 use mariadb_harness::Server;
+use support::closed;
 
 const SCHEMA: &str = "CREATE TABLE players (
     id BIGINT AUTO_INCREMENT PRIMARY KEY,
@@ -51,15 +55,6 @@ fn fixture(prefix: &str, units: u32) -> Fixture {
         budget,
         pool,
     }
-}
-
-fn closed(snapshot: &Snapshot, reason: CloseReason) -> u64 {
-    snapshot
-        .sync_side
-        .closed_total
-        .iter()
-        .find(|(r, _)| *r == reason)
-        .map_or(0, |(_, n)| *n)
 }
 
 /// Units in use equal the pool's open connections, nothing is checked out, and the
