@@ -54,6 +54,11 @@ impl Context<'_> {
         self.scanned.findings.iter().filter(|f| f.test).count()
     }
 
+    /// How many files have uses to port.
+    fn files_with_uses(&self) -> usize {
+        self.counts.values().filter(|n| **n > 0).count()
+    }
+
     fn infra_total(&self) -> usize {
         self.infra_counts.values().sum()
     }

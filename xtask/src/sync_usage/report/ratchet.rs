@@ -106,7 +106,7 @@ fn fell_note(out: &mut String, changes: &Changes<'_>, advice: bool) {
 
 pub fn check_ok(ctx: &Context<'_>, changes: &Changes<'_>) -> String {
     let mut out = String::new();
-    let files = ctx.counts.values().filter(|n| **n > 0).count();
+    let files = ctx.files_with_uses();
     let base = match ctx.baseline {
         Some(b) => format!("baseline {}", b.total()),
         None => "no baseline file: all counts 0".to_string(),
@@ -136,7 +136,7 @@ pub fn update_refused(ctx: &Context<'_>, changes: &Changes<'_>) -> String {
 
 pub fn updated(ctx: &Context<'_>, changes: &Changes<'_>) -> String {
     let mut out = String::new();
-    let files = ctx.counts.values().filter(|n| **n > 0).count();
+    let files = ctx.files_with_uses();
     let first = ctx.baseline.map_or(ctx.total(), |b| b.first_total);
     let _ = writeln!(
         out,
