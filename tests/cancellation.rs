@@ -2,15 +2,12 @@
 //! result or on the raw connection leaves the same handle refusing further statements
 //! (`DbError::Interrupted`), never a hang or a wrong answer.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use db_async::args;
 use db_budget::{CloseReason, DbError};
 use integration_tests::reuse::*;
-use integration_tests::{Server, TestDb, async_pool, budget, eventually, runtime};
+use integration_tests::{Server, async_pool, budget, eventually, runtime};
 
 #[test]
 fn async_cut_commit_then_reuse_never_sees_a_committed_or_open_state_wrongly() {
@@ -142,12 +139,7 @@ fn async_cut_raw_rollback_refuses_the_next_statement() {
 #[test]
 fn async_fetch_optional_cut_in_its_drain_refuses_the_next_statement() {
     let server = Server::shared();
-    let db = TestDb::create(server, "adv_a_drain");
-    db.admin(
-        server,
-        "CREATE TABLE wide (id INT PRIMARY KEY, pad VARCHAR(1024) NOT NULL); \
-         INSERT INTO wide SELECT seq, REPEAT('x', 1000) FROM seq_1_to_5000",
-    );
+    let db = wide_table(server, "adv_a_drain", 5000);
     let rt = runtime();
     rt.block_on(async {
         let budget = budget(1);
@@ -165,29 +157,7 @@ fn async_fetch_optional_cut_in_its_drain_refuses_the_next_statement() {
                     "SELECT id, pad FROM wide ORDER BY id",
                     args![],
                 );
-                let mut fut = Box::pin(fut);
-                let mut pendings = 0;
-                let out = loop {
-                    let polled = std::future::poll_fn(|cx: &mut Context<'_>| {
-                        Poll::Ready(Pin::as_mut(&mut fut).poll(cx))
-                    })
-                    .await;
-                    match polled {
-                        Poll::Ready(v) => break Some(v),
-                        Poll::Pending => {
-                            pendings += 1;
-                            if pendings >= cuts {
-                                break None;
-                            }
-                            if pause.is_zero() {
-                                tokio::task::yield_now().await;
-                            } else {
-                                tokio::time::sleep(pause).await;
-                            }
-                        }
-                    }
-                };
-                drop(fut);
+                let out = cut_after_pausing(fut, cuts, pause).await;
                 let next = tokio::time::timeout(
                     Duration::from_secs(3),
                     conn.fetch_one::<(i64,)>("SELECT 42", args![]),
@@ -216,12 +186,7 @@ fn a_statement_cut_off_on_the_raw_connection_makes_the_handle_refuse_the_next_he
     // leaves a half-read result in the socket, and the next helper on the same
     // `AsyncConn` runs on it.
     let server = Server::shared();
-    let db = TestDb::create(server, "adv_a_rawcut");
-    db.admin(
-        server,
-        "CREATE TABLE wide (id INT PRIMARY KEY, pad VARCHAR(1024) NOT NULL); \
-         INSERT INTO wide SELECT seq, REPEAT('x', 1000) FROM seq_1_to_3000",
-    );
+    let db = wide_table(server, "adv_a_rawcut", 3000);
     let rt = runtime();
     rt.block_on(async {
         let budget = budget(1);
@@ -269,12 +234,7 @@ fn a_statement_cut_off_on_the_raw_connection_makes_the_handle_refuse_the_next_he
 #[test]
 fn after_a_raw_statement_was_cut_off_the_next_helper_never_answers_wrong() {
     let server = Server::shared();
-    let db = TestDb::create(server, "adv_a_rawwrong");
-    db.admin(
-        server,
-        "CREATE TABLE wide (id INT PRIMARY KEY, pad VARCHAR(1024) NOT NULL); \
-         INSERT INTO wide SELECT seq, REPEAT('x', 1000) FROM seq_1_to_3000",
-    );
+    let db = wide_table(server, "adv_a_rawwrong", 3000);
     const SQL: &str = "SELECT id, pad FROM wide WHERE id > ? ORDER BY id";
     let rt = runtime();
     rt.block_on(async {
@@ -290,28 +250,9 @@ fn after_a_raw_statement_was_cut_off_the_next_helper_never_answers_wrong() {
                 let out = {
                     let raw = conn.raw().await.unwrap();
                     let fut = sqlx::query_as::<_, (i32, String)>(SQL).bind(0).fetch_all(&mut *raw);
-                    let mut fut = Box::pin(fut);
-                    let mut pendings = 0;
-                    loop {
-                        let polled = std::future::poll_fn(|cx: &mut Context<'_>| {
-                            Poll::Ready(Pin::as_mut(&mut fut).poll(cx))
-                        })
-                        .await;
-                        match polled {
-                            Poll::Ready(v) => break Some(v.map(|r| r.len())),
-                            Poll::Pending => {
-                                pendings += 1;
-                                if pendings >= cuts {
-                                    break None;
-                                }
-                                if pause.is_zero() {
-                                    tokio::task::yield_now().await;
-                                } else {
-                                    tokio::time::sleep(pause).await;
-                                }
-                            }
-                        }
-                    }
+                    cut_after_pausing(fut, cuts, pause)
+                        .await
+                        .map(|v| v.map(|r| r.len()))
                 };
                 let next = tokio::time::timeout(
                     Duration::from_secs(3),

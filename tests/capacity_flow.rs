@@ -1,13 +1,15 @@
 //! I2, capacity flows: either side alone can use the whole budget, and when one side
 //! waits while the other holds idle connections, the idle ones are given back at once,
-//! not after an idle timeout.
+//! not after an idle timeout; a dirty connection (closed, not pooled, on return) hands
+//! its unit over all the same.
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use db_async::AsyncPool;
+use db_async::{AsyncPool, args};
 use db_budget::Budget;
 use db_sync::SyncPool;
+use integration_tests::reuse::fresh;
 use integration_tests::{Server, TestDb, budget, init_tracing, runtime};
 
 const UNITS: u32 = 8;
@@ -15,6 +17,8 @@ const UNITS: u32 = 8;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The bound the issue sets for the hand-over.
 const HANDOVER_BOUND: Duration = Duration::from_millis(100);
+/// The bound for a dirty connection's unit: the return path closes it first.
+const DIRTY_HANDOVER_BOUND: Duration = Duration::from_millis(300);
 
 fn pools(rt: &tokio::runtime::Runtime, db: &TestDb, budget: &Budget) -> (AsyncPool, SyncPool) {
     let _enter = rt.enter();
@@ -274,4 +278,77 @@ fn a_side_that_starts_waiting_gets_a_unit_while_the_other_keeps_the_budget_satur
     assert!(got.is_ok(), "{got:?}");
     assert!(snap.async_side.share >= 1, "{snap:?}");
     assert_eq!(snap.async_side.acquire_timeouts_total, 0);
+}
+
+#[test]
+fn a_dirty_async_connection_s_unit_reaches_a_waiting_blocking_caller() {
+    let (_server, db) = fresh("adv2_flow_a");
+    let rt = runtime();
+    let (apool, spool) = pools(&rt, &db, &budget(2));
+    let waited = rt.block_on(async {
+        let mut held = Vec::new();
+        for setup in ["SET @x = 1", "SELECT GET_LOCK('adv2_flow', 0)"] {
+            let mut c = apool.acquire().await.unwrap();
+            c.execute(sqlx::AssertSqlSafe(setup), args![])
+                .await
+                .unwrap();
+            held.push(c);
+        }
+        let raw = held.pop().unwrap();
+        let mut raw_conn = raw;
+        raw_conn.raw().await.unwrap();
+        held.push(raw_conn);
+        let spool2 = spool.clone();
+        let waiter = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let got = spool2.get().map(|_| ());
+            (started, got)
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let released = std::time::Instant::now();
+        drop(held);
+        let (started, got) = tokio::task::spawn_blocking(move || waiter.join().unwrap())
+            .await
+            .unwrap();
+        got.unwrap_or_else(|e| panic!("the blocking caller got no connection: {e}"));
+        let _ = started;
+        released.elapsed()
+    });
+    assert!(
+        waited < DIRTY_HANDOVER_BOUND,
+        "a blocking caller got a unit {waited:?} after the async side closed its dirty connections"
+    );
+}
+
+#[test]
+fn a_dirty_blocking_connection_s_unit_reaches_a_waiting_async_caller() {
+    let (_server, db) = fresh("adv2_flow_s");
+    let rt = runtime();
+    let (apool, spool) = pools(&rt, &db, &budget(2));
+    // Two blocking holders: one dirty by `USE` (closed on return), one by raw access.
+    let mut a = spool.get().unwrap();
+    a.execute("USE information_schema", ()).unwrap();
+    let b = spool.get().unwrap();
+    let waited = rt.block_on(async {
+        let apool2 = apool.clone();
+        let waiter = tokio::spawn(async move {
+            let c = apool2.acquire().await;
+            (std::time::Instant::now(), c.map(|_| ()))
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let released = std::time::Instant::now();
+        tokio::task::spawn_blocking(move || {
+            drop(a);
+            drop(b);
+        })
+        .await
+        .unwrap();
+        let (at, got) = waiter.await.unwrap();
+        got.unwrap_or_else(|e| panic!("the async caller got no connection: {e}"));
+        at.saturating_duration_since(released)
+    });
+    assert!(
+        waited < DIRTY_HANDOVER_BOUND,
+        "an async caller got a unit {waited:?} after the blocking side closed its dirty connection"
+    );
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use db_async::AsyncPool;
-use db_budget::{DbError, Side, TimeoutPhase};
+use db_budget::{Budget, DbError, Side, TimeoutPhase};
 use db_sync::SyncPool;
 use integration_tests::{Server, TestDb, budget, init_tracing, runtime};
 
@@ -14,14 +14,8 @@ const POOL_TIMEOUT: Duration = Duration::from_millis(300);
 /// How late a timeout may come (the bound).
 const SLACK: Duration = Duration::from_millis(100);
 
-#[test]
-fn with_the_budget_held_an_async_caller_gets_a_timeout_showing_the_budget() {
-    // Arrange: budget 2, one unit held by each side.
-    init_tracing();
-    let server = Server::shared();
-    let db = TestDb::create(server, "i4_async");
-    let rt = runtime();
-    let budget = budget(2);
+/// Both pools on `budget`, each with [`POOL_TIMEOUT`].
+fn pools(rt: &tokio::runtime::Runtime, db: &TestDb, budget: &Budget) -> (AsyncPool, SyncPool) {
     let apool = {
         let _e = rt.enter();
         AsyncPool::builder(db.url.clone(), budget.clone())
@@ -31,6 +25,18 @@ fn with_the_budget_held_an_async_caller_gets_a_timeout_showing_the_budget() {
     let spool = SyncPool::builder(db.url.clone(), budget.clone())
         .pool_timeout(POOL_TIMEOUT)
         .build();
+    (apool, spool)
+}
+
+#[test]
+fn with_the_budget_held_an_async_caller_gets_a_timeout_showing_the_budget() {
+    // Arrange: budget 2, one unit held by each side.
+    init_tracing();
+    let server = Server::shared();
+    let db = TestDb::create(server, "i4_async");
+    let rt = runtime();
+    let budget = budget(2);
+    let (apool, spool) = pools(&rt, &db, &budget);
     let held_sync = spool.get().unwrap();
     let held_async = rt.block_on(apool.acquire()).unwrap();
 
@@ -80,15 +86,7 @@ fn with_the_budget_held_a_blocking_caller_gets_a_timeout_showing_the_budget() {
     let db = TestDb::create(server, "i4_sync");
     let rt = runtime();
     let budget = budget(2);
-    let apool = {
-        let _e = rt.enter();
-        AsyncPool::builder(db.url.clone(), budget.clone())
-            .pool_timeout(POOL_TIMEOUT)
-            .build()
-    };
-    let spool = SyncPool::builder(db.url.clone(), budget.clone())
-        .pool_timeout(POOL_TIMEOUT)
-        .build();
+    let (apool, spool) = pools(&rt, &db, &budget);
     let held_async = rt.block_on(apool.acquire()).unwrap();
     let held_sync = spool.get().unwrap();
 

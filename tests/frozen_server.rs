@@ -2,6 +2,7 @@
 //! gives its unit back.
 
 use db_async::{AsyncPool, args};
+use db_budget::Budget;
 use db_sync::SyncPool;
 use integration_tests::reuse::*;
 use integration_tests::{budget, eventually, runtime};
@@ -108,15 +109,7 @@ fn sync_discard_with_a_frozen_server_is_bounded() {
     c.execute("SELECT 1", ()).unwrap();
     freeze(server);
     within(10, "sync discard", move || c.discard());
-    let b2 = budget.clone();
-    assert!(
-        within(10, "units back", move || eventually(
-            Duration::from_secs(8),
-            || b2.in_use() == 0
-        )),
-        "{}",
-        budget.snapshot()
-    );
+    assert_units_come_back(&budget);
 }
 
 #[test]
@@ -137,15 +130,7 @@ fn sync_transaction_commit_on_a_frozen_server_is_bounded() {
         })
     });
     assert!(r.is_err(), "{r:?}");
-    let b2 = budget.clone();
-    assert!(
-        within(10, "units back", move || eventually(
-            Duration::from_secs(8),
-            || b2.in_use() == 0
-        )),
-        "{}",
-        budget.snapshot()
-    );
+    assert_units_come_back(&budget);
 }
 
 #[test]
@@ -184,5 +169,19 @@ fn async_idle_connection_validated_against_a_frozen_server_is_bounded() {
         "acquire took {:?} (connect 1 s, pool 3 s): {:?}",
         r.2,
         r.0
+    );
+}
+
+/// Asserts that every unit of `budget` comes back within 8 s (a frozen server's waits
+/// end within their bounds), guarded by [`within`].
+fn assert_units_come_back(budget: &Budget) {
+    let b2 = budget.clone();
+    assert!(
+        within(10, "units back", move || eventually(
+            Duration::from_secs(8),
+            || b2.in_use() == 0
+        )),
+        "{}",
+        budget.snapshot()
     );
 }

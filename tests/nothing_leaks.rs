@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use db_async::{AsyncPool, args};
-use db_budget::{Budget, CloseReason, DbError, Side, SideSnapshot};
+use db_budget::{Budget, CloseReason, DbError, Side};
 use db_sync::SyncPool;
+use integration_tests::reuse::closed;
 use integration_tests::{
     Server, TestDb, async_pool, budget, eventually, init_tracing, runtime, sync_pool,
 };
@@ -19,13 +20,6 @@ fn items_db(prefix: &str) -> (&'static Server, TestDb) {
         "CREATE TABLE items (id BIGINT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(64) NOT NULL)",
     );
     (server, db)
-}
-
-fn closed(s: &SideSnapshot, reason: CloseReason) -> u64 {
-    s.closed_total
-        .iter()
-        .find(|(r, _)| *r == reason)
-        .map_or(0, |(_, n)| *n)
 }
 
 /// Every unit is accounted for by an idle connection: nothing is checked out, closing

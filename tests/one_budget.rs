@@ -88,33 +88,9 @@ fn the_environment_s_budget_and_an_installed_one_never_coexist() {
         race_round();
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let mut two = Vec::new();
-    let mut rounds = 0;
-    for _ in 0..150 {
-        let out = std::process::Command::new(&exe)
-            .args([
-                "the_environment_s_budget_and_an_installed_one_never_coexist",
-                "--exact",
-                "--nocapture",
-            ])
-            .env("ADV_RACE_ROUND", "1")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if let Some(line) = text.lines().find(|l| l.starts_with("ROUND")) {
-            rounds += 1;
-            if line.ends_with("TWO") {
-                two.push(line.to_owned());
-            }
-        }
-    }
-    assert!(rounds > 100, "only {rounds} rounds ran");
-    assert!(
-        two.is_empty(),
-        "{} of {rounds} rounds had two budgets, e.g. {:?}",
-        two.len(),
-        two.first()
+    assert_never_two_budgets(
+        "the_environment_s_budget_and_an_installed_one_never_coexist",
+        "ADV_RACE_ROUND",
     );
 }
 
@@ -165,17 +141,22 @@ fn the_shim_racing_the_program_s_install_never_builds_a_second_budget() {
         shim_race_round();
         return;
     }
+    assert_never_two_budgets(
+        "the_shim_racing_the_program_s_install_never_builds_a_second_budget",
+        "ADV_SHIM_RACE_ROUND",
+    );
+}
+
+/// Runs this binary's test `test` 150 times, each in a fresh process with `var` set so
+/// that it plays one round, and asserts that enough rounds ran and none saw two budgets.
+fn assert_never_two_budgets(test: &str, var: &str) {
     let exe = std::env::current_exe().unwrap();
     let mut two = Vec::new();
     let mut rounds = 0;
     for _ in 0..150 {
         let out = std::process::Command::new(&exe)
-            .args([
-                "the_shim_racing_the_program_s_install_never_builds_a_second_budget",
-                "--exact",
-                "--nocapture",
-            ])
-            .env("ADV_SHIM_RACE_ROUND", "1")
+            .args([test, "--exact", "--nocapture"])
+            .env(var, "1")
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -11,25 +11,64 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+/// A database on the shared server with a table `t` of three rows.
 pub fn fresh(prefix: &str) -> (&'static Server, TestDb) {
+    fresh_with(prefix, "")
+}
+
+/// [`fresh`], then `more` (statements run as root in the new database).
+pub fn fresh_with(prefix: &str, more: &str) -> (&'static Server, TestDb) {
     let server = Server::shared();
     let db = TestDb::create(server, prefix);
     db.admin(
         server,
-        "CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, v INT) ENGINE=InnoDB; \
-         INSERT INTO t (v) VALUES (1), (2), (3)",
+        &format!(
+            "CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, v INT) ENGINE=InnoDB; \
+             INSERT INTO t (v) VALUES (1), (2), (3); {more}"
+        ),
     );
     (server, db)
 }
 
-/// Async side: runs `setup` through `execute` on a checked-out connection, returns it,
-/// checks one out again and returns (first id, second id, `check`'s one text column).
-pub fn async_after(
-    prefix: &str,
-    setup: &'static str,
-    check: &'static str,
-) -> (u64, u64, Result<Option<String>, DbError>) {
-    let (_server, db) = fresh(prefix);
+/// Server-side code whose effect on the session the SQL text of a call does not show,
+/// for [`fresh_with`]: a sequence `s`, a function `lock_it()` that takes the user lock
+/// `adv2`, and a trigger on `t` that sets `@last_v`.
+pub const HIDDEN_STATE: &str = "CREATE SEQUENCE s; \
+     CREATE FUNCTION lock_it() RETURNS INT NOT DETERMINISTIC RETURN GET_LOCK('adv2', 0); \
+     CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW SET @last_v = NEW.v";
+
+/// Whether anybody holds the user lock `adv2`.
+pub const LOCK_CHECK: &str = "SELECT CAST(IS_USED_LOCK('adv2') IS NOT NULL AS CHAR)";
+
+/// Whether this session holds the lock `adv2` (a closed session's lock may linger for a
+/// moment on the server, but it is no longer anybody's to inherit).
+pub const OWN_LOCK_CHECK: &str =
+    "SELECT CAST(COALESCE(IS_USED_LOCK('adv2') = CONNECTION_ID(), 0) AS CHAR)";
+
+/// Whether the session is in a transaction (`1`) or not (`0`).
+pub const TX_CHECK: &str = "SELECT CAST(@@in_transaction AS CHAR)";
+
+/// What the next holder saw: the first holder's connection id, the next holder's, and
+/// the check's one text column.
+pub type Seen = (u64, u64, Result<Option<String>, DbError>);
+
+/// How the first holder gives the connection back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    /// Dropped: the return path decides whether it is pooled.
+    Drop,
+    /// `discard()`: what the docs ask for after state the SQL text cannot show.
+    Discard,
+}
+
+/// Async side: runs `setup` through `execute` on a checked-out connection of a
+/// [`fresh`] database, returns it, checks one out again and says what it [`Seen`].
+pub fn async_after(prefix: &str, setup: &'static str, check: &'static str) -> Seen {
+    async_after_on(&fresh(prefix).1, setup, check, Leave::Drop)
+}
+
+/// [`async_after`] on `db`, the first holder leaving as `leave` says.
+pub fn async_after_on(db: &TestDb, setup: &'static str, check: &'static str, leave: Leave) -> Seen {
     let rt = runtime();
     rt.block_on(async {
         let budget = budget(1);
@@ -44,8 +83,13 @@ pub fn async_after(
             done.is_ok(),
             "the set-up statement {setup:?} failed: {done:?}"
         );
-        drop(conn);
-        eventually(Duration::from_secs(2), || pool.idle_count() == 1);
+        match leave {
+            Leave::Drop => {
+                drop(conn);
+                eventually(Duration::from_secs(2), || pool.idle_count() == 1);
+            }
+            Leave::Discard => conn.discard(),
+        }
         let mut conn = pool.acquire().await.unwrap();
         let (id2,): (u64,) = conn
             .fetch_one("SELECT CONNECTION_ID()", args![])
@@ -59,13 +103,13 @@ pub fn async_after(
     })
 }
 
-/// Blocking side: the same, through `DbConnection::execute`.
-pub fn sync_after(
-    prefix: &str,
-    setup: &[&str],
-    check: &str,
-) -> (u64, u64, Result<Option<String>, DbError>) {
-    let (_server, db) = fresh(prefix);
+/// Blocking side: the same, through `SyncConn::execute`.
+pub fn sync_after(prefix: &str, setup: &[&str], check: &str) -> Seen {
+    sync_after_on(&fresh(prefix).1, setup, check, Leave::Drop)
+}
+
+/// [`sync_after`] on `db`, the first holder leaving as `leave` says.
+pub fn sync_after_on(db: &TestDb, setup: &[&str], check: &str, leave: Leave) -> Seen {
     let budget = budget(1);
     let pool: SyncPool = sync_pool(&db.url, &budget);
     let mut conn = pool.get().unwrap();
@@ -77,18 +121,18 @@ pub fn sync_after(
             "the set-up statement {sql:?} failed: {done:?}"
         );
     }
-    drop(conn);
+    match leave {
+        Leave::Drop => drop(conn),
+        Leave::Discard => conn.discard(),
+    }
     let mut conn = pool.get().unwrap();
     let (id2,): (u64,) = conn.fetch_one("SELECT CONNECTION_ID()", ()).unwrap();
     let seen = conn.fetch_one::<(Option<String>,)>(check, ()).map(|(v,)| v);
     (id1, id2, seen)
 }
 
-pub fn assert_clean(
-    what: &str,
-    (id1, id2, seen): (u64, u64, Result<Option<String>, DbError>),
-    clean: Option<&str>,
-) {
+/// Asserts the next holder saw `clean`, what a fresh connection shows.
+pub fn assert_clean(what: &str, (id1, id2, seen): Seen, clean: Option<&str>) {
     let seen = seen.unwrap_or_else(|e| panic!("{what}: the check failed: {e:?}"));
     assert_eq!(
         seen.as_deref(),
@@ -109,27 +153,10 @@ pub fn app_connections(server: &Server) -> u64 {
     out.trim().parse().expect("a count")
 }
 
-/// SIGSTOP, then wait until the kernel shows the process stopped (`T`): `kill`
-/// returns before every thread has stopped, and a loaded machine can answer one more
-/// packet in between.
+/// SIGSTOP, returning once the kernel shows the process stopped
+/// ([`Server::freeze`]).
 pub fn freeze(server: &Server) {
-    server.pause().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap_or_default();
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next());
-        if state == Some('T') {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    server.freeze().unwrap();
 }
 
 #[derive(Debug)]

@@ -2,27 +2,14 @@
 //! retries against a fake server that answers every connect with 1040, closing, and a
 //! cancelled acquire.
 
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use db_async::AsyncPool;
 use db_budget::{Budget, Config, DatabaseUrl, DbError, Side, TimeoutPhase};
-
-/// A port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use mariadb_harness::fake;
 
 fn url(port: u16) -> DatabaseUrl {
-    DatabaseUrl::parse(&format!("mysql://app:hunter2@127.0.0.1:{port}/game")).unwrap()
+    DatabaseUrl::parse(&fake::url(port)).unwrap()
 }
 
 fn pool(port: u16, budget: &Budget, timeout: Duration) -> AsyncPool {
@@ -43,7 +30,7 @@ async fn eventually(what: &str, cond: impl Fn() -> bool) {
 #[tokio::test]
 async fn building_opens_nothing_and_a_missing_url_names_the_variable() {
     let budget = Budget::new(4, Duration::from_secs(30));
-    let p = pool(closed_port(), &budget, Duration::from_secs(1));
+    let p = pool(fake::closed_port(), &budget, Duration::from_secs(1));
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(p.idle_count(), 0);
     assert_eq!(budget.in_use(), 0);
@@ -58,11 +45,11 @@ async fn building_opens_nothing_and_a_missing_url_names_the_variable() {
 #[tokio::test]
 async fn a_refused_connect_fails_fast_with_the_cause_and_returns_the_unit() {
     let budget = Budget::new(2, Duration::from_secs(30));
-    let p = pool(closed_port(), &budget, Duration::from_secs(10));
+    let p = pool(fake::closed_port(), &budget, Duration::from_secs(10));
     let err = p.acquire().await.unwrap_err();
     assert!(matches!(err, DbError::Connect { .. }), "{err}");
     let msg = format!("{err} {err:?}");
-    assert!(!msg.contains("hunter2"), "{msg}");
+    assert!(!msg.contains(fake::PASSWORD), "{msg}");
     eventually("the unit comes back", || budget.in_use() == 0).await;
     assert_eq!(budget.snapshot().async_side.waiting, 0);
 }
@@ -71,7 +58,7 @@ async fn a_refused_connect_fails_fast_with_the_cause_and_returns_the_unit() {
 async fn an_exhausted_budget_times_out_with_the_budget_state() {
     let budget = Budget::new(1, Duration::from_secs(30));
     let held = budget.try_acquire(Side::Sync).unwrap();
-    let p = pool(closed_port(), &budget, Duration::from_millis(200));
+    let p = pool(fake::closed_port(), &budget, Duration::from_millis(200));
     let err = p.acquire().await.unwrap_err();
     match &err {
         DbError::PoolTimeout {
@@ -93,35 +80,11 @@ async fn an_exhausted_budget_times_out_with_the_budget_state() {
     assert_eq!(budget.in_use(), 0);
 }
 
-/// Accepts connections and answers each with the error packet a server at
-/// `max_connections` sends instead of its handshake.
-fn too_many_connections_server() -> (u16, Arc<AtomicU32>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicU32::new(0));
-    let count = accepted.clone();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream): Result<TcpStream, _> = stream else {
-                return;
-            };
-            count.fetch_add(1, Relaxed);
-            let mut payload = vec![0xff, 0x10, 0x04]; // error 1040, little-endian
-            payload.extend_from_slice(b"Too many connections");
-            let mut packet = (payload.len() as u32).to_le_bytes()[..3].to_vec();
-            packet.push(0); // sequence id
-            packet.extend_from_slice(&payload);
-            let _ = stream.write_all(&packet);
-        }
-    });
-    (port, accepted)
-}
-
 #[tokio::test]
 async fn too_many_connections_is_retried_while_holding_one_unit_until_the_deadline() {
-    let (port, accepted) = too_many_connections_server();
+    let full = fake::TooManyConnections::start().unwrap();
     let budget = Budget::new(3, Duration::from_secs(30));
-    let p = pool(port, &budget, Duration::from_millis(400));
+    let p = pool(full.port(), &budget, Duration::from_millis(400));
     let watcher = {
         let budget = budget.clone();
         tokio::spawn(async move {
@@ -138,30 +101,22 @@ async fn too_many_connections_is_retried_while_holding_one_unit_until_the_deadli
         DbError::PoolTimeout { phase, .. } => assert_eq!(*phase, TimeoutPhase::Connect),
         other => panic!("expected a pool timeout, got {other}"),
     }
-    assert!(
-        accepted.load(Relaxed) >= 3,
-        "retried {} times",
-        accepted.load(Relaxed)
-    );
+    assert!(full.accepted() >= 3, "retried {} times", full.accepted());
     assert_eq!(
         watcher.await.unwrap(),
         1,
         "the retries held one unit, not more"
     );
     eventually("the unit comes back", || budget.in_use() == 0).await;
-    let after = accepted.load(Relaxed);
+    let after = full.accepted();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        accepted.load(Relaxed),
-        after,
-        "no retries once nobody waits"
-    );
+    assert_eq!(full.accepted(), after, "no retries once nobody waits");
 }
 
 #[tokio::test]
 async fn a_closed_pool_refuses() {
     let budget = Budget::new(1, Duration::from_secs(30));
-    let p = pool(closed_port(), &budget, Duration::from_secs(1));
+    let p = pool(fake::closed_port(), &budget, Duration::from_secs(1));
     p.close().await;
     assert!(p.is_closed());
     assert!(matches!(p.acquire().await, Err(DbError::Closed)));
@@ -171,7 +126,7 @@ async fn a_closed_pool_refuses() {
 async fn callers_waiting_on_the_budget_get_closed_not_a_timeout_after_close() {
     let budget = Budget::new(1, Duration::from_secs(30));
     let held = budget.try_acquire(Side::Sync).unwrap();
-    let p = pool(closed_port(), &budget, Duration::from_secs(10));
+    let p = pool(fake::closed_port(), &budget, Duration::from_secs(10));
     let waiter = tokio::spawn({
         let p = p.clone();
         async move { p.acquire().await.map(drop) }
@@ -193,7 +148,7 @@ async fn callers_waiting_on_the_budget_get_closed_not_a_timeout_after_close() {
 async fn a_cancelled_acquire_leaves_the_queue_and_takes_no_unit() {
     let budget = Budget::new(1, Duration::from_secs(30));
     let held = budget.try_acquire(Side::Sync).unwrap();
-    let p = pool(closed_port(), &budget, Duration::from_secs(10));
+    let p = pool(fake::closed_port(), &budget, Duration::from_secs(10));
     let cut = tokio::time::timeout(Duration::from_millis(100), p.acquire()).await;
     assert!(cut.is_err(), "the acquire was meant to be cut off");
     let s = budget.snapshot();

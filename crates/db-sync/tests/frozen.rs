@@ -11,10 +11,14 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use db_budget::{Budget, CloseReason, DatabaseUrl, DbError, Side, Snapshot};
+use db_budget::{Budget, CloseReason, DatabaseUrl, DbError, Side};
 use db_sync::SyncPool;
 use db_sync::mysql::prelude::Queryable;
 use mariadb_harness::{Server, ServerOptions};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::closed;
 
 /// The connect timeout (and so the bound of handshake, ping and ROLLBACK) of these pools.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -54,12 +58,7 @@ impl Frozen {
 
     /// SIGSTOP, and wait until the kernel reports the process stopped.
     fn freeze(&self) {
-        self.server.pause().expect("SIGSTOP");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while proc_state(self.server.pid()) != Some('T') {
-            assert!(Instant::now() < deadline, "the server did not stop");
-            thread::sleep(Duration::from_millis(5));
-        }
+        self.server.freeze().expect("SIGSTOP");
     }
 
     fn thaw(&self) {
@@ -74,12 +73,6 @@ impl Drop for Frozen {
     }
 }
 
-/// The state letter of /proc/<pid>/stat (`T` = stopped).
-fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
-}
-
 /// Runs `f` on a thread; its outcome, or a test failure naming `what` if nothing
 /// comes back within the guard.
 fn within_guard<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -91,15 +84,6 @@ fn within_guard<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 's
         Ok(value) => value,
         Err(_) => panic!("{what} did not return within {GUARD:?} against a frozen server"),
     }
-}
-
-fn closed(snapshot: &Snapshot, reason: CloseReason) -> u64 {
-    snapshot
-        .sync_side
-        .closed_total
-        .iter()
-        .find(|(r, _)| *r == reason)
-        .map_or(0, |(_, n)| *n)
 }
 
 /// Waits (within the guard) until every unit is back.

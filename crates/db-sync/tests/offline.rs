@@ -1,27 +1,15 @@
 //! Pool behaviour that needs no database server: building, refusals, timeouts, and
 //! connect retries against a fake server that answers every connect with 1040.
 
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use db_budget::{Budget, Config, DatabaseUrl, DbError, Side, TimeoutPhase};
 use db_sync::SyncPool;
-
-/// A port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use mariadb_harness::fake;
 
 fn url(port: u16) -> DatabaseUrl {
-    DatabaseUrl::parse(&format!("mysql://app:hunter2@127.0.0.1:{port}/game")).unwrap()
+    DatabaseUrl::parse(&fake::url(port)).unwrap()
 }
 
 fn pool(port: u16, budget: &Budget, timeout: Duration) -> SyncPool {
@@ -42,7 +30,7 @@ fn eventually(what: &str, cond: impl Fn() -> bool) {
 #[test]
 fn building_opens_nothing_and_a_missing_url_names_the_variable() {
     let budget = Budget::new(4, Duration::from_secs(30));
-    let p = pool(closed_port(), &budget, Duration::from_secs(1));
+    let p = pool(fake::closed_port(), &budget, Duration::from_secs(1));
     thread::sleep(Duration::from_millis(50));
     assert_eq!((p.state().connections, p.state().idle), (0, 0));
     assert_eq!(budget.in_use(), 0);
@@ -57,7 +45,7 @@ fn building_opens_nothing_and_a_missing_url_names_the_variable() {
 #[test]
 fn a_refused_connect_fails_fast_with_the_cause_and_returns_the_unit() {
     let budget = Budget::new(2, Duration::from_secs(30));
-    let p = pool(closed_port(), &budget, Duration::from_secs(10));
+    let p = pool(fake::closed_port(), &budget, Duration::from_secs(10));
     let started = Instant::now();
     let err = p.get().unwrap_err();
     assert!(
@@ -67,7 +55,7 @@ fn a_refused_connect_fails_fast_with_the_cause_and_returns_the_unit() {
     );
     assert!(matches!(err, DbError::Connect { .. }), "{err}");
     let msg = err.to_string();
-    assert!(!msg.contains("hunter2"), "{msg}");
+    assert!(!msg.contains(fake::PASSWORD), "{msg}");
     eventually("the unit comes back", || budget.in_use() == 0);
     assert_eq!(budget.snapshot().sync_side.waiting, 0);
 }
@@ -76,7 +64,7 @@ fn a_refused_connect_fails_fast_with_the_cause_and_returns_the_unit() {
 fn an_exhausted_budget_times_out_with_the_budget_state() {
     let budget = Budget::new(1, Duration::from_secs(30));
     let held = budget.try_acquire(Side::Async).unwrap();
-    let p = pool(closed_port(), &budget, Duration::from_millis(200));
+    let p = pool(fake::closed_port(), &budget, Duration::from_millis(200));
     let started = Instant::now();
     let err = p.get().unwrap_err();
     let waited = started.elapsed();
@@ -106,35 +94,11 @@ fn an_exhausted_budget_times_out_with_the_budget_state() {
     assert_eq!(p.state().connections, 0);
 }
 
-/// Accepts connections and answers each with the error packet a server at
-/// `max_connections` sends instead of its handshake.
-fn too_many_connections_server() -> (u16, Arc<AtomicU32>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicU32::new(0));
-    let count = accepted.clone();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream): Result<TcpStream, _> = stream else {
-                return;
-            };
-            count.fetch_add(1, Relaxed);
-            let mut payload = vec![0xff, 0x10, 0x04]; // error 1040, little-endian
-            payload.extend_from_slice(b"Too many connections");
-            let mut packet = (payload.len() as u32).to_le_bytes()[..3].to_vec();
-            packet.push(0); // sequence id
-            packet.extend_from_slice(&payload);
-            let _ = stream.write_all(&packet);
-        }
-    });
-    (port, accepted)
-}
-
 #[test]
 fn too_many_connections_is_retried_while_holding_one_unit_until_the_deadline() {
-    let (port, accepted) = too_many_connections_server();
+    let full = fake::TooManyConnections::start().unwrap();
     let budget = Budget::new(3, Duration::from_secs(30));
-    let p = pool(port, &budget, Duration::from_millis(400));
+    let p = pool(full.port(), &budget, Duration::from_millis(400));
     let started = Instant::now();
     let err = p.get().unwrap_err();
     assert!(started.elapsed() >= Duration::from_millis(400));
@@ -142,26 +106,18 @@ fn too_many_connections_is_retried_while_holding_one_unit_until_the_deadline() {
         DbError::PoolTimeout { phase, .. } => assert_eq!(*phase, TimeoutPhase::Connect),
         other => panic!("expected a pool timeout, got {other}"),
     }
-    assert!(
-        accepted.load(Relaxed) >= 3,
-        "retried {} times",
-        accepted.load(Relaxed)
-    );
+    assert!(full.accepted() >= 3, "retried {} times", full.accepted());
     // The retry loop stops once nobody waits, and gives its unit back.
     eventually("the unit comes back", || budget.in_use() == 0);
-    let after = accepted.load(Relaxed);
+    let after = full.accepted();
     thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        accepted.load(Relaxed),
-        after,
-        "no retries once nobody waits"
-    );
+    assert_eq!(full.accepted(), after, "no retries once nobody waits");
 }
 
 #[test]
 fn a_closed_pool_refuses() {
     let budget = Budget::new(1, Duration::from_secs(30));
-    let p = pool(closed_port(), &budget, Duration::from_secs(1));
+    let p = pool(fake::closed_port(), &budget, Duration::from_secs(1));
     p.close();
     assert!(p.is_closed());
     assert!(matches!(p.get(), Err(DbError::Closed)));
@@ -170,7 +126,7 @@ fn a_closed_pool_refuses() {
 #[test]
 fn current_thread_runtimes_are_refused_but_spawn_blocking_and_workers_are_served() {
     let budget = Budget::new(2, Duration::from_secs(30));
-    let p = pool(closed_port(), &budget, Duration::from_secs(5));
+    let p = pool(fake::closed_port(), &budget, Duration::from_secs(5));
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -196,7 +152,7 @@ fn current_thread_runtimes_are_refused_but_spawn_blocking_and_workers_are_served
 fn callers_waiting_on_the_budget_get_closed_not_a_timeout_after_close() {
     let budget = Budget::new(1, Duration::from_secs(30));
     let held = budget.try_acquire(Side::Async).unwrap();
-    let p = pool(closed_port(), &budget, Duration::from_millis(500));
+    let p = pool(fake::closed_port(), &budget, Duration::from_millis(500));
     let waiters: Vec<_> = (0..3)
         .map(|_| {
             let p = p.clone();

@@ -17,7 +17,9 @@
 //! Leftover data directories of dead processes are swept on first use.
 //!
 //! The [`oracle`] module provides an exact client-side count of open
-//! connections to a server (an `LD_PRELOAD` shim built at runtime).
+//! connections to a server (an `LD_PRELOAD` shim built at runtime); the [`fake`]
+//! module, stand-ins for pool tests that need no server (a refused port, a listener that
+//! answers every connect with `ERROR 1040`).
 //!
 //! # Example
 //!
@@ -46,6 +48,8 @@
 
 pub mod dev;
 mod error;
+pub mod fake;
+mod freeze;
 mod hash;
 mod mariadbd;
 mod options;

@@ -51,13 +51,14 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
 /// Zombies still answer `kill(pid, 0)`; in a container whose init does not
 /// reap orphans, a killed server can stay a zombie forever.
 fn is_zombie(pid: u32) -> bool {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // Format: "pid (comm) S ...": the state follows the last ')'.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .is_some_and(|state| state == "Z" || state == "X")
+    matches!(process_state(pid), Some('Z' | 'X'))
+}
+
+/// The state letter of `/proc/<pid>/stat` (`T` stopped, `Z` zombie, …), if the
+/// process exists. Format: "pid (comm) S ...": the state follows the last ')'.
+pub(crate) fn process_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// The owning pid encoded at the start of a name like `1234-0` or `x.tmp-1234-0`.

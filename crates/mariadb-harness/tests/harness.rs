@@ -247,14 +247,14 @@ fn server_dies_with_its_process() {
 }
 
 #[test]
-fn pause_and_resume() {
+fn freeze_and_resume() {
     let server = Server::start(ServerOptions::default()).unwrap();
-    server.pause().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while proc_state(server.pid()) != Some('T') {
-        assert!(Instant::now() < deadline, "server did not stop");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    server.freeze().unwrap();
+    assert_eq!(
+        proc_state(server.pid()),
+        Some('T'),
+        "stopped once freeze returns"
+    );
     // The kernel still accepts the TCP connection, but no greeting arrives.
     let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, server.port())).unwrap();
     stream
@@ -269,6 +269,7 @@ fn pause_and_resume() {
     server.pause().unwrap();
     server.stop().unwrap();
     assert!(server.pause().is_err());
+    assert!(server.freeze().is_err());
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! Budget exhaustion: with every unit held, requests of both call styles fail fast with
 //! 503 + `Retry-After` and a JSON body; once the units come back, the same requests
-//! succeed.
+//! succeed; and a realistic mix of requests reuses its connections rather than
+//! churning them.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::{AppOptions, spawn_app_with};
+use mariadb_harness::Server;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,4 +75,85 @@ async fn an_exhausted_budget_gives_503s_with_retry_after_and_then_recovers() {
     let budget = app.budget.clone();
     app.stop().await;
     assert_eq!(budget.in_use(), 0);
+}
+
+/// I3 cost: the server's own statements never dirty a session, so a realistic mix of
+/// both call styles reuses its connections: connects stay at the budget's size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_realistic_mix_does_not_churn_connections() {
+    let app = spawn_app_with(AppOptions {
+        max_connections: 4,
+        ..AppOptions::default()
+    })
+    .await;
+    let (id, token) = app.new_player("churn").await;
+    let game = app.new_game(id, &token, json!({ "level": 1 })).await;
+    let server = Server::shared();
+    let before = server.global_status("Connections").expect("status");
+    let opened_before = {
+        let s = app.budget.snapshot();
+        s.async_side.opened_total + s.sync_side.opened_total
+    };
+    for round in 0..40 {
+        let client = app.client;
+        let t = token.clone();
+        // Two async and two blocking requests at a time: each side its fair half.
+        let paths = [
+            format!("/api/players/{id}"),
+            format!("/api/players/{id}/rewards"),
+            format!("/api/games/{game}"),
+            format!("/api/players/{id}/games"),
+        ];
+        let gets = paths.iter().map(|p| {
+            let t = t.clone();
+            async move { (p.clone(), client.get(p, Some(&t)).await) }
+        });
+        for (p, r) in futures_util::future::join_all(gets).await {
+            assert_eq!(r.status, 200, "GET {p}: {}", r.text());
+        }
+        let r = client
+            .post_json(
+                &format!("/api/players/{id}/events"),
+                Some(&t),
+                &json!({ "kind": "game_won", "amount": 1 }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "event: {}", r.text());
+        let r = client
+            .post_json(
+                &format!("/api/players/{id}/games"),
+                Some(&t),
+                &json!({ "state": { "round": round } }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "save: {}", r.text());
+        let r = client
+            .post_json(
+                &format!("/api/games/{game}/images"),
+                Some(&t),
+                &json!({ "prompt": "p", "url": "https://x/y", "metadata": { "r": round } }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "image: {}", r.text());
+        let _ = client
+            .post_empty(&format!("/api/players/{id}/rewards/claim"), Some(&t))
+            .await;
+    }
+    let s = app.budget.snapshot();
+    let opened = s.async_side.opened_total + s.sync_side.opened_total - opened_before;
+    let connects = server.global_status("Connections").expect("status") - before;
+    let closes: Vec<_> = s
+        .async_side
+        .closed_total
+        .iter()
+        .chain(s.sync_side.closed_total.iter())
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    app.stop().await;
+    // Connections is server-wide (other tests may run): the app's own count decides.
+    assert!(
+        opened <= 8,
+        "{opened} connects by the app for 40 rounds of 8 requests (at most 2 per side at a time) with a budget of 4 \
+         (server-wide Connections +{connects}); closes by reason: {closes:?}"
+    );
 }

@@ -51,14 +51,7 @@ pub fn scope_of_items<'a>(items: impl Iterator<Item = &'a Item>) -> Scope {
     for item in items {
         let name = match item {
             Item::Use(u) => {
-                let mut leaves = Vec::new();
-                flatten_use(
-                    &u.tree,
-                    &mut Vec::new(),
-                    u.leading_colon.is_some(),
-                    &mut leaves,
-                );
-                for leaf in leaves {
+                for leaf in use_leaves(u) {
                     if leaf.glob {
                         scope.globs.push(leaf.path);
                     } else if let Some(name) = leaf.name {
@@ -121,6 +114,18 @@ pub struct UseLeaf {
     pub glob: bool,
     pub span: Span,
     pub text: String,
+}
+
+/// The leaves of a `use` item, one per path it imports.
+pub fn use_leaves(u: &syn::ItemUse) -> Vec<UseLeaf> {
+    let mut leaves = Vec::new();
+    flatten_use(
+        &u.tree,
+        &mut Vec::new(),
+        u.leading_colon.is_some(),
+        &mut leaves,
+    );
+    leaves
 }
 
 pub fn flatten_use(

@@ -1,11 +1,13 @@
-//! Helpers for `tests/admin.rs`: a private database with both pools and the admin
-//! router on an ephemeral port, a tiny HTTP/1.1 client, and headless Chromium.
+//! Helpers for `tests/admin/`: a private database with both pools and the admin
+//! router on an ephemeral port, a tiny HTTP/1.1 client, headless Chromium, and a
+//! strict parser of the Prometheus text format.
 
 #![allow(dead_code)]
 
 pub mod browser;
 pub mod http;
 pub mod load;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::time::Duration;

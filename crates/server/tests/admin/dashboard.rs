@@ -1,0 +1,123 @@
+//! /dashboard: one self-contained page, and live numbers in headless Chromium.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::admin_support::browser::{self, tag_of, text_of};
+use crate::admin_support::load::{Churn, Held};
+use crate::admin_support::start;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_is_one_self_contained_page() {
+    let admin = start("admin_dashboard_page", 2).await;
+    let r = admin.get("/dashboard").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    let page = &r.body;
+    assert!(page.contains("<style>") && page.contains("<script>"));
+    assert!(page.contains("api/pool"), "polls the JSON endpoint");
+    for external in ["://", "<link", " src=", "@import"] {
+        assert!(
+            !page.contains(external),
+            "external asset ({external}) in the page"
+        );
+    }
+    let root = admin.get("/").await;
+    assert_eq!(root.status, 307);
+    assert_eq!(root.header("location"), Some("/dashboard"));
+}
+
+async fn chromium(url: String, virtual_ms: u32, extra: Vec<String>) -> browser::Run {
+    tokio::task::spawn_blocking(move || browser::run(&url, virtual_ms, &extra))
+        .await
+        .expect("chromium runner")
+}
+
+fn id_text(dom: &str, id: &str) -> String {
+    text_of(dom, id).unwrap_or_else(|| panic!("no element #{id} in the dumped DOM:\n{dom}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_live_numbers_in_headless_chromium() {
+    // Fail (not skip) at once, with install instructions, when there is no browser.
+    let _ = browser::chromium();
+    let admin = start("admin_dashboard", 8).await;
+    let url = admin.url("/dashboard");
+    let dump = || vec!["--dump-dom".to_owned()];
+
+    // 1. Nothing held.
+    let dom = chromium(url.clone(), 4000, dump()).await.stdout;
+    assert_eq!(id_text(&dom, "capacity"), "8", "first poll rendered");
+    assert_eq!(id_text(&dom, "in-use"), "0");
+    assert_eq!(id_text(&dom, "held-async"), "0");
+    assert!(id_text(&dom, "status").starts_with("live"), "{dom}");
+
+    // 2. Six of eight units held: three async connections, three blocking ones.
+    let mut held = Held::default();
+    held.hold_async(&admin.async_pool, 3).await;
+    held.hold_sync(&admin.sync_pool, 3).await;
+    assert_eq!(admin.budget.snapshot().in_use, 6);
+    let dom = chromium(url.clone(), 4000, dump()).await.stdout;
+    assert_eq!(id_text(&dom, "in-use"), "6");
+    assert_eq!(id_text(&dom, "held-async"), "3");
+    assert_eq!(id_text(&dom, "held-sync"), "3");
+    assert_eq!(id_text(&dom, "active-async"), "3");
+    assert_eq!(id_text(&dom, "active-sync"), "3");
+    assert_eq!(id_text(&dom, "utilisation"), "75 %");
+    let banner = tag_of(&dom, "banner").unwrap();
+    assert!(
+        banner.contains("hidden"),
+        "75 % is below the warning: {banner}"
+    );
+
+    // 3. Above 80 %: a seventh unit held, and churners of both sides fighting over the
+    //    eighth (units flow between the sides, callers queue). The banner must appear
+    //    after ~5 s (page time) and the page is captured for a human to look at.
+    held.hold_async(&admin.async_pool, 1).await;
+    let churn = Churn::start(&admin.async_pool, &admin.sync_pool, 4, 2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin.budget.snapshot().in_use < 8 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(&shot);
+    let run = chromium(
+        url.clone(),
+        12_000,
+        vec![
+            format!("--screenshot={}", shot.display()),
+            "--dump-dom".into(),
+        ],
+    )
+    .await;
+    let dom = run.stdout;
+    churn.stop().await;
+    held.release().await;
+
+    let in_use: u32 = id_text(&dom, "in-use").parse().unwrap();
+    assert!(in_use >= 7, "in use under load: {in_use}");
+    let banner = tag_of(&dom, "banner").unwrap();
+    assert!(
+        !banner.contains("hidden"),
+        "banner shown above 80 %: {banner}"
+    );
+    assert!(
+        id_text(&dom, "banner").contains("above 80 %"),
+        "{}",
+        id_text(&dom, "banner")
+    );
+
+    let png =
+        std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", shot.display()));
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(
+        png.len() > 10_000,
+        "suspiciously small screenshot: {} bytes",
+        png.len()
+    );
+    println!(
+        "dashboard screenshot: {}",
+        shot.canonicalize().unwrap_or(shot).display()
+    );
+}

@@ -1,0 +1,18 @@
+//! The admin listener against a real, private MariaDB (`mariadb-harness`): health and
+//! readiness, Prometheus metrics, the JSON snapshot, and the live dashboard rendered by
+//! headless Chromium.
+//!
+//! Each test builds its own budget and pools over its own database and serves
+//! `server::admin::router` on an ephemeral port; it does not need the rest of the server.
+//!
+//! One module per endpoint: `health` (/healthz, /readyz), `metrics`, `pool_api`
+//! (/api/pool), `dashboard`; the Prometheus text parser is the support module's
+//! `metrics`. One test binary, so that the admin router is linked once.
+
+#[path = "../admin_support/mod.rs"]
+mod admin_support;
+
+mod dashboard;
+mod health;
+mod metrics;
+mod pool_api;

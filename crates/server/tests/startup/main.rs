@@ -1,0 +1,14 @@
+//! Startup and shutdown, one module each: the server check against the database
+//! server's limits and the required secret, with credentials kept out of every Debug
+//! rendering (`check`); a graceful shutdown that leaves no budget unit in use, also with
+//! legacy calls queued and with the database frozen (`shutdown`); the real binary, its
+//! token command and SIGTERM (`binary`). One test binary, so that the application is
+//! linked once.
+
+// The set-up every test binary of this crate shares.
+#[path = "../common/mod.rs"]
+mod common;
+
+mod binary;
+mod check;
+mod shutdown;
