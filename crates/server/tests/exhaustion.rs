@@ -157,3 +157,65 @@ async fn a_realistic_mix_does_not_churn_connections() {
          (server-wide Connections +{connects}); closes by reason: {closes:?}"
     );
 }
+
+/// The issue's outage, at the size of a test: many concurrent clients mixing legacy
+/// (blocking) and async routes keep both sides busy. Connections must not change side per
+/// request (each change is a close and a connect, which the server counts late).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_mixing_legacy_and_async_routes_do_not_churn_connections() {
+    // Arrange: a budget of 4; 24 clients, half on a legacy route, half on an async one.
+    let app = spawn_app_with(AppOptions {
+        max_connections: 4,
+        ..AppOptions::default()
+    })
+    .await;
+    let (id, token) = app.new_player("mixed").await;
+    let game = app.new_game(id, &token, json!({ "level": 1 })).await;
+    let opened = |s: db_budget::Snapshot| s.async_side.opened_total + s.sync_side.opened_total;
+    let run = |length: Duration| {
+        let clients: Vec<_> = (0..24)
+            .map(|i| {
+                let (client, token) = (app.client, token.clone());
+                let path = if i % 2 == 0 {
+                    format!("/api/games/{game}")
+                } else {
+                    format!("/api/players/{id}")
+                };
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let mut done = 0u64;
+                    while started.elapsed() < length {
+                        let r = client.get(&path, Some(&token)).await;
+                        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+                        done += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        async move {
+            let mut done = 0;
+            for c in clients {
+                done += c.await.expect("client");
+            }
+            done
+        }
+    };
+    run(Duration::from_secs(1)).await; // warm-up: both sides open their connections
+    let before = opened(app.budget.snapshot());
+
+    // Act
+    let requests = run(Duration::from_secs(3)).await;
+
+    // Assert: hundreds of requests; a unit changed side at most once per share step
+    // (250 ms), never per request (the eager policy made ~380 connects here).
+    let after = app.budget.snapshot();
+    let connects = opened(after.clone()) - before;
+    app.stop().await;
+    println!("mixed HTTP load: {requests} requests, {connects} connects in 3 s; {after}");
+    assert!(requests > 200, "{requests} requests in 3 s");
+    assert!(
+        connects <= 14,
+        "{connects} connects for {requests} requests in 3 s with a budget of 4"
+    );
+}

@@ -202,6 +202,12 @@ async fn shutdown_with_legacy_calls_waiting_for_a_unit_neither_hangs_nor_reconne
     while budget.in_use() > 0 && settle.elapsed() < Duration::from_secs(3) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // The server counts a closed connection for a moment longer (ARCHITECTURE.md,
+    // "Server-side lag"): watch from when it shows none.
+    let lag = Instant::now();
+    while app_connections(&db) > 0 && lag.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let opened = |s: db_budget::Snapshot| s.async_side.opened_total + s.sync_side.opened_total;
     let opened_before = opened(budget.snapshot());
     let mut max_in_use = 0;
