@@ -21,10 +21,13 @@
 //! - **A side that wakes gets one unit at once.** Its share becomes 1 at the next tick
 //!   ([`TICK`]), so its first caller waits at most for the other side's next return.
 //! - **When both sides are busy, the shares follow demand, slowly.** Demand is the
-//!   callers running plus waiting on a side, smoothed over [`WINDOW`]; the shares are
-//!   proportional to it, each busy side keeping at least one unit. A share moves by one
-//!   unit at a time, at most once per [`STEP`], and only once the proportional target is
-//!   more than [`HYSTERESIS`] away from it. Under steady load the shares stop moving and
+//!   callers running plus waiting on a side, smoothed over [`WINDOW`]. The target is
+//!   max-min fair: a side that needs less than half the budget is given what it needs
+//!   and the other side the rest; when both need more than half, each gets half (so a
+//!   side with few callers is never starved by one with many: its callers wait behind
+//!   at most half the budget's worth of its own slow statements). Each busy side keeps
+//!   at least one unit. A share moves by one unit at a time, at most once per [`STEP`],
+//!   and only once the target is more than [`HYSTERESIS`] away from it. Under steady load the shares stop moving and
 //!   no unit changes side at all; when demand does shift, at most one connection per
 //!   `STEP` is closed and reopened elsewhere.
 //!
@@ -49,7 +52,7 @@ pub(crate) const QUIET: Duration = Duration::from_millis(20);
 pub(crate) const WINDOW: Duration = Duration::from_secs(1);
 /// A share moves by one unit at most this often while both sides are busy.
 pub(crate) const STEP: Duration = Duration::from_millis(250);
-/// How far (in units) beyond the half-unit the proportional target must be from a share
+/// How far (in units) beyond the half-unit the target must be from a share
 /// before the share moves: without it, a target of 3.5 would flip a unit back and forth.
 pub(crate) const HYSTERESIS: f64 = 0.25;
 
@@ -233,7 +236,7 @@ impl Controller {
         shares
     }
 
-    /// Both sides busy: move the async share one unit toward its proportional target,
+    /// Both sides busy: move the async share one unit toward its max-min fair target,
     /// at most once per `STEP` (a side that just woke from 0 gets 1 at once).
     fn follow_demand(&mut self, now: Instant) {
         let (a, s) = (Side::Async.index(), Side::Sync.index());
@@ -252,11 +255,7 @@ impl Controller {
             self.shares = self.split(current.clamp(lo, hi));
             return;
         }
-        let total = self.smoothed[a] + self.smoothed[s];
-        if total <= 0.0 {
-            return;
-        }
-        let target = f64::from(self.capacity) * self.smoothed[a] / total;
+        let target = fair_target(f64::from(self.capacity), self.smoothed[a], self.smoothed[s]);
         let target = target.clamp(f64::from(lo), f64::from(hi));
         let gap = target - f64::from(current);
         if gap.abs() <= 0.5 + HYSTERESIS {
@@ -271,6 +270,22 @@ impl Controller {
         self.last_step = Some(now);
         let next = if gap > 0.0 { current + 1 } else { current - 1 };
         self.shares = self.split(next);
+    }
+}
+
+/// The async side's max-min fair part of `capacity` for demands `a` (async) and `s`
+/// (sync): whoever needs less than half gets what it needs, the other the rest; both
+/// needing more than half get half each; both needing less share the slack evenly.
+fn fair_target(capacity: f64, a: f64, s: f64) -> f64 {
+    let half = capacity / 2.0;
+    if a + s <= capacity {
+        a + (capacity - a - s) / 2.0
+    } else if a < half {
+        a
+    } else if s < half {
+        capacity - s
+    } else {
+        half
     }
 }
 
@@ -417,29 +432,66 @@ mod tests {
     fn under_steady_demand_the_shares_settle_and_stop_moving() {
         let mut c = Controller::new(8);
         let mut t = Instant::now();
-        // 3 async callers to 1 sync: the target is 6 / 2.
-        run(&mut c, &mut t, 500, [busy(6, 24, 1), busy(2, 8, 1)]);
+        // 30 async callers to 2 sync: the sync side needs 2, the async side the rest.
+        run(&mut c, &mut t, 500, [busy(6, 24, 1), busy(2, 0, 1)]);
         assert_eq!(c.shares(), [6, 2]);
-        let changes = run(&mut c, &mut t, 1000, [busy(6, 24, 1), busy(2, 8, 1)]);
+        let changes = run(&mut c, &mut t, 1000, [busy(6, 24, 1), busy(2, 0, 1)]);
         assert_eq!(changes, 0, "ten seconds of the same load move nothing");
+    }
+
+    #[test]
+    fn a_side_with_few_callers_gets_half_when_it_needs_more_however_many_the_other_has() {
+        let mut c = Controller::new(8);
+        let mut t = Instant::now();
+        // One slow sync statement and five sync callers behind it, against a hundred
+        // async callers: the sync side needs more than half, so it gets half.
+        run(&mut c, &mut t, 1000, [busy(7, 100, 1), busy(1, 5, 1)]);
+        assert_eq!(c.shares(), [4, 4]);
+    }
+
+    #[test]
+    fn the_fair_target_gives_the_smaller_demand_what_it_needs() {
+        assert_eq!(
+            fair_target(8.0, 2.0, 2.0),
+            4.0,
+            "the slack is shared evenly"
+        );
+        assert_eq!(fair_target(8.0, 1.0, 3.0), 3.0);
+        assert_eq!(fair_target(8.0, 2.0, 50.0), 2.0);
+        assert_eq!(fair_target(8.0, 50.0, 3.0), 5.0);
+        assert_eq!(
+            fair_target(8.0, 50.0, 5.0),
+            4.0,
+            "both above half: half each"
+        );
     }
 
     #[test]
     fn a_target_between_two_units_does_not_flip_the_share_back_and_forth() {
         let mut c = Controller::new(8);
         let mut t = Instant::now();
-        // Demand alternates around a target of 3.5 async units.
+        // The sync side needs 3 or 4 in turn, the async side far more: a target of 4.5
+        // async units.
+        let demand_at = |i: u32| {
+            [
+                busy(8, 100, 1),
+                busy(if i.is_multiple_of(2) { 3 } else { 4 }, 0, 1),
+            ]
+        };
+        for i in 0..1000 {
+            t += TICK;
+            c.tick(t, demand_at(i));
+        }
         let mut changes = 0;
         for i in 0..2000 {
-            let (a, s) = if i % 2 == 0 { (3, 4) } else { (4, 5) };
-            let demand = [busy(a, a * 10, 1), busy(s, s * 10, 1)];
+            let demand = demand_at(i);
             let before = c.shares();
             t += TICK;
             if c.tick(t, demand) != before {
                 changes += 1;
             }
         }
-        assert!(changes <= 1, "{changes} changes around a target of ~3.5");
+        assert!(changes <= 1, "{changes} changes around a target of 4.5");
     }
 
     #[test]
@@ -451,6 +503,7 @@ mod tests {
         // All demand moves to the async side (the sync side stays busy with one caller).
         let ticks = (STEP.as_millis() * 4 / TICK.as_millis()) as u32;
         run(&mut c, &mut t, ticks, [busy(19, 500, 1), busy(1, 0, 1)]);
+        assert!(c.shares()[ASYNC] > before, "it moved toward the demand");
         let moved = c.shares()[ASYNC] - before;
         assert!((1..=4).contains(&moved), "moved {moved} units in 4 steps");
     }
