@@ -37,6 +37,9 @@ fn every_bad_value_of_every_variable_fails_naming_the_variable() {
         let bad: &[&str] = match var.name {
             "DATABASE_URL" => &bad_urls,
             "MAX_CONNECTIONS" => &bad_counts,
+            "DB_MAX_WAITERS" => &["", "-1", "many", "2.5", "1000001"],
+            "DB_HANDOVER" => &["", "Eager", "lazy", "damped,eager"],
+            "DB_BULKHEADS" => &["retention", "a=5..4", "a=1..21", "A=1..2", "a=1..2,a=1..2"],
             _ => &bad_durations,
         };
         for value in bad {
@@ -51,7 +54,7 @@ fn every_bad_value_of_every_variable_fails_naming_the_variable() {
             assert!(config(&[(var.name, var.default)]).is_ok(), "{}", var.name);
         }
     }
-    assert_eq!(checked, 8 + 6 + 6 * 8);
+    assert_eq!(checked, 8 + 6 + 6 * 8 + 5 + 4 + 5);
 }
 
 #[test]

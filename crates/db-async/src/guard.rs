@@ -4,7 +4,7 @@ use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 use std::sync::Arc;
 
-use db_budget::{CheckoutTicket, DbError};
+use db_budget::{Admission, CheckoutTicket, DbError};
 
 use crate::conn::Conn;
 use crate::pool::Shared;
@@ -24,6 +24,8 @@ pub struct AsyncConn {
     pub(crate) conn: Conn,
     pub(crate) ticket: CheckoutTicket,
     pub(crate) shared: Arc<Shared>,
+    /// The module bulkhead's place, given back after the connection (declared last).
+    pub(crate) admission: Option<Admission>,
 }
 
 impl AsyncConn {

@@ -13,6 +13,7 @@ use tokio::sync::TryAcquireError;
 
 use crate::allocation::HandOver;
 use crate::blocking::park_while;
+use crate::bulkhead::{Bulkhead, BulkheadSpec, Bulkheads};
 use crate::recorder::Recorder;
 use crate::shared::Shared;
 use crate::shrink::Shrink;
@@ -104,6 +105,9 @@ impl Budget {
         budget.set_slow_query_threshold(config.slow_query);
         budget.set_hand_over(config.hand_over);
         budget.set_max_waiters(config.max_waiters);
+        if !config.bulkheads.is_empty() {
+            budget.set_bulkheads(&config.bulkheads);
+        }
         budget
     }
 
@@ -293,6 +297,47 @@ impl Budget {
     /// (`DB_MAX_WAITERS=0`).
     pub fn set_max_waiters(&self, limit: Option<u32>) {
         self.shared.max_waiters.store(limit.unwrap_or(0), Relaxed);
+    }
+
+    /// Divides the budget into module bulkheads (`DB_BULKHEADS`; see [`Bulkhead`]). Call
+    /// it once, before any pool takes a module's handle ([`Budget::bulkhead`]).
+    ///
+    /// # Panics
+    ///
+    /// If bulkheads were already set or a module handle was already taken, or the
+    /// floors add up to more than the capacity ([`parse_bulkheads`] refuses that
+    /// earlier, with a message).
+    ///
+    /// [`Bulkhead`]: crate::Bulkhead
+    /// [`parse_bulkheads`]: crate::parse_bulkheads
+    pub fn set_bulkheads(&self, specs: &[BulkheadSpec]) {
+        let set = self
+            .shared
+            .bulkheads
+            .set(Bulkheads::new(self.shared.capacity, specs));
+        assert!(
+            set.is_ok(),
+            "set_bulkheads after the bulkheads were set or a module handle was taken"
+        );
+    }
+
+    /// The admission handle of module `name`: its bulkhead's floor and cap, or the
+    /// shared part of the budget for a module without one. Pools carry it
+    /// (`AsyncPool::for_module`, `SyncPool::for_module`).
+    pub fn bulkhead(&self, name: &str) -> Bulkhead {
+        let capacity = self.shared.capacity;
+        self.shared
+            .bulkheads
+            .get_or_init(|| Bulkheads::new(capacity, &[]))
+            .of(name)
+    }
+
+    /// The handle that checkouts of no particular module pass through: the shared part
+    /// of the budget, once bulkheads are set (`None` before: nothing to admit). Pools use
+    /// it for a handle that is not [`for_module`](Budget::bulkhead), so that every
+    /// checkout counts against the floors.
+    pub fn unassigned(&self) -> Option<Bulkhead> {
+        self.shared.bulkheads.get().map(|b| b.of(""))
     }
 
     /// Chooses the policy that decides when a connection changes side. Defaults to

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::allocation::HandOver;
+use crate::bulkhead::{BulkheadSpec, parse_bulkheads};
 use crate::url::DatabaseUrl;
 
 /// One environment variable the pools read: its name, default, meaning and accepted
@@ -86,6 +87,12 @@ pub const VARIABLES: &[Variable] = &[
         accepts: "a whole number from 0 to 1000000",
     },
     Variable {
+        name: "DB_BULKHEADS",
+        default: "none",
+        meaning: "Per-module floors and caps of checkouts inside the budget: name=floor..cap,...",
+        accepts: "none, or name=floor..cap[,name=floor..cap]… with floor ≤ cap ≤ MAX_CONNECTIONS and the floors adding up to at most MAX_CONNECTIONS",
+    },
+    Variable {
         name: "DB_HANDOVER",
         default: "damped",
         meaning: "When a connection changes side: damped (shares follow demand) or eager (the old per-request policy)",
@@ -122,6 +129,8 @@ pub struct Config {
     pub max_waiters: Option<u32>,
     /// When a connection changes side ([`HandOver`]).
     pub hand_over: HandOver,
+    /// Module bulkheads inside the budget (`DB_BULKHEADS`); empty: none.
+    pub bulkheads: Vec<BulkheadSpec>,
 }
 
 impl Default for Config {
@@ -151,11 +160,15 @@ impl Config {
         // A variable not set is its default in VARIABLES, through the same parser.
         let value = |name: &str| lookup(name).unwrap_or_else(|| default_of(name).to_owned());
         let duration = |name| parse_duration_var(name, &value(name));
+        let max_connections = parse_count("MAX_CONNECTIONS", &value("MAX_CONNECTIONS"), 10_000)?;
+        let bulkheads = value("DB_BULKHEADS");
+        let bulkheads = parse_bulkheads(&bulkheads, max_connections)
+            .map_err(|reason| ConfigError::new("DB_BULKHEADS", &bulkheads, &reason))?;
         Ok(Config {
             database_url: lookup("DATABASE_URL")
                 .map(|v| DatabaseUrl::parse(&v))
                 .transpose()?,
-            max_connections: parse_count("MAX_CONNECTIONS", &value("MAX_CONNECTIONS"), 10_000)?,
+            max_connections,
             connect_timeout: duration("DB_CONNECT_TIMEOUT")?,
             pool_timeout: duration("DB_POOL_TIMEOUT")?,
             idle_timeout: duration("DB_IDLE_TIMEOUT")?,
@@ -164,6 +177,7 @@ impl Config {
             slow_query: duration("DB_SLOW_QUERY")?,
             max_waiters: parse_max_waiters(&value("DB_MAX_WAITERS"))?,
             hand_over: parse_hand_over(&value("DB_HANDOVER"))?,
+            bulkheads,
         })
     }
 }
@@ -397,6 +411,11 @@ mod tests {
             assert_eq!(err.variable(), "MAX_CONNECTIONS", "{bad:?}");
             assert!(err.to_string().contains("whole number from 1 to 10000"));
         }
+        for bad in ["retention", "a=5..4", "a=1..21", "a=15..20,b=6..6"] {
+            let err = with(&[("DB_BULKHEADS", bad)]).unwrap_err();
+            assert_eq!(err.variable(), "DB_BULKHEADS", "{bad:?}");
+            assert!(err.to_string().contains("name=floor..cap"), "{err}");
+        }
         for bad in ["", "-1", "many", "1000001"] {
             let err = with(&[("DB_MAX_WAITERS", bad)]).unwrap_err();
             assert_eq!(err.variable(), "DB_MAX_WAITERS", "{bad:?}");
@@ -440,8 +459,11 @@ mod tests {
             ("DB_IDLE_TIMEOUT", "5s"),
             ("DB_HANDOVER", "eager"),
             ("DB_MAX_WAITERS", "200"),
+            ("DB_BULKHEADS", "retention=2..6"),
         ])
         .unwrap();
+        assert_eq!(c.bulkheads.len(), 1);
+        assert_eq!((c.bulkheads[0].floor, c.bulkheads[0].cap), (2, 6));
         assert_eq!(c.max_waiters, Some(200));
         assert_eq!(c.hand_over, HandOver::Eager);
         assert_eq!(c.max_connections, 8);

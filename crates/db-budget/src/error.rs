@@ -210,6 +210,9 @@ pub enum TimeoutPhase {
     Connect,
     /// Checking that an idle connection was still alive.
     Validate,
+    /// Waiting to be admitted by the caller's module bulkhead: the module was at its
+    /// cap, or no shared place was free (`DB_BULKHEADS`).
+    Bulkhead,
 }
 
 impl TimeoutPhase {
@@ -218,6 +221,7 @@ impl TimeoutPhase {
             TimeoutPhase::Wait => "waiting for a database connection",
             TimeoutPhase::Connect => "opening a database connection",
             TimeoutPhase::Validate => "checking a database connection",
+            TimeoutPhase::Bulkhead => "waiting for a place in the module's bulkhead (DB_BULKHEADS)",
         }
     }
 }

@@ -56,6 +56,7 @@
 mod allocation;
 mod blocking;
 mod budget;
+mod bulkhead;
 mod checkout;
 mod config;
 pub mod dict;
@@ -78,6 +79,9 @@ mod url;
 pub use allocation::HandOver;
 pub use blocking::block_safely;
 pub use budget::{Budget, WaitError};
+pub use bulkhead::{
+    Admission, Bulkhead, BulkheadSnapshot, BulkheadSpec, Bulkheads, parse_bulkheads,
+};
 pub use checkout::CheckoutTicket;
 pub use config::{
     ACCEPTS_DURATION, Config, ConfigError, VARIABLES, Variable, parse_duration, parse_whole_number,

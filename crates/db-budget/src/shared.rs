@@ -1,12 +1,13 @@
 //! The state one budget shares with its handles, units, tickets and recorders.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
 use crate::allocation::{Shares, spawn_allocator};
+use crate::bulkhead::Bulkheads;
 use crate::leak::LeakTracker;
 use crate::shrink::Shrinkers;
 use crate::side::Side;
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) slow_query_nanos: AtomicU64,
     /// `DB_MAX_WAITERS` per side; 0 is no limit.
     pub(crate) max_waiters: AtomicU32,
+    /// `DB_BULKHEADS`, set once before pools take module handles (none until then).
+    pub(crate) bulkheads: OnceLock<Arc<Bulkheads>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -61,6 +64,7 @@ impl Shared {
             slow_query_nanos: AtomicU64::new(200_000_000),
             // `DB_MAX_WAITERS`'s default: no limit.
             max_waiters: AtomicU32::new(0),
+            bulkheads: OnceLock::new(),
         });
         spawn_leak_scanner(Arc::downgrade(&shared), leak_threshold);
         spawn_allocator(Arc::downgrade(&shared), capacity);
@@ -81,6 +85,11 @@ impl Shared {
             capacity: self.capacity,
             in_use: self.capacity - self.available(),
             async_side: SideSnapshot::read(self.stats(Side::Async), self.shares.of(Side::Async)),
+            bulkheads: self
+                .bulkheads
+                .get()
+                .map(|b| b.snapshot())
+                .unwrap_or_default(),
             sync_side: SideSnapshot::read(self.stats(Side::Sync), self.shares.of(Side::Sync)),
         }
     }

@@ -30,6 +30,8 @@ pub struct Snapshot {
     /// The blocking side (`db-sync`).
     #[serde(rename = "sync")]
     pub sync_side: SideSnapshot,
+    /// Each module's bulkhead (`DB_BULKHEADS`), in configuration order.
+    pub bulkheads: Vec<crate::bulkhead::BulkheadSnapshot>,
 }
 
 impl Snapshot {
@@ -202,6 +204,7 @@ mod tests {
             in_use: 20,
             async_side: side(14, 2, 37),
             sync_side: side(4, 0, 3),
+            bulkheads: vec![],
         };
         assert_eq!(
             s.to_string(),

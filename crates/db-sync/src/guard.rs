@@ -5,7 +5,7 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use db_budget::{CheckoutTicket, CloseReason};
+use db_budget::{Admission, CheckoutTicket, CloseReason};
 use r2d2_mysql::mysql::{self, prelude::Queryable};
 
 use crate::connection::{Managed, Slot};
@@ -91,6 +91,8 @@ pub struct SyncConn {
     /// What the helpers' statements did to the session (see [`SessionChange`]).
     pub(crate) session: SessionChange,
     raw_used: bool,
+    /// The module bulkhead's place, given back after the connection (declared last).
+    pub(crate) admission: Option<Admission>,
 }
 
 /// Session state a helper statement left behind, strongest last: the return path
@@ -129,6 +131,7 @@ impl SyncConn {
             tx_open: false,
             session: SessionChange::Clean,
             raw_used: false,
+            admission: None,
         }
     }
 

@@ -5,7 +5,7 @@ use std::panic::Location;
 use std::sync::{Arc, Weak, mpsc};
 use std::time::Instant;
 
-use db_budget::{Budget, CloseReason, DatabaseUrl, DbError, Shrink, Side, TimeoutPhase};
+use db_budget::{Budget, Bulkhead, CloseReason, DatabaseUrl, DbError, Shrink, Side, TimeoutPhase};
 use scheduled_thread_pool::ScheduledThreadPool;
 
 use crate::connection::Managed;
@@ -29,6 +29,8 @@ use crate::state::State;
 #[derive(Clone)]
 pub struct SyncPool {
     shared: Arc<Shared>,
+    /// The module bulkhead this handle admits its callers through, if any.
+    bulkhead: Option<Bulkhead>,
 }
 
 struct Shared {
@@ -76,6 +78,30 @@ impl SyncPool {
     fn get_blocking(&self, site: &'static Location<'static>) -> Result<SyncConn, DbError> {
         let started = Instant::now();
         let deadline = started + self.shared.state.settings.pool_timeout;
+        let bulkhead = self
+            .bulkhead
+            .clone()
+            .or_else(|| self.shared.state.budget.unassigned());
+        let admission = match bulkhead {
+            Some(b) => Some(b.admit_blocking(deadline).map_err(|_| {
+                self.shared
+                    .state
+                    .recorder
+                    .timeout_error(TimeoutPhase::Bulkhead, started)
+            })?),
+            None => None,
+        };
+        let mut conn = self.get_within(site, started, deadline)?;
+        conn.admission = admission;
+        Ok(conn)
+    }
+
+    fn get_within(
+        &self,
+        site: &'static Location<'static>,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<SyncConn, DbError> {
         let state = &self.shared.state;
         // Fast path: an idle connection, without registering as a waiter. Each stale
         // one costs a ping; past the deadline, `wait` reports the timeout.
@@ -359,6 +385,20 @@ impl SyncPool {
             .state
             .budget
             .register_shrinker(Side::Sync, shrinker as Weak<dyn Shrink>);
-        SyncPool { shared }
+        SyncPool {
+            shared,
+            bulkhead: None,
+        }
+    }
+
+    /// This pool as module `name` uses it: every checkout is first admitted by the
+    /// module's bulkhead (`DB_BULKHEADS`: its floor and cap; the shared part of the
+    /// budget for a module without one), within the same pool timeout. Same
+    /// connections, same budget.
+    pub fn for_module(&self, name: &str) -> SyncPool {
+        SyncPool {
+            shared: self.shared.clone(),
+            bulkhead: Some(self.shared.state.budget.bulkhead(name)),
+        }
     }
 }

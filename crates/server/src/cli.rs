@@ -114,6 +114,9 @@ pub struct Flags {
     /// `DB_MAX_WAITERS`.
     #[arg(long, global = true, value_name = "N", help = help("DB_MAX_WAITERS"))]
     pub db_max_waiters: Option<String>,
+    /// `DB_BULKHEADS`.
+    #[arg(long, global = true, value_name = "LIST", help = help("DB_BULKHEADS"))]
+    pub db_bulkheads: Option<String>,
     /// `DB_HANDOVER`.
     #[arg(long, global = true, value_name = "POLICY", help = help("DB_HANDOVER"))]
     pub db_handover: Option<String>,
@@ -141,6 +144,7 @@ impl fmt::Debug for Flags {
             db_leak_threshold,
             db_slow_query,
             db_max_waiters,
+            db_bulkheads,
             db_handover,
         } = self;
         f.debug_struct("Flags")
@@ -165,6 +169,7 @@ impl fmt::Debug for Flags {
             .field("db_leak_threshold", db_leak_threshold)
             .field("db_slow_query", db_slow_query)
             .field("db_max_waiters", db_max_waiters)
+            .field("db_bulkheads", db_bulkheads)
             .field("db_handover", db_handover)
             .finish()
     }
@@ -209,6 +214,7 @@ impl Flags {
             "DB_LEAK_THRESHOLD" => &self.db_leak_threshold,
             "DB_SLOW_QUERY" => &self.db_slow_query,
             "DB_MAX_WAITERS" => &self.db_max_waiters,
+            "DB_BULKHEADS" => &self.db_bulkheads,
             "DB_HANDOVER" => &self.db_handover,
             _ => &None,
         };

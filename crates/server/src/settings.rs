@@ -270,13 +270,14 @@ mod tests {
             db_leak_threshold: Some("31s".into()),
             db_slow_query: Some("201ms".into()),
             db_max_waiters: Some("300".into()),
+            db_bulkheads: Some("retention=1..4".into()),
             db_handover: Some("eager".into()),
         };
         let names = VARIABLES.iter().map(|v| v.name);
         let names: Vec<_> = names
             .chain(db_budget::VARIABLES.iter().map(|v| v.name))
             .collect();
-        assert_eq!(names.len(), 19, "one flag per variable");
+        assert_eq!(names.len(), 20, "one flag per variable");
         for name in names {
             assert!(flags.value(name).is_some(), "{name} has no flag");
         }
@@ -293,6 +294,7 @@ mod tests {
         assert_eq!(s.db.slow_query, Duration::from_millis(201));
         assert_eq!(s.db.hand_over, db_budget::HandOver::Eager);
         assert_eq!(s.db.max_waiters, Some(300));
+        assert_eq!(s.db.bulkheads.len(), 1);
     }
 
     #[test]

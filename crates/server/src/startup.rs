@@ -115,7 +115,9 @@ impl Globals {
         // Each guard uninstalls on drop, so a failure part-way leaves nothing behind.
         let budget = db_budget::install_global(config.clone(), budget.clone());
         let budget = budget.map_err(StartupError::Global)?;
-        let sync = db_sync::install_global(sync_pool.clone()).map_err(StartupError::Global)?;
+        // Legacy code reaches the database through the shim: the `legacy` bulkhead.
+        let legacy = sync_pool.for_module("legacy");
+        let sync = db_sync::install_global(legacy).map_err(StartupError::Global)?;
         let asyn = db_async::install_global(async_pool.clone()).map_err(StartupError::Global)?;
         Ok(Globals {
             _budget: budget,
@@ -327,7 +329,7 @@ async fn prepare(
 
     let boundary = DayBoundary::new(settings.day_reset_hour, settings.day_utc_offset_minutes)
         .map_err(StartupError::Retention)?;
-    let retention = Retention::builder(async_pool.clone())
+    let retention = Retention::builder(async_pool.for_module("retention"))
         .day_boundary(boundary)
         .quests_per_day(settings.quests_per_day)
         .build()

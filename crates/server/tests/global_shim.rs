@@ -159,3 +159,73 @@ async fn a_second_application_in_the_same_process_is_refused_while_the_first_run
     tokio::time::sleep(Duration::from_millis(10)).await;
     first.stop().await;
 }
+
+/// The bulkheads, the way a deployment meets them: a runaway legacy module (slow
+/// statements through the shim, more callers than its cap) inside the running server
+/// never reaches the retention module's floor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_legacy_module_leaves_the_retention_routes_their_floor() {
+    // Arrange: a budget of 4; retention's floor is 2, legacy may hold 2 at most.
+    let app = spawn_app_with(AppOptions {
+        max_connections: 4,
+        pool_timeout: "1s",
+        env: vec![("DB_BULKHEADS", "retention=2..4,legacy=0..2".to_owned())],
+    })
+    .await;
+    let (id, token) = app.new_player("bulkheads").await;
+    let runaway: Vec<_> = (0..6)
+        .map(|_| {
+            tokio::task::spawn_blocking(|| {
+                // Legacy code as it is written: the shim, then a slow statement.
+                let mut conn = db_sync::get_database_connection()?;
+                conn.execute("DO SLEEP(3)", ()).map(drop)
+            })
+        })
+        .collect();
+    let saturated = std::time::Instant::now();
+    while app.budget.snapshot().bulkheads[1].in_use < 2 {
+        assert!(
+            saturated.elapsed() < Duration::from_secs(5),
+            "{}",
+            app.budget.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Act: retention requests while legacy holds its cap for three seconds.
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let r = app
+            .client
+            .get(&format!("/api/players/{id}/quests"), Some(&token))
+            .await;
+        statuses.push(r.status);
+    }
+    let during = app.budget.snapshot();
+
+    // Assert: every retention request served; legacy never above its cap (its extra
+    // callers time out in their own bulkhead).
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}; {during}");
+    let legacy = &during.bulkheads[1];
+    assert_eq!(
+        (legacy.name.as_str(), legacy.in_use),
+        ("legacy", 2),
+        "{during:?}"
+    );
+    let mut timed_out = 0;
+    for r in runaway {
+        match r.await.unwrap() {
+            Ok(()) => {}
+            Err(DbError::PoolTimeout { phase, .. }) => {
+                assert_eq!(phase, db_budget::TimeoutPhase::Bulkhead);
+                timed_out += 1;
+            }
+            Err(e) => panic!("a legacy caller: {e:?}"),
+        }
+    }
+    assert!(
+        timed_out >= 1,
+        "more legacy callers than its cap waited in their bulkhead"
+    );
+    app.stop().await;
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use db_budget::{CloseReason, DbError, Side, TimeoutPhase, Unit, WaitError};
+use db_budget::{Bulkhead, CloseReason, DbError, Side, TimeoutPhase, Unit, WaitError};
 use sqlx::Connection;
 use tokio::sync::oneshot;
 
@@ -19,9 +19,29 @@ impl Shared {
     pub(super) async fn acquire(
         self: Arc<Self>,
         site: &'static Location<'static>,
+        bulkhead: Option<Bulkhead>,
     ) -> Result<AsyncConn, DbError> {
         let started = Instant::now();
         let deadline = started + self.settings.pool_timeout;
+        let admission = match bulkhead {
+            Some(b) => Some(
+                b.admit(deadline)
+                    .await
+                    .map_err(|_| self.recorder.timeout_error(TimeoutPhase::Bulkhead, started))?,
+            ),
+            None => None,
+        };
+        let mut conn = self.clone().acquire_within(site, started, deadline).await?;
+        conn.admission = admission;
+        Ok(conn)
+    }
+
+    async fn acquire_within(
+        self: Arc<Self>,
+        site: &'static Location<'static>,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<AsyncConn, DbError> {
         if let Some(slot) = self.take_idle(started, deadline).await? {
             return Ok(self.checkout(slot, started, site));
         }
@@ -161,6 +181,7 @@ impl Shared {
             },
             ticket: self.recorder.checkout(site),
             shared: self.clone(),
+            admission: None,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use db_budget::{Budget, CloseReason, DbError, Shrink, Side};
+use db_budget::{Budget, Bulkhead, CloseReason, DbError, Shrink, Side};
 use sqlx::mysql::MySqlConnectOptions;
 use tokio::runtime::Handle;
 
@@ -32,6 +32,8 @@ pub(crate) use shared::Shared;
 #[derive(Clone)]
 pub struct AsyncPool {
     pub(crate) shared: Arc<Shared>,
+    /// The module bulkhead this handle admits its callers through, if any.
+    bulkhead: Option<Bulkhead>,
 }
 
 impl std::fmt::Debug for AsyncPool {
@@ -61,7 +63,21 @@ impl AsyncPool {
         let weak: Weak<dyn Shrink> = Arc::downgrade(&shared) as Weak<Shared>;
         shared.budget.register_shrinker(Side::Async, weak);
         shared.runtime.spawn(reaper::reap(Arc::downgrade(&shared)));
-        AsyncPool { shared }
+        AsyncPool {
+            shared,
+            bulkhead: None,
+        }
+    }
+
+    /// This pool as module `name` uses it: every acquire is first admitted by the
+    /// module's bulkhead (`DB_BULKHEADS`: its floor and cap; the shared part of the
+    /// budget for a module without one), within the same pool timeout. Same
+    /// connections, same budget.
+    pub fn for_module(&self, name: &str) -> AsyncPool {
+        AsyncPool {
+            shared: self.shared.clone(),
+            bulkhead: Some(self.shared.budget.bulkhead(name)),
+        }
     }
 
     /// Checks out a connection: an idle one if there is one (pinged first only if it sat
@@ -80,11 +96,16 @@ impl AsyncPool {
     /// [`DbError::PoolTimeout`] (with the budget's state) when time runs out,
     /// [`DbError::Connect`] when the server refuses, [`DbError::Shed`] at once when
     /// `DB_MAX_WAITERS` callers of this side already wait, [`DbError::Closed`] after
-    /// [`AsyncPool::close`].
+    /// [`AsyncPool::close`]. A handle of [`AsyncPool::for_module`] that waits out the
+    /// timeout for its bulkhead gets a [`DbError::PoolTimeout`] in phase `Bulkhead`.
     #[track_caller]
     pub fn acquire(&self) -> impl Future<Output = Result<AsyncConn, DbError>> + Send + 'static {
         let site = Location::caller();
-        self.shared.clone().acquire(site)
+        let bulkhead = self
+            .bulkhead
+            .clone()
+            .or_else(|| self.shared.budget.unassigned());
+        self.shared.clone().acquire(site, bulkhead)
     }
 
     /// The budget this pool draws from.

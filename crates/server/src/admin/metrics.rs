@@ -163,8 +163,43 @@ pub fn render(snap: &Snapshot) -> String {
         "Statements slower than DB_SLOW_QUERY.",
         |s| s.slow_queries_total,
     );
+    bulkheads(o, snap);
 
     out
+}
+
+/// One family per bulkhead figure, labelled by module (nothing when none is set).
+fn bulkheads(o: &mut String, snap: &Snapshot) {
+    if snap.bulkheads.is_empty() {
+        return;
+    }
+    type Figure = fn(&db_budget::BulkheadSnapshot) -> u32;
+    let families: [(&str, &str, Figure); 4] = [
+        ("db_bulkhead_in_use", "Checkouts a module holds now.", |b| {
+            b.in_use
+        }),
+        (
+            "db_bulkhead_waiting",
+            "Callers of a module waiting to be admitted.",
+            |b| b.waiting,
+        ),
+        (
+            "db_bulkhead_floor",
+            "Checkouts reserved for a module (DB_BULKHEADS).",
+            |b| b.floor,
+        ),
+        (
+            "db_bulkhead_cap",
+            "Checkouts a module may hold at most (DB_BULKHEADS).",
+            |b| b.cap,
+        ),
+    ];
+    for (name, help, figure) in families {
+        header(o, name, "gauge", help);
+        for b in &snap.bulkheads {
+            sample(o, name, &[("bulkhead", &b.name)], figure(b));
+        }
+    }
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -286,6 +321,13 @@ mod tests {
             capacity: 20,
             in_use: 7,
             async_side: side(5, overflow),
+            bulkheads: vec![db_budget::BulkheadSnapshot {
+                name: "retention".into(),
+                floor: 2,
+                cap: 6,
+                in_use: 3,
+                waiting: 1,
+            }],
             sync_side: side(2, hist(&[], 0)),
         }
     }
@@ -314,6 +356,10 @@ mod tests {
             "db_waiters{side=\"async\"} 2",
             "# TYPE db_acquire_timeouts_total counter",
             "db_acquire_timeouts_total{side=\"sync\"} 3",
+            "db_bulkhead_in_use{bulkhead=\"retention\"} 3",
+            "db_bulkhead_waiting{bulkhead=\"retention\"} 1",
+            "db_bulkhead_floor{bulkhead=\"retention\"} 2",
+            "db_bulkhead_cap{bulkhead=\"retention\"} 6",
             "# TYPE db_acquire_shed_total counter",
             "db_acquire_shed_total{side=\"async\"} 6",
             "db_connections_opened_total{side=\"async\"} 9",
@@ -331,8 +377,8 @@ mod tests {
         // HELP then TYPE, once per metric family, and nothing but samples in between.
         let types = l.iter().filter(|x| x.starts_with("# TYPE ")).count();
         let helps = l.iter().filter(|x| x.starts_with("# HELP ")).count();
-        assert_eq!(types, 15);
-        assert_eq!(helps, 15);
+        assert_eq!(types, 19);
+        assert_eq!(helps, 19);
         assert!(text.ends_with('\n'));
     }
 

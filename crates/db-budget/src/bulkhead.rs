@@ -1,0 +1,390 @@
+//! Bulkheads: sub-budgets per module inside the one budget (`DB_BULKHEADS`).
+//!
+//! # Why
+//!
+//! One budget keeps the process under the server's limit, but inside it a runaway module
+//! (a legacy report running slow statements in a loop) can hold every connection and
+//! starve the others. Separate pools per module would bring back the outage: their sizes
+//! add up past the limit. A bulkhead instead bounds one module's **checkouts** (the
+//! connections its callers hold at once) inside the one budget:
+//!
+//! - a **cap**: the module never holds more than this; its next caller waits for one of
+//!   its own returns, whatever is free elsewhere;
+//! - a **floor**: this many checkouts are the module's alone; nobody else can take them,
+//!   so a runaway module never reaches below another module's floor.
+//!
+//! Checkouts of modules without a bulkhead, and a module's checkouts above its floor, come
+//! from the **shared** part: the budget minus every floor. So the checkouts of all modules
+//! together never exceed the budget, and the units behind them stay the budget's own
+//! (a bulkhead admits a caller; the pool then finds it a connection as before).
+//!
+//! # Grammar
+//!
+//! `DB_BULKHEADS="retention=4..12,legacy=2..8"`: comma-separated `name=floor..cap`, a
+//! name of lowercase letters, digits, `-` and `_`, `floor ≤ cap ≤ MAX_CONNECTIONS`, and
+//! the floors together at most `MAX_CONNECTIONS`. Empty: no bulkheads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::blocking::park_while;
+use crate::budget::WaitError;
+use crate::stats::GaugeGuard;
+
+/// One module's floor and cap, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkheadSpec {
+    /// The module's name, e.g. `retention`.
+    pub name: String,
+    /// Checkouts reserved for this module alone.
+    pub floor: u32,
+    /// Checkouts this module may hold at most.
+    pub cap: u32,
+}
+
+/// One bulkhead's figures, as the snapshot shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BulkheadSnapshot {
+    /// The module's name.
+    pub name: String,
+    /// Checkouts reserved for it.
+    pub floor: u32,
+    /// Checkouts it may hold at most.
+    pub cap: u32,
+    /// Its checkouts now.
+    pub in_use: u32,
+    /// Its callers waiting to be admitted (at its cap, or with no shared place free).
+    pub waiting: u32,
+}
+
+/// Parses `DB_BULKHEADS` for a budget of `capacity` (`none` or empty: no bulkheads).
+///
+/// # Errors
+///
+/// Why the text is not a valid list, naming the offending entry.
+pub fn parse_bulkheads(raw: &str, capacity: u32) -> Result<Vec<BulkheadSpec>, String> {
+    let mut specs: Vec<BulkheadSpec> = Vec::new();
+    if raw.trim() == "none" {
+        return Ok(specs);
+    }
+    // Errors name an entry by its place, and by its name once that is a valid one: the
+    // text itself is not echoed (a misplaced secret must not reach a log).
+    for (n, entry) in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .enumerate()
+    {
+        let place = n + 1;
+        let Some((name, range)) = entry.split_once('=') else {
+            return Err(format!("entry {place} is not name=floor..cap"));
+        };
+        let name = name.trim();
+        let valid_name = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid_name {
+            return Err(format!(
+                "entry {place} has no valid name (lowercase letters, digits, - and _)"
+            ));
+        }
+        if specs.iter().any(|s| s.name == name) {
+            return Err(format!("{name:?} is given twice"));
+        }
+        let Some((floor, cap)) = range.split_once("..") else {
+            return Err(format!("{name:?} is not name=floor..cap"));
+        };
+        let number = |what: &str, v: &str| {
+            crate::parse_whole_number::<u32>(v, 0..=capacity)
+                .map_err(|why| format!("the {what} of {name:?}: {why} (MAX_CONNECTIONS)"))
+        };
+        let (floor, cap) = (number("floor", floor)?, number("cap", cap)?);
+        if cap == 0 || floor > cap {
+            return Err(format!(
+                "{name:?}: the floor ({floor}) must be at most the cap ({cap}), and the cap at least 1"
+            ));
+        }
+        specs.push(BulkheadSpec {
+            name: name.to_owned(),
+            floor,
+            cap,
+        });
+    }
+    let floors: u32 = specs.iter().map(|s| s.floor).sum();
+    if floors > capacity {
+        return Err(format!(
+            "the floors add up to {floors}, more than the budget (MAX_CONNECTIONS={capacity})"
+        ));
+    }
+    Ok(specs)
+}
+
+#[derive(Debug)]
+struct Head {
+    spec: BulkheadSpec,
+    cap: Arc<Semaphore>,
+    floor: Arc<Semaphore>,
+    /// Callers waiting to be admitted.
+    waiting: AtomicU32,
+}
+
+/// Every bulkhead of one budget, and the shared part.
+#[derive(Debug)]
+pub struct Bulkheads {
+    heads: Vec<Head>,
+    shared: Arc<Semaphore>,
+}
+
+impl Bulkheads {
+    /// The bulkheads of `specs` in a budget of `capacity` (specs as
+    /// [`parse_bulkheads`] accepts them).
+    ///
+    /// # Panics
+    ///
+    /// If the floors add up to more than `capacity`.
+    pub fn new(capacity: u32, specs: &[BulkheadSpec]) -> Arc<Bulkheads> {
+        let floors: u32 = specs.iter().map(|s| s.floor).sum();
+        assert!(floors <= capacity, "bulkhead floors above the budget");
+        Arc::new(Bulkheads {
+            heads: specs
+                .iter()
+                .map(|spec| Head {
+                    spec: spec.clone(),
+                    cap: Arc::new(Semaphore::new(spec.cap as usize)),
+                    floor: Arc::new(Semaphore::new(spec.floor as usize)),
+                    waiting: AtomicU32::new(0),
+                })
+                .collect(),
+            shared: Arc::new(Semaphore::new((capacity - floors) as usize)),
+        })
+    }
+
+    /// Each bulkhead's figures now, in configuration order.
+    pub fn snapshot(&self) -> Vec<BulkheadSnapshot> {
+        self.heads
+            .iter()
+            .map(|h| BulkheadSnapshot {
+                name: h.spec.name.clone(),
+                floor: h.spec.floor,
+                cap: h.spec.cap,
+                in_use: h.spec.cap - h.cap.available_permits() as u32,
+                waiting: h.waiting.load(Relaxed),
+            })
+            .collect()
+    }
+
+    /// The admission handle of module `name`; a name without a bulkhead draws from the
+    /// shared part only.
+    pub fn of(self: &Arc<Self>, name: &str) -> Bulkhead {
+        Bulkhead {
+            all: self.clone(),
+            index: self.heads.iter().position(|h| h.spec.name == name),
+        }
+    }
+}
+
+/// One module's way into the budget: admits a caller before its pool looks for a
+/// connection. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Bulkhead {
+    all: Arc<Bulkheads>,
+    index: Option<usize>,
+}
+
+/// A caller's admission: holds its place in the bulkhead until dropped (with the
+/// checkout it admitted).
+#[must_use = "the admission ends when this is dropped"]
+#[derive(Debug)]
+pub struct Admission {
+    _permits: Vec<OwnedSemaphorePermit>,
+}
+
+impl Bulkhead {
+    /// The module's floor and cap, `None` for a module without a bulkhead.
+    pub fn spec(&self) -> Option<&BulkheadSpec> {
+        self.index.map(|i| &self.all.heads[i].spec)
+    }
+
+    /// Waits until `deadline` for a place: below the cap, then one of the module's
+    /// floor or, failing that, a shared one.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future takes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::TimedOut`] at the deadline.
+    pub async fn admit(&self, deadline: Instant) -> Result<Admission, WaitError> {
+        tokio::time::timeout_at(deadline.into(), self.places())
+            .await
+            .map_err(|_| WaitError::TimedOut)
+    }
+
+    /// [`Bulkhead::admit`] for a thread without a runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::TimedOut`] at the deadline.
+    pub fn admit_blocking(&self, deadline: Instant) -> Result<Admission, WaitError> {
+        park_while(self.places(), deadline, || true).ok_or(WaitError::TimedOut)
+    }
+
+    async fn places(&self) -> Admission {
+        let shared = self.all.shared.clone();
+        let Some(head) = self.index.map(|i| &self.all.heads[i]) else {
+            return Admission {
+                _permits: vec![acquired(shared.acquire_owned().await)],
+            };
+        };
+        let cap = match head.cap.clone().try_acquire_owned() {
+            Ok(cap) => cap,
+            Err(_) => {
+                let _waiting = GaugeGuard::new(&head.waiting);
+                acquired(head.cap.clone().acquire_owned().await)
+            }
+        };
+        let place = match head.floor.clone().try_acquire_owned() {
+            Ok(floor) => floor,
+            Err(_) => match shared.clone().try_acquire_owned() {
+                Ok(shared) => shared,
+                Err(_) => {
+                    let _waiting = GaugeGuard::new(&head.waiting);
+                    tokio::select! {
+                        floor = head.floor.clone().acquire_owned() => acquired(floor),
+                        shared = shared.acquire_owned() => acquired(shared),
+                    }
+                }
+            },
+        };
+        Admission {
+            _permits: vec![cap, place],
+        }
+    }
+}
+
+/// The bulkheads' semaphores are never closed.
+fn acquired(
+    permit: Result<OwnedSemaphorePermit, tokio::sync::AcquireError>,
+) -> OwnedSemaphorePermit {
+    permit.expect("bulkhead semaphores are never closed")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_millis(30)
+    }
+
+    #[test]
+    fn the_grammar_reads_names_floors_and_caps() {
+        let specs = parse_bulkheads(" retention=4..12, legacy-games=2..8 ,", 20).unwrap();
+        assert_eq!(
+            specs,
+            vec![
+                BulkheadSpec {
+                    name: "retention".into(),
+                    floor: 4,
+                    cap: 12
+                },
+                BulkheadSpec {
+                    name: "legacy-games".into(),
+                    floor: 2,
+                    cap: 8
+                },
+            ]
+        );
+        assert_eq!(parse_bulkheads("", 20).unwrap(), vec![]);
+        assert_eq!(parse_bulkheads("none", 20).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn bad_lists_are_refused_naming_the_entry() {
+        for (raw, says) in [
+            ("retention", "entry 1 is not name=floor..cap"),
+            ("a=1..2,retention=4", "\"retention\" is not name=floor..cap"),
+            ("Retention=1..2", "entry 1 has no valid name"),
+            ("=1..2", "entry 1 has no valid name"),
+            ("a=1..2,a=1..2", "given twice"),
+            ("a=3..2", "at most the cap"),
+            ("a=0..0", "the cap at least 1"),
+            ("a=1..21", "it must be at most 20"),
+            ("a=x..2", "it is not a whole number"),
+            ("a=11..12,b=10..10", "floors add up to 21"),
+        ] {
+            let err = parse_bulkheads(raw, 20).unwrap_err();
+            assert!(err.contains(says), "{raw:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_module_at_its_cap_waits_even_with_shared_places_free() {
+        let all = Bulkheads::new(10, &parse_bulkheads("legacy=0..2", 10).unwrap());
+        let legacy = all.of("legacy");
+        let held = [legacy.admit_blocking(soon()), legacy.admit_blocking(soon())];
+        assert!(held.iter().all(Result::is_ok));
+        assert_eq!(
+            legacy.admit_blocking(soon()).unwrap_err(),
+            WaitError::TimedOut
+        );
+        let snap = &all.snapshot()[0];
+        assert_eq!((snap.in_use, snap.waiting, snap.cap), (2, 0, 2), "{snap:?}");
+        drop(held);
+        assert!(legacy.admit_blocking(soon()).is_ok());
+    }
+
+    #[test]
+    fn a_runaway_module_never_reaches_another_module_s_floor() {
+        // Budget 6: retention's floor is 2, legacy may take up to 6.
+        let all = Bulkheads::new(
+            6,
+            &parse_bulkheads("retention=2..6,legacy=0..6", 6).unwrap(),
+        );
+        let (legacy, retention, other) = (all.of("legacy"), all.of("retention"), all.of("images"));
+        let runaway: Vec<_> = std::iter::from_fn(|| legacy.admit_blocking(soon()).ok()).collect();
+        assert_eq!(
+            runaway.len(),
+            4,
+            "the shared part: 6 minus retention's floor"
+        );
+        assert!(
+            other.admit_blocking(soon()).is_err(),
+            "no shared place left"
+        );
+        let floor: Vec<_> = (0..2).map(|_| retention.admit_blocking(soon())).collect();
+        assert!(
+            floor.iter().all(Result::is_ok),
+            "retention's floor is still there"
+        );
+        assert!(
+            retention.admit_blocking(soon()).is_err(),
+            "above its floor it shares"
+        );
+        drop(runaway);
+        assert!(retention.admit_blocking(soon()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_takes_its_own_floor_or_a_shared_place_whichever_frees_first() {
+        let all = Bulkheads::new(2, &parse_bulkheads("a=1..2", 2).unwrap());
+        let (a, b) = (all.of("a"), all.of("b"));
+        let a_floor = a.admit(soon()).await.unwrap();
+        let b_shared = b.admit(soon()).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let a2 = a.clone();
+        let waiter = tokio::spawn(async move { a2.admit(deadline).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(a_floor);
+        assert!(waiter.await.unwrap().is_ok(), "its floor came back");
+        drop(b_shared);
+    }
+}
