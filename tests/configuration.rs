@@ -32,11 +32,23 @@ fn every_bad_value_of_every_variable_fails_naming_the_variable() {
     ];
     let bad_counts = ["", "0", "-1", "many", "2.5", "10001"];
     let bad_durations = ["", "0ms", "-1s", "ten", "5", "5 parsecs", "2.5s", "25h"];
+    // `0` turns these off; the rest of their bad values are the same.
+    let bad_durations_or_off = [
+        "",
+        "0 parsecs",
+        "-1s",
+        "ten",
+        "5",
+        "5 parsecs",
+        "2.5s",
+        "25h",
+    ];
     let mut checked = 0;
     for var in VARIABLES {
         let bad: &[&str] = match var.name {
             "DATABASE_URL" => &bad_urls,
             "MAX_CONNECTIONS" => &bad_counts,
+            _ if var.accepts == db_budget::ACCEPTS_DURATION_OR_OFF => &bad_durations_or_off,
             _ => &bad_durations,
         };
         for value in bad {
@@ -51,7 +63,7 @@ fn every_bad_value_of_every_variable_fails_naming_the_variable() {
             assert!(config(&[(var.name, var.default)]).is_ok(), "{}", var.name);
         }
     }
-    assert_eq!(checked, 8 + 6 + 6 * 8);
+    assert_eq!(checked, 8 + 6 + 7 * 8);
 }
 
 #[test]

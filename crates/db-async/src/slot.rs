@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use db_budget::Unit;
+use db_budget::{StatementLimits, Unit};
 use sqlx::{Connection, MySqlConnection};
 
 /// A live connection. Field order matters: `conn` drops (closing the socket) before
@@ -12,6 +12,9 @@ use sqlx::{Connection, MySqlConnection};
 pub(crate) struct Slot {
     pub(crate) conn: MySqlConnection,
     pub(crate) opened_at: Instant,
+    /// The server's dialect and the statement limit set on this session when it
+    /// opened (`pool/connect.rs`).
+    pub(crate) limits: StatementLimits,
     pub(crate) unit: Unit,
 }
 

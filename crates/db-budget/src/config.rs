@@ -26,6 +26,10 @@ pub struct Variable {
 /// The accepted form of every duration variable, as error messages show it.
 pub const ACCEPTS_DURATION: &str = "a positive duration with a unit: 250ms, 10s, 5m or 1h";
 
+/// The accepted form of a duration variable that `0` turns off.
+pub const ACCEPTS_DURATION_OR_OFF: &str =
+    "0 (off) or a positive duration with a unit: 250ms, 10s, 5m or 1h";
+
 /// Every variable [`Config::from_env`] reads, in README order.
 pub const VARIABLES: &[Variable] = &[
     Variable {
@@ -67,6 +71,12 @@ pub const VARIABLES: &[Variable] = &[
         accepts: ACCEPTS_DURATION,
     },
     Variable {
+        name: "DB_STATEMENT_TIMEOUT",
+        default: "10s",
+        meaning: "Longest a statement may run, enforced by the database server; 0 turns it off",
+        accepts: ACCEPTS_DURATION_OR_OFF,
+    },
+    Variable {
         name: "DB_LEAK_THRESHOLD",
         default: "30s",
         meaning: "A connection held longer is reported with its call site",
@@ -100,6 +110,9 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Connections close after this age, at their next return.
     pub max_lifetime: Duration,
+    /// Longest a statement may run (the server stops it; see
+    /// [`PoolSettings::statement_timeout`](crate::PoolSettings)); zero: no limit.
+    pub statement_timeout: Duration,
     /// A checkout held longer is logged once with its call site.
     pub leak_threshold: Duration,
     /// Statements slower than this are logged with their SQL text (no values).
@@ -142,6 +155,10 @@ impl Config {
             pool_timeout: duration("DB_POOL_TIMEOUT")?,
             idle_timeout: duration("DB_IDLE_TIMEOUT")?,
             max_lifetime: duration("DB_MAX_LIFETIME")?,
+            statement_timeout: parse_duration_or_off(
+                "DB_STATEMENT_TIMEOUT",
+                &value("DB_STATEMENT_TIMEOUT"),
+            )?,
             leak_threshold: duration("DB_LEAK_THRESHOLD")?,
             slow_query: duration("DB_SLOW_QUERY")?,
         })
@@ -205,6 +222,19 @@ fn parse_duration_var(name: &'static str, raw: &str) -> Result<Duration, ConfigE
         return Err(ConfigError::new(name, raw, "it must be at most 24h"));
     }
     Ok(d)
+}
+
+/// A duration variable where `0` (with or without a unit) means off: `Duration::ZERO`.
+fn parse_duration_or_off(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+    let v = raw.trim();
+    let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if !digits.is_empty() && digits.bytes().all(|b| b == b'0') {
+        return match parse_duration(&format!("1{}", &v[digits.len()..])) {
+            Ok(_) | Err("it has no unit") => Ok(Duration::ZERO),
+            Err(reason) => Err(ConfigError::new(name, raw, reason)),
+        };
+    }
+    parse_duration_var(name, raw)
 }
 
 /// Parses `250ms`, `10s`, `5m`, `1h` (a whole number and a unit; surrounding space is
@@ -350,7 +380,11 @@ mod tests {
             "99999h",
         ];
         for var in VARIABLES.iter().filter(|v| v.name.starts_with("DB_")) {
+            let zero_is_off = var.accepts == ACCEPTS_DURATION_OR_OFF;
             for bad in bad_durations {
+                if zero_is_off && matches!(bad, "0s" | "0") {
+                    continue; // `0` turns it off: see the test below
+                }
                 let err = with(&[(var.name, bad)]).unwrap_err();
                 assert_eq!(err.variable(), var.name, "{bad:?}");
                 let msg = err.to_string();
@@ -362,6 +396,25 @@ mod tests {
             let err = with(&[("MAX_CONNECTIONS", bad)]).unwrap_err();
             assert_eq!(err.variable(), "MAX_CONNECTIONS", "{bad:?}");
             assert!(err.to_string().contains("whole number from 1 to 10000"));
+        }
+    }
+
+    #[test]
+    fn a_statement_timeout_of_zero_turns_it_off_and_other_values_are_durations() {
+        assert_eq!(
+            with(&[]).unwrap().statement_timeout,
+            Duration::from_secs(10)
+        );
+        for off in ["0", "0s", " 0ms ", "00"] {
+            let c = with(&[("DB_STATEMENT_TIMEOUT", off)]).unwrap();
+            assert_eq!(c.statement_timeout, Duration::ZERO, "{off:?}");
+        }
+        let c = with(&[("DB_STATEMENT_TIMEOUT", "1500ms")]).unwrap();
+        assert_eq!(c.statement_timeout, Duration::from_millis(1500));
+        for bad in ["0parsecs", "-0", "off", "1", "25h"] {
+            let err = with(&[("DB_STATEMENT_TIMEOUT", bad)]).unwrap_err();
+            assert_eq!(err.variable(), "DB_STATEMENT_TIMEOUT", "{bad:?}");
+            assert!(err.to_string().contains("0 (off) or a positive"), "{err}");
         }
     }
 

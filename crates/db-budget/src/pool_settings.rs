@@ -32,6 +32,12 @@ pub struct PoolSettings {
     pub max_lifetime: Duration,
     /// An idle connection is pinged before reuse only when it sat idle longer than this.
     pub validation_bypass: Duration,
+    /// Longest a statement may run, enforced by the server (`DB_STATEMENT_TIMEOUT`);
+    /// zero: no limit.
+    pub statement_timeout: Duration,
+    /// How much longer than a statement's limit the client waits before it gives up on
+    /// the server and closes the connection.
+    pub statement_timeout_margin: Duration,
 }
 
 impl Default for PoolSettings {
@@ -52,6 +58,21 @@ impl PoolSettings {
             // HikariCP's aliveBypassWindowMs: a connection used within the last 500 ms is
             // alive; pinging it anyway costs a third of point-select throughput.
             validation_bypass: Duration::from_millis(500),
+            statement_timeout: config.statement_timeout,
+            // The server checks its timer between rows and inside waits: its error
+            // comes within milliseconds of the limit. Two seconds more is a server
+            // that does not answer at all.
+            statement_timeout_margin: Duration::from_secs(2),
+        }
+    }
+
+    /// The limits a connection of this pool runs its statements under, on a server of
+    /// `flavor`.
+    pub fn statement_limits(&self, flavor: crate::ServerFlavor) -> crate::StatementLimits {
+        crate::StatementLimits {
+            flavor,
+            session: self.statement_timeout,
+            margin: self.statement_timeout_margin,
         }
     }
 
@@ -121,6 +142,28 @@ macro_rules! pool_settings_setters {
             /// a round trip per statement for code that checks out per statement.
             /// Defaults to 500 ms. `Duration::ZERO` pings every reused connection.
         }
+        $crate::pool_settings_setters! { @set $s => $place, any statement_timeout,
+            /// Longest a statement may run (`DB_STATEMENT_TIMEOUT`). Defaults to 10 s.
+            /// `Duration::ZERO` turns it off.
+            ///
+            /// Enforced by the database server, set once per connection when it opens
+            /// (MariaDB's `max_statement_time`, every statement; MySQL's
+            /// `max_execution_time`, `SELECT` only), so a statement that runs out of time
+            /// fails with `DbError::StatementTimeout` and its connection stays pooled. A
+            /// checkout can give one statement another limit (`with_statement_timeout`).
+            /// The client gives up on a server that does not answer at all after the
+            /// limit plus [`statement_timeout_margin`](Self::statement_timeout_margin)
+            /// and closes that connection.
+        }
+        $crate::pool_settings_setters! { @set $s => $place, nonzero statement_timeout_margin,
+            /// How much longer than a statement's limit the client waits for the server
+            /// before it closes the connection (the backstop against a frozen or
+            /// partitioned server). Defaults to 2 s.
+            ///
+            /// # Panics
+            ///
+            /// If `d` is zero.
+        }
     };
     (@set $s:ident => $place:expr, $check:ident $name:ident, $(#[$doc:meta])*) => {
         $(#[$doc])*
@@ -168,7 +211,9 @@ mod tests {
             .pool_timeout(Duration::from_secs(2))
             .idle_timeout(Duration::from_secs(3))
             .max_lifetime(Duration::from_secs(4))
-            .validation_bypass(Duration::ZERO);
+            .validation_bypass(Duration::ZERO)
+            .statement_timeout(Duration::ZERO)
+            .statement_timeout_margin(Duration::from_millis(300));
         assert_eq!(
             (
                 s.connect_timeout,
@@ -184,6 +229,12 @@ mod tests {
             )
         );
         assert_eq!(s.validation_bypass, Duration::ZERO);
+        assert_eq!(s.statement_timeout, Duration::ZERO);
+        assert_eq!(s.statement_timeout_margin, Duration::from_millis(300));
+        assert_eq!(
+            PoolSettings::default().statement_timeout,
+            Duration::from_secs(10)
+        );
     }
 
     #[test]

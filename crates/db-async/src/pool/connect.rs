@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use db_budget::{DbError, TimeoutPhase, Unit};
-use sqlx::{Connection, MySqlConnection};
+use db_budget::{DbError, ServerFlavor, StatementLimits, TimeoutPhase, Unit};
+use sqlx::{Connection, Executor, MySqlConnection, Row};
 
 use super::Shared;
 use crate::error::is_connection_limit;
@@ -23,13 +23,20 @@ impl Shared {
         loop {
             let now = Instant::now();
             let attempt_deadline = deadline.min(now + self.settings.connect_timeout);
-            let attempt = MySqlConnection::connect_with(&self.connect_options);
+            let attempt = async {
+                let mut conn = MySqlConnection::connect_with(&self.connect_options).await?;
+                // On an error `conn` drops here, without a farewell: its socket closes
+                // before `unit` returns.
+                let limits = self.start_session(&mut conn).await?;
+                Ok::<_, sqlx::Error>((conn, limits))
+            };
             match tokio::time::timeout_at(attempt_deadline.into(), attempt).await {
-                Ok(Ok(conn)) => {
+                Ok(Ok((conn, limits))) => {
                     self.recorder.record_opened();
                     return Ok(Slot {
                         conn,
                         opened_at: Instant::now(),
+                        limits,
                         unit,
                     });
                 }
@@ -53,5 +60,24 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Readies a new session, inside the connect's deadline: asks the server's dialect
+    /// and, when the pool has a statement timeout, sets it on the session once (the
+    /// hot path then pays nothing for it). Text protocol: nothing is prepared.
+    async fn start_session(
+        &self,
+        conn: &mut MySqlConnection,
+    ) -> Result<StatementLimits, sqlx::Error> {
+        let row = conn.fetch_one(ServerFlavor::VERSION_QUERY).await?;
+        let version: String = row.try_get(0)?;
+        let limits = self
+            .settings
+            .statement_limits(ServerFlavor::from_version(&version));
+        if !limits.session.is_zero() {
+            let set = limits.flavor.session_statement(limits.session);
+            conn.execute(sqlx::AssertSqlSafe(set)).await?;
+        }
+        Ok(limits)
     }
 }
