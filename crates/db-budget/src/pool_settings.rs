@@ -38,6 +38,9 @@ pub struct PoolSettings {
     /// How much longer than a statement's limit the client waits before it gives up on
     /// the server and closes the connection.
     pub statement_timeout_margin: Duration,
+    /// Idle connections idle this long are pinged in the background (`DB_KEEPALIVE`);
+    /// zero: never.
+    pub keepalive: Duration,
 }
 
 impl Default for PoolSettings {
@@ -63,7 +66,20 @@ impl PoolSettings {
             // comes within milliseconds of the limit. Two seconds more is a server
             // that does not answer at all.
             statement_timeout_margin: Duration::from_secs(2),
+            keepalive: config.keepalive,
         }
+    }
+
+    /// A random part of the max lifetime, from zero to 5 % of it, drawn anew for each
+    /// connection: it retires that much earlier, so that connections opened together
+    /// (a fleet deployed at once) do not all reconnect at once.
+    pub fn lifetime_jitter(&self) -> Duration {
+        use std::hash::{BuildHasher, Hasher};
+        // Randomly keyed per `RandomState`: enough to spread retirements.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(self.max_lifetime.as_nanos() as u64);
+        let fraction = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
+        self.max_lifetime.mul_f64(0.05 * fraction)
     }
 
     /// The limits a connection of this pool runs its statements under, on a server of
@@ -130,7 +146,10 @@ macro_rules! pool_settings_setters {
         }
         $crate::pool_settings_setters! { @set $s => $place, nonzero max_lifetime,
             /// Connections close at their first return (or reaper run) after this age
-            /// (`DB_MAX_LIFETIME`). Defaults to 30 min.
+            /// (`DB_MAX_LIFETIME`). Defaults to 30 min. On the async side each
+            /// connection retires up to 5 % earlier, at random
+            /// ([`PoolSettings::lifetime_jitter`]), so that connections opened together
+            /// do not reconnect together.
             ///
             /// # Panics
             ///
@@ -141,6 +160,13 @@ macro_rules! pool_settings_setters {
             /// than this (HikariCP's `aliveBypassWindowMs`): pinging every checkout costs
             /// a round trip per statement for code that checks out per statement.
             /// Defaults to 500 ms. `Duration::ZERO` pings every reused connection.
+        }
+        $crate::pool_settings_setters! { @set $s => $place, any keepalive,
+            /// Idle connections idle this long (since their last use or ping) are
+            /// pinged in the background (`DB_KEEPALIVE`), so that a firewall's idle cut
+            /// or the server's `wait_timeout` never hands a caller a dead connection.
+            /// Defaults to 2 min. `Duration::ZERO` turns it off. Only the async side
+            /// pings; it matters only when `idle_timeout` is longer than this.
         }
         $crate::pool_settings_setters! { @set $s => $place, any statement_timeout,
             /// Longest a statement may run (`DB_STATEMENT_TIMEOUT`). Defaults to 10 s.
@@ -235,6 +261,17 @@ mod tests {
             PoolSettings::default().statement_timeout,
             Duration::from_secs(10)
         );
+    }
+
+    #[test]
+    fn the_lifetime_jitter_is_up_to_five_percent_and_differs_between_connections() {
+        let s = PoolSettings::default().max_lifetime(Duration::from_secs(1000));
+        let draws: Vec<Duration> = (0..50).map(|_| s.lifetime_jitter()).collect();
+        assert!(
+            draws.iter().all(|d| *d <= Duration::from_secs(50)),
+            "{draws:?}"
+        );
+        assert!(draws.iter().any(|d| *d != draws[0]), "{draws:?}");
     }
 
     #[test]

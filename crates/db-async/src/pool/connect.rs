@@ -33,9 +33,12 @@ impl Shared {
             match tokio::time::timeout_at(attempt_deadline.into(), attempt).await {
                 Ok(Ok((conn, limits))) => {
                     self.recorder.record_opened();
+                    let now = Instant::now();
+                    let jitter = self.settings.lifetime_jitter();
                     return Ok(Slot {
                         conn,
-                        opened_at: Instant::now(),
+                        opened_at: now.checked_sub(jitter).unwrap_or(now),
+                        pinged_at: None,
                         limits,
                         unit,
                     });

@@ -18,6 +18,7 @@ use crate::slot::Farewell;
 
 mod acquire;
 mod connect;
+mod keepalive;
 mod queues;
 mod reaper;
 mod release;
