@@ -8,9 +8,7 @@
 //! is closed, not pooled, when the guard is dropped.
 
 use std::panic::Location;
-use std::time::Instant;
-
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use db_budget::sql::{self, TxControl};
 use db_budget::statement_timeout::classify;
@@ -201,16 +199,14 @@ impl SyncConn {
             },
             e => classify(e, limit, site),
         });
-        if let Err(e) = &result
-            && (is_lost(e)
-                || matches!(
-                    e,
-                    DbError::StatementTimeout {
-                        stopped_by: StoppedBy::Client,
-                        ..
-                    }
-                ))
-        {
+        let gave_up = matches!(
+            &result,
+            Err(DbError::StatementTimeout {
+                stopped_by: StoppedBy::Client,
+                ..
+            })
+        );
+        if gave_up || result.as_ref().is_err_and(is_lost) {
             p.doom_lost();
         }
         if effects.ends_session {
