@@ -415,3 +415,33 @@ fn async_keepalive_keeps_an_idle_connection_alive_past_the_servers_wait_timeout(
         "no reconnect was needed"
     );
 }
+
+#[test]
+fn the_variable_sets_the_session_limit_of_both_pools_built_from_the_environment() {
+    // Arrange
+    let (server, db) = database("st_config");
+    let url = server.app_url(&db.name);
+    let lookup = |name: &str| match name {
+        "DATABASE_URL" => Some(url.clone()),
+        "DB_STATEMENT_TIMEOUT" => Some("1500ms".to_owned()),
+        _ => None,
+    };
+    let config = db_budget::Config::from_lookup(lookup).unwrap();
+    let budget = budget(2);
+
+    // Act
+    let async_limit = runtime().block_on(async {
+        let pool = AsyncPool::from_config(&config, budget.clone()).unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let (limit,): (f64,) = conn
+            .fetch_one("SELECT @@max_statement_time", args![])
+            .await
+            .unwrap();
+        limit
+    });
+    let pool = SyncPool::from_config(&config, budget.clone()).unwrap();
+    let (sync_limit,): (f64,) = pool.fetch_one("SELECT @@max_statement_time", ()).unwrap();
+
+    // Assert
+    assert_eq!((async_limit, sync_limit), (1.5, 1.5));
+}
