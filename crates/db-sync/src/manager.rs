@@ -174,16 +174,20 @@ impl r2d2::ManageConnection for BudgetedManager {
 }
 
 /// Readies a new session: reads the server's dialect (for the pool's per-statement
-/// limits) and, when the pool has a statement timeout, sets it on the session once, so
-/// statements pay nothing for it. A session reset undoes it; the guard sets it again
+/// limits; the pool's first connect only) and, when the pool has a statement timeout,
+/// sets it on the session once, so statements pay nothing for it: one round trip per
+/// connect. A session reset undoes it; the guard sets it again
 /// (`guard.rs`).
 ///
 /// # Errors
 ///
 /// The driver's error; the connection is then dropped.
 fn start_session(conn: &mut mysql::Conn, state: &State) -> Result<(), mysql::Error> {
-    let version: Option<String> = conn.query_first(ServerFlavor::VERSION_QUERY)?;
-    state.saw_flavor(ServerFlavor::from_version(version.as_deref().unwrap_or("")));
+    if !state.knows_flavor() {
+        // The pool's first connect asks; later ones reuse the answer.
+        let version: Option<String> = conn.query_first(ServerFlavor::VERSION_QUERY)?;
+        state.saw_flavor(ServerFlavor::from_version(version.as_deref().unwrap_or("")));
+    }
     if let Some(set) = state.session_limit_statement() {
         conn.query_drop(set)?;
     }

@@ -69,6 +69,11 @@ impl State {
         })
     }
 
+    /// `true` once a connect has read the server's dialect.
+    pub(crate) fn knows_flavor(&self) -> bool {
+        self.flavor.get().is_some()
+    }
+
     /// Notes the dialect a new connection's server speaks; the first one counts.
     pub(crate) fn saw_flavor(&self, flavor: ServerFlavor) {
         let _ = self.flavor.set(flavor);

@@ -65,18 +65,26 @@ impl Shared {
         }
     }
 
-    /// Readies a new session, inside the connect's deadline: asks the server's dialect
-    /// and, when the pool has a statement timeout, sets it on the session once (the
-    /// hot path then pays nothing for it). Text protocol: nothing is prepared.
+    /// Readies a new session, inside the connect's deadline: learns the server's
+    /// dialect (the pool's first connect asks, later ones reuse the answer) and, when
+    /// the pool has a statement timeout, sets it on the session once (the hot path then
+    /// pays nothing for it): one round trip per connect. Text protocol: nothing is
+    /// prepared.
     async fn start_session(
         &self,
         conn: &mut MySqlConnection,
     ) -> Result<StatementLimits, sqlx::Error> {
-        let row = conn.fetch_one(ServerFlavor::VERSION_QUERY).await?;
-        let version: String = row.try_get(0)?;
-        let limits = self
-            .settings
-            .statement_limits(ServerFlavor::from_version(&version));
+        let flavor = match self.flavor.get() {
+            Some(known) => *known,
+            None => {
+                let row = conn.fetch_one(ServerFlavor::VERSION_QUERY).await?;
+                let version: String = row.try_get(0)?;
+                *self
+                    .flavor
+                    .get_or_init(|| ServerFlavor::from_version(&version))
+            }
+        };
+        let limits = self.settings.statement_limits(flavor);
         if !limits.session.is_zero() {
             let set = limits.flavor.session_statement(limits.session);
             conn.execute(sqlx::AssertSqlSafe(set)).await?;

@@ -58,6 +58,7 @@ impl AsyncPool {
             queues: Mutex::new(Queues::default()),
             closed: AtomicBool::new(false),
             runtime,
+            flavor: std::sync::OnceLock::new(),
         });
         let weak: Weak<dyn Shrink> = Arc::downgrade(&shared) as Weak<Shared>;
         shared.budget.register_shrinker(Side::Async, weak);
