@@ -1,13 +1,15 @@
 //! A checked-out connection's statements: the query helpers, shared by
 //! [`AsyncConn`](crate::AsyncConn) and [`Transaction`](crate::Transaction).
 
+use std::borrow::Cow;
 use std::panic::Location;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use db_budget::sql::{self, TxControl};
-use db_budget::{DbError, ExecResult, Recorder};
+use db_budget::statement_timeout::classify;
+use db_budget::{DbError, ExecResult, Recorder, StatementLimits, StoppedBy};
 use sqlx::mysql::{MySql, MySqlArguments, MySqlRow};
-use sqlx::{Connection, Executor, FromRow, MySqlConnection, SqlSafeStr, SqlStr};
+use sqlx::{AssertSqlSafe, Connection, Executor, FromRow, MySqlConnection, SqlSafeStr, SqlStr};
 
 use crate::args::Args;
 use crate::dict::{DictRow, to_dict};
@@ -30,6 +32,18 @@ use crate::slot::Slot;
 /// so every later statement on it fails at once with [`DbError::Interrupted`], and the
 /// pool closes it on return (without reading from it) and returns its unit. If a
 /// transaction was open, the server rolls it back when the connection closes.
+///
+/// # Statement timeouts
+///
+/// Every statement runs under the pool's statement timeout (`DB_STATEMENT_TIMEOUT`),
+/// which the server enforces: it was set on the session when the connection opened,
+/// so it costs no round trip. A statement that runs out of time fails with
+/// [`DbError::StatementTimeout`] (stopped by the server) and the connection stays in
+/// step: its next statement runs, and it is pooled on return.
+/// [`Conn::with_statement_timeout`] gives the next statement another limit. If the
+/// server does not answer by the limit plus the pool's margin (frozen, partitioned),
+/// the statement is cut off as a dropped future is (see "Cancel safety"): it fails with
+/// [`DbError::StatementTimeout`] stopped by the client, and the connection is closed.
 ///
 /// # Session state
 ///
@@ -72,9 +86,43 @@ pub(crate) struct ConnState {
     /// [`Conn::raw`] handed the connection out: what ran on it is unknown (a raw
     /// statement may have been cut off mid-result), so the helpers refuse from now on.
     pub(crate) raw: bool,
+    /// The limit [`Conn::with_statement_timeout`] gave the next helper statement.
+    pub(crate) next_timeout: Option<Duration>,
 }
 
 impl Conn {
+    /// Runs the next helper statement under `limit` instead of the pool's statement
+    /// timeout (`DB_STATEMENT_TIMEOUT`), longer or shorter; `Duration::ZERO` runs it
+    /// without one. Applies to one statement, then the pool's limit holds again:
+    ///
+    /// ```no_run
+    /// # async fn demo(conn: &mut db_async::AsyncConn) -> Result<(), db_budget::DbError> {
+    /// use std::time::Duration;
+    /// let rows: Vec<(u64,)> = conn
+    ///     .with_statement_timeout(Duration::from_secs(60))
+    ///     .fetch_all("SELECT id FROM events WHERE day < CURDATE()", db_async::args![])
+    ///     .await?;
+    /// # let _ = rows; Ok(()) }
+    /// ```
+    ///
+    /// On MariaDB the statement is sent as `SET STATEMENT max_statement_time = N FOR
+    /// …` (prepared like the statement itself; the session keeps its limit). On MySQL
+    /// it gets a `MAX_EXECUTION_TIME` hint, which only a `SELECT` takes: other
+    /// statements keep the session's limit there, and the client's backstop follows
+    /// `limit`. Transaction statements (`BEGIN`, `COMMIT`, …) run as they are.
+    pub fn with_statement_timeout(&mut self, limit: Duration) -> &mut Self {
+        self.state.next_timeout = Some(limit);
+        self
+    }
+
+    /// The server's dialect and the limit set on this session when it opened.
+    fn limits(&self) -> StatementLimits {
+        self.slot
+            .as_ref()
+            .expect("a checked-out connection has a slot")
+            .limits
+    }
+
     fn raw_conn(&mut self) -> &mut MySqlConnection {
         &mut self
             .slot
@@ -110,8 +158,8 @@ impl Conn {
         &mut self,
         sql: &str,
         effects: sql::Effects,
-        started: Instant,
-        site: &Location<'_>,
+        (started, limit): (Instant, Duration),
+        site: &'static Location<'static>,
         result: Result<T, sqlx::Error>,
     ) -> Result<T, DbError> {
         self.state.busy = false;
@@ -130,32 +178,53 @@ impl Conn {
         self.recorder.record_query(sql, started.elapsed(), site);
         result.map_err(|e| {
             self.state.broken |= breaks_connection(&e);
-            from_sqlx(e)
+            classify(from_sqlx(e), limit, site)
         })
     }
 
     /// A helper's statement: its arguments encoded, then [`Conn::run`] with the SQL
     /// text and arguments handed to `op`.
+    /// The statement goes out under the limit [`Conn::with_statement_timeout`] asked
+    /// for, if any (its text then carries the limit; the caller's text is what is
+    /// classified and logged).
     async fn run_with<T>(
         &mut self,
         sql: SqlStr,
         args: Args,
-        site: &Location<'_>,
+        site: &'static Location<'static>,
         op: impl AsyncFnOnce(&mut MySqlConnection, SqlStr, MySqlArguments) -> Result<T, sqlx::Error>,
     ) -> Result<T, DbError> {
         let arguments = args.into_arguments()?;
-        let text = sql.clone();
-        self.run(text.as_str(), site, async move |conn| {
-            op(conn, sql, arguments).await
+        let limits = self.limits();
+        let limit = self.state.next_timeout.take().unwrap_or(limits.session);
+        let sent = match limits.statement(sql.as_str(), limit) {
+            Cow::Borrowed(_) => sql.clone(),
+            Cow::Owned(limited) => AssertSqlSafe(limited).into_sql_str(),
+        };
+        self.run_limited(sql.as_str(), limit, site, async move |conn| {
+            op(conn, sent, arguments).await
         })
         .await
     }
 
-    /// The one core of every statement: prepare, run `op`, finish.
+    /// [`Conn::run_limited`] under the session's limit.
     pub(crate) async fn run<T>(
         &mut self,
         sql: &str,
-        site: &Location<'_>,
+        site: &'static Location<'static>,
+        op: impl AsyncFnOnce(&mut MySqlConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, DbError> {
+        let limit = self.limits().session;
+        self.run_limited(sql, limit, site, op).await
+    }
+
+    /// The one core of every statement: prepare, run `op` (given up on after `limit`
+    /// plus the margin: the backstop), finish.
+    async fn run_limited<T>(
+        &mut self,
+        sql: &str,
+        limit: Duration,
+        site: &'static Location<'static>,
         op: impl AsyncFnOnce(&mut MySqlConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, DbError> {
         let effects = sql::effects(sql);
@@ -171,8 +240,25 @@ impl Conn {
             ));
         }
         let started = Instant::now();
-        let r = op(self.raw_conn()).await;
-        self.finish(sql, effects, started, site, r)
+        let r = match self.limits().backstop(limit) {
+            None => op(self.raw_conn()).await,
+            Some(wait) => match tokio::time::timeout(wait, op(self.raw_conn())).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // The server did not answer in time: the statement's future was
+                    // dropped mid-exchange. `busy` stays set, so this connection
+                    // refuses every later statement and is shut on return, unread.
+                    self.recorder.record_query(sql, started.elapsed(), site);
+                    return Err(DbError::StatementTimeout {
+                        limit,
+                        site,
+                        stopped_by: StoppedBy::Client,
+                        cause: None,
+                    });
+                }
+            },
+        };
+        self.finish(sql, effects, (started, limit), site, r)
     }
 
     /// The one row the statement returns, decoded into `T` (any `sqlx::FromRow`, e.g. a

@@ -45,6 +45,18 @@
 //! the connection on return. Returning never does network I/O in the caller's task, and
 //! the pool's background work runs on the runtime the pool was built on.
 //!
+//! # Statement timeouts
+//!
+//! Every connection's session gets the pool's statement timeout (`DB_STATEMENT_TIMEOUT`)
+//! once, when it opens (`pool/connect.rs`: MariaDB's `max_statement_time`, MySQL's
+//! `max_execution_time`), so the server stops a statement past it and the connection
+//! stays in step and pooled ([`DbError::StatementTimeout`]); the hot path pays nothing.
+//! [`Conn::with_statement_timeout`] changes one statement's limit (`SET STATEMENT …
+//! FOR`, prepared like the statement). A server that does not answer by the limit plus
+//! the margin is given up on: the statement is cut off as a dropped future is, and the
+//! connection closed. A `tokio::time::timeout` around a statement would instead cost the
+//! connection every time (sqlx #563).
+//!
 //! # Validation
 //!
 //! An idle connection is pinged before reuse only when it sat idle longer than the

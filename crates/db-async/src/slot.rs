@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use db_budget::Unit;
+use db_budget::{StatementLimits, Unit};
 use sqlx::{Connection, MySqlConnection};
 
 /// A live connection. Field order matters: `conn` drops (closing the socket) before
@@ -11,7 +11,15 @@ use sqlx::{Connection, MySqlConnection};
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub(crate) conn: MySqlConnection,
+    /// When the connection opened, moved back by its lifetime jitter (0–5 % of
+    /// `DB_MAX_LIFETIME`, `pool/connect.rs`): every age check then retires it that much
+    /// earlier, so that connections opened together do not all reconnect together.
     pub(crate) opened_at: Instant,
+    /// The last keepalive ping (`pool/keepalive.rs`), if any.
+    pub(crate) pinged_at: Option<Instant>,
+    /// The server's dialect and the statement limit set on this session when it
+    /// opened (`pool/connect.rs`).
+    pub(crate) limits: StatementLimits,
     pub(crate) unit: Unit,
 }
 

@@ -23,7 +23,10 @@ pub struct Transaction<'c> {
 }
 
 impl<'c> Transaction<'c> {
-    pub(crate) async fn begin(conn: &'c mut Conn, site: &Location<'_>) -> Result<Self, DbError> {
+    pub(crate) async fn begin(
+        conn: &'c mut Conn,
+        site: &'static Location<'static>,
+    ) -> Result<Self, DbError> {
         conn.simple("BEGIN", site).await?;
         Ok(Transaction { conn: Some(conn) })
     }
@@ -97,7 +100,7 @@ impl Conn {
     pub(crate) async fn simple(
         &mut self,
         sql: &'static str,
-        site: &Location<'_>,
+        site: &'static Location<'static>,
     ) -> Result<(), DbError> {
         self.run(sql, site, async |conn| conn.execute(sql).await.map(|_| ()))
             .await
@@ -106,7 +109,11 @@ impl Conn {
     /// `COMMIT` or `ROLLBACK` of a [`Transaction`]. If it fails, the transaction may
     /// still be open and has no owner any more: it is rolled back before the next
     /// statement (or on return).
-    async fn end(&mut self, sql: &'static str, site: &Location<'_>) -> Result<(), DbError> {
+    async fn end(
+        &mut self,
+        sql: &'static str,
+        site: &'static Location<'static>,
+    ) -> Result<(), DbError> {
         let r = self.simple(sql, site).await;
         if r.is_err() {
             self.state.tx_abandoned = self.state.tx_open;

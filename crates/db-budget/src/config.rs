@@ -28,6 +28,10 @@ pub struct Variable {
 /// The accepted form of every duration variable, as error messages show it.
 pub const ACCEPTS_DURATION: &str = "a positive duration with a unit: 250ms, 10s, 5m or 1h";
 
+/// The accepted form of a duration variable that `0` turns off.
+pub const ACCEPTS_DURATION_OR_OFF: &str =
+    "0 (off) or a positive duration with a unit: 250ms, 10s, 5m or 1h";
+
 /// Every variable [`Config::from_env`] reads, in README order.
 pub const VARIABLES: &[Variable] = &[
     Variable {
@@ -65,8 +69,20 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "DB_MAX_LIFETIME",
         default: "30m",
-        meaning: "Connections close at this age",
+        meaning: "Connections close at this age (async side: each up to 5 % earlier, at random)",
         accepts: ACCEPTS_DURATION,
+    },
+    Variable {
+        name: "DB_KEEPALIVE",
+        default: "2m",
+        meaning: "Idle connections idle this long are pinged in the background; 0 turns it off",
+        accepts: ACCEPTS_DURATION_OR_OFF,
+    },
+    Variable {
+        name: "DB_STATEMENT_TIMEOUT",
+        default: "10s",
+        meaning: "Longest a statement may run, enforced by the database server; 0 turns it off",
+        accepts: ACCEPTS_DURATION_OR_OFF,
     },
     Variable {
         name: "DB_LEAK_THRESHOLD",
@@ -120,6 +136,12 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Connections close after this age, at their next return.
     pub max_lifetime: Duration,
+    /// Idle connections idle this long are pinged in the background (async side);
+    /// zero: never.
+    pub keepalive: Duration,
+    /// Longest a statement may run (the server stops it; see
+    /// [`PoolSettings::statement_timeout`](crate::PoolSettings)); zero: no limit.
+    pub statement_timeout: Duration,
     /// A checkout held longer is logged once with its call site.
     pub leak_threshold: Duration,
     /// Statements slower than this are logged with their SQL text (no values).
@@ -173,6 +195,11 @@ impl Config {
             pool_timeout: duration("DB_POOL_TIMEOUT")?,
             idle_timeout: duration("DB_IDLE_TIMEOUT")?,
             max_lifetime: duration("DB_MAX_LIFETIME")?,
+            keepalive: parse_duration_or_off("DB_KEEPALIVE", &value("DB_KEEPALIVE"))?,
+            statement_timeout: parse_duration_or_off(
+                "DB_STATEMENT_TIMEOUT",
+                &value("DB_STATEMENT_TIMEOUT"),
+            )?,
             leak_threshold: duration("DB_LEAK_THRESHOLD")?,
             slow_query: duration("DB_SLOW_QUERY")?,
             max_waiters: parse_max_waiters(&value("DB_MAX_WAITERS"))?,
@@ -250,6 +277,19 @@ fn parse_duration_var(name: &'static str, raw: &str) -> Result<Duration, ConfigE
         return Err(ConfigError::new(name, raw, "it must be at most 24h"));
     }
     Ok(d)
+}
+
+/// A duration variable where `0` (with or without a unit) means off: `Duration::ZERO`.
+fn parse_duration_or_off(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+    let v = raw.trim();
+    let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if !digits.is_empty() && digits.bytes().all(|b| b == b'0') {
+        return match parse_duration(&format!("1{}", &v[digits.len()..])) {
+            Ok(_) | Err("it has no unit") => Ok(Duration::ZERO),
+            Err(reason) => Err(ConfigError::new(name, raw, reason)),
+        };
+    }
+    parse_duration_var(name, raw)
 }
 
 /// Parses `250ms`, `10s`, `5m`, `1h` (a whole number and a unit; surrounding space is
@@ -396,9 +436,15 @@ mod tests {
             "1.5s",
             "99999h",
         ];
-        let durations = VARIABLES.iter().filter(|v| v.accepts == ACCEPTS_DURATION);
+        let durations = VARIABLES
+            .iter()
+            .filter(|v| v.accepts == ACCEPTS_DURATION || v.accepts == ACCEPTS_DURATION_OR_OFF);
         for var in durations {
+            let zero_is_off = var.accepts == ACCEPTS_DURATION_OR_OFF;
             for bad in bad_durations {
+                if zero_is_off && matches!(bad, "0s" | "0") {
+                    continue; // `0` turns it off: see the test below
+                }
                 let err = with(&[(var.name, bad)]).unwrap_err();
                 assert_eq!(err.variable(), var.name, "{bad:?}");
                 let msg = err.to_string();
@@ -425,6 +471,25 @@ mod tests {
             let err = with(&[("DB_HANDOVER", bad)]).unwrap_err();
             assert_eq!(err.variable(), "DB_HANDOVER", "{bad:?}");
             assert!(err.to_string().contains("damped or eager"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_statement_timeout_of_zero_turns_it_off_and_other_values_are_durations() {
+        assert_eq!(
+            with(&[]).unwrap().statement_timeout,
+            Duration::from_secs(10)
+        );
+        for off in ["0", "0s", " 0ms ", "00"] {
+            let c = with(&[("DB_STATEMENT_TIMEOUT", off)]).unwrap();
+            assert_eq!(c.statement_timeout, Duration::ZERO, "{off:?}");
+        }
+        let c = with(&[("DB_STATEMENT_TIMEOUT", "1500ms")]).unwrap();
+        assert_eq!(c.statement_timeout, Duration::from_millis(1500));
+        for bad in ["0parsecs", "-0", "off", "1", "25h"] {
+            let err = with(&[("DB_STATEMENT_TIMEOUT", bad)]).unwrap_err();
+            assert_eq!(err.variable(), "DB_STATEMENT_TIMEOUT", "{bad:?}");
+            assert!(err.to_string().contains("0 (off) or a positive"), "{err}");
         }
     }
 

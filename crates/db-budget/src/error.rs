@@ -1,6 +1,7 @@
 //! The one error type both pools return.
 
 use std::fmt;
+use std::panic::Location;
 use std::time::Duration;
 
 use crate::config::ConfigError;
@@ -77,6 +78,30 @@ pub enum DbError {
         /// The driver's error.
         #[source]
         cause: BoxError,
+    },
+
+    /// A statement ran past its time limit (`DB_STATEMENT_TIMEOUT`, or the checkout's
+    /// override for that statement). Stopped by the server, the connection is in step
+    /// and stays pooled; stopped by the client (the server did not answer by the limit
+    /// plus the backstop's margin), the connection is closed on return, as a cut-off
+    /// statement's is. Either way the statement may or may not have taken effect if it
+    /// wrote (MariaDB rolls back the statement itself, not an open transaction).
+    #[error(
+        "the statement at {site} ran past its time limit of {} ({})",
+        HumanDuration(*.limit),
+        .stopped_by.describe()
+    )]
+    StatementTimeout {
+        /// The limit the statement ran under.
+        limit: Duration,
+        /// The call site of the statement's helper.
+        site: &'static Location<'static>,
+        /// Who gave up on it.
+        stopped_by: StoppedBy,
+        /// The server's error (1969 on MariaDB, 3024 on MySQL); `None` when the client
+        /// gave up.
+        #[source]
+        cause: Option<BoxError>,
     },
 
     /// `fetch_one` found no row.
@@ -184,6 +209,13 @@ impl DbError {
         matches!(self.code(), Some(1213 | 1205))
     }
 
+    /// `true` for a [`DbError::StatementTimeout`]: the statement ran out of time. An
+    /// HTTP layer maps it to 503 too, but it is the statement's (or the database's
+    /// load), not the pool's: retrying the same statement at once rarely helps.
+    pub fn is_statement_timeout(&self) -> bool {
+        matches!(self, DbError::StatementTimeout { .. })
+    }
+
     /// `true` when no connection was available in time, or the connection was lost:
     /// the database is overloaded or unreachable, not the request wrong. An HTTP layer
     /// maps these to 503.
@@ -196,6 +228,27 @@ impl DbError {
                 | DbError::ConnectionLost { .. }
                 | DbError::Closed
         )
+    }
+}
+
+/// Who stopped a statement that ran past its limit ([`DbError::StatementTimeout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoppedBy {
+    /// The server (`max_statement_time`, `max_execution_time`): the connection answered
+    /// with an error and stays pooled.
+    Server,
+    /// The client's backstop: the server had not answered by the limit plus the
+    /// margin, so the connection is closed (a frozen or partitioned server).
+    Client,
+}
+
+impl StoppedBy {
+    fn describe(self) -> &'static str {
+        match self {
+            StoppedBy::Server => "stopped by the server; the connection is kept",
+            StoppedBy::Client => "the server did not answer; the connection is closed",
+        }
     }
 }
 

@@ -72,6 +72,7 @@ mod shrink;
 mod side;
 mod snapshot;
 pub mod sql;
+pub mod statement_timeout;
 mod stats;
 mod unit;
 mod url;
@@ -84,10 +85,11 @@ pub use bulkhead::{
 };
 pub use checkout::CheckoutTicket;
 pub use config::{
-    ACCEPTS_DURATION, Config, ConfigError, VARIABLES, Variable, parse_duration, parse_whole_number,
+    ACCEPTS_DURATION, ACCEPTS_DURATION_OR_OFF, Config, ConfigError, VARIABLES, Variable,
+    parse_duration, parse_whole_number,
 };
 pub use dict::DictRow;
-pub use error::{BoxError, DbError, HumanDuration, TimeoutPhase};
+pub use error::{BoxError, DbError, HumanDuration, StoppedBy, TimeoutPhase};
 pub use global::{Global, Installed, global, install_global, is_installed};
 pub use outcome::ExecResult;
 pub use pool_settings::PoolSettings;
@@ -95,6 +97,7 @@ pub use recorder::Recorder;
 pub use shrink::Shrink;
 pub use side::Side;
 pub use snapshot::{HistogramSnapshot, SideSnapshot, Snapshot};
+pub use statement_timeout::{ServerFlavor, StatementLimits};
 pub use stats::{CloseReason, GaugeGuard, LATENCY_BUCKETS_US};
 pub use unit::Unit;
 pub use url::DatabaseUrl;

@@ -32,6 +32,15 @@ pub struct PoolSettings {
     pub max_lifetime: Duration,
     /// An idle connection is pinged before reuse only when it sat idle longer than this.
     pub validation_bypass: Duration,
+    /// Longest a statement may run, enforced by the server (`DB_STATEMENT_TIMEOUT`);
+    /// zero: no limit.
+    pub statement_timeout: Duration,
+    /// How much longer than a statement's limit the client waits before it gives up on
+    /// the server and closes the connection.
+    pub statement_timeout_margin: Duration,
+    /// Idle connections idle this long are pinged in the background (`DB_KEEPALIVE`);
+    /// zero: never.
+    pub keepalive: Duration,
 }
 
 impl Default for PoolSettings {
@@ -52,6 +61,34 @@ impl PoolSettings {
             // HikariCP's aliveBypassWindowMs: a connection used within the last 500 ms is
             // alive; pinging it anyway costs a third of point-select throughput.
             validation_bypass: Duration::from_millis(500),
+            statement_timeout: config.statement_timeout,
+            // The server checks its timer between rows and inside waits: its error
+            // comes within milliseconds of the limit. Two seconds more is a server
+            // that does not answer at all.
+            statement_timeout_margin: Duration::from_secs(2),
+            keepalive: config.keepalive,
+        }
+    }
+
+    /// A random part of the max lifetime, from zero to 5 % of it, drawn anew for each
+    /// connection: it retires that much earlier, so that connections opened together
+    /// (a fleet deployed at once) do not all reconnect at once.
+    pub fn lifetime_jitter(&self) -> Duration {
+        use std::hash::{BuildHasher, Hasher};
+        // Randomly keyed per `RandomState`: enough to spread retirements.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(self.max_lifetime.as_nanos() as u64);
+        let fraction = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
+        self.max_lifetime.mul_f64(0.05 * fraction)
+    }
+
+    /// The limits a connection of this pool runs its statements under, on a server of
+    /// `flavor`.
+    pub fn statement_limits(&self, flavor: crate::ServerFlavor) -> crate::StatementLimits {
+        crate::StatementLimits {
+            flavor,
+            session: self.statement_timeout,
+            margin: self.statement_timeout_margin,
         }
     }
 
@@ -109,7 +146,10 @@ macro_rules! pool_settings_setters {
         }
         $crate::pool_settings_setters! { @set $s => $place, nonzero max_lifetime,
             /// Connections close at their first return (or reaper run) after this age
-            /// (`DB_MAX_LIFETIME`). Defaults to 30 min.
+            /// (`DB_MAX_LIFETIME`). Defaults to 30 min. On the async side each
+            /// connection retires up to 5 % earlier, at random
+            /// ([`PoolSettings::lifetime_jitter`]), so that connections opened together
+            /// do not reconnect together.
             ///
             /// # Panics
             ///
@@ -120,6 +160,35 @@ macro_rules! pool_settings_setters {
             /// than this (HikariCP's `aliveBypassWindowMs`): pinging every checkout costs
             /// a round trip per statement for code that checks out per statement.
             /// Defaults to 500 ms. `Duration::ZERO` pings every reused connection.
+        }
+        $crate::pool_settings_setters! { @set $s => $place, any keepalive,
+            /// Idle connections idle this long (since their last use or ping) are
+            /// pinged in the background (`DB_KEEPALIVE`), so that a firewall's idle cut
+            /// or the server's `wait_timeout` never hands a caller a dead connection.
+            /// Defaults to 2 min. `Duration::ZERO` turns it off. Only the async side
+            /// pings; it matters only when `idle_timeout` is longer than this.
+        }
+        $crate::pool_settings_setters! { @set $s => $place, any statement_timeout,
+            /// Longest a statement may run (`DB_STATEMENT_TIMEOUT`). Defaults to 10 s.
+            /// `Duration::ZERO` turns it off.
+            ///
+            /// Enforced by the database server, set once per connection when it opens
+            /// (MariaDB's `max_statement_time`, every statement; MySQL's
+            /// `max_execution_time`, `SELECT` only), so a statement that runs out of time
+            /// fails with `DbError::StatementTimeout` and its connection stays pooled. A
+            /// checkout can give one statement another limit (`with_statement_timeout`).
+            /// The client gives up on a server that does not answer at all after the
+            /// limit plus [`statement_timeout_margin`](Self::statement_timeout_margin)
+            /// and closes that connection.
+        }
+        $crate::pool_settings_setters! { @set $s => $place, nonzero statement_timeout_margin,
+            /// How much longer than a statement's limit the client waits for the server
+            /// before it closes the connection (the backstop against a frozen or
+            /// partitioned server). Defaults to 2 s.
+            ///
+            /// # Panics
+            ///
+            /// If `d` is zero.
         }
     };
     (@set $s:ident => $place:expr, $check:ident $name:ident, $(#[$doc:meta])*) => {
@@ -168,7 +237,9 @@ mod tests {
             .pool_timeout(Duration::from_secs(2))
             .idle_timeout(Duration::from_secs(3))
             .max_lifetime(Duration::from_secs(4))
-            .validation_bypass(Duration::ZERO);
+            .validation_bypass(Duration::ZERO)
+            .statement_timeout(Duration::ZERO)
+            .statement_timeout_margin(Duration::from_millis(300));
         assert_eq!(
             (
                 s.connect_timeout,
@@ -184,6 +255,23 @@ mod tests {
             )
         );
         assert_eq!(s.validation_bypass, Duration::ZERO);
+        assert_eq!(s.statement_timeout, Duration::ZERO);
+        assert_eq!(s.statement_timeout_margin, Duration::from_millis(300));
+        assert_eq!(
+            PoolSettings::default().statement_timeout,
+            Duration::from_secs(10)
+        );
+    }
+
+    #[test]
+    fn the_lifetime_jitter_is_up_to_five_percent_and_differs_between_connections() {
+        let s = PoolSettings::default().max_lifetime(Duration::from_secs(1000));
+        let draws: Vec<Duration> = (0..50).map(|_| s.lifetime_jitter()).collect();
+        assert!(
+            draws.iter().all(|d| *d <= Duration::from_secs(50)),
+            "{draws:?}"
+        );
+        assert!(draws.iter().any(|d| *d != draws[0]), "{draws:?}");
     }
 
     #[test]

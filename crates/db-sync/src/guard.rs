@@ -91,6 +91,8 @@ pub struct SyncConn {
     /// What the helpers' statements did to the session (see [`SessionChange`]).
     pub(crate) session: SessionChange,
     raw_used: bool,
+    /// The limit [`SyncConn::with_statement_timeout`] gave the next helper statement.
+    pub(crate) next_timeout: Option<Duration>,
     /// The module bulkhead's place, given back after the connection (declared last).
     pub(crate) admission: Option<Admission>,
 }
@@ -131,6 +133,7 @@ impl SyncConn {
             tx_open: false,
             session: SessionChange::Clean,
             raw_used: false,
+            next_timeout: None,
             admission: None,
         }
     }
@@ -156,6 +159,29 @@ impl SyncConn {
     /// unit returns once the socket is closed.
     pub fn discard(mut self) {
         self.pooled().doom(CloseReason::SessionState);
+    }
+
+    /// Runs the next helper statement under `limit` instead of the pool's statement
+    /// timeout (`DB_STATEMENT_TIMEOUT`), longer or shorter; `Duration::ZERO` runs it
+    /// without one. Applies to one statement, then the pool's limit holds again:
+    ///
+    /// ```no_run
+    /// # fn demo(conn: &mut db_sync::SyncConn) -> Result<(), db_budget::DbError> {
+    /// use std::time::Duration;
+    /// let rows: Vec<(u64,)> = conn
+    ///     .with_statement_timeout(Duration::from_secs(60))
+    ///     .fetch_all("SELECT id FROM events WHERE day < CURDATE()", ())?;
+    /// # let _ = rows; Ok(()) }
+    /// ```
+    ///
+    /// On MariaDB the statement is sent as `SET STATEMENT max_statement_time = N FOR
+    /// …` (prepared like the statement itself; the session keeps its limit), on MySQL a
+    /// `SELECT` gets a `MAX_EXECUTION_TIME` hint (other statements keep the session's
+    /// limit there). The socket's read timeout follows `limit` (plus the margin) for
+    /// that statement. Transaction statements (`BEGIN`, `COMMIT`, …) run as they are.
+    pub fn with_statement_timeout(&mut self, limit: Duration) -> &mut Self {
+        self.next_timeout = Some(limit);
+        self
     }
 
     /// The call site that checked this connection out (reported by leak detection).
@@ -246,10 +272,18 @@ impl SyncConn {
                         p.doom(CloseReason::SessionState);
                         return;
                     }
-                    in_step => (
-                        "RESET CONNECTION",
-                        in_step.and_then(|_| p.housekeeping(mysql::Conn::reset)),
-                    ),
+                    in_step => {
+                        // A reset also clears the session's statement limit: set again.
+                        let limit = p.state().session_limit_statement();
+                        let reset = |c: &mut mysql::Conn| {
+                            c.reset()?;
+                            limit.map_or(Ok(()), |set| c.query_drop(set))
+                        };
+                        (
+                            "RESET CONNECTION",
+                            in_step.and_then(|_| p.housekeeping(reset)),
+                        )
+                    }
                 }
             }
         };

@@ -8,13 +8,15 @@
 //! is closed, not pooled, when the guard is dropped.
 
 use std::panic::Location;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use db_budget::sql::{self, TxControl};
-use db_budget::{DbError, ExecResult};
+use db_budget::statement_timeout::classify;
+use db_budget::{DbError, ExecResult, StoppedBy};
 use r2d2_mysql::mysql::prelude::{FromRow, Queryable};
 use r2d2_mysql::mysql::{self, Params, Row};
 
+use crate::connection::{Slot, set_socket_timeouts};
 use crate::dict::{DictRow, to_dict};
 use crate::error::{decode_error, is_lost, map_error, row_shape};
 use crate::guard::{SessionChange, SyncConn};
@@ -59,7 +61,7 @@ impl SyncConn {
         params: impl Into<Params>,
     ) -> Result<Option<T>, DbError> {
         let params = params.into();
-        self.run(sql, Location::caller(), |c| {
+        self.run(sql, Location::caller(), |c, sql| {
             let row: Option<Row> = c.exec_first(sql, params).map_err(map_error)?;
             row.map(decode::<T>).transpose()
         })
@@ -78,7 +80,7 @@ impl SyncConn {
         params: impl Into<Params>,
     ) -> Result<Vec<T>, DbError> {
         let params = params.into();
-        self.run(sql, Location::caller(), |c| {
+        self.run(sql, Location::caller(), |c, sql| {
             let rows: Vec<Row> = c.exec(sql, params).map_err(map_error)?;
             rows.into_iter().map(decode::<T>).collect()
         })
@@ -98,7 +100,7 @@ impl SyncConn {
         params: impl Into<Params>,
     ) -> Result<DictRow, DbError> {
         let params = params.into();
-        self.run(sql, Location::caller(), |c| {
+        self.run(sql, Location::caller(), |c, sql| {
             let row: Option<Row> = c.exec_first(sql, params).map_err(map_error)?;
             row.map(to_dict).ok_or(DbError::RowNotFound)
         })
@@ -116,7 +118,7 @@ impl SyncConn {
         params: impl Into<Params>,
     ) -> Result<Vec<DictRow>, DbError> {
         let params = params.into();
-        self.run(sql, Location::caller(), |c| {
+        self.run(sql, Location::caller(), |c, sql| {
             let rows: Vec<Row> = c.exec(sql, params).map_err(map_error)?;
             Ok(rows.into_iter().map(to_dict).collect())
         })
@@ -136,7 +138,7 @@ impl SyncConn {
     pub fn execute(&mut self, sql: &str, params: impl Into<Params>) -> Result<ExecResult, DbError> {
         let params = params.into();
         let control = sql::tx_control(sql).filter(|_| matches!(params, Params::Empty));
-        let done = self.run(sql, Location::caller(), |c| {
+        let done = self.run(sql, Location::caller(), |c, sql| {
             match control {
                 Some(_) => c.query_drop(sql),
                 None => c.exec_drop(sql, params),
@@ -150,13 +152,15 @@ impl SyncConn {
         Ok(done)
     }
 
-    /// Runs one statement on the raw connection: times it, maps its error, dooms the
-    /// connection when the error says it is lost.
+    /// Runs one statement on the raw connection: under the limit
+    /// [`SyncConn::with_statement_timeout`] asked for, if any (`f` gets the text to
+    /// send, which then carries it, and the socket's read timeout follows it); times
+    /// it, maps its error, dooms the connection when the error says it is lost.
     fn run<R>(
         &mut self,
         sql: &str,
-        site: &Location<'_>,
-        f: impl FnOnce(&mut mysql::Conn) -> Result<R, DbError>,
+        site: &'static Location<'static>,
+        f: impl FnOnce(&mut mysql::Conn, &str) -> Result<R, DbError>,
     ) -> Result<R, DbError> {
         let effects = sql::effects(sql);
         if self.tx_open && effects.tx == Some(TxControl::Begin) {
@@ -167,15 +171,42 @@ impl SyncConn {
                 "a transaction is already open on this connection",
             ));
         }
+        let overridden = self.next_timeout.take();
         let p = self.pooled();
+        let limits = p.state().statement_limits();
+        let limit = overridden.unwrap_or(limits.session);
+        let sent = limits.statement(sql, limit);
         let started = Instant::now();
-        let result = f(&mut p.conn);
+        let result = match overridden {
+            None => f(&mut p.conn, &sent),
+            Some(_) => with_read_timeout(p, limits.backstop(limit), |c| f(c, &sent)),
+        };
         p.state()
             .recorder
             .record_query(sql, started.elapsed(), site);
-        if let Err(e) = &result
-            && is_lost(e)
-        {
+        // The socket's timeout is the backstop: a lost connection after it passed is
+        // a server that stopped answering (the driver reports the expired read as an
+        // I/O or codec error, `EAGAIN`).
+        let waited_out = limits
+            .backstop(limit)
+            .is_some_and(|wait| started.elapsed() >= wait);
+        let result = result.map_err(|e| match e {
+            e if waited_out && is_lost(&e) => DbError::StatementTimeout {
+                limit,
+                site,
+                stopped_by: StoppedBy::Client,
+                cause: None,
+            },
+            e => classify(e, limit, site),
+        });
+        let gave_up = matches!(
+            &result,
+            Err(DbError::StatementTimeout {
+                stopped_by: StoppedBy::Client,
+                ..
+            })
+        );
+        if gave_up || result.as_ref().is_err_and(is_lost) {
             p.doom_lost();
         }
         if effects.ends_session {
@@ -200,9 +231,9 @@ impl SyncConn {
     pub(crate) fn control(
         &mut self,
         sql: &'static str,
-        site: &Location<'_>,
+        site: &'static Location<'static>,
     ) -> Result<(), DbError> {
-        self.run(sql, site, |c| c.query_drop(sql).map_err(map_error))
+        self.run(sql, site, |c, sql| c.query_drop(sql).map_err(map_error))
     }
 
     /// `ROLLBACK` with the pool-housekeeping bound (the connect timeout, see
@@ -316,6 +347,26 @@ impl SyncPool {
     ) -> Result<R, DbError> {
         self.get()?.transaction(f)
     }
+}
+
+/// Runs `f` with the socket's read and write timeout at `wait` (the max lifetime for
+/// `None`: no limit), then restores the pool's statement bound. A connection whose
+/// timeouts cannot be set is lost.
+fn with_read_timeout<R>(
+    p: &mut Slot,
+    wait: Option<Duration>,
+    f: impl FnOnce(&mut mysql::Conn) -> Result<R, DbError>,
+) -> Result<R, DbError> {
+    let wait = wait.unwrap_or(p.state().settings.max_lifetime);
+    if let Err(e) = set_socket_timeouts(&p.conn, wait) {
+        return Err(map_error(mysql::Error::IoError(e)));
+    }
+    let result = f(&mut p.conn);
+    if let Err(e) = set_socket_timeouts(&p.conn, p.state().io_timeout) {
+        tracing::warn!(error = %e, "db-sync: cannot restore the socket timeouts; closing the connection");
+        p.doom_lost();
+    }
+    result
 }
 
 fn decode<T: FromRow>(row: Row) -> Result<T, DbError> {

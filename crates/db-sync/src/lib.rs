@@ -28,8 +28,13 @@
 //!   showing the budget's state, never a hang (I4); a frozen server cannot hold a
 //!   thread or a unit indefinitely either: the handshake, the validation ping and the
 //!   `ROLLBACK` on return wait at most `DB_CONNECT_TIMEOUT`, statements at most the
-//!   pool's I/O timeout (`DB_MAX_LIFETIME` unless set, see
+//!   pool's I/O timeout (`DB_STATEMENT_TIMEOUT` + 2 s unless set, see
 //!   [`SyncPoolBuilder::io_timeout`]), and a connection that overran one is closed;
+//! - a statement runs at most `DB_STATEMENT_TIMEOUT`, stopped by the server (set on the
+//!   session once when it opens, and again after a session reset): it fails with
+//!   [`DbError::StatementTimeout`](db_budget::DbError::StatementTimeout) and the
+//!   connection stays pooled; [`SyncConn::with_statement_timeout`] changes one
+//!   statement's limit;
 //! - idle connections go to the async side the moment it waits (I2).
 //!
 //! **Deprecated in spirit.** This crate exists so legacy code keeps working while it is

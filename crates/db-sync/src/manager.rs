@@ -27,8 +27,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use db_budget::{DatabaseUrl, Side, WaitError};
+use db_budget::{DatabaseUrl, ServerFlavor, Side, WaitError};
 use r2d2_mysql::MySqlConnectionManager;
+use r2d2_mysql::mysql::prelude::Queryable;
 use r2d2_mysql::mysql::{self, OptsBuilder};
 
 use crate::connection::{MIN_TIMEOUT, Managed, Slot, set_socket_timeouts};
@@ -93,16 +94,22 @@ impl BudgetedManager {
         let mut backoff = BUSY_BACKOFF_START;
         loop {
             match r2d2::ManageConnection::connect(&self.inner) {
-                // Connected with the handshake's timeouts; statements get theirs.
-                Ok(conn) => match set_socket_timeouts(&conn, s.io_timeout) {
-                    Ok(()) => return Managed::Live(Slot::new(conn, s.clone(), unit)),
-                    Err(e) => {
-                        drop(conn); // closed before the unit returns
-                        let failure = ConnectFailure::Failed(Arc::new(mysql::Error::IoError(e)));
-                        s.connect_failed(failure.clone());
-                        return Managed::failed(failure);
+                // Connected with the handshake's timeouts, which also bound the session's
+                // set-up; statements get theirs.
+                Ok(mut conn) => {
+                    let ready = start_session(&mut conn, s).and_then(|()| {
+                        set_socket_timeouts(&conn, s.io_timeout).map_err(mysql::Error::IoError)
+                    });
+                    match ready {
+                        Ok(()) => return Managed::Live(Slot::new(conn, s.clone(), unit)),
+                        Err(e) => {
+                            drop(conn); // closed before the unit returns
+                            let failure = ConnectFailure::Failed(Arc::new(e));
+                            s.connect_failed(failure.clone());
+                            return Managed::failed(failure);
+                        }
                     }
-                },
+                }
                 // The server may still count a connection we closed a moment ago
                 // (ARCHITECTURE.md, "Server-side lag"): keep the unit and try again until
                 // the deadline.
@@ -164,6 +171,27 @@ impl r2d2::ManageConnection for BudgetedManager {
             Managed::Failed { .. } => true,
         }
     }
+}
+
+/// Readies a new session: reads the server's dialect (for the pool's per-statement
+/// limits; the pool's first connect only) and, when the pool has a statement timeout,
+/// sets it on the session once, so statements pay nothing for it: one round trip per
+/// connect. A session reset undoes it; the guard sets it again
+/// (`guard.rs`).
+///
+/// # Errors
+///
+/// The driver's error; the connection is then dropped.
+fn start_session(conn: &mut mysql::Conn, state: &State) -> Result<(), mysql::Error> {
+    if !state.knows_flavor() {
+        // The pool's first connect asks; later ones reuse the answer.
+        let version: Option<String> = conn.query_first(ServerFlavor::VERSION_QUERY)?;
+        state.saw_flavor(ServerFlavor::from_version(version.as_deref().unwrap_or("")));
+    }
+    if let Some(set) = state.session_limit_statement() {
+        conn.query_drop(set)?;
+    }
+    Ok(())
 }
 
 /// Options for every connection of a pool on `url`.

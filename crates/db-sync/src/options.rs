@@ -47,14 +47,17 @@ impl SyncPoolBuilder {
 
     /// Longest a statement waits for the server without any progress (the socket's
     /// read and write timeout while a statement runs, helpers and raw access alike).
-    /// When it passes, the statement fails with [`DbError::ConnectionLost`] and the
-    /// connection is closed, never pooled. Defaults to the max lifetime
+    /// When it passes, the statement fails (a helper's with
+    /// [`DbError::StatementTimeout`] stopped by the client when the pool has a
+    /// statement timeout, else [`DbError::ConnectionLost`]) and the connection is
+    /// closed, never pooled. Defaults to the statement timeout plus its margin
+    /// (`DB_STATEMENT_TIMEOUT` + 2 s: the server has answered by then, with an error if
+    /// it stopped the statement), or, with the statement timeout off, the max lifetime
     /// (`DB_MAX_LIFETIME`, 30 min by default).
     ///
-    /// Not a statement timeout: a result that keeps arriving is never cut, and the
-    /// server is not told to stop. It bounds how long a frozen or vanished server can
-    /// hold a thread and its budget unit, while sparing any slow statement shorter than
-    /// the age at which connections are retired anyway.
+    /// Not itself a statement timeout: a result that keeps arriving is never cut, and
+    /// the server is not told to stop (the server's own limit does that). It bounds how
+    /// long a frozen or vanished server can hold a thread and its budget unit.
     ///
     /// # Panics
     ///
@@ -73,7 +76,14 @@ impl SyncPoolBuilder {
 
     /// Builds the pool. Starts r2d2's worker threads but opens no connection.
     pub fn build(self) -> SyncPool {
-        let io_timeout = self.io_timeout.unwrap_or(self.settings.max_lifetime);
+        // A statement under a server-side limit answers by then; one that did not is
+        // on a server that stopped answering.
+        let backstop = (!self.settings.statement_timeout.is_zero())
+            .then(|| self.settings.statement_timeout + self.settings.statement_timeout_margin);
+        let io_timeout = self
+            .io_timeout
+            .or(backstop)
+            .unwrap_or(self.settings.max_lifetime);
         let database = self.url.database().to_owned();
         let state = State::new(self.budget, self.settings, io_timeout, database);
         SyncPool::new(&self.url, state)

@@ -2,10 +2,10 @@
 //! the pool's own gauges, demand, and the outcome of the last connect attempt.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use db_budget::{Budget, PoolSettings, Recorder, Side};
+use db_budget::{Budget, PoolSettings, Recorder, ServerFlavor, Side, StatementLimits};
 
 use crate::error::ConnectFailure;
 
@@ -19,6 +19,9 @@ pub(crate) struct State {
     pub(crate) settings: PoolSettings,
     /// The socket timeout while a statement runs (see `connection.rs`).
     pub(crate) io_timeout: Duration,
+    /// The server's dialect, read by the first connect (`manager.rs`): one
+    /// `DATABASE_URL`, one dialect.
+    flavor: OnceLock<ServerFlavor>,
     /// The database the pool's connections work in (`DATABASE_URL`'s): a returned
     /// connection elsewhere is closed.
     pub(crate) database: String,
@@ -54,6 +57,7 @@ impl State {
             budget,
             settings,
             io_timeout,
+            flavor: OnceLock::new(),
             closed: AtomicBool::new(false),
             demand: AtomicU32::new(0),
             connecting: AtomicU32::new(0),
@@ -63,6 +67,29 @@ impl State {
             idle: AtomicU32::new(0),
             last_connect: Mutex::new(None),
         })
+    }
+
+    /// `true` once a connect has read the server's dialect.
+    pub(crate) fn knows_flavor(&self) -> bool {
+        self.flavor.get().is_some()
+    }
+
+    /// Notes the dialect a new connection's server speaks; the first one counts.
+    pub(crate) fn saw_flavor(&self, flavor: ServerFlavor) {
+        let _ = self.flavor.set(flavor);
+    }
+
+    /// What this pool's statements run under: the dialect (MariaDB until a connect
+    /// said otherwise), the session limit and the backstop's margin.
+    pub(crate) fn statement_limits(&self) -> StatementLimits {
+        let flavor = self.flavor.get().copied().unwrap_or(ServerFlavor::MariaDb);
+        self.settings.statement_limits(flavor)
+    }
+
+    /// The statement that gives a session this pool's limit, `None` without one.
+    pub(crate) fn session_limit_statement(&self) -> Option<String> {
+        let limits = self.statement_limits();
+        (!limits.session.is_zero()).then(|| limits.flavor.session_statement(limits.session))
     }
 
     pub(crate) fn close(&self) {

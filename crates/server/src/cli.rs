@@ -105,6 +105,12 @@ pub struct Flags {
     /// `DB_MAX_LIFETIME`.
     #[arg(long, global = true, value_name = "DURATION", help = help("DB_MAX_LIFETIME"))]
     pub db_max_lifetime: Option<String>,
+    /// `DB_KEEPALIVE`.
+    #[arg(long, global = true, value_name = "DURATION", help = help("DB_KEEPALIVE"))]
+    pub db_keepalive: Option<String>,
+    /// `DB_STATEMENT_TIMEOUT`.
+    #[arg(long, global = true, value_name = "DURATION", help = help("DB_STATEMENT_TIMEOUT"))]
+    pub db_statement_timeout: Option<String>,
     /// `DB_LEAK_THRESHOLD`.
     #[arg(long, global = true, value_name = "DURATION", help = help("DB_LEAK_THRESHOLD"))]
     pub db_leak_threshold: Option<String>,
@@ -141,6 +147,8 @@ impl fmt::Debug for Flags {
             db_pool_timeout,
             db_idle_timeout,
             db_max_lifetime,
+            db_keepalive,
+            db_statement_timeout,
             db_leak_threshold,
             db_slow_query,
             db_max_waiters,
@@ -166,6 +174,8 @@ impl fmt::Debug for Flags {
             .field("db_pool_timeout", db_pool_timeout)
             .field("db_idle_timeout", db_idle_timeout)
             .field("db_max_lifetime", db_max_lifetime)
+            .field("db_keepalive", db_keepalive)
+            .field("db_statement_timeout", db_statement_timeout)
             .field("db_leak_threshold", db_leak_threshold)
             .field("db_slow_query", db_slow_query)
             .field("db_max_waiters", db_max_waiters)
@@ -211,6 +221,8 @@ impl Flags {
             "DB_POOL_TIMEOUT" => &self.db_pool_timeout,
             "DB_IDLE_TIMEOUT" => &self.db_idle_timeout,
             "DB_MAX_LIFETIME" => &self.db_max_lifetime,
+            "DB_KEEPALIVE" => &self.db_keepalive,
+            "DB_STATEMENT_TIMEOUT" => &self.db_statement_timeout,
             "DB_LEAK_THRESHOLD" => &self.db_leak_threshold,
             "DB_SLOW_QUERY" => &self.db_slow_query,
             "DB_MAX_WAITERS" => &self.db_max_waiters,

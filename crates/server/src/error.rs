@@ -71,6 +71,10 @@ pub enum ApiError {
     /// 503 + `Retry-After`: the database is overloaded or unreachable.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] DbError),
+    /// 503 + `Retry-After`, code `statement_timeout`: a statement ran past its limit
+    /// (`DB_STATEMENT_TIMEOUT`); the log shows the limit and the call site.
+    #[error("database statement timed out: {0}")]
+    StatementTimeout(#[source] DbError),
     /// 500: logged with its cause, never shown.
     #[error("internal error: {0}")]
     Internal(#[source] InternalError),
@@ -129,7 +133,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::StatementTimeout(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -138,6 +144,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Conflict { code, .. } => code,
+            ApiError::StatementTimeout(_) => "statement_timeout",
             other => match other.status() {
                 StatusCode::BAD_REQUEST => "bad_request",
                 StatusCode::UNPROCESSABLE_ENTITY => "invalid",
@@ -160,6 +167,9 @@ impl ApiError {
             ApiError::Unavailable(_) => {
                 "the database is busy or unreachable; retry shortly".to_owned()
             }
+            ApiError::StatementTimeout(_) => {
+                "the database took too long to answer; retry later".to_owned()
+            }
             ApiError::Internal(_) => "internal server error".to_owned(),
             other => other.to_string(),
         }
@@ -180,6 +190,9 @@ impl ApiError {
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = %e, "request failed: database unavailable")
             }
+            ApiError::StatementTimeout(e) => {
+                tracing::warn!(error = %e, "request failed: database statement timed out")
+            }
             ApiError::Internal(e) => tracing::error!(error = %e, "request failed"),
             // A 4xx, but the application's own checks should have caught it first:
             // worth seeing in the log (code and SQLSTATE only).
@@ -197,7 +210,7 @@ impl IntoResponse for ApiError {
         let mut response = (self.status(), Json(self.body())).into_response();
         let headers = response.headers_mut();
         match self {
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::StatementTimeout(_) => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
             }
             ApiError::Unauthorized(_) => {
@@ -213,6 +226,8 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         if e.is_unavailable() {
             ApiError::Unavailable(e)
+        } else if e.is_statement_timeout() {
+            ApiError::StatementTimeout(e)
         } else if let Some(reason) = e.code().and_then(refused_value) {
             ApiError::RefusedValue { reason, source: e }
         } else {
@@ -381,6 +396,27 @@ mod tests {
             let response = e.into_response();
             assert_eq!(response.headers()[RETRY_AFTER], "1");
         }
+    }
+
+    #[test]
+    fn a_statement_timeout_is_a_503_naming_it_without_the_call_site() {
+        let e: ApiError = DbError::StatementTimeout {
+            limit: std::time::Duration::from_secs(1),
+            site: std::panic::Location::caller(),
+            stopped_by: db_budget::StoppedBy::Server,
+            cause: Some("Query execution was interrupted (max_statement_time exceeded)".into()),
+        }
+        .into();
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code(), "statement_timeout");
+        let body = e.body().to_string();
+        assert!(
+            !body.contains("error.rs"),
+            "the call site stays in the log: {body}"
+        );
+        assert!(e.to_string().contains("error.rs"), "the log shows it: {e}");
+        let response = e.into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
     }
 
     #[test]

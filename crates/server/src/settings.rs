@@ -267,6 +267,8 @@ mod tests {
             db_pool_timeout: Some("31s".into()),
             db_idle_timeout: Some("11s".into()),
             db_max_lifetime: Some("31m".into()),
+            db_keepalive: Some("0".into()),
+            db_statement_timeout: Some("0".into()),
             db_leak_threshold: Some("31s".into()),
             db_slow_query: Some("201ms".into()),
             db_max_waiters: Some("300".into()),
@@ -277,7 +279,7 @@ mod tests {
         let names: Vec<_> = names
             .chain(db_budget::VARIABLES.iter().map(|v| v.name))
             .collect();
-        assert_eq!(names.len(), 20, "one flag per variable");
+        assert_eq!(names.len(), 22, "one flag per variable");
         for name in names {
             assert!(flags.value(name).is_some(), "{name} has no flag");
         }
@@ -295,6 +297,8 @@ mod tests {
         assert_eq!(s.db.hand_over, db_budget::HandOver::Eager);
         assert_eq!(s.db.max_waiters, Some(300));
         assert_eq!(s.db.bulkheads.len(), 1);
+        assert_eq!(s.db.statement_timeout, Duration::ZERO);
+        assert_eq!(s.db.keepalive, Duration::ZERO);
     }
 
     #[test]

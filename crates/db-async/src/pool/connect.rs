@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use db_budget::{DbError, TimeoutPhase, Unit};
-use sqlx::{Connection, MySqlConnection};
+use db_budget::{DbError, ServerFlavor, StatementLimits, TimeoutPhase, Unit};
+use sqlx::{Connection, Executor, MySqlConnection, Row};
 
 use super::Shared;
 use crate::error::is_connection_limit;
@@ -23,13 +23,23 @@ impl Shared {
         loop {
             let now = Instant::now();
             let attempt_deadline = deadline.min(now + self.settings.connect_timeout);
-            let attempt = MySqlConnection::connect_with(&self.connect_options);
+            let attempt = async {
+                let mut conn = MySqlConnection::connect_with(&self.connect_options).await?;
+                // On an error `conn` drops here, without a farewell: its socket closes
+                // before `unit` returns.
+                let limits = self.start_session(&mut conn).await?;
+                Ok::<_, sqlx::Error>((conn, limits))
+            };
             match tokio::time::timeout_at(attempt_deadline.into(), attempt).await {
-                Ok(Ok(conn)) => {
+                Ok(Ok((conn, limits))) => {
                     self.recorder.record_opened();
+                    let now = Instant::now();
+                    let jitter = self.settings.lifetime_jitter();
                     return Ok(Slot {
                         conn,
-                        opened_at: Instant::now(),
+                        opened_at: now.checked_sub(jitter).unwrap_or(now),
+                        pinged_at: None,
+                        limits,
                         unit,
                     });
                 }
@@ -53,5 +63,32 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Readies a new session, inside the connect's deadline: learns the server's
+    /// dialect (the pool's first connect asks, later ones reuse the answer) and, when
+    /// the pool has a statement timeout, sets it on the session once (the hot path then
+    /// pays nothing for it): one round trip per connect. Text protocol: nothing is
+    /// prepared.
+    async fn start_session(
+        &self,
+        conn: &mut MySqlConnection,
+    ) -> Result<StatementLimits, sqlx::Error> {
+        let flavor = match self.flavor.get() {
+            Some(known) => *known,
+            None => {
+                let row = conn.fetch_one(ServerFlavor::VERSION_QUERY).await?;
+                let version: String = row.try_get(0)?;
+                *self
+                    .flavor
+                    .get_or_init(|| ServerFlavor::from_version(&version))
+            }
+        };
+        let limits = self.settings.statement_limits(flavor);
+        if !limits.session.is_zero() {
+            let set = limits.flavor.session_statement(limits.session);
+            conn.execute(sqlx::AssertSqlSafe(set)).await?;
+        }
+        Ok(limits)
     }
 }

@@ -18,6 +18,7 @@ use crate::slot::Farewell;
 
 mod acquire;
 mod connect;
+mod keepalive;
 mod queues;
 mod reaper;
 mod release;
@@ -59,6 +60,7 @@ impl AsyncPool {
             queues: Mutex::new(Queues::default()),
             closed: AtomicBool::new(false),
             runtime,
+            flavor: std::sync::OnceLock::new(),
         });
         let weak: Weak<dyn Shrink> = Arc::downgrade(&shared) as Weak<Shared>;
         shared.budget.register_shrinker(Side::Async, weak);

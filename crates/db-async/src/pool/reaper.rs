@@ -63,5 +63,6 @@ pub(super) async fn reap(shared: Weak<Shared>) {
         for (i, reason) in expired {
             shared.discard(i.slot, reason, Farewell::Graceful);
         }
+        shared.keep_alive();
     }
 }

@@ -1,9 +1,9 @@
 //! The pool's private state, shared by its handles, checkouts and background tasks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use db_budget::{Budget, Recorder};
+use db_budget::{Budget, Recorder, ServerFlavor};
 use sqlx::mysql::MySqlConnectOptions;
 use tokio::runtime::Handle;
 
@@ -23,6 +23,9 @@ pub(crate) struct Shared {
     pub(super) queues: Mutex<Queues>,
     pub(super) closed: AtomicBool,
     pub(super) runtime: Handle,
+    /// The server's dialect, read by the first connect (`connect.rs`): one URL, one
+    /// dialect, so later connects skip the question.
+    pub(super) flavor: OnceLock<ServerFlavor>,
 }
 
 impl std::fmt::Debug for Shared {

@@ -80,7 +80,10 @@ async fn readyz_stays_ready_while_working_callers_use_every_connection_but_not_w
         }));
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while admin.budget.snapshot().in_use < 4 {
+    // Every unit taken and every connect finished (a unit is in use from before its
+    // connect, which includes the session's set-up).
+    let opened = |s: &db_budget::Snapshot| s.async_side.opened_total + s.sync_side.opened_total;
+    while opened(&admin.budget.snapshot()) < 4 {
         assert!(
             Instant::now() < deadline,
             "the workers did not take every unit"
