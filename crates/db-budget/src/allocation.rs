@@ -456,6 +456,45 @@ mod tests {
     }
 
     #[test]
+    fn a_steady_side_with_a_request_every_sixty_ms_keeps_its_share_between_requests() {
+        // Adversary: the async side saturates the budget; the sync side makes one short
+        // request every 60 ms (seen at one tick: a checkout), which is steady load.
+        let mut c = Controller::new(4);
+        let mut t = Instant::now();
+        let mut sync_checkouts = 0;
+        let mut changes = 0;
+        let mut last = c.shares();
+        for tick in 0..1000u64 {
+            if tick % 6 == 0 {
+                sync_checkouts += 1;
+            }
+            t += TICK;
+            let shares = c.tick(t, [busy(4, 20, tick), busy(0, 0, sync_checkouts)]);
+            if shares != last {
+                changes += 1;
+            }
+            last = shares;
+        }
+        // Ten seconds of the same load: the shares should settle, as they do for
+        // callers that never pause.
+        assert!(
+            changes <= 4,
+            "{changes} share changes in 10 s: the sync share goes 1 → 0 → 1 on every request"
+        );
+    }
+
+    #[test]
+    fn with_one_unit_a_side_that_wakes_gets_a_share_of_one() {
+        // Adversary: the module docs promise a waking side a share of 1 at the next tick.
+        let mut c = Controller::new(1);
+        let mut t = Instant::now();
+        run(&mut c, &mut t, 10, [busy(1, 5, 1), busy(0, 0, 0)]);
+        assert_eq!(c.shares(), [1, 0]);
+        run(&mut c, &mut t, 10, [busy(1, 5, 2), busy(0, 1, 0)]);
+        assert_eq!(c.shares()[SYNC], 1, "the sync side waits: {:?}", c.shares());
+    }
+
+    #[test]
     fn a_busy_side_keeps_at_least_one_unit_however_small_its_demand() {
         let mut c = Controller::new(4);
         let mut t = Instant::now();

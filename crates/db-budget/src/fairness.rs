@@ -208,6 +208,27 @@ mod tests {
     }
 
     #[test]
+    fn eager_the_share_in_the_snapshot_is_the_fair_half_the_policy_keeps() {
+        // Adversary: `share` is documented as the units a side may keep against the
+        // other side's waiters; under the eager policy that is the fair half.
+        let b = budget(8, HandOver::Eager);
+        let sync = b.recorder(Side::Sync);
+        let _busy = sync.checkout(std::panic::Location::caller());
+        let _units: Vec<Unit> = (0..6).map(|_| b.try_acquire(Side::Sync).unwrap()).collect();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while b.snapshot().sync_side.share != 8 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        other_side_waits(&b, Side::Async);
+        let yields = b.should_yield(Side::Sync);
+        let share = b.snapshot().sync_side.share;
+        assert!(
+            !yields || share < 6,
+            "the sync side gives up a connection with 6 held, yet its share reads {share}"
+        );
+    }
+
+    #[test]
     fn eager_should_yield_only_when_the_other_side_waits_and_this_side_holds_too_much() {
         let b = budget(8, HandOver::Eager);
         let mut units: Vec<Unit> = (0..6).map(|_| b.try_acquire(Side::Sync).unwrap()).collect();

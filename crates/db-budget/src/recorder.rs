@@ -220,6 +220,20 @@ mod tests {
     }
 
     #[test]
+    fn a_waiter_limit_of_zero_lets_no_caller_wait() {
+        // Adversary: `set_max_waiters(None)` is the documented "no limit"; `Some(0)` is a
+        // limit of zero waiters (every caller that would wait is shed), not the same.
+        let b = Budget::new(1, Duration::from_secs(30));
+        b.set_max_waiters(Some(0));
+        let recorder = b.recorder(Side::Async);
+        let waited = recorder.try_waiting();
+        assert!(
+            matches!(waited, Err(DbError::Shed { limit: 0, .. })),
+            "a limit of 0 admitted a waiter: {waited:?}"
+        );
+    }
+
+    #[test]
     fn a_timeout_is_counted_and_carries_the_budget_state() {
         let b = Budget::new(1, Duration::from_secs(30));
         let _held = b.try_acquire(Side::Sync).unwrap();
