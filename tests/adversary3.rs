@@ -379,3 +379,72 @@ fn async_callers_racing_past_the_waiter_limit_are_shed_and_a_cancelled_waiter_fr
         }
     });
 }
+
+#[test]
+fn blocking_callers_get_a_unit_before_their_pool_timeout_while_one_slow_statement_holds_their_share()
+{
+    // Arrange: 64 async tasks saturate a budget of 8 with quick statements; on the
+    // blocking side one thread runs a 2 s statement in a loop and three threads make
+    // quick requests with a 1 s pool timeout.
+    init_tracing();
+    let server = Server::shared();
+    let db = TestDb::create(server, "adv3_starve");
+    let rt = runtime();
+    let budget = budget(8);
+    let (apool, _) = pools(&rt, &db, &budget, Duration::from_secs(10));
+    let (_, spool) = pools(&rt, &db, &budget, Duration::from_secs(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = load(
+        &rt,
+        (&apool, &spool),
+        (64, Duration::ZERO),
+        (0, Duration::ZERO),
+        &stop,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let slow = {
+        let (spool, stop) = (spool.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                let mut c = spool.get().expect("slow caller's checkout");
+                c.execute("DO SLEEP(2)", ()).expect("slow statement");
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Act: the quick blocking callers run for four seconds.
+    let quick: Vec<_> = (0..3)
+        .map(|_| {
+            let spool = spool.clone();
+            std::thread::spawn(move || {
+                let until = Instant::now() + Duration::from_secs(4);
+                let (mut ok, mut timed_out) = (0, 0);
+                while Instant::now() < until {
+                    match spool.get() {
+                        Ok(mut c) => {
+                            c.execute("SELECT 1", ()).expect("quick select");
+                            ok += 1;
+                        }
+                        Err(DbError::PoolTimeout { .. }) => timed_out += 1,
+                        Err(e) => panic!("{e:?}"),
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                (ok, timed_out)
+            })
+        })
+        .collect();
+    let results: Vec<(u32, u32)> = quick.into_iter().map(|t| t.join().unwrap()).collect();
+    let snap = budget.snapshot();
+    finish(&rt, &stop, workers);
+    slow.join().unwrap();
+
+    // Assert: no quick blocking caller timed out while the async side cycled 7 units.
+    let timed_out: u32 = results.iter().map(|r| r.1).sum();
+    assert_eq!(
+        timed_out, 0,
+        "quick blocking callers (ok, timed out): {results:?}; shares {} / {}, held {} / {}",
+        snap.async_side.share, snap.sync_side.share, snap.async_side.held, snap.sync_side.held
+    );
+}
