@@ -448,3 +448,83 @@ fn blocking_callers_get_a_unit_before_their_pool_timeout_while_one_slow_statemen
         snap.async_side.share, snap.sync_side.share, snap.async_side.held, snap.sync_side.held
     );
 }
+
+#[test]
+fn odd_and_small_budgets_under_steady_mixed_load_do_not_reconnect_per_request() {
+    // Arrange and act: for budgets of 2, 3 and 5, twelve async tasks and three blocking
+    // threads, all pausing 1 ms between requests, for three seconds after a warm-up.
+    let mut seen = Vec::new();
+    for units in [2, 3, 5] {
+        let (connects, a, s) = connects_under(
+            &format!("adv3_odd{units}"),
+            units,
+            (12, Duration::from_millis(1)),
+            (3, Duration::from_millis(1)),
+        );
+        seen.push((units, connects, a, s));
+    }
+
+    // Assert: the bound of the authors' steady-load test, for each budget.
+    assert!(
+        seen.iter().all(|&(_, connects, a, s)| connects <= 14 && a > 100 && s > 100),
+        "(budget, connects, async, blocking): {seen:?}"
+    );
+}
+
+#[test]
+fn a_side_whose_waits_depend_on_its_share_does_not_make_the_shares_oscillate() {
+    // Arrange: a budget of 16; 16 async tasks never pause; 8 blocking threads each run a
+    // 10 ms statement then pause 10 ms, so how long they wait (their demand) depends on
+    // the share they are given.
+    init_tracing();
+    let server = Server::shared();
+    let db = TestDb::create(server, "adv3_feedback");
+    let rt = runtime();
+    let budget = budget(16);
+    let (apool, spool) = pools(&rt, &db, &budget, Duration::from_secs(10));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tasks, _) = load(
+        &rt,
+        (&apool, &spool),
+        (16, Duration::ZERO),
+        (0, Duration::ZERO),
+        &stop,
+    );
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (spool, stop) = (spool.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut done = 0;
+                while !stop.load(Relaxed) {
+                    let mut c = spool.get().expect("blocking checkout");
+                    c.execute("DO SLEEP(0.01)", ()).expect("blocking statement");
+                    drop(c);
+                    done += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                done
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Act: sample the shares every 20 ms for four seconds.
+    let before = budget.snapshot();
+    let mut shares = Vec::new();
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        shares.push(budget.share(db_budget::Side::Sync));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = budget.snapshot();
+    let (a, s) = finish(&rt, &stop, (tasks, threads));
+
+    // Assert: the share settles (a couple of moves at most), and so do the connects.
+    let moves = shares.windows(2).filter(|w| w[0] != w[1]).count();
+    let connects = opened(&after) - opened(&before);
+    println!("feedback: {a} async + {s} blocking, {connects} connects, sync shares {shares:?}");
+    assert!(
+        moves <= 4 && connects <= 16,
+        "{moves} share moves and {connects} connects in 4 s; sync share samples {shares:?}"
+    );
+}
