@@ -122,11 +122,19 @@ fn connects_under(
     let workers = load(&rt, (&apool, &spool), asyncs, syncs, &stop);
     std::thread::sleep(Duration::from_secs(1));
     let before = budget.snapshot();
-    std::thread::sleep(Duration::from_secs(3));
+    let mut shares = Vec::new();
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        shares.push(budget.share(db_budget::Side::Sync));
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let after = budget.snapshot();
     let (a, s) = finish(&rt, &stop, workers);
     let connects = opened(&after) - opened(&before);
-    println!("{prefix}: {a} async + {s} blocking statements, {connects} connects in 3 s");
+    println!(
+        "{prefix}: {a} async + {s} blocking statements, {connects} connects in 3 s; sync \
+         share every 20 ms: {shares:?}"
+    );
     (connects, a, s)
 }
 
