@@ -91,7 +91,11 @@ fn load(
 }
 
 /// Stops the load and returns the statements each side ran.
-fn finish(rt: &tokio::runtime::Runtime, stop: &AtomicBool, (tasks, threads): Workers) -> (u64, u64) {
+fn finish(
+    rt: &tokio::runtime::Runtime,
+    stop: &AtomicBool,
+    (tasks, threads): Workers,
+) -> (u64, u64) {
     stop.store(true, Relaxed);
     let a = rt.block_on(async {
         let mut n = 0;
@@ -153,7 +157,10 @@ fn a_steady_side_whose_callers_pause_longer_than_the_quiet_time_does_not_reconne
 
     // Assert: the same bound the authors' steady-load test uses (14 connects in 3 s);
     // one reconnect per blocking request would be ~50 blocking requests → ~100 connects.
-    assert!(async_done > 100 && sync_done > 20, "{async_done} / {sync_done}");
+    assert!(
+        async_done > 100 && sync_done > 20,
+        "{async_done} / {sync_done}"
+    );
     assert!(
         connects <= 14,
         "{connects} connects in 3 s for {sync_done} blocking requests (all in 4 s): a side \
@@ -173,7 +180,10 @@ fn with_a_budget_of_one_steady_mixed_load_does_not_reconnect_per_request() {
     );
 
     // Assert: at most one connect per 250 ms share step plus a few, as for larger budgets.
-    assert!(async_done > 20 && sync_done > 20, "{async_done} / {sync_done}");
+    assert!(
+        async_done > 20 && sync_done > 20,
+        "{async_done} / {sync_done}"
+    );
     assert!(
         connects <= 14,
         "{connects} connects in 3 s for {} requests: budget 1 takes turns per request",
@@ -265,7 +275,11 @@ fn idle_connections_of_a_side_with_two_unhurried_callers_reach_a_waiting_side_wi
 /// Holds every unit of `budget` until dropped.
 fn hold_everything(budget: &Budget) -> Vec<db_budget::Unit> {
     (0..budget.capacity())
-        .map(|_| budget.try_acquire(db_budget::Side::Async).expect("a free unit"))
+        .map(|_| {
+            budget
+                .try_acquire(db_budget::Side::Async)
+                .expect("a free unit")
+        })
         .collect()
 }
 
@@ -390,7 +404,7 @@ fn async_callers_racing_past_the_waiter_limit_are_shed_and_a_cancelled_waiter_fr
 
 #[test]
 fn blocking_callers_get_a_unit_before_their_pool_timeout_while_one_slow_statement_holds_their_share()
-{
+ {
     // Arrange: 64 async tasks saturate a budget of 8 with quick statements; on the
     // blocking side one thread runs a 2 s statement in a loop and three threads make
     // quick requests with a 1 s pool timeout.
@@ -474,7 +488,8 @@ fn odd_and_small_budgets_under_steady_mixed_load_do_not_reconnect_per_request() 
 
     // Assert: the bound of the authors' steady-load test, for each budget.
     assert!(
-        seen.iter().all(|&(_, connects, a, s)| connects <= 14 && a > 100 && s > 100),
+        seen.iter()
+            .all(|&(_, connects, a, s)| connects <= 14 && a > 100 && s > 100),
         "(budget, connects, async, blocking): {seen:?}"
     );
 }
