@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use db_async::AsyncPool;
 use db_budget::{Budget, DbError, Snapshot};
 use db_sync::SyncPool;
-use integration_tests::{Server, TestDb, budget, eventually, init_tracing, runtime};
+use integration_tests::{
+    Server, ServerOptions, TestDb, budget, eventually, init_tracing, oracle, runtime,
+};
 
 /// Long enough that an idle timeout never closes anything during a test.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -549,5 +551,114 @@ fn a_side_whose_waits_depend_on_its_share_does_not_make_the_shares_oscillate() {
     assert!(
         moves <= 4 && connects <= 16,
         "{moves} share moves and {connects} connects in 4 s; sync share samples {shares:?}"
+    );
+}
+
+/// Runs `load` for five seconds against a private server whose `max_connections` is
+/// the budget + 1 (the issue's set-up: no reserve) under the oracle shim; returns the
+/// oracle's maximum, the connects the server refused (ERROR 1040), its
+/// `Max_used_connections`, and the connects and requests made.
+fn refused_under(
+    prefix: &str,
+    units: u32,
+    asyncs: (usize, Duration),
+    syncs: (usize, Duration),
+) -> (i64, u64, u64, u64, u64) {
+    init_tracing();
+    let server = Server::start(ServerOptions {
+        max_connections: units + 1,
+        ..Default::default()
+    })
+    .expect("private server");
+    oracle::watch(server.port(), Some(server.socket_path()));
+    let db = TestDb::create(&server, prefix);
+    let rt = runtime();
+    let budget = budget(units);
+    let (apool, spool) = pools(&rt, &db, &budget, Duration::from_secs(10));
+    server
+        .sql("FLUSH STATUS")
+        .expect("reset the status counters");
+    oracle::reset_max();
+    let refused_before = server
+        .global_status("Connection_errors_max_connections")
+        .expect("status");
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = load(&rt, (&apool, &spool), asyncs, syncs, &stop);
+    std::thread::sleep(Duration::from_secs(5));
+    let snap = budget.snapshot();
+    let (a, s) = finish(&rt, &stop, workers);
+    let refused = server
+        .global_status("Connection_errors_max_connections")
+        .expect("status")
+        - refused_before;
+    let max_used = server
+        .global_status("Max_used_connections")
+        .expect("status");
+    let oracle_max = oracle::max();
+    println!(
+        "{prefix} at budget + 1: {a} async + {s} blocking, opened {}, refused {refused}, \
+         Max_used_connections {max_used}, oracle max {oracle_max}",
+        opened(&snap)
+    );
+    (oracle_max, refused, max_used, opened(&snap), a + s)
+}
+
+/// Re-runs the named test under the oracle shim; `true` when this is the re-run.
+fn under_oracle(test: &str) -> bool {
+    if oracle::is_active() {
+        return true;
+    }
+    let out = oracle::rerun_under_shim(test).expect("re-run under the oracle shim");
+    assert!(
+        out.status.success(),
+        "the test failed under the oracle shim"
+    );
+    false
+}
+
+#[test]
+fn a_flapping_side_keeps_the_server_within_budget_plus_one_and_is_never_refused() {
+    if !under_oracle("a_flapping_side_keeps_the_server_within_budget_plus_one_and_is_never_refused")
+    {
+        return;
+    }
+    // Arrange and act: the async side saturates a budget of 4, one blocking thread makes
+    // a request every 60 ms (about two connects per blocking request, see above).
+    let (oracle_max, refused, max_used, connects, _) = refused_under(
+        "adv3_refused_flap",
+        4,
+        (12, Duration::from_millis(1)),
+        (1, Duration::from_millis(60)),
+    );
+
+    // Assert: I1 exactly (the oracle), and the issue's goals at budget + 1: no 1040, and
+    // `Max_used_connections` at most budget + 1.
+    assert!(oracle_max <= 4, "oracle max {oracle_max}");
+    assert!(
+        refused == 0 && max_used <= 4 + 1,
+        "ERROR 1040 {refused} times; Max_used_connections {max_used} (the goal: budget + 1, \
+         the sampler's own), {connects} connects"
+    );
+}
+
+#[test]
+fn a_budget_of_one_under_mixed_load_keeps_the_server_within_budget_plus_one() {
+    if !under_oracle("a_budget_of_one_under_mixed_load_keeps_the_server_within_budget_plus_one") {
+        return;
+    }
+    // Arrange and act: both sides keep a budget of 1 busy (4 callers each, 1 ms think).
+    let (oracle_max, refused, max_used, connects, requests) = refused_under(
+        "adv3_refused_one",
+        1,
+        (4, Duration::from_millis(1)),
+        (4, Duration::from_millis(1)),
+    );
+
+    // Assert: I1 exactly, and as above: no 1040, `Max_used_connections` ≤ budget + 1.
+    assert!(oracle_max <= 1, "oracle max {oracle_max}");
+    assert!(
+        refused == 0 && max_used <= 1 + 1,
+        "ERROR 1040 {refused} times; Max_used_connections {max_used} (the goal: budget + 1, \
+         the sampler's own), {connects} connects for {requests} requests"
     );
 }
