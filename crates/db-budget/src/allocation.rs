@@ -18,8 +18,19 @@
 //!   every idle connection it holds goes to the other side's waiters within
 //!   milliseconds (invariant I2). When both sides are quiet both shares are 0: the side
 //!   that wakes first may take the other's idle connections at once.
+//!   "Quiet" adapts to the side's rhythm: four of its usual gaps between requests if
+//!   that is longer than [`QUIET`] (up to [`QUIET_MAX`]), so a side with a request every
+//!   60 ms is steady, not quiet between its requests.
+//! - **What an unhurried side does not use goes at once.** A busy side that had nobody
+//!   waiting lately (for [`NEED_HALF`] to twice that) and holds a share more than
+//!   [`NEED_MARGIN`] above the most connections it used at once in that time drops its
+//!   share to that peak plus the margin at once, so its idle connections go to the
+//!   other side's waiters within milliseconds; the margin keeps it from flapping when
+//!   its use varies by a unit or two.
 //! - **A side that wakes gets one unit at once.** Its share becomes 1 at the next tick
 //!   ([`TICK`]), so its first caller waits at most for the other side's next return.
+//!   With a budget of one unit the sides take turns, the unit changing side at most once
+//!   per [`STEP`].
 //! - **When both sides are busy, the shares follow demand, slowly.** Demand is the
 //!   callers running plus waiting on a side, smoothed over [`WINDOW`]. The target is
 //!   max-min fair: a side that needs less than half the budget is given what it needs
@@ -46,8 +57,17 @@ use crate::side::Side;
 
 /// How often the shares are recomputed.
 pub(crate) const TICK: Duration = Duration::from_millis(10);
-/// A side with no caller running or waiting, and no checkout, for this long is quiet.
+/// A side with no caller running or waiting, and no checkout, for this long is quiet
+/// (or for four of its usual gaps between requests, if longer: see `quiet_after`).
 pub(crate) const QUIET: Duration = Duration::from_millis(20);
+/// The longest quiet time, whatever a side's usual gap.
+pub(crate) const QUIET_MAX: Duration = Duration::from_secs(2);
+/// The weight of a new gap sample in a side's smoothed gap.
+const GAP_WEIGHT: f64 = 0.25;
+/// A side's recent use and waiting are remembered for between one and two of these.
+pub(crate) const NEED_HALF: Duration = Duration::from_millis(200);
+/// An unhurried side keeps this many units beyond what it used at once lately.
+const NEED_MARGIN: u32 = 2;
 /// The time constant of the smoothed demand.
 pub(crate) const WINDOW: Duration = Duration::from_secs(1);
 /// A share moves by one unit at most this often while both sides are busy.
@@ -91,6 +111,7 @@ impl HandOver {
 /// The shares as the hot path reads them (atomics only), and the policy.
 #[derive(Debug)]
 pub(crate) struct Shares {
+    capacity: u32,
     share: [AtomicU32; 2],
     policy: AtomicU8,
     /// Tests set the shares by hand; the controller then leaves them alone.
@@ -102,6 +123,7 @@ impl Shares {
     pub(crate) fn new(capacity: u32) -> Shares {
         let half = capacity.div_ceil(2);
         Shares {
+            capacity,
             share: [AtomicU32::new(half), AtomicU32::new(capacity - half)],
             policy: AtomicU8::new(0),
             #[cfg(test)]
@@ -116,8 +138,12 @@ impl Shares {
         self.store(shares);
     }
 
+    /// The share of `side`; under [`HandOver::Eager`], the fair half it keeps.
     pub(crate) fn of(&self, side: Side) -> u32 {
-        self.share[side.index()].load(Relaxed)
+        match self.policy() {
+            HandOver::Damped => self.share[side.index()].load(Relaxed),
+            HandOver::Eager => self.capacity.div_ceil(2),
+        }
     }
 
     /// The controller's update.
@@ -173,6 +199,14 @@ pub(crate) struct Controller {
     last_checkouts: [u64; 2],
     /// When each side last showed demand (`None`: never, i.e. quiet since the start).
     last_busy: [Option<Instant>; 2],
+    /// The usual gap between two moments a side shows demand, smoothed (seconds).
+    gap: [f64; 2],
+    /// The most connections each side used at once in the current and the previous
+    /// [`NEED_HALF`] (a checkout between two ticks counts as one).
+    peak: [[u32; 2]; 2],
+    /// The most callers each side had waiting at once, over the same two periods.
+    waited: [[u32; 2]; 2],
+    peak_since: Option<Instant>,
     last_step: Option<Instant>,
     last_tick: Option<Instant>,
 }
@@ -186,9 +220,30 @@ impl Controller {
             smoothed: [0.0; 2],
             last_checkouts: [0; 2],
             last_busy: [None; 2],
+            gap: [0.0; 2],
+            peak: [[0; 2]; 2],
+            waited: [[0; 2]; 2],
+            peak_since: None,
             last_step: None,
             last_tick: None,
         }
+    }
+
+    /// What side `i` used at once lately.
+    fn need(&self, i: usize) -> u32 {
+        self.peak[i][0].max(self.peak[i][1])
+    }
+
+    /// Whether side `i` had nobody waiting lately.
+    fn unhurried(&self, i: usize) -> bool {
+        self.waited[i][0].max(self.waited[i][1]) == 0
+    }
+
+    /// How long side `i` must show no demand to be quiet: [`QUIET`], or four of its usual
+    /// gaps if longer (at most [`QUIET_MAX`]), so that a side with a request every 60 ms
+    /// is steady, not quiet between its requests.
+    fn quiet_after(&self, i: usize) -> Duration {
+        Duration::from_secs_f64(self.gap[i] * 4.0).clamp(QUIET, QUIET_MAX)
     }
 
     #[cfg(test)]
@@ -209,11 +264,30 @@ impl Controller {
             let d = demand[i];
             let now_demand = f64::from(d.running + d.waiting);
             self.smoothed[i] += (now_demand - self.smoothed[i]) * alpha;
-            if d.running + d.waiting > 0 || d.checkouts != self.last_checkouts[i] {
+            let checked_out = d.checkouts != self.last_checkouts[i];
+            if d.running + d.waiting > 0 || checked_out {
+                if let Some(last) = self.last_busy[i] {
+                    let sample = now.saturating_duration_since(last).as_secs_f64();
+                    self.gap[i] += (sample - self.gap[i]) * GAP_WEIGHT;
+                }
                 self.last_busy[i] = Some(now);
             }
+            let used = d.running.max(u32::from(checked_out));
+            self.peak[i][0] = self.peak[i][0].max(used);
+            self.waited[i][0] = self.waited[i][0].max(d.waiting);
             self.last_checkouts[i] = d.checkouts;
-            quiet[i] = self.last_busy[i].is_none_or(|t| now.saturating_duration_since(t) >= QUIET);
+            let quiet_after = self.quiet_after(i);
+            quiet[i] =
+                self.last_busy[i].is_none_or(|t| now.saturating_duration_since(t) >= quiet_after);
+        }
+        if self
+            .peak_since
+            .is_none_or(|t| now.saturating_duration_since(t) >= NEED_HALF)
+        {
+            self.peak_since = Some(now);
+            for p in self.peak.iter_mut().chain(self.waited.iter_mut()) {
+                *p = [0, p[0]];
+            }
         }
         let (a, s) = (Side::Async.index(), Side::Sync.index());
         match (quiet[a], quiet[s]) {
@@ -228,6 +302,22 @@ impl Controller {
         self.shares
     }
 
+    /// One unit and both sides busy: it changes side at most once per [`STEP`] (each
+    /// change is a close and a connect), and at once for a side that has just woken.
+    fn take_turns(&mut self, now: Instant) {
+        let a = Side::Async.index();
+        let woke = self.shares == [0, 0];
+        if woke
+            || self
+                .last_step
+                .is_none_or(|t| now.saturating_duration_since(t) >= STEP)
+        {
+            self.last_step = Some(now);
+            let async_share = if woke { 1 } else { 1 - self.shares[a] };
+            self.shares = self.split(async_share);
+        }
+    }
+
     /// `[async, sync]` with `async_share` units for the async side.
     fn split(&self, async_share: u32) -> [u32; 2] {
         let mut shares = [0; 2];
@@ -240,13 +330,13 @@ impl Controller {
     /// at most once per `STEP` (a side that just woke from 0 gets 1 at once).
     fn follow_demand(&mut self, now: Instant) {
         let (a, s) = (Side::Async.index(), Side::Sync.index());
+        if self.capacity < 2 {
+            self.take_turns(now);
+            return;
+        }
         if self.shares == [0, 0] {
             // Both woke from quiet in the same tick: start from the halves.
             self.shares = self.split(self.capacity.div_ceil(2));
-        }
-        if self.capacity < 2 {
-            // One unit cannot be shared: the sides take turns (the eager rules apply).
-            return;
         }
         let (lo, hi) = (1, self.capacity - 1);
         let current = self.shares[a];
@@ -254,6 +344,17 @@ impl Controller {
             // A side that was quiet has woken: it gets one unit now.
             self.shares = self.split(current.clamp(lo, hi));
             return;
+        }
+        // A side that had nobody waiting lately and holds a share well above what it used
+        // gives the surplus up at once: its idle connections go to the other side now,
+        // not one per step.
+        for (i, other) in [(a, s), (s, a)] {
+            let keep = (self.need(i) + NEED_MARGIN).max(1);
+            if self.unhurried(i) && keep < self.shares[i] {
+                self.shares[i] = keep;
+                self.shares[other] = self.capacity - keep;
+                return;
+            }
         }
         let target = fair_target(f64::from(self.capacity), self.smoothed[a], self.smoothed[s]);
         let target = target.clamp(f64::from(lo), f64::from(hi));
@@ -382,7 +483,8 @@ mod tests {
         let mut t = Instant::now();
         // Both busy, then the sync side stops.
         run(&mut c, &mut t, 100, [busy(4, 10, 1), busy(4, 10, 1)]);
-        let ticks_to_quiet = QUIET.as_millis() / TICK.as_millis() + 1;
+        // Busy at every tick: its usual gap is one tick, so quiet after four of them.
+        let ticks_to_quiet = 5;
         run(
             &mut c,
             &mut t,
@@ -500,12 +602,65 @@ mod tests {
         let mut t = Instant::now();
         run(&mut c, &mut t, 300, [busy(10, 10, 1), busy(10, 10, 1)]);
         let before = c.shares()[ASYNC];
-        // All demand moves to the async side (the sync side stays busy with one caller).
+        // Most demand moves to the async side; the sync side keeps a few callers waiting,
+        // so its share falls step by step, not at once.
         let ticks = (STEP.as_millis() * 4 / TICK.as_millis()) as u32;
-        run(&mut c, &mut t, ticks, [busy(19, 500, 1), busy(1, 0, 1)]);
+        run(&mut c, &mut t, ticks, [busy(19, 500, 1), busy(1, 2, 1)]);
         assert!(c.shares()[ASYNC] > before, "it moved toward the demand");
         let moved = c.shares()[ASYNC] - before;
         assert!((1..=4).contains(&moved), "moved {moved} units in 4 steps");
+    }
+
+    #[test]
+    fn a_steady_side_with_a_request_every_sixty_ms_keeps_its_share_between_requests() {
+        // Adversary: the async side saturates the budget; the sync side makes one short
+        // request every 60 ms (seen at one tick: a checkout), which is steady load.
+        let mut c = Controller::new(4);
+        let mut t = Instant::now();
+        let mut sync_checkouts = 0;
+        let mut changes = 0;
+        let mut last = c.shares();
+        for tick in 0..1000u64 {
+            if tick % 6 == 0 {
+                sync_checkouts += 1;
+            }
+            t += TICK;
+            let shares = c.tick(t, [busy(4, 20, tick), busy(0, 0, sync_checkouts)]);
+            if shares != last {
+                changes += 1;
+            }
+            last = shares;
+        }
+        // Ten seconds of the same load: the shares should settle, as they do for
+        // callers that never pause.
+        assert!(
+            changes <= 4,
+            "{changes} share changes in 10 s: the sync share goes 1 → 0 → 1 on every request"
+        );
+    }
+
+    #[test]
+    fn with_one_unit_a_side_that_wakes_gets_a_share_of_one() {
+        // Adversary: the module docs promise a waking side a share of 1 at the next tick.
+        let mut c = Controller::new(1);
+        let mut t = Instant::now();
+        run(&mut c, &mut t, 10, [busy(1, 5, 1), busy(0, 0, 0)]);
+        assert_eq!(c.shares(), [1, 0]);
+        run(&mut c, &mut t, 10, [busy(1, 5, 2), busy(0, 1, 0)]);
+        assert_eq!(c.shares()[SYNC], 1, "the sync side waits: {:?}", c.shares());
+    }
+
+    #[test]
+    fn an_unhurried_side_gives_what_it_does_not_use_at_once() {
+        let mut c = Controller::new(8);
+        let mut t = Instant::now();
+        // The sync side held everything; now two of its callers run and none waits.
+        run(&mut c, &mut t, 50, [busy(0, 0, 1), busy(8, 4, 1)]);
+        assert_eq!(c.shares(), [0, 8]);
+        run(&mut c, &mut t, 50, [busy(0, 0, 1), busy(2, 0, 1)]);
+        // The async side wakes with four callers: the sync side keeps 2 + the margin.
+        run(&mut c, &mut t, 2, [busy(0, 4, 2), busy(2, 0, 1)]);
+        assert_eq!(c.shares(), [4, 4]);
     }
 
     #[test]

@@ -296,7 +296,10 @@ impl Budget {
     /// overload a fast 503 beats a 30 s wait). `None` is no limit. Defaults to `None`
     /// (`DB_MAX_WAITERS=0`).
     pub fn set_max_waiters(&self, limit: Option<u32>) {
-        self.shared.max_waiters.store(limit.unwrap_or(0), Relaxed);
+        // `Some(u32::MAX)` is no limit either.
+        self.shared
+            .max_waiters
+            .store(limit.unwrap_or(u32::MAX), Relaxed);
     }
 
     /// Divides the budget into module bulkheads (`DB_BULKHEADS`; see [`Bulkhead`]). Call
@@ -453,7 +456,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_unit_given_up_goes_to_the_waiting_other_side_before_more_waiters_of_its_own() {
+        // The queue's own order (the damped shares add turns of their own with one unit).
         let b = budget(1);
+        b.set_hand_over(HandOver::Eager);
         let held = b.try_acquire(Side::Async).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         // Fifty async waiters queue first, then one blocking caller.

@@ -40,7 +40,7 @@ impl Shared {
     /// taking it back would only make the other side close another connection. The
     /// waiter lets it go and queues again.
     pub(crate) fn may_take(&self, side: Side) -> bool {
-        if self.shares.policy() == HandOver::Eager || self.capacity == 1 {
+        if self.shares.policy() == HandOver::Eager {
             return true;
         }
         let other = side.other();
@@ -55,12 +55,10 @@ impl Shared {
     fn can_spare(&self, side: Side, idle_asked: bool) -> bool {
         let held = self.stats(side).held.load(Relaxed);
         let cap = self.capacity;
-        if cap == 1 {
-            // One unit cannot be shared: the sides take turns.
-            return held == 1;
-        }
         match self.shares.policy() {
+            // With one unit the shares take turns (`allocation.rs`).
             HandOver::Damped => held > self.shares.of(side),
+            HandOver::Eager if cap == 1 => held == 1,
             HandOver::Eager => {
                 let nobody_waits = self.stats(side).waiting.load(Relaxed) == 0;
                 (idle_asked && nobody_waits) || held * 2 > cap + 1
@@ -205,6 +203,27 @@ mod tests {
         let _sync_caller_waits = sync.waiting();
         let _ = wait(30).await;
         assert_eq!(shrinker.0.load(Relaxed), asked);
+    }
+
+    #[test]
+    fn eager_the_share_in_the_snapshot_is_the_fair_half_the_policy_keeps() {
+        // Adversary: `share` is documented as the units a side may keep against the
+        // other side's waiters; under the eager policy that is the fair half.
+        let b = budget(8, HandOver::Eager);
+        let sync = b.recorder(Side::Sync);
+        let _busy = sync.checkout(std::panic::Location::caller());
+        let _units: Vec<Unit> = (0..6).map(|_| b.try_acquire(Side::Sync).unwrap()).collect();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while b.snapshot().sync_side.share != 8 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        other_side_waits(&b, Side::Async);
+        let yields = b.should_yield(Side::Sync);
+        let share = b.snapshot().sync_side.share;
+        assert!(
+            !yields || share < 6,
+            "the sync side gives up a connection with 6 held, yet its share reads {share}"
+        );
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl Recorder {
     pub fn try_waiting(&self) -> Result<GaugeGuard<'_>, DbError> {
         let stats = self.shared.stats(self.side);
         let limit = self.shared.max_waiters.load(Relaxed);
-        if limit == 0 {
+        if limit == u32::MAX {
             return Ok(GaugeGuard::new(&stats.waiting));
         }
         let below = stats
@@ -217,6 +217,20 @@ mod tests {
         );
         b.set_max_waiters(None);
         let _many: Vec<_> = (0..10).map(|_| r.try_waiting().unwrap()).collect();
+    }
+
+    #[test]
+    fn a_waiter_limit_of_zero_lets_no_caller_wait() {
+        // Adversary: `set_max_waiters(None)` is the documented "no limit"; `Some(0)` is a
+        // limit of zero waiters (every caller that would wait is shed), not the same.
+        let b = Budget::new(1, Duration::from_secs(30));
+        b.set_max_waiters(Some(0));
+        let recorder = b.recorder(Side::Async);
+        let waited = recorder.try_waiting();
+        assert!(
+            matches!(waited, Err(DbError::Shed { limit: 0, .. })),
+            "a limit of 0 admitted a waiter: {waited:?}"
+        );
     }
 
     #[test]

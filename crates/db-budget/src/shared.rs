@@ -33,7 +33,7 @@ pub(crate) struct Shared {
     pub(crate) leaks: LeakTracker,
     /// `DB_SLOW_QUERY` in nanoseconds (atomic so it can be set after sharing).
     pub(crate) slow_query_nanos: AtomicU64,
-    /// `DB_MAX_WAITERS` per side; 0 is no limit.
+    /// `DB_MAX_WAITERS` per side; `u32::MAX` is no limit.
     pub(crate) max_waiters: AtomicU32,
     /// `DB_BULKHEADS`, set once before pools take module handles (none until then).
     pub(crate) bulkheads: OnceLock<Arc<Bulkheads>>,
@@ -63,7 +63,7 @@ impl Shared {
             // configured one.
             slow_query_nanos: AtomicU64::new(200_000_000),
             // `DB_MAX_WAITERS`'s default: no limit.
-            max_waiters: AtomicU32::new(0),
+            max_waiters: AtomicU32::new(u32::MAX),
             bulkheads: OnceLock::new(),
         });
         spawn_leak_scanner(Arc::downgrade(&shared), leak_threshold);
