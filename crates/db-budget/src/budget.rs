@@ -14,6 +14,7 @@ use tokio::sync::TryAcquireError;
 use crate::allocation::HandOver;
 use crate::blocking::park_while;
 use crate::bulkhead::{Bulkhead, BulkheadSpec, Bulkheads};
+
 use crate::recorder::Recorder;
 use crate::shared::Shared;
 use crate::shrink::Shrink;
@@ -307,8 +308,7 @@ impl Budget {
     ///
     /// # Panics
     ///
-    /// If bulkheads were already set or a module handle was already taken, or the
-    /// floors add up to more than the capacity ([`parse_bulkheads`] refuses that
+    /// If bulkheads were already set, or the floors add up to more than the capacity ([`parse_bulkheads`] refuses that
     /// earlier, with a message).
     ///
     /// [`Bulkhead`]: crate::Bulkhead
@@ -318,21 +318,15 @@ impl Budget {
             .shared
             .bulkheads
             .set(Bulkheads::new(self.shared.capacity, specs));
-        assert!(
-            set.is_ok(),
-            "set_bulkheads after the bulkheads were set or a module handle was taken"
-        );
+        assert!(set.is_ok(), "set_bulkheads called twice");
     }
 
     /// The admission handle of module `name`: its bulkhead's floor and cap, or the
-    /// shared part of the budget for a module without one. Pools carry it
-    /// (`AsyncPool::for_module`, `SyncPool::for_module`).
-    pub fn bulkhead(&self, name: &str) -> Bulkhead {
-        let capacity = self.shared.capacity;
-        self.shared
-            .bulkheads
-            .get_or_init(|| Bulkheads::new(capacity, &[]))
-            .of(name)
+    /// shared part of the budget for a module without one; `None` while no bulkheads are
+    /// set (nothing to admit). Pools carry it (`AsyncPool::for_module`,
+    /// `SyncPool::for_module`), so set the bulkheads before pools take module handles.
+    pub fn bulkhead(&self, name: &str) -> Option<Bulkhead> {
+        self.shared.bulkheads.get().map(|b| b.of(name))
     }
 
     /// The handle that checkouts of no particular module pass through: the shared part
@@ -365,6 +359,9 @@ impl Budget {
     /// [`WaitError::Closed`]. Units already held stay valid until dropped.
     pub fn close(&self) {
         self.shared.semaphore.close();
+        if let Some(bulkheads) = self.shared.bulkheads.get() {
+            bulkheads.close();
+        }
         for turn in &self.shared.turns {
             turn.close();
         }

@@ -178,6 +178,15 @@ impl Bulkheads {
             .collect()
     }
 
+    /// Ends every wait for admission with [`WaitError::Closed`] (the budget closes).
+    pub(crate) fn close(&self) {
+        self.shared.close();
+        for h in &self.heads {
+            h.cap.close();
+            h.floor.close();
+        }
+    }
+
     /// The admission handle of module `name`; a name without a bulkhead draws from the
     /// shared part only.
     pub fn of(self: &Arc<Self>, name: &str) -> Bulkhead {
@@ -219,34 +228,35 @@ impl Bulkhead {
     ///
     /// # Errors
     ///
-    /// [`WaitError::TimedOut`] at the deadline.
+    /// [`WaitError::TimedOut`] at the deadline, [`WaitError::Closed`] once the budget is
+    /// closed.
     pub async fn admit(&self, deadline: Instant) -> Result<Admission, WaitError> {
         tokio::time::timeout_at(deadline.into(), self.places())
             .await
-            .map_err(|_| WaitError::TimedOut)
+            .map_err(|_| WaitError::TimedOut)?
     }
 
     /// [`Bulkhead::admit`] for a thread without a runtime.
     ///
     /// # Errors
     ///
-    /// [`WaitError::TimedOut`] at the deadline.
+    /// As [`Bulkhead::admit`].
     pub fn admit_blocking(&self, deadline: Instant) -> Result<Admission, WaitError> {
-        park_while(self.places(), deadline, || true).ok_or(WaitError::TimedOut)
+        park_while(self.places(), deadline, || true).ok_or(WaitError::TimedOut)?
     }
 
-    async fn places(&self) -> Admission {
+    async fn places(&self) -> Result<Admission, WaitError> {
         let shared = self.all.shared.clone();
         let Some(head) = self.index.map(|i| &self.all.heads[i]) else {
-            return Admission {
-                _permits: vec![acquired(shared.acquire_owned().await)],
-            };
+            return Ok(Admission {
+                _permits: vec![acquired(shared.acquire_owned().await)?],
+            });
         };
         let cap = match head.cap.clone().try_acquire_owned() {
             Ok(cap) => cap,
             Err(_) => {
                 let _waiting = GaugeGuard::new(&head.waiting);
-                acquired(head.cap.clone().acquire_owned().await)
+                acquired(head.cap.clone().acquire_owned().await)?
             }
         };
         let place = match head.floor.clone().try_acquire_owned() {
@@ -256,23 +266,23 @@ impl Bulkhead {
                 Err(_) => {
                     let _waiting = GaugeGuard::new(&head.waiting);
                     tokio::select! {
-                        floor = head.floor.clone().acquire_owned() => acquired(floor),
-                        shared = shared.acquire_owned() => acquired(shared),
+                        floor = head.floor.clone().acquire_owned() => acquired(floor)?,
+                        shared = shared.acquire_owned() => acquired(shared)?,
                     }
                 }
             },
         };
-        Admission {
+        Ok(Admission {
             _permits: vec![cap, place],
-        }
+        })
     }
 }
 
-/// The bulkheads' semaphores are never closed.
+/// A permit, or [`WaitError::Closed`]: the bulkheads' semaphores close with the budget.
 fn acquired(
     permit: Result<OwnedSemaphorePermit, tokio::sync::AcquireError>,
-) -> OwnedSemaphorePermit {
-    permit.expect("bulkhead semaphores are never closed")
+) -> Result<OwnedSemaphorePermit, WaitError> {
+    permit.map_err(|_| WaitError::Closed)
 }
 
 #[cfg(test)]

@@ -83,11 +83,15 @@ impl SyncPool {
             .clone()
             .or_else(|| self.shared.state.budget.unassigned());
         let admission = match bulkhead {
-            Some(b) => Some(b.admit_blocking(deadline).map_err(|_| {
-                self.shared
-                    .state
-                    .recorder
-                    .timeout_error(TimeoutPhase::Bulkhead, started)
+            Some(b) => Some(b.admit_blocking(deadline).map_err(|e| {
+                match e {
+                    db_budget::WaitError::Closed => DbError::Closed,
+                    _ => self
+                        .shared
+                        .state
+                        .recorder
+                        .timeout_error(TimeoutPhase::Bulkhead, started),
+                }
             })?),
             None => None,
         };
@@ -398,7 +402,7 @@ impl SyncPool {
     pub fn for_module(&self, name: &str) -> SyncPool {
         SyncPool {
             shared: self.shared.clone(),
-            bulkhead: Some(self.shared.state.budget.bulkhead(name)),
+            bulkhead: self.shared.state.budget.bulkhead(name),
         }
     }
 }

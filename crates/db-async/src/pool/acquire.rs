@@ -24,11 +24,10 @@ impl Shared {
         let started = Instant::now();
         let deadline = started + self.settings.pool_timeout;
         let admission = match bulkhead {
-            Some(b) => Some(
-                b.admit(deadline)
-                    .await
-                    .map_err(|_| self.recorder.timeout_error(TimeoutPhase::Bulkhead, started))?,
-            ),
+            Some(b) => Some(b.admit(deadline).await.map_err(|e| match e {
+                WaitError::Closed => DbError::Closed,
+                _ => self.recorder.timeout_error(TimeoutPhase::Bulkhead, started),
+            })?),
             None => None,
         };
         let mut conn = self.clone().acquire_within(site, started, deadline).await?;

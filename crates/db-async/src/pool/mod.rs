@@ -78,7 +78,7 @@ impl AsyncPool {
     pub fn for_module(&self, name: &str) -> AsyncPool {
         AsyncPool {
             shared: self.shared.clone(),
-            bulkhead: Some(self.shared.budget.bulkhead(name)),
+            bulkhead: self.shared.budget.bulkhead(name),
         }
     }
 
