@@ -1,5 +1,6 @@
 //! The blocking pool against a real, private MariaDB (`mariadb-harness`; never the
-//! machine's server): helpers, rollback on drop, panics, and the budget afterwards.//!
+//! machine's server): helpers, rollback on drop, panics, and the budget afterwards.
+//!
 //! One module per concern: `guard` (helpers through the guard, panics, rollback on
 //! drop), `handover` (units for a waiting async caller), `waiters` (waiters served and
 //! woken, many threads, dropping the pool, the legacy shim), `killed` (connections the
