@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use db_async::AsyncPool;
 use db_budget::{Budget, DbError, Snapshot};
 use db_sync::SyncPool;
+use integration_tests::reuse::{finish, load};
 use integration_tests::{
     Server, ServerOptions, TestDb, budget, eventually, init_tracing, oracle, runtime,
 };
@@ -39,75 +40,6 @@ fn pools(
 
 fn opened(s: &Snapshot) -> u64 {
     s.async_side.opened_total + s.sync_side.opened_total
-}
-
-type Workers = (
-    Vec<tokio::task::JoinHandle<u64>>,
-    Vec<std::thread::JoinHandle<u64>>,
-);
-
-/// `tasks` async tasks pausing `async_think` and `threads` blocking threads pausing
-/// `sync_think` between requests (`SELECT 1` each), until `stop`.
-fn load(
-    rt: &tokio::runtime::Runtime,
-    (apool, spool): (&AsyncPool, &SyncPool),
-    (tasks, async_think): (usize, Duration),
-    (threads, sync_think): (usize, Duration),
-    stop: &Arc<AtomicBool>,
-) -> Workers {
-    let tasks = (0..tasks)
-        .map(|_| {
-            let (apool, stop) = (apool.clone(), stop.clone());
-            rt.spawn(async move {
-                let mut done = 0;
-                while !stop.load(Relaxed) {
-                    let mut c = apool.acquire().await.expect("async checkout");
-                    c.execute("SELECT 1", db_async::args![])
-                        .await
-                        .expect("async select");
-                    drop(c);
-                    done += 1;
-                    tokio::time::sleep(async_think).await;
-                }
-                done
-            })
-        })
-        .collect();
-    let threads = (0..threads)
-        .map(|_| {
-            let (spool, stop) = (spool.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut done = 0;
-                while !stop.load(Relaxed) {
-                    let mut c = spool.get().expect("blocking checkout");
-                    c.execute("SELECT 1", ()).expect("blocking select");
-                    drop(c);
-                    done += 1;
-                    std::thread::sleep(sync_think);
-                }
-                done
-            })
-        })
-        .collect();
-    (tasks, threads)
-}
-
-/// Stops the load and returns the statements each side ran.
-fn finish(
-    rt: &tokio::runtime::Runtime,
-    stop: &AtomicBool,
-    (tasks, threads): Workers,
-) -> (u64, u64) {
-    stop.store(true, Relaxed);
-    let a = rt.block_on(async {
-        let mut n = 0;
-        for t in tasks {
-            n += t.await.expect("task");
-        }
-        n
-    });
-    let s = threads.into_iter().map(|t| t.join().expect("thread")).sum();
-    (a, s)
 }
 
 /// Runs `load` for a warm-up second, then three measured seconds; returns the

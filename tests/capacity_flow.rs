@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use db_async::{AsyncPool, args};
 use db_budget::Budget;
 use db_sync::SyncPool;
-use integration_tests::reuse::fresh;
+use integration_tests::reuse::{finish, fresh, load};
 use integration_tests::{Server, TestDb, budget, init_tracing, runtime};
 
 const UNITS: u32 = 8;
@@ -138,59 +138,6 @@ fn idle_async_connections_are_given_to_blocking_callers_at_once() {
 /// connections over.
 const THINK: Duration = Duration::from_millis(1);
 
-type Callers = (
-    Vec<tokio::task::JoinHandle<u64>>,
-    Vec<std::thread::JoinHandle<u64>>,
-);
-
-/// `tasks` async tasks and `threads` blocking threads take a connection, run `SELECT 1`,
-/// give it back and pause for `think` (the rest of a request), in a loop, until `stop`;
-/// each returns the statements it ran.
-fn mixed_load(
-    rt: &tokio::runtime::Runtime,
-    (apool, spool): (&AsyncPool, &SyncPool),
-    (tasks, threads): (usize, usize),
-    think: Duration,
-    stop: &Arc<std::sync::atomic::AtomicBool>,
-) -> Callers {
-    use std::sync::atomic::Ordering::Relaxed;
-    let tasks = (0..tasks)
-        .map(|_| {
-            let (apool, stop) = (apool.clone(), stop.clone());
-            rt.spawn(async move {
-                let mut done = 0;
-                while !stop.load(Relaxed) {
-                    let mut c = apool.acquire().await.expect("async checkout");
-                    c.execute("SELECT 1", db_async::args![])
-                        .await
-                        .expect("async select");
-                    drop(c);
-                    done += 1;
-                    tokio::time::sleep(think).await;
-                }
-                done
-            })
-        })
-        .collect();
-    let threads = (0..threads)
-        .map(|_| {
-            let (spool, stop) = (spool.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut done = 0;
-                while !stop.load(Relaxed) {
-                    let mut c = spool.get().expect("blocking checkout");
-                    c.execute("SELECT 1", ()).expect("blocking select");
-                    drop(c);
-                    done += 1;
-                    std::thread::sleep(think);
-                }
-                done
-            })
-        })
-        .collect();
-    (tasks, threads)
-}
-
 #[test]
 fn under_steady_mixed_load_connections_do_not_change_side_per_request() {
     // Arrange: both sides saturate a budget of 4 (12 callers each, pausing 1 ms between
@@ -207,7 +154,7 @@ fn under_steady_mixed_load_connections_do_not_change_side_per_request() {
     );
     let (apool, spool) = pools(&rt, &db, &budget);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (tasks, threads) = mixed_load(&rt, (&apool, &spool), (12, 12), THINK, &stop);
+    let workers = load(&rt, (&apool, &spool), (12, THINK), (12, THINK), &stop);
     std::thread::sleep(Duration::from_secs(1));
     let opened = |s: &db_budget::Snapshot| s.async_side.opened_total + s.sync_side.opened_total;
     let before = budget.snapshot();
@@ -215,15 +162,7 @@ fn under_steady_mixed_load_connections_do_not_change_side_per_request() {
     // Act: three seconds of the same load.
     std::thread::sleep(Duration::from_secs(3));
     let after = budget.snapshot();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let async_done: u64 = rt.block_on(async {
-        let mut n = 0;
-        for t in tasks {
-            n += t.await.expect("task");
-        }
-        n
-    });
-    let sync_done: u64 = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+    let (async_done, sync_done) = finish(&rt, &stop, workers);
 
     // Assert: thousands of statements, and a unit changed side at most once per share
     // step (250 ms) plus the odd wake-up: never once per request (the eager policy made
@@ -254,7 +193,13 @@ fn a_side_that_starts_waiting_gets_a_unit_while_the_other_keeps_the_budget_satur
     let budget = budget(4);
     let (apool, spool) = pools(&rt, &db, &budget);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (_, threads) = mixed_load(&rt, (&apool, &spool), (0, 16), Duration::ZERO, &stop);
+    let (_, threads) = load(
+        &rt,
+        (&apool, &spool),
+        (0, Duration::ZERO),
+        (16, Duration::ZERO),
+        &stop,
+    );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
         budget.snapshot().async_side.share,

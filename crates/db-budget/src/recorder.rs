@@ -133,6 +133,15 @@ impl Recorder {
         }
     }
 
+    /// The error for a caller whose bulkhead did not admit it: [`DbError::Closed`] once
+    /// the budget is closed, else a pool timeout in phase [`TimeoutPhase::Bulkhead`].
+    pub fn admission_error(&self, e: crate::WaitError, started: Instant) -> DbError {
+        match e {
+            crate::WaitError::Closed => DbError::Closed,
+            _ => self.timeout_error(TimeoutPhase::Bulkhead, started),
+        }
+    }
+
     /// Counts a pool timeout and builds its error, with the budget's state now (I4).
     pub fn timeout_error(&self, phase: TimeoutPhase, started: Instant) -> DbError {
         self.shared.stats(self.side).timeouts.fetch_add(1, Relaxed);

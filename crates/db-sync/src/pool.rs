@@ -83,16 +83,10 @@ impl SyncPool {
             .clone()
             .or_else(|| self.shared.state.budget.unassigned());
         let admission = match bulkhead {
-            Some(b) => Some(b.admit_blocking(deadline).map_err(|e| {
-                match e {
-                    db_budget::WaitError::Closed => DbError::Closed,
-                    _ => self
-                        .shared
-                        .state
-                        .recorder
-                        .timeout_error(TimeoutPhase::Bulkhead, started),
-                }
-            })?),
+            Some(b) => Some(
+                b.admit_blocking(deadline)
+                    .map_err(|e| self.shared.state.recorder.admission_error(e, started))?,
+            ),
             None => None,
         };
         let mut conn = self.get_within(site, started, deadline)?;

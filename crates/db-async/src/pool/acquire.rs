@@ -24,10 +24,11 @@ impl Shared {
         let started = Instant::now();
         let deadline = started + self.settings.pool_timeout;
         let admission = match bulkhead {
-            Some(b) => Some(b.admit(deadline).await.map_err(|e| match e {
-                WaitError::Closed => DbError::Closed,
-                _ => self.recorder.timeout_error(TimeoutPhase::Bulkhead, started),
-            })?),
+            Some(b) => Some(
+                b.admit(deadline)
+                    .await
+                    .map_err(|e| self.recorder.admission_error(e, started))?,
+            ),
             None => None,
         };
         let mut conn = self.clone().acquire_within(site, started, deadline).await?;
