@@ -214,11 +214,6 @@ pub struct Admission {
 }
 
 impl Bulkhead {
-    /// The module's floor and cap, `None` for a module without a bulkhead.
-    pub fn spec(&self) -> Option<&BulkheadSpec> {
-        self.index.map(|i| &self.all.heads[i].spec)
-    }
-
     /// Waits until `deadline` for a place: below the cap, then one of the module's
     /// floor or, failing that, a shared one.
     ///
