@@ -358,64 +358,6 @@ fn a_stored_procedure_is_not_stopped_by_the_server_only_by_the_backstop() {
     assert_timed_out(r, ONE_SECOND, StoppedBy::Client);
 }
 
-/// Sets the server's global `wait_timeout` (new sessions take it) until dropped. This
-/// binary's server is private (one per test process under nextest).
-struct WaitTimeout(&'static Server);
-
-impl WaitTimeout {
-    fn set(server: &'static Server, secs: u32) -> WaitTimeout {
-        server
-            .sql(&format!("SET GLOBAL wait_timeout = {secs}"))
-            .expect("set wait_timeout");
-        WaitTimeout(server)
-    }
-}
-
-impl Drop for WaitTimeout {
-    fn drop(&mut self) {
-        let _ = self.0.sql("SET GLOBAL wait_timeout = 28800");
-    }
-}
-
-#[test]
-fn async_keepalive_keeps_an_idle_connection_alive_past_the_servers_wait_timeout() {
-    // Arrange: the server drops sessions idle for 2 s; the pool keeps idle connections
-    // for a minute and pings those idle for 1 s.
-    let (server, db) = database("st_keepalive");
-    let _restore = WaitTimeout::set(server, 2);
-    let budget = budget(1);
-    let (before, after, wait_timeout) = runtime().block_on(async {
-        let pool = AsyncPool::builder(db.url.clone(), budget.clone())
-            .idle_timeout(Duration::from_secs(60))
-            .keepalive(ONE_SECOND)
-            .build();
-        let mut conn = pool.acquire().await.unwrap();
-        let (id, wait_timeout): (u64, u64) = conn
-            .fetch_one("SELECT CONNECTION_ID(), @@wait_timeout", args![])
-            .await
-            .unwrap();
-        drop(conn);
-
-        // Act: idle for three times the server's wait_timeout.
-        tokio::time::sleep(Duration::from_secs(6)).await;
-        let mut conn = pool.acquire().await.unwrap();
-        let (again,): (u64,) = conn
-            .fetch_one("SELECT CONNECTION_ID()", args![])
-            .await
-            .unwrap();
-        (id, again, wait_timeout)
-    });
-
-    // Assert
-    assert_eq!(wait_timeout, 2, "the session has the short wait_timeout");
-    assert_eq!(after, before, "the same connection, still alive");
-    assert_eq!(
-        budget.snapshot().async_side.opened_total,
-        1,
-        "no reconnect was needed"
-    );
-}
-
 #[test]
 fn the_variable_sets_the_session_limit_of_both_pools_built_from_the_environment() {
     // Arrange

@@ -137,8 +137,10 @@ macro_rules! pool_settings_setters {
         $crate::pool_settings_setters! { @set $s => $place, nonzero idle_timeout,
             /// Idle connections close after this (`DB_IDLE_TIMEOUT`). Defaults to 10 s.
             ///
-            /// The blocking side's reaper (r2d2's) runs every 30 s, so there a connection
-            /// may idle up to 30 s longer; keep the sum below the server's `wait_timeout`.
+            /// Each side checks at intervals (the blocking side every half of this, or
+            /// of the keepalive if shorter, and at least every 30 s), so a connection may
+            /// idle up to half as long again; without a keepalive, keep that below the
+            /// server's `wait_timeout`.
             ///
             /// # Panics
             ///
@@ -146,8 +148,8 @@ macro_rules! pool_settings_setters {
         }
         $crate::pool_settings_setters! { @set $s => $place, nonzero max_lifetime,
             /// Connections close at their first return (or reaper run) after this age
-            /// (`DB_MAX_LIFETIME`). Defaults to 30 min. On the async side each
-            /// connection retires up to 5 % earlier, at random
+            /// (`DB_MAX_LIFETIME`). Defaults to 30 min. Each connection retires
+            /// up to 5 % earlier, at random
             /// ([`PoolSettings::lifetime_jitter`]), so that connections opened together
             /// do not reconnect together.
             ///
@@ -165,8 +167,8 @@ macro_rules! pool_settings_setters {
             /// Idle connections idle this long (since their last use or ping) are
             /// pinged in the background (`DB_KEEPALIVE`), so that a firewall's idle cut
             /// or the server's `wait_timeout` never hands a caller a dead connection.
-            /// Defaults to 2 min. `Duration::ZERO` turns it off. Only the async side
-            /// pings; it matters only when `idle_timeout` is longer than this.
+            /// Defaults to 2 min. `Duration::ZERO` turns it off. Both sides ping; it
+            /// matters only when `idle_timeout` is longer than this.
         }
         $crate::pool_settings_setters! { @set $s => $place, any statement_timeout,
             /// Longest a statement may run (`DB_STATEMENT_TIMEOUT`). Defaults to 10 s.

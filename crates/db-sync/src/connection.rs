@@ -11,13 +11,11 @@
 //! - **handshake**: `DB_CONNECT_TIMEOUT` (set through the driver's options, see
 //!   `manager.rs`);
 //! - **statements** (helpers and raw access): the pool's I/O timeout, by default
-//!   `DB_MAX_LIFETIME` (30 min): a statement that hears nothing from the server for as
-//!   long as a connection may live is taken for one on a dead or frozen server, and no
-//!   legitimate slow statement of a pool whose connections are retired after that age
-//!   is cut. There is no statement-timeout setting yet; `SyncPoolBuilder::io_timeout`
-//!   sets this bound;
-//! - **pool housekeeping** (validation ping, `ROLLBACK` on return, the farewell
-//!   `COM_QUIT` on close): `DB_CONNECT_TIMEOUT` again ([`Slot::housekeeping`]; a checkout's ping
+//!   `DB_STATEMENT_TIMEOUT` + its 2 s margin (the server has answered by then, with an
+//!   error if it stopped the statement), or `DB_MAX_LIFETIME` with the statement timeout
+//!   off; `SyncPoolBuilder::io_timeout` sets it;
+//! - **pool housekeeping** (validation ping, keepalive ping, `ROLLBACK` on return, the
+//!   farewell `COM_QUIT` on close): `DB_CONNECT_TIMEOUT` again ([`Slot::housekeeping`]; a checkout's ping
 //!   also ends at the caller's pool-timeout deadline); these are
 //!   instant on a healthy server. A `ROLLBACK` that takes longer (a huge transaction)
 //!   closes the connection, and the server finishes the rollback itself.
@@ -76,7 +74,19 @@ pub(crate) struct Slot {
     /// means the session is gone): the close skips the driver's farewell writes.
     lost: bool,
     opened_at: Instant,
+    /// When it closes at its first return or housekeeping pass: `DB_MAX_LIFETIME` after
+    /// it opened, less its jitter (up to 5 %, [`PoolSettings::lifetime_jitter`]), so that
+    /// connections opened together do not all reconnect together.
+    ///
+    /// [`PoolSettings::lifetime_jitter`]: db_budget::PoolSettings::lifetime_jitter
+    retires_at: Instant,
+    /// When it last went idle (its idle timeout counts from here).
     returned_at: Instant,
+    /// When the keepalive last pinged it while idle.
+    pinged_at: Option<Instant>,
+    /// Set by the housekeeping pass before it puts back a connection nobody used: the
+    /// return keeps `returned_at` (the idle timeout still counts from the last use).
+    unused: bool,
     idle: bool,
     state: Arc<State>,
     _unit: Unit,
@@ -89,12 +99,17 @@ impl Slot {
         state.opened();
         state.recorder.record_opened();
         state.enter_idle();
+        let lifetime = state.settings.max_lifetime;
+        let retires_at = now + lifetime.saturating_sub(state.settings.lifetime_jitter());
         Slot {
             conn: RawConn::wrap(conn),
             doomed: None,
             lost: false,
             opened_at: now,
+            retires_at,
             returned_at: now,
+            pinged_at: None,
+            unused: false,
             idle: true,
             state,
             _unit: unit,
@@ -153,13 +168,48 @@ impl Slot {
         &self.state
     }
 
-    /// Taken out of r2d2's idle list. Returns how long it sat idle.
+    /// Taken out of r2d2's idle list. Returns how long since the server last heard from
+    /// it (its last use, or the keepalive's ping).
     pub(crate) fn leave_idle(&mut self) -> Duration {
         if self.idle {
             self.idle = false;
             self.state.leave_idle();
         }
+        self.pinged_at
+            .map_or(self.returned_at, |p| p.max(self.returned_at))
+            .elapsed()
+    }
+
+    /// How long since it was last returned (the idle timeout's clock).
+    pub(crate) fn idle_for(&self) -> Duration {
         self.returned_at.elapsed()
+    }
+
+    /// `true` once past its (jittered) lifetime.
+    pub(crate) fn has_retired(&self) -> bool {
+        Instant::now() >= self.retires_at
+    }
+
+    /// The keepalive's ping, bounded by the connect timeout. `false` (and the connection
+    /// lost) when the server did not answer.
+    pub(crate) fn keepalive_ping(&mut self) -> bool {
+        match self.housekeeping(|c| c.ping()) {
+            Ok(()) => {
+                self.pinged_at = Some(Instant::now());
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "db-sync: idle connection failed its keepalive ping; closing it");
+                self.doom_lost();
+                false
+            }
+        }
+    }
+
+    /// Marks a connection the housekeeping pass took out and puts back without a use:
+    /// its idle time keeps counting from its last real return.
+    pub(crate) fn put_back_unused(&mut self) {
+        self.unused = true;
     }
 
     /// r2d2's `has_broken`, run on every check-in: `true` closes the connection (and
@@ -168,7 +218,7 @@ impl Slot {
         if self.doomed.is_none() {
             if self.state.is_closed() {
                 self.doom(CloseReason::PoolClosed);
-            } else if self.opened_at.elapsed() >= self.state.settings.max_lifetime {
+            } else if self.has_retired() {
                 self.doom(CloseReason::MaxLifetime);
             } else if self.state.budget.should_yield(Side::Sync) {
                 // The async side waits for a unit: give this one back now (I2).
@@ -176,10 +226,13 @@ impl Slot {
             }
         }
         if self.doomed.is_some() {
+            self.unused = false;
             self.state.note_closed_on_return();
             return true;
         }
-        self.returned_at = Instant::now();
+        if !std::mem::take(&mut self.unused) {
+            self.returned_at = Instant::now();
+        }
         if !self.idle {
             self.idle = true;
             self.state.enter_idle();

@@ -91,6 +91,7 @@ mod error;
 mod global;
 mod guard;
 mod helpers;
+mod housekeeping;
 mod manager;
 mod options;
 mod pool;

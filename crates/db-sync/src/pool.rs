@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak, mpsc};
 use std::time::Instant;
 
 use db_budget::{Budget, Bulkhead, CloseReason, DatabaseUrl, DbError, Shrink, Side, TimeoutPhase};
-use scheduled_thread_pool::ScheduledThreadPool;
+use scheduled_thread_pool::{JobHandle, ScheduledThreadPool};
 
 use crate::connection::Managed;
 use crate::error::ConnectFailure;
@@ -39,6 +39,8 @@ struct Shared {
     /// Connections [`Shrink`] takes out of the idle list, to be closed on the closer
     /// thread; `None` if that thread could not be started (they are closed in place).
     closer: Option<mpsc::Sender<r2d2::PooledConnection<BudgetedManager>>>,
+    /// The scheduled housekeeping pass (`housekeeping.rs`), cancelled when the pool goes.
+    housekeeper: JobHandle,
 }
 
 /// How many connections a [`SyncPool`] has open, as its own counters read them.
@@ -183,6 +185,11 @@ impl SyncPool {
         if state.is_closed() {
             p.doom(CloseReason::PoolClosed);
             return Err(DbError::Closed);
+        }
+        if p.has_retired() {
+            // Past its jittered lifetime, which r2d2's reaper does not know.
+            p.doom(CloseReason::MaxLifetime);
+            return Ok(None);
         }
         // The ping waits for a frozen server at most the connect timeout, and never
         // past this caller's deadline (a ping that overruns it fails: the connection
@@ -336,6 +343,7 @@ impl Drop for Shared {
         // Connections still checked out are closed when they come back, and idle ones
         // count as closed by the pool when r2d2 drops them.
         self.state.close();
+        self.housekeeper.cancel();
     }
 }
 
@@ -351,15 +359,17 @@ impl std::fmt::Debug for SyncPool {
 
 impl SyncPool {
     /// The pool for `state`, connecting to `url`. Starts r2d2's worker threads (one per
-    /// budget unit, plus one for the reaper, since a connect may wait on the budget) but
-    /// opens no connection.
+    /// budget unit, since a connect may wait on the budget, plus one for r2d2's reaper
+    /// and one for our housekeeping pass) but opens no connection.
     pub(crate) fn new(url: &DatabaseUrl, state: Arc<State>) -> SyncPool {
         let capacity = state.budget.capacity();
         let settings = state.settings;
-        let threads = ScheduledThreadPool::builder()
-            .num_threads(capacity as usize + 1)
-            .thread_name_pattern("db-sync-{}")
-            .build();
+        let threads = Arc::new(
+            ScheduledThreadPool::builder()
+                .num_threads(capacity as usize + 2)
+                .thread_name_pattern("db-sync-{}")
+                .build(),
+        );
         let pool = r2d2::Pool::builder()
             // Either side may use the whole budget; the budget bounds connections.
             .max_size(capacity)
@@ -370,13 +380,23 @@ impl SyncPool {
             .connection_timeout(settings.pool_timeout)
             .idle_timeout(Some(settings.idle_timeout))
             .max_lifetime(Some(settings.max_lifetime))
-            .thread_pool(Arc::new(threads))
+            .thread_pool(threads.clone())
             .error_handler(Box::new(WarnOnError))
             .build_unchecked(BudgetedManager::new(url, state.clone()));
-        let shared = Arc::new(Shared {
-            pool,
-            state,
-            closer: spawn_closer(),
+        let shared = Arc::new_cyclic(|me: &Weak<Shared>| {
+            let me = me.clone();
+            let every = crate::housekeeping::period(&settings);
+            let housekeeper = threads.execute_at_fixed_rate(every, every, move || {
+                if let Some(shared) = me.upgrade() {
+                    crate::housekeeping::pass(&shared.pool, &shared.state);
+                }
+            });
+            Shared {
+                pool,
+                state,
+                closer: spawn_closer(),
+                housekeeper,
+            }
         });
         let shrinker: Weak<Shared> = Arc::downgrade(&shared);
         shared

@@ -136,8 +136,8 @@ impl Shared {
         }
     }
 
-    /// Checks a connection that sat idle: too old → closed; idle longer than the
-    /// validation bypass → pinged first. `None`: it was closed, try another.
+    /// Checks a connection that sat idle: too old → closed; not heard from (used or
+    /// pinged by the keepalive) for longer than the validation bypass → pinged first. `None`: it was closed, try another.
     pub(super) async fn fit(
         &self,
         Idle { mut slot, since }: Idle,
@@ -148,7 +148,9 @@ impl Shared {
             self.discard(slot, CloseReason::MaxLifetime, Farewell::Graceful);
             return Ok(None);
         }
-        if since.elapsed() <= self.settings.validation_bypass {
+        // The server last heard from it at its return or the keepalive's ping.
+        let quiet_since = slot.pinged_at.map_or(since, |p| p.max(since));
+        if quiet_since.elapsed() <= self.settings.validation_bypass {
             return Ok(Some(slot));
         }
         let now = Instant::now();
