@@ -183,6 +183,45 @@ fn under_steady_mixed_load_connections_do_not_change_side_per_request() {
 }
 
 #[test]
+fn both_sides_waking_together_from_a_resting_budget_do_not_trade_connections_per_request() {
+    // Arrange: a budget of 1 with a connection on each side's record, then nobody for
+    // 3 s, longer than the longest quiet time: both shares are 0 and the share
+    // controller rests until a caller wakes it.
+    init_tracing();
+    let server = Server::shared();
+    let db = TestDb::create(server, "flow_rest");
+    let rt = runtime();
+    let budget = budget(1);
+    let (apool, spool) = pools(&rt, &db, &budget);
+    let (_,): (i64,) = spool.fetch_one("SELECT 1", ()).unwrap();
+    rt.block_on(async {
+        let mut c = apool.acquire().await.unwrap();
+        let _: (i64,) = c.fetch_one("SELECT 1", args![]).await.unwrap();
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let opened = |s: &db_budget::Snapshot| s.async_side.opened_total + s.sync_side.opened_total;
+    let before = budget.snapshot();
+    assert_eq!((before.async_side.share, before.sync_side.share), (0, 0));
+
+    // Act: both sides start at once, and keep the unit busy for a second.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers = load(&rt, (&apool, &spool), (4, THINK), (4, THINK), &stop);
+    std::thread::sleep(Duration::from_secs(1));
+    let after = budget.snapshot();
+    let (async_done, sync_done) = finish(&rt, &stop, workers);
+
+    // Assert: the unit took turns (at most once per 250 ms share step, plus the wake),
+    // not once per request while the controller caught up.
+    let connects = opened(&after) - opened(&before);
+    println!("woken from rest: {async_done} + {sync_done} statements, {connects} connects");
+    assert!(
+        async_done > 20 && sync_done > 20,
+        "{async_done} / {sync_done}"
+    );
+    assert!(connects <= 8, "{connects} connects in 1 s after the rest");
+}
+
+#[test]
 fn a_side_that_starts_waiting_gets_a_unit_while_the_other_keeps_the_budget_saturated() {
     // Arrange: sixteen blocking callers keep the whole budget busy for a second, so the
     // async side, quiet until now, has a share of 0.

@@ -3,6 +3,8 @@
 //! blocking on a current-thread runtime's thread is refused; beyond `DB_MAX_WAITERS`
 //! waiters, a caller is refused at once (load shedding).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use db_async::AsyncPool;
@@ -154,7 +156,18 @@ fn a_returned_connection_goes_to_the_waiting_caller_not_back_to_the_one_that_ret
             .build();
         let a = pool.acquire().await.unwrap();
         let p = pool.clone();
-        let b = tokio::spawn(async move { p.acquire().await.map(drop) });
+        // Set the moment B holds the connection. (Not `JoinHandle::is_finished`: B's
+        // task completes a little after it has returned the connection, and in that
+        // window A's loop, which takes an idle connection without yielding, ran up to
+        // its limit although B had been served first.)
+        let b_served = Arc::new(AtomicBool::new(false));
+        let served = b_served.clone();
+        let b = tokio::spawn(async move {
+            let conn = p.acquire().await?;
+            served.store(true, SeqCst);
+            drop(conn);
+            Ok::<(), DbError>(())
+        });
         while budget.snapshot().async_side.waiting == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -162,7 +175,7 @@ fn a_returned_connection_goes_to_the_waiting_caller_not_back_to_the_one_that_ret
         // Act: A returns the connection and at once asks for one again, in a loop.
         drop(a);
         let mut a_again = 0;
-        while !b.is_finished() && a_again < 1000 {
+        while !b_served.load(SeqCst) && a_again < 1000 {
             if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_millis(50), pool.acquire()).await
             {
                 drop(c);

@@ -269,6 +269,7 @@ impl Budget {
     /// milliseconds too).
     fn start_waiting(&self, side: Side) -> GaugeGuard<'_> {
         let guard = GaugeGuard::new(&self.shared.stats(side).budget_waiting);
+        self.shared.shares.demand_rose();
         // Counted first: a connection the other side returns from now on sees this waiter.
         self.shared.request_shrink(side.other());
         guard

@@ -2,7 +2,7 @@
 
 use std::panic::Location;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use crate::shared::Shared;
 use crate::side::Side;
@@ -22,7 +22,9 @@ pub struct CheckoutTicket {
 impl CheckoutTicket {
     pub(crate) fn new(shared: Arc<Shared>, side: Side, site: &'static Location<'static>) -> Self {
         let id = shared.leaks.register(side, site);
-        shared.stats(side).active.fetch_add(1, Relaxed);
+        // SeqCst: see `Shares::demand_rose`.
+        shared.stats(side).active.fetch_add(1, SeqCst);
+        shared.shares.demand_rose();
         CheckoutTicket { shared, id, side }
     }
 }

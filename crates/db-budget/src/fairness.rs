@@ -6,7 +6,7 @@
 //! unit that was given up from going straight back: a waiter whose side already holds
 //! its share lets the other side's waiter have a freed unit first
 //! ([`Shared::may_take`]). What a side "can spare" is decided by the shares
-//! (`allocation.rs`), or by the fixed fair halves under [`HandOver::Eager`].
+//! (`allocation/`), or by the fixed fair halves under [`HandOver::Eager`].
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -56,7 +56,7 @@ impl Shared {
         let held = self.stats(side).held.load(Relaxed);
         let cap = self.capacity;
         match self.shares.policy() {
-            // With one unit the shares take turns (`allocation.rs`).
+            // With one unit the shares take turns (`allocation/`).
             HandOver::Damped => held > self.shares.of(side),
             HandOver::Eager if cap == 1 => held == 1,
             HandOver::Eager => {

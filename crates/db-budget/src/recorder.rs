@@ -3,7 +3,7 @@
 
 use std::panic::Location;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
 use crate::checkout::CheckoutTicket;
@@ -70,13 +70,18 @@ impl Recorder {
         let stats = self.shared.stats(self.side);
         let limit = self.shared.max_waiters.load(Relaxed);
         if limit == u32::MAX {
-            return Ok(GaugeGuard::new(&stats.waiting));
+            let guard = GaugeGuard::new(&stats.waiting);
+            self.shared.shares.demand_rose();
+            return Ok(guard);
         }
         let below = stats
             .waiting
-            .fetch_update(Relaxed, Relaxed, |n| (n < limit).then_some(n + 1));
+            .fetch_update(SeqCst, Relaxed, |n| (n < limit).then_some(n + 1));
         match below {
-            Ok(_) => Ok(GaugeGuard::counted(&stats.waiting)),
+            Ok(_) => {
+                self.shared.shares.demand_rose();
+                Ok(GaugeGuard::counted(&stats.waiting))
+            }
             Err(_) => {
                 stats.shed.fetch_add(1, Relaxed);
                 Err(DbError::Shed {

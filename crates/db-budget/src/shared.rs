@@ -26,7 +26,7 @@ pub(crate) struct Shared {
     pub(crate) turns: [Semaphore; 2],
     sides: [SideStats; 2],
     /// The units each side may keep against the other side's waiters, and the policy
-    /// that sets them (`allocation.rs`).
+    /// that sets them (`allocation/`).
     pub(crate) shares: Shares,
     /// The pools asked for idle connections when the other side waits.
     pub(crate) shrinkers: Shrinkers,

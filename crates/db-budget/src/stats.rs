@@ -1,6 +1,6 @@
 //! Lock-free counters behind the snapshot (one set per side).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::Duration;
 
 /// Why a physical connection was closed. Used as the `reason` label of
@@ -131,7 +131,9 @@ pub struct GaugeGuard<'a>(&'a AtomicU32);
 
 impl<'a> GaugeGuard<'a> {
     pub(crate) fn new(gauge: &'a AtomicU32) -> Self {
-        gauge.fetch_add(1, Relaxed);
+        // SeqCst: a waiter's gauge is what wakes the share controller
+        // (`Shares::demand_rose`).
+        gauge.fetch_add(1, SeqCst);
         GaugeGuard(gauge)
     }
 
