@@ -194,9 +194,12 @@ impl Conn {
         site: &'static Location<'static>,
         op: impl AsyncFnOnce(&mut MySqlConnection, SqlStr, MySqlArguments) -> Result<T, sqlx::Error>,
     ) -> Result<T, DbError> {
+        // Taken first: an override is for the next statement, even one that fails
+        // before it is sent (its arguments do not encode).
+        let overridden = self.state.next_timeout.take();
         let arguments = args.into_arguments()?;
         let limits = self.limits();
-        let limit = self.state.next_timeout.take().unwrap_or(limits.session);
+        let limit = overridden.unwrap_or(limits.session);
         let sent = match limits.statement(sql.as_str(), limit) {
             Cow::Borrowed(_) => sql.clone(),
             Cow::Owned(limited) => AssertSqlSafe(limited).into_sql_str(),

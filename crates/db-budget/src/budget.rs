@@ -293,15 +293,18 @@ impl Budget {
         self.shared.should_yield(side)
     }
 
-    /// At most `limit` callers wait for a connection on each side; one more is refused
+    /// At most `limit` callers wait for a connection on each side, and for admission to
+    /// each bulkhead; one more is refused
     /// at once with [`DbError::Shed`](crate::DbError::Shed) (load shedding: under
     /// overload a fast 503 beats a 30 s wait). `None` is no limit. Defaults to `None`
     /// (`DB_MAX_WAITERS=0`).
     pub fn set_max_waiters(&self, limit: Option<u32>) {
         // `Some(u32::MAX)` is no limit either.
-        self.shared
-            .max_waiters
-            .store(limit.unwrap_or(u32::MAX), Relaxed);
+        let limit = limit.unwrap_or(u32::MAX);
+        self.shared.max_waiters.store(limit, Relaxed);
+        if let Some(bulkheads) = self.shared.bulkheads.get() {
+            bulkheads.set_max_waiters(limit);
+        }
     }
 
     /// Divides the budget into module bulkheads (`DB_BULKHEADS`; see [`Bulkhead`]). Call
@@ -315,10 +318,9 @@ impl Budget {
     /// [`Bulkhead`]: crate::Bulkhead
     /// [`parse_bulkheads`]: crate::parse_bulkheads
     pub fn set_bulkheads(&self, specs: &[BulkheadSpec]) {
-        let set = self
-            .shared
-            .bulkheads
-            .set(Bulkheads::new(self.shared.capacity, specs));
+        let bulkheads = Bulkheads::new(self.shared.capacity, specs);
+        bulkheads.set_max_waiters(self.shared.max_waiters.load(Relaxed));
+        let set = self.shared.bulkheads.set(bulkheads);
         assert!(set.is_ok(), "set_bulkheads called twice");
     }
 

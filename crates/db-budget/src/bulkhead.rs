@@ -25,15 +25,30 @@
 //! the floors together at most `MAX_CONNECTIONS`. Empty: no bulkheads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::Instant;
 
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::blocking::park_while;
-use crate::budget::WaitError;
 use crate::stats::GaugeGuard;
+
+/// Why a bulkhead did not admit a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmitError {
+    /// The deadline passed.
+    TimedOut,
+    /// The budget was closed ([`Budget::close`](crate::Budget::close)), or the caller's
+    /// `keep_waiting` condition turned false (its pool closed).
+    Closed,
+    /// `limit` callers of this module (or of the shared part) already wait:
+    /// `DB_MAX_WAITERS` refuses one more at once.
+    Shed {
+        /// The limit in force.
+        limit: u32,
+    },
+}
 
 /// One module's floor and cap, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +74,8 @@ pub struct BulkheadSnapshot {
     pub in_use: u32,
     /// Its callers waiting to be admitted (at its cap, or with no shared place free).
     pub waiting: u32,
+    /// Its callers refused at once because `DB_MAX_WAITERS` of them already waited.
+    pub shed_total: u64,
 }
 
 /// Parses `DB_BULKHEADS` for a budget of `capacity` (`none` or empty: no bulkheads).
@@ -131,6 +148,8 @@ struct Head {
     floor: Arc<Semaphore>,
     /// Callers waiting to be admitted.
     waiting: AtomicU32,
+    /// Callers refused at once (`DB_MAX_WAITERS`).
+    shed: AtomicU64,
 }
 
 /// Every bulkhead of one budget, and the shared part.
@@ -138,6 +157,11 @@ struct Head {
 pub struct Bulkheads {
     heads: Vec<Head>,
     shared: Arc<Semaphore>,
+    /// Callers of no bulkhead waiting for a shared place.
+    shared_waiting: AtomicU32,
+    /// `DB_MAX_WAITERS`: the most callers that may wait per bulkhead (and for the shared
+    /// part); `u32::MAX` is no limit.
+    max_waiters: AtomicU32,
 }
 
 impl Bulkheads {
@@ -158,10 +182,42 @@ impl Bulkheads {
                     cap: Arc::new(Semaphore::new(spec.cap as usize)),
                     floor: Arc::new(Semaphore::new(spec.floor as usize)),
                     waiting: AtomicU32::new(0),
+                    shed: AtomicU64::new(0),
                 })
                 .collect(),
             shared: Arc::new(Semaphore::new((capacity - floors) as usize)),
+            shared_waiting: AtomicU32::new(0),
+            // No limit until the budget passes its own on.
+            max_waiters: AtomicU32::new(u32::MAX),
         })
+    }
+
+    /// At most `limit` callers wait per bulkhead, and for the shared part; one more is
+    /// refused at once with [`AdmitError::Shed`]. `u32::MAX` is no limit.
+    pub(crate) fn set_max_waiters(&self, limit: u32) {
+        self.max_waiters.store(limit, Relaxed);
+    }
+
+    /// Counts one more caller waiting on `gauge`, or refuses it when the limit's worth
+    /// already wait (counted in `shed`, if given).
+    fn start_waiting<'a>(
+        &self,
+        gauge: &'a AtomicU32,
+        shed: Option<&AtomicU64>,
+    ) -> Result<GaugeGuard<'a>, AdmitError> {
+        let limit = self.max_waiters.load(Relaxed);
+        if limit == u32::MAX {
+            return Ok(GaugeGuard::new(gauge));
+        }
+        match gauge.fetch_update(SeqCst, Relaxed, |n| (n < limit).then_some(n + 1)) {
+            Ok(_) => Ok(GaugeGuard::counted(gauge)),
+            Err(_) => {
+                if let Some(shed) = shed {
+                    shed.fetch_add(1, Relaxed);
+                }
+                Err(AdmitError::Shed { limit })
+            }
+        }
     }
 
     /// Each bulkhead's figures now, in configuration order.
@@ -172,13 +228,14 @@ impl Bulkheads {
                 name: h.spec.name.clone(),
                 floor: h.spec.floor,
                 cap: h.spec.cap,
-                in_use: h.spec.cap - h.cap.available_permits() as u32,
+                in_use: h.spec.cap.saturating_sub(h.cap.available_permits() as u32),
                 waiting: h.waiting.load(Relaxed),
+                shed_total: h.shed.load(Relaxed),
             })
             .collect()
     }
 
-    /// Ends every wait for admission with [`WaitError::Closed`] (the budget closes).
+    /// Ends every wait for admission with [`AdmitError::Closed`] (the budget closes).
     pub(crate) fn close(&self) {
         self.shared.close();
         for h in &self.heads {
@@ -223,12 +280,13 @@ impl Bulkhead {
     ///
     /// # Errors
     ///
-    /// [`WaitError::TimedOut`] at the deadline, [`WaitError::Closed`] once the budget is
-    /// closed.
-    pub async fn admit(&self, deadline: Instant) -> Result<Admission, WaitError> {
+    /// [`AdmitError::TimedOut`] at the deadline, [`AdmitError::Closed`] once the budget
+    /// is closed, [`AdmitError::Shed`] at once when `DB_MAX_WAITERS` callers of this
+    /// module already wait.
+    pub async fn admit(&self, deadline: Instant) -> Result<Admission, AdmitError> {
         tokio::time::timeout_at(deadline.into(), self.places())
             .await
-            .map_err(|_| WaitError::TimedOut)?
+            .map_err(|_| AdmitError::TimedOut)?
     }
 
     /// [`Bulkhead::admit`] for a thread without a runtime.
@@ -236,21 +294,48 @@ impl Bulkhead {
     /// # Errors
     ///
     /// As [`Bulkhead::admit`].
-    pub fn admit_blocking(&self, deadline: Instant) -> Result<Admission, WaitError> {
-        park_while(self.places(), deadline, || true).ok_or(WaitError::TimedOut)?
+    pub fn admit_blocking(&self, deadline: Instant) -> Result<Admission, AdmitError> {
+        self.admit_blocking_while(deadline, || true)
     }
 
-    async fn places(&self) -> Result<Admission, WaitError> {
-        let shared = self.all.shared.clone();
-        let Some(head) = self.index.map(|i| &self.all.heads[i]) else {
+    /// [`Bulkhead::admit_blocking`] that also gives up, with [`AdmitError::Closed`], once
+    /// `keep_waiting` (checked at least every 5 ms) returns false: a pool passes "not
+    /// closed", so that closing it ends its callers' admission waits.
+    ///
+    /// # Errors
+    ///
+    /// As [`Bulkhead::admit`].
+    pub fn admit_blocking_while(
+        &self,
+        deadline: Instant,
+        keep_waiting: impl Fn() -> bool,
+    ) -> Result<Admission, AdmitError> {
+        match park_while(self.places(), deadline, &keep_waiting) {
+            Some(admitted) => admitted,
+            None if !keep_waiting() => Err(AdmitError::Closed),
+            None => Err(AdmitError::TimedOut),
+        }
+    }
+
+    async fn places(&self) -> Result<Admission, AdmitError> {
+        let all = &self.all;
+        let shared = all.shared.clone();
+        let Some(head) = self.index.map(|i| &all.heads[i]) else {
+            let permit = match shared.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    let _waiting = all.start_waiting(&all.shared_waiting, None)?;
+                    acquired(shared.acquire_owned().await)?
+                }
+            };
             return Ok(Admission {
-                _permits: vec![acquired(shared.acquire_owned().await)?],
+                _permits: vec![permit],
             });
         };
         let cap = match head.cap.clone().try_acquire_owned() {
             Ok(cap) => cap,
             Err(_) => {
-                let _waiting = GaugeGuard::new(&head.waiting);
+                let _waiting = all.start_waiting(&head.waiting, Some(&head.shed))?;
                 acquired(head.cap.clone().acquire_owned().await)?
             }
         };
@@ -259,7 +344,7 @@ impl Bulkhead {
             Err(_) => match shared.clone().try_acquire_owned() {
                 Ok(shared) => shared,
                 Err(_) => {
-                    let _waiting = GaugeGuard::new(&head.waiting);
+                    let _waiting = all.start_waiting(&head.waiting, Some(&head.shed))?;
                     tokio::select! {
                         floor = head.floor.clone().acquire_owned() => acquired(floor)?,
                         shared = shared.acquire_owned() => acquired(shared)?,
@@ -273,11 +358,11 @@ impl Bulkhead {
     }
 }
 
-/// A permit, or [`WaitError::Closed`]: the bulkheads' semaphores close with the budget.
+/// A permit, or [`AdmitError::Closed`]: the bulkheads' semaphores close with the budget.
 fn acquired(
     permit: Result<OwnedSemaphorePermit, tokio::sync::AcquireError>,
-) -> Result<OwnedSemaphorePermit, WaitError> {
-    permit.map_err(|_| WaitError::Closed)
+) -> Result<OwnedSemaphorePermit, AdmitError> {
+    permit.map_err(|_| AdmitError::Closed)
 }
 
 #[cfg(test)]
@@ -339,7 +424,7 @@ mod tests {
         assert!(held.iter().all(Result::is_ok));
         assert_eq!(
             legacy.admit_blocking(soon()).unwrap_err(),
-            WaitError::TimedOut
+            AdmitError::TimedOut
         );
         let snap = &all.snapshot()[0];
         assert_eq!((snap.in_use, snap.waiting, snap.cap), (2, 0, 2), "{snap:?}");

@@ -81,7 +81,7 @@ pub use allocation::HandOver;
 pub use blocking::block_safely;
 pub use budget::{Budget, WaitError};
 pub use bulkhead::{
-    Admission, Bulkhead, BulkheadSnapshot, BulkheadSpec, Bulkheads, parse_bulkheads,
+    Admission, AdmitError, Bulkhead, BulkheadSnapshot, BulkheadSpec, Bulkheads, parse_bulkheads,
 };
 pub use checkout::CheckoutTicket;
 pub use config::{

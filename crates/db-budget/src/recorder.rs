@@ -139,11 +139,20 @@ impl Recorder {
     }
 
     /// The error for a caller whose bulkhead did not admit it: [`DbError::Closed`] once
-    /// the budget is closed, else a pool timeout in phase [`TimeoutPhase::Bulkhead`].
-    pub fn admission_error(&self, e: crate::WaitError, started: Instant) -> DbError {
+    /// the budget or the pool is closed, [`DbError::Shed`] (counted as this side's shed)
+    /// when `DB_MAX_WAITERS` callers of its module already waited, else a pool timeout
+    /// in phase [`TimeoutPhase::Bulkhead`].
+    pub fn admission_error(&self, e: crate::AdmitError, started: Instant) -> DbError {
         match e {
-            crate::WaitError::Closed => DbError::Closed,
-            _ => self.timeout_error(TimeoutPhase::Bulkhead, started),
+            crate::AdmitError::Closed => DbError::Closed,
+            crate::AdmitError::Shed { limit } => {
+                self.shared.stats(self.side).shed.fetch_add(1, Relaxed);
+                DbError::Shed {
+                    side: self.side,
+                    limit,
+                }
+            }
+            crate::AdmitError::TimedOut => self.timeout_error(TimeoutPhase::Bulkhead, started),
         }
     }
 

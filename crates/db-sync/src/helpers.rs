@@ -162,6 +162,9 @@ impl SyncConn {
         site: &'static Location<'static>,
         f: impl FnOnce(&mut mysql::Conn, &str) -> Result<R, DbError>,
     ) -> Result<R, DbError> {
+        // Taken first: an override is for the next statement, even one refused before
+        // it is sent.
+        let overridden = self.next_timeout.take();
         let effects = sql::effects(sql);
         if self.tx_open && effects.tx == Some(TxControl::Begin) {
             // The server would commit the open transaction implicitly.
@@ -171,7 +174,6 @@ impl SyncConn {
                 "a transaction is already open on this connection",
             ));
         }
-        let overridden = self.next_timeout.take();
         let p = self.pooled();
         let limits = p.state().statement_limits();
         let limit = overridden.unwrap_or(limits.session);

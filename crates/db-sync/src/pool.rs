@@ -86,7 +86,7 @@ impl SyncPool {
             .or_else(|| self.shared.state.budget.unassigned());
         let admission = match bulkhead {
             Some(b) => Some(
-                b.admit_blocking(deadline)
+                b.admit_blocking_while(deadline, || !self.shared.state.is_closed())
                     .map_err(|e| self.shared.state.recorder.admission_error(e, started))?,
             ),
             None => None,

@@ -3,10 +3,9 @@
 
 use std::panic::Location;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use db_budget::{Bulkhead, CloseReason, DbError, Side, TimeoutPhase, Unit, WaitError};
+use db_budget::{AdmitError, Bulkhead, CloseReason, DbError, Side, TimeoutPhase, Unit, WaitError};
 use sqlx::Connection;
 use tokio::sync::oneshot;
 
@@ -24,11 +23,21 @@ impl Shared {
         let started = Instant::now();
         let deadline = started + self.settings.pool_timeout;
         let admission = match bulkhead {
-            Some(b) => Some(
-                b.admit(deadline)
-                    .await
-                    .map_err(|e| self.recorder.admission_error(e, started))?,
-            ),
+            Some(b) => {
+                // Registered before the check, so a close in between still wakes it.
+                let closing = self.closing.notified();
+                tokio::pin!(closing);
+                closing.as_mut().enable();
+                if self.is_closed() {
+                    return Err(DbError::Closed);
+                }
+                let admitted = tokio::select! {
+                    biased;
+                    () = &mut closing => Err(AdmitError::Closed),
+                    admitted = b.admit(deadline) => admitted,
+                };
+                Some(admitted.map_err(|e| self.recorder.admission_error(e, started))?)
+            }
             None => None,
         };
         let mut conn = self.clone().acquire_within(site, started, deadline).await?;
@@ -49,7 +58,7 @@ impl Shared {
         // `waiting` above zero may rely on the caller being served in arrival order.
         let mut waiting = None;
         loop {
-            if self.closed.load(Ordering::SeqCst) {
+            if self.is_closed() {
                 return Err(DbError::Closed);
             }
             // Queue up; if a connection is idle and nobody is ahead, it comes at once.
@@ -112,7 +121,7 @@ impl Shared {
         deadline: Instant,
     ) -> Result<Option<Slot>, DbError> {
         loop {
-            if self.closed.load(Ordering::SeqCst) {
+            if self.is_closed() {
                 return Err(DbError::Closed);
             }
             let idle = {

@@ -4,7 +4,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use db_budget::CloseReason;
@@ -53,7 +52,7 @@ impl Shared {
     /// idle list where its idle time puts it (oldest at the front).
     fn put_back(&self, mut idle: Idle) {
         let mut q = self.lock();
-        if self.closed.load(Ordering::SeqCst) {
+        if self.is_closed() {
             drop(q);
             self.discard(idle.slot, CloseReason::PoolClosed, Farewell::Graceful);
             return;

@@ -59,6 +59,7 @@ impl AsyncPool {
             settings,
             queues: Mutex::new(Queues::default()),
             closed: AtomicBool::new(false),
+            closing: tokio::sync::Notify::new(),
             runtime,
             flavor: std::sync::OnceLock::new(),
         });
@@ -129,6 +130,7 @@ impl AsyncPool {
             // Under the lock, so that `push_idle` (which checks it under the lock)
             // cannot pool a connection after the drain below.
             self.shared.closed.store(true, Ordering::SeqCst);
+            self.shared.closing.notify_waiters();
             // Dropping the senders wakes every waiter with "closed".
             q.waiters.clear();
             let drained: Vec<Idle> = q.idle.drain(..).collect();
@@ -143,8 +145,8 @@ impl AsyncPool {
         futures_util::future::join_all(closes).await;
     }
 
-    /// `true` after [`AsyncPool::close`].
+    /// `true` after [`AsyncPool::close`], or once the budget itself is closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::SeqCst)
+        self.shared.is_closed()
     }
 }

@@ -47,8 +47,13 @@ pub(super) async fn reap(shared: Weak<Shared>) {
             let mut q = shared.lock();
             let mut keep = VecDeque::with_capacity(q.idle.len());
             let mut expired = Vec::new();
+            let closed = shared.is_closed();
             for i in q.idle.drain(..) {
-                if i.slot.opened_at.elapsed() >= shared.settings.max_lifetime {
+                if closed {
+                    // The budget closed under the pool (`AsyncPool::close` drains it
+                    // itself).
+                    expired.push((i, CloseReason::PoolClosed));
+                } else if i.slot.opened_at.elapsed() >= shared.settings.max_lifetime {
                     expired.push((i, CloseReason::MaxLifetime));
                 } else if i.since.elapsed() >= shared.settings.idle_timeout {
                     expired.push((i, CloseReason::IdleTimeout));

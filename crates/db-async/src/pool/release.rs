@@ -2,7 +2,6 @@
 //! task on the pool's runtime), or closed, decided without I/O on the caller's thread.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use db_budget::{CloseReason, Side};
@@ -17,7 +16,7 @@ impl Shared {
     /// whether it is pooled, settled first (rollback/validation in a background task),
     /// or closed.
     pub(crate) fn release(self: &Arc<Self>, slot: Slot, state: ConnState) {
-        let farewell = if self.closed.load(Ordering::SeqCst) {
+        let farewell = if self.is_closed() {
             Some((CloseReason::PoolClosed, Farewell::Graceful))
         } else if state.busy || std::thread::panicking() {
             Some((CloseReason::Cancelled, Farewell::Hard))
@@ -71,7 +70,7 @@ impl Shared {
         let mut q = self.lock();
         // Checked under the lock `close` sets it under: no idle connection is left
         // in a closed pool.
-        if self.closed.load(Ordering::SeqCst) {
+        if self.is_closed() {
             drop(q);
             self.discard(idle.slot, CloseReason::PoolClosed, Farewell::Graceful);
             return;

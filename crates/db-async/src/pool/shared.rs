@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     /// Idle connections and waiting callers, under one short lock.
     pub(super) queues: Mutex<Queues>,
     pub(super) closed: AtomicBool,
+    /// Woken when the pool closes: ends callers' waits for a bulkhead's admission.
+    pub(super) closing: tokio::sync::Notify,
     pub(super) runtime: Handle,
     /// The server's dialect, read by the first connect (`connect.rs`): one URL, one
     /// dialect, so later connects skip the question.
@@ -40,6 +42,11 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// `true` once the pool, or the budget under it, is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst) || self.budget.is_closed()
+    }
+
     pub(super) fn lock(&self) -> MutexGuard<'_, Queues> {
         // Nothing panics while holding this lock; recover rather than poison the pool.
         self.queues.lock().unwrap_or_else(|e| e.into_inner())

@@ -20,7 +20,12 @@
 //!   that wakes first may take the other's idle connections at once.
 //!   "Quiet" adapts to the side's rhythm: four of its usual gaps between requests if
 //!   that is longer than [`QUIET`] (up to [`QUIET_MAX`]), so a side with a request every
-//!   60 ms is steady, not quiet between its requests.
+//!   60 ms is steady, not quiet between its requests. The bound matters: the gaps feed
+//!   on themselves when a side's requests follow the other side's (a handler that calls
+//!   blocking code, then async code): the other side waits out this side's quiet time,
+//!   which delays this side's next request, which lengthens its gap. So idle units are
+//!   never kept against a waiter for longer than [`QUIET_MAX`], well under any pool
+//!   timeout.
 //! - **What an unhurried side does not use goes at once.** A busy side that had nobody
 //!   waiting lately (for [`NEED_HALF`] to twice that) and holds a share more than
 //!   [`NEED_MARGIN`] above the most connections it used at once in that time drops its
@@ -67,8 +72,9 @@ pub(crate) const REST: Duration = Duration::from_secs(1);
 /// A side with no caller running or waiting, and no checkout, for this long is quiet
 /// (or for four of its usual gaps between requests, if longer: see `quiet_after`).
 pub(crate) const QUIET: Duration = Duration::from_millis(20);
-/// The longest quiet time, whatever a side's usual gap.
-pub(crate) const QUIET_MAX: Duration = Duration::from_secs(2);
+/// The longest quiet time, whatever a side's usual gap: the longest a side's idle units
+/// are kept from the other side's waiters (keep it well under `DB_POOL_TIMEOUT`).
+pub(crate) const QUIET_MAX: Duration = Duration::from_millis(500);
 /// The weight of a new gap sample in a side's smoothed gap.
 pub(crate) const GAP_WEIGHT: f64 = 0.25;
 /// A side's recent use and waiting are remembered for between one and two of these.

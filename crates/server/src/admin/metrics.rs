@@ -200,6 +200,16 @@ fn bulkheads(o: &mut String, snap: &Snapshot) {
             sample(o, name, &[("bulkhead", &b.name)], figure(b));
         }
     }
+    let name = "db_bulkhead_shed_total";
+    header(
+        o,
+        name,
+        "counter",
+        "Callers of a module refused at once because DB_MAX_WAITERS of them waited.",
+    );
+    for b in &snap.bulkheads {
+        sample(o, name, &[("bulkhead", &b.name)], b.shed_total);
+    }
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -327,6 +337,7 @@ mod tests {
                 cap: 6,
                 in_use: 3,
                 waiting: 1,
+                shed_total: 4,
             }],
             sync_side: side(2, hist(&[], 0)),
         }
@@ -360,6 +371,8 @@ mod tests {
             "db_bulkhead_waiting{bulkhead=\"retention\"} 1",
             "db_bulkhead_floor{bulkhead=\"retention\"} 2",
             "db_bulkhead_cap{bulkhead=\"retention\"} 6",
+            "# TYPE db_bulkhead_shed_total counter",
+            "db_bulkhead_shed_total{bulkhead=\"retention\"} 4",
             "# TYPE db_acquire_shed_total counter",
             "db_acquire_shed_total{side=\"async\"} 6",
             "db_connections_opened_total{side=\"async\"} 9",
@@ -377,8 +390,8 @@ mod tests {
         // HELP then TYPE, once per metric family, and nothing but samples in between.
         let types = l.iter().filter(|x| x.starts_with("# TYPE ")).count();
         let helps = l.iter().filter(|x| x.starts_with("# HELP ")).count();
-        assert_eq!(types, 19);
-        assert_eq!(helps, 19);
+        assert_eq!(types, 20);
+        assert_eq!(helps, 20);
         assert!(text.ends_with('\n'));
     }
 
