@@ -167,11 +167,25 @@ fn shedding(o: &mut String, rep: &HandoverReport) {
 
 /// `old` (a BENCHMARKS.md) with its section 7 replaced by `section` (or appended).
 pub fn splice(old: &str, section: &str) -> String {
-    let head = match old.find(HEADING) {
-        Some(i) => &old[..i],
-        None => old,
+    splice_section(old, HEADING, section)
+}
+
+/// `old` with the section under `heading` (up to the next `## ` heading) replaced by
+/// `section`, or `section` appended when `old` has none.
+pub fn splice_section(old: &str, heading: &str, section: &str) -> String {
+    let Some(start) = old.find(heading) else {
+        return format!("{}\n\n{}", old.trim_end(), section.trim_end()) + "\n";
     };
-    format!("{}\n{section}", head.trim_end())
+    let after = start + heading.len();
+    let tail = old[after..]
+        .find("\n## ")
+        .map_or("", |i| &old[after + i + 1..]);
+    let head = old[..start].trim_end();
+    if tail.is_empty() {
+        format!("{head}\n\n{}\n", section.trim_end())
+    } else {
+        format!("{head}\n\n{}\n\n{tail}", section.trim_end())
+    }
 }
 
 /// Section 7 of `old`, if it has one (the full benchmark keeps it).
