@@ -134,7 +134,8 @@ fn main() -> ExitCode {
             println!("{text}");
             if let Some(path) = &opts.out {
                 let svg = workspace_root().join("docs/scale-curve.svg");
-                // Section 7 comes from `bench handover`; a full run keeps it.
+                // Sections 7 and 8 come from `bench handover` and `bench bulkheads`;
+                // a full run keeps them.
                 let old = std::fs::read_to_string(path).unwrap_or_default();
                 let text = match handover_md::existing(&old) {
                     Some(section) => handover_md::splice(&text, section),
