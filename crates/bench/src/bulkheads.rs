@@ -567,22 +567,32 @@ pub fn render(rep: &Report) -> String {
         without.legacy_max
     );
     let small = rows[3];
+    let spread = |v: Variant| {
+        let rps = rep
+            .runs
+            .iter()
+            .filter(|(w, _)| *w == v)
+            .map(|(_, r)| r.retention_rps);
+        let (lo, hi) = rps.fold((f64::MAX, 0.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+        format!("{lo:.0}–{hi:.0}")
+    };
     if tput > 1.1 {
         let _ = writeln!(
             o,
-            "\nRetention is faster beside the runaway than alone. With legacy at its cap it runs on at most {} \
-             connections instead of {BUDGET}, and on these two cores fewer statements at once are served faster: \
-             retention alone on a budget of {} makes {:.0} req/s, p99 {:.0} µs ({:.2}× and {:.2}× the run alone). \
-             Against that run the runaway with bulkheads costs {:.2}× the throughput and {:.2}× the p99. So the ratio \
-             above 1 is not a gain the bulkheads make; what they make is the cap held and no timeout.",
+            "\nRetention is faster beside the runaway than alone in this run, and why is not established. It is not \
+             just that it has fewer connections then ({} instead of {BUDGET}): retention alone on a budget of {} made \
+             {:.0} req/s ({:.2}× alone). The spread between runs is large on this machine, which other builds \
+             shared during the run (req/s per run: alone {}, with bulkheads {}, alone on {} {}). Read the goal as \
+             met in that the runaway costs retention nothing measurable here; the ratio above 1 is not a gain to \
+             claim for the bulkheads.",
             BUDGET - LEGACY_CAP,
             BUDGET - LEGACY_CAP,
             small.rps,
-            small.p99_us,
             small.rps / alone.rps.max(1.0),
-            small.p99_us / alone.p99_us.max(1.0),
-            with.rps / small.rps.max(1.0),
-            with.p99_us / small.p99_us.max(1.0),
+            spread(Variant::Alone),
+            spread(Variant::Bulkheads),
+            BUDGET - LEGACY_CAP,
+            spread(Variant::AloneSmall),
         );
     }
     let without_tput = without.rps / alone.rps.max(1.0);
@@ -591,8 +601,8 @@ pub fn render(rep: &Report) -> String {
             o,
             "\nWithout bulkheads retention is not starved either: legacy is the only blocking-side caller, and the side \
              shares (section 7) keep about half the budget for a saturated async side. What the bulkheads add here is \
-             the bound on legacy ({LEGACY_CAP} checkouts, against up to {} without) and a p99 that does not depend \
-             on how the shares settle ({:.2}× with, {:.2}× without). A runaway module on the async side, or one \
+             the bound on legacy ({LEGACY_CAP} checkouts, against up to {} without) and, in this run, a lower \
+             retention p99 ({:.2}× alone with them, {:.2}× without). A runaway module on the async side, or one \
              sharing a side with retention, is held only by a bulkhead.",
             without.legacy_max,
             p99,
