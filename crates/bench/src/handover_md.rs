@@ -192,3 +192,25 @@ pub fn splice_section(old: &str, heading: &str, section: &str) -> String {
 pub fn existing(old: &str) -> Option<&str> {
     old.find(HEADING).map(|i| &old[i..])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::splice_section;
+
+    #[test]
+    fn a_section_is_replaced_up_to_the_next_heading_and_later_sections_are_kept() {
+        // Arrange: a file with sections 7 and 8.
+        let old = "# B\n\n## 7. Seven\n\nold seven\n\n### Sub\n\nold sub\n\n## 8. Eight\n\neight\n";
+
+        // Act: section 7 replaced; then a section 9 that is not there yet.
+        let new = splice_section(old, "## 7. Seven", "## 7. Seven\n\nnew seven\n");
+        let more = splice_section(&new, "## 9. Nine", "## 9. Nine\n\nnine\n");
+
+        // Assert: 7's subsection went with it, 8 stayed, 9 was appended.
+        assert_eq!(
+            new,
+            "# B\n\n## 7. Seven\n\nnew seven\n\n## 8. Eight\n\neight\n"
+        );
+        assert_eq!(more, format!("{}\n## 9. Nine\n\nnine\n", new));
+    }
+}
