@@ -167,14 +167,50 @@ fn shedding(o: &mut String, rep: &HandoverReport) {
 
 /// `old` (a BENCHMARKS.md) with its section 7 replaced by `section` (or appended).
 pub fn splice(old: &str, section: &str) -> String {
-    let head = match old.find(HEADING) {
-        Some(i) => &old[..i],
-        None => old,
+    splice_section(old, HEADING, section)
+}
+
+/// `old` with the section under `heading` (up to the next `## ` heading) replaced by
+/// `section`, or `section` appended when `old` has none.
+pub fn splice_section(old: &str, heading: &str, section: &str) -> String {
+    let Some(start) = old.find(heading) else {
+        return format!("{}\n\n{}", old.trim_end(), section.trim_end()) + "\n";
     };
-    format!("{}\n{section}", head.trim_end())
+    let after = start + heading.len();
+    let tail = old[after..]
+        .find("\n## ")
+        .map_or("", |i| &old[after + i + 1..]);
+    let head = old[..start].trim_end();
+    if tail.is_empty() {
+        format!("{head}\n\n{}\n", section.trim_end())
+    } else {
+        format!("{head}\n\n{}\n\n{tail}", section.trim_end())
+    }
 }
 
 /// Section 7 of `old`, if it has one (the full benchmark keeps it).
 pub fn existing(old: &str) -> Option<&str> {
     old.find(HEADING).map(|i| &old[i..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::splice_section;
+
+    #[test]
+    fn a_section_is_replaced_up_to_the_next_heading_and_later_sections_are_kept() {
+        // Arrange: a file with sections 7 and 8.
+        let old = "# B\n\n## 7. Seven\n\nold seven\n\n### Sub\n\nold sub\n\n## 8. Eight\n\neight\n";
+
+        // Act: section 7 replaced; then a section 9 that is not there yet.
+        let new = splice_section(old, "## 7. Seven", "## 7. Seven\n\nnew seven\n");
+        let more = splice_section(&new, "## 9. Nine", "## 9. Nine\n\nnine\n");
+
+        // Assert: 7's subsection went with it, 8 stayed, 9 was appended.
+        assert_eq!(
+            new,
+            "# B\n\n## 7. Seven\n\nnew seven\n\n## 8. Eight\n\neight\n"
+        );
+        assert_eq!(more, format!("{}\n## 9. Nine\n\nnine\n", new));
+    }
 }

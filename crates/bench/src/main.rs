@@ -5,6 +5,7 @@
 //! The process re-runs itself under the connection oracle (an LD_PRELOAD shim), so the
 //! peak number of physical connections is exact, not sampled.
 
+mod bulkheads;
 mod e2e;
 mod handover;
 mod handover_md;
@@ -106,6 +107,9 @@ fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("handover") {
         return handover_main();
     }
+    if std::env::args().nth(1).as_deref() == Some("bulkheads") {
+        return bulkheads_main();
+    }
     if std::env::args().nth(1).as_deref() == Some("soak") {
         let args: Vec<String> = std::env::args().skip(2).collect();
         return match soak::main(&args) {
@@ -130,7 +134,8 @@ fn main() -> ExitCode {
             println!("{text}");
             if let Some(path) = &opts.out {
                 let svg = workspace_root().join("docs/scale-curve.svg");
-                // Section 7 comes from `bench handover`; a full run keeps it.
+                // Sections 7 and 8 come from `bench handover` and `bench bulkheads`;
+                // a full run keeps them.
                 let old = std::fs::read_to_string(path).unwrap_or_default();
                 let text = match handover_md::existing(&old) {
                     Some(section) => handover_md::splice(&text, section),
@@ -190,6 +195,55 @@ fn handover_main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     eprintln!("wrote section 7 of {}", path.display());
+    ExitCode::SUCCESS
+}
+
+/// `bench bulkheads [--secs N] [--reps N] [--no-write]`: section 8 of BENCHMARKS.md.
+fn bulkheads_main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let number = |flag: &str, default: u64| -> Result<u64, String> {
+        match args.iter().position(|a| a == flag) {
+            Some(i) => args
+                .get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n > 0)
+                .ok_or(format!("{flag} takes a positive number")),
+            None => Ok(default),
+        }
+    };
+    for a in &args {
+        if a.starts_with("--") && !matches!(a.as_str(), "--secs" | "--reps" | "--no-write") {
+            eprintln!("error: unknown argument {a:?} (accepted: --secs N, --reps N, --no-write)");
+            return ExitCode::from(2);
+        }
+    }
+    let (secs, reps) = match (number("--secs", 10), number("--reps", 3)) {
+        (Ok(s), Ok(r)) => (s, r as usize),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match bulkheads::run(secs, reps) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let section = bulkheads::render(&report);
+    println!("{section}");
+    if args.iter().any(|a| a == "--no-write") {
+        return ExitCode::SUCCESS;
+    }
+    let path = workspace_root().join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let new = handover_md::splice_section(&old, bulkheads::HEADING, &section);
+    if let Err(e) = std::fs::write(&path, new) {
+        eprintln!("error: could not write {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!("wrote section 8 of {}", path.display());
     ExitCode::SUCCESS
 }
 

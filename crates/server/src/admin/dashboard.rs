@@ -1,5 +1,9 @@
 //! `/dashboard`: one self-contained HTML page (inline CSS and JS, no external assets)
 //! that polls `/api/pool` every 500 ms and draws the budget live.
+//!
+//! With `DB_BULKHEADS` set it also shows each bulkhead (in use, floor, cap, waiting), so
+//! an operator sees which module is at its cap; without bulkheads that panel stays
+//! hidden rather than showing an empty box.
 
 use axum::http::header;
 use axum::response::{Html, IntoResponse};

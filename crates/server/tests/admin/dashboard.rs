@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::admin_support::browser::{self, tag_of, text_of};
 use crate::admin_support::load::{Churn, Held};
-use crate::admin_support::start;
+use crate::admin_support::{start, start_with_bulkheads};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_is_one_self_contained_page() {
@@ -51,6 +51,15 @@ async fn dashboard_shows_live_numbers_in_headless_chromium() {
     assert_eq!(id_text(&dom, "in-use"), "0");
     assert_eq!(id_text(&dom, "held-async"), "0");
     assert!(id_text(&dom, "status").starts_with("live"), "{dom}");
+    let panel = tag_of(&dom, "bulkheads").expect("the bulkheads panel in the page");
+    assert!(
+        panel.contains("hidden"),
+        "no bulkheads configured, none shown: {panel}"
+    );
+    assert!(
+        !dom.contains("class=\"card bh\""),
+        "no bulkhead cards: {dom}"
+    );
 
     // 2. Six of eight units held: three async connections, three blocking ones.
     let mut held = Held::default();
@@ -120,4 +129,56 @@ async fn dashboard_shows_live_numbers_in_headless_chromium() {
         "dashboard screenshot: {}",
         shot.canonicalize().unwrap_or(shot).display()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_each_bulkhead_with_its_floor_cap_and_waiters() {
+    // Arrange: a budget of 8 in two bulkheads; retention holds 2 checkouts, legacy holds
+    // its whole cap of 3 and one more legacy caller waits at that cap.
+    let _ = browser::chromium();
+    let admin =
+        start_with_bulkheads("admin_dashboard_bulkheads", 8, "retention=2..6,legacy=1..3").await;
+    let retention = admin.async_pool.for_module("retention");
+    let legacy = admin.sync_pool.for_module("legacy");
+    let mut held = Held::default();
+    held.hold_async(&retention, 2).await;
+    held.hold_sync(&legacy, 3).await;
+    let waiter = {
+        let legacy = legacy.clone();
+        std::thread::spawn(move || legacy.get().map(drop))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while admin.budget.snapshot().bulkheads[1].waiting < 1 {
+        assert!(Instant::now() < deadline, "{}", admin.budget.snapshot());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Act: the page after a few polls.
+    let dom = chromium(admin.url("/dashboard"), 3000, vec!["--dump-dom".into()])
+        .await
+        .stdout;
+    held.release().await;
+    let waited = tokio::task::spawn_blocking(move || waiter.join().expect("legacy waiter"))
+        .await
+        .unwrap();
+
+    // Assert: the panel is shown, one card per bulkhead in configuration order, with
+    // the snapshot's figures.
+    let panel = tag_of(&dom, "bulkheads").expect("the bulkheads panel in the page");
+    assert!(!panel.contains("hidden"), "panel shown: {panel}");
+    let (at_retention, at_legacy) = (
+        dom.find("id=\"bh-retention\"").expect("a retention card"),
+        dom.find("id=\"bh-legacy\"").expect("a legacy card"),
+    );
+    assert!(at_retention < at_legacy, "configuration order");
+    let figures = |name: &str| {
+        ["in-use", "floor", "cap", "waiting"].map(|k| id_text(&dom, &format!("bh-{name}-{k}")))
+    };
+    assert_eq!(figures("retention"), ["2", "2", "6", "0"]);
+    assert_eq!(figures("legacy"), ["3", "1", "3", "1"]);
+    assert!(
+        tag_of(&dom, "bh-legacy-in-use").unwrap().contains("hot"),
+        "a bulkhead at its cap is marked"
+    );
+    assert!(waited.is_ok(), "the waiter got its turn: {waited:?}");
 }

@@ -36,10 +36,20 @@ impl Drop for Admin {
 
 /// Starts a database, a budget of `units`, both pools and the admin router.
 pub async fn start(prefix: &str, units: u32) -> Admin {
+    start_with_bulkheads(prefix, units, "").await
+}
+
+/// [`start`], with the budget divided by `bulkheads` (`DB_BULKHEADS` grammar; empty:
+/// none). Module handles come from the pools' `for_module`.
+pub async fn start_with_bulkheads(prefix: &str, units: u32, bulkheads: &str) -> Admin {
     let server = Server::shared();
     let db = server.create_database(prefix).expect("create database");
     let url = DatabaseUrl::parse(&server.app_url(&db)).expect("database url");
     let budget = Budget::new(units, Duration::from_secs(30));
+    let specs = db_budget::parse_bulkheads(bulkheads, units).expect("bulkheads");
+    if !specs.is_empty() {
+        budget.set_bulkheads(&specs);
+    }
     let async_pool = AsyncPool::builder(url.clone(), budget.clone())
         .pool_timeout(Duration::from_secs(10))
         .build();
