@@ -125,14 +125,15 @@ impl Budget {
         Recorder::new(self.shared.clone(), side)
     }
 
-    /// `MAX_CONNECTIONS`.
+    /// The most units this budget can hold: `MAX_CONNECTIONS`, or in a fleet, its
+    /// floor plus the whole lease pool (see [`Budget::usable`] for what it may use now).
     pub fn capacity(&self) -> u32 {
         self.shared.capacity
     }
 
     /// Units taken right now: physical connections open or being opened.
     pub fn in_use(&self) -> u32 {
-        self.shared.capacity - self.available()
+        self.shared.usable().saturating_sub(self.available())
     }
 
     /// Units free right now.

@@ -76,6 +76,7 @@ pub mod statement_timeout;
 mod stats;
 mod unit;
 mod url;
+mod withheld;
 
 pub use allocation::HandOver;
 pub use blocking::block_safely;

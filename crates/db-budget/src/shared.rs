@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) max_waiters: AtomicU32,
     /// `DB_BULKHEADS`, set once before pools take module handles (none until then).
     pub(crate) bulkheads: OnceLock<Arc<Bulkheads>>,
+    /// Units taken out of the semaphore until a fleet lease covers them (`withheld.rs`).
+    pub(crate) withheld: AtomicU32,
 }
 
 impl std::fmt::Debug for Shared {
@@ -65,6 +67,7 @@ impl Shared {
             // `DB_MAX_WAITERS`'s default: no limit.
             max_waiters: AtomicU32::new(u32::MAX),
             bulkheads: OnceLock::new(),
+            withheld: AtomicU32::new(0),
         });
         spawn_leak_scanner(Arc::downgrade(&shared), leak_threshold);
         spawn_allocator(Arc::downgrade(&shared), capacity);
@@ -80,10 +83,17 @@ impl Shared {
         self.semaphore.available_permits() as u32
     }
 
+    /// Units the pools may use now: the capacity less what is withheld.
+    pub(crate) fn usable(&self) -> u32 {
+        self.capacity - self.withheld.load(Relaxed)
+    }
+
     pub(crate) fn snapshot(&self) -> Snapshot {
+        let usable = self.usable();
         Snapshot {
-            capacity: self.capacity,
-            in_use: self.capacity - self.available(),
+            capacity: usable,
+            in_use: usable.saturating_sub(self.available()),
+            withheld: self.capacity - usable,
             async_side: SideSnapshot::read(self.stats(Side::Async), self.shares.of(Side::Async)),
             bulkheads: self
                 .bulkheads

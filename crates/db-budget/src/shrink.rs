@@ -32,7 +32,7 @@ impl Shrinkers {
     }
 
     /// Asks the pools of `side` in turn until one closes an idle connection.
-    pub(crate) fn shrink_one(&self, side: Side) {
+    pub(crate) fn shrink_one(&self, side: Side) -> bool {
         // The lock is released before any pool's `shrink_idle` runs.
         let shrinkers: Vec<Arc<dyn Shrink>> = {
             let list = self.0[side.index()]
@@ -40,10 +40,6 @@ impl Shrinkers {
                 .unwrap_or_else(|e| e.into_inner());
             list.iter().filter_map(Weak::upgrade).collect()
         };
-        for s in shrinkers {
-            if s.shrink_idle() {
-                return;
-            }
-        }
+        shrinkers.iter().any(|s| s.shrink_idle())
     }
 }

@@ -20,10 +20,13 @@ use crate::stats::{CloseReason, LATENCY_BUCKETS_US, SideStats};
 /// (open or being opened).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
-    /// `MAX_CONNECTIONS`: physical connections allowed, both sides together.
+    /// Physical connections allowed now, both sides together: `MAX_CONNECTIONS`, or in
+    /// a fleet the floor plus the units leased.
     pub capacity: u32,
     /// Units taken, i.e. physical connections open or being opened.
     pub in_use: u32,
+    /// Units of the budget a fleet has not leased to this process (0 outside a fleet).
+    pub withheld: u32,
     /// The async side (`db-async`).
     #[serde(rename = "async")]
     pub async_side: SideSnapshot,
@@ -202,6 +205,7 @@ mod tests {
         let s = Snapshot {
             capacity: 20,
             in_use: 20,
+            withheld: 0,
             async_side: side(14, 2, 37),
             sync_side: side(4, 0, 3),
             bulkheads: vec![],

@@ -90,8 +90,13 @@ impl Controller {
         self.shares
     }
 
-    /// Takes one sample per side at `now` and returns the shares that follow.
-    pub(crate) fn tick(&mut self, now: Instant, demand: [Demand; 2]) -> [u32; 2] {
+    /// Takes one sample per side at `now` and returns the shares that follow, of
+    /// `capacity` units (what the budget may use now: a fleet member's changes as it
+    /// leases units and gives them back).
+    pub(crate) fn tick(&mut self, now: Instant, demand: [Demand; 2], capacity: u32) -> [u32; 2] {
+        if capacity != self.capacity {
+            self.resize(capacity);
+        }
         let dt = self
             .last_tick
             .map_or(TICK, |t| now.saturating_duration_since(t));
@@ -139,6 +144,16 @@ impl Controller {
             (false, false) => self.follow_demand(now),
         }
         self.shares
+    }
+
+    /// The budget may use `capacity` units from now on: the async share keeps its
+    /// place, within the new capacity (both quiet stays both quiet).
+    fn resize(&mut self, capacity: u32) {
+        self.capacity = capacity;
+        if self.shares != [0, 0] {
+            let async_share = self.shares[Side::Async.index()].min(capacity);
+            self.shares = self.split(async_share);
+        }
     }
 
     /// One unit and both sides busy: it changes side at most once per [`STEP`] (each
@@ -251,7 +266,7 @@ mod tests {
         let mut last = c.shares();
         for _ in 0..ticks {
             *t += TICK;
-            let shares = c.tick(*t, demand);
+            let shares = c.tick(*t, demand, c.capacity);
             if shares != last {
                 changes += 1;
             }
@@ -292,6 +307,21 @@ mod tests {
     }
 
     #[test]
+    fn when_the_budget_may_use_fewer_units_the_shares_shrink_to_add_up_to_them() {
+        let mut c = Controller::new(20);
+        let mut t = Instant::now();
+        run(&mut c, &mut t, 100, [busy(10, 10, 1), busy(10, 10, 1)]);
+        assert_eq!(c.shares(), [10, 10]);
+        t += TICK;
+        let shares = c.tick(t, [busy(3, 10, 2), busy(1, 10, 2)], 4);
+        assert_eq!(shares[ASYNC] + shares[SYNC], 4, "{shares:?}");
+        assert!(shares[SYNC] >= 1, "each busy side keeps a unit: {shares:?}");
+        t += TICK;
+        let shares = c.tick(t, [busy(3, 10, 3), busy(1, 10, 3)], 12);
+        assert_eq!(shares[ASYNC] + shares[SYNC], 12, "{shares:?}");
+    }
+
+    #[test]
     fn the_shares_always_add_up_to_the_capacity() {
         let mut c = Controller::new(7);
         let mut t = Instant::now();
@@ -303,7 +333,7 @@ mod tests {
             ];
             n += round % 2;
             t += TICK;
-            let shares = c.tick(t, demand);
+            let shares = c.tick(t, demand, c.capacity);
             assert_eq!(shares[ASYNC] + shares[SYNC], 7, "round {round}: {shares:?}");
         }
     }
@@ -345,7 +375,11 @@ mod tests {
         // ticks: it is busy, not quiet.
         for checkouts in 0..50 {
             t += TICK;
-            c.tick(t, [busy(8, 30, checkouts), busy(0, 0, checkouts)]);
+            c.tick(
+                t,
+                [busy(8, 30, checkouts), busy(0, 0, checkouts)],
+                c.capacity,
+            );
         }
         assert!(c.shares()[SYNC] >= 1, "{:?}", c.shares());
     }
@@ -357,7 +391,7 @@ mod tests {
         run(&mut c, &mut t, 10, [busy(8, 50, 1), busy(0, 0, 0)]);
         assert_eq!(c.shares(), [8, 0]);
         t += TICK;
-        c.tick(t, [busy(8, 50, 2), busy(0, 1, 0)]);
+        c.tick(t, [busy(8, 50, 2), busy(0, 1, 0)], c.capacity);
         assert_eq!(c.shares(), [7, 1]);
     }
 
@@ -413,14 +447,14 @@ mod tests {
         };
         for i in 0..1000 {
             t += TICK;
-            c.tick(t, demand_at(i));
+            c.tick(t, demand_at(i), c.capacity);
         }
         let mut changes = 0;
         for i in 0..2000 {
             let demand = demand_at(i);
             let before = c.shares();
             t += TICK;
-            if c.tick(t, demand) != before {
+            if c.tick(t, demand, c.capacity) != before {
                 changes += 1;
             }
         }
@@ -456,7 +490,11 @@ mod tests {
                 sync_checkouts += 1;
             }
             t += TICK;
-            let shares = c.tick(t, [busy(4, 20, tick), busy(0, 0, sync_checkouts)]);
+            let shares = c.tick(
+                t,
+                [busy(4, 20, tick), busy(0, 0, sync_checkouts)],
+                c.capacity,
+            );
             if shares != last {
                 changes += 1;
             }

@@ -62,7 +62,8 @@ mod controller;
 
 use crate::shared::Shared;
 use crate::side::Side;
-use controller::{Controller, Demand};
+use controller::Controller;
+pub(crate) use controller::Demand;
 
 /// How often the shares are recomputed.
 pub(crate) const TICK: Duration = Duration::from_millis(10);
@@ -215,7 +216,7 @@ impl Shares {
 
 impl Shared {
     /// One side's demand as the controller samples it.
-    fn demand(&self, side: Side) -> Demand {
+    pub(crate) fn demand_of(&self, side: Side) -> Demand {
         let stats = self.stats(side);
         Demand {
             running: stats.active.load(Relaxed),
@@ -247,8 +248,8 @@ pub(crate) fn spawn_allocator(shared: Weak<Shared>, capacity: u32) {
                 };
                 shared.shares.resting.store(false, SeqCst);
                 let tick = |controller: &mut Controller| {
-                    let demand = [shared.demand(Side::Async), shared.demand(Side::Sync)];
-                    let shares = controller.tick(Instant::now(), demand);
+                    let demand = [shared.demand_of(Side::Async), shared.demand_of(Side::Sync)];
+                    let shares = controller.tick(Instant::now(), demand, shared.usable());
                     shared.shares.set(shares);
                 };
                 tick(&mut controller);

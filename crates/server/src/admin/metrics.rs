@@ -330,6 +330,7 @@ mod tests {
         Snapshot {
             capacity: 20,
             in_use: 7,
+            withheld: 0,
             async_side: side(5, overflow),
             bulkheads: vec![db_budget::BulkheadSnapshot {
                 name: "retention".into(),

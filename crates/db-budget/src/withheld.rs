@@ -1,0 +1,120 @@
+//! Units withheld from the pools: the part of a budget that only a lease from the fleet
+//! lets this process use (`db-fleet`).
+//!
+//! # Why
+//!
+//! A fleet of server instances shares one budget of physical connections. Each
+//! instance has a floor of its own and leases more while its callers wait. The budget
+//! is built with the most it could ever hold (its floor plus the whole lease pool), and
+//! everything above the floor starts **withheld**: those permits are taken out of the
+//! budget's semaphore, so no pool can use them. A lease granted puts one back
+//! ([`Budget::grant`]); a lease given up takes one free permit out again
+//! ([`Budget::withhold`]). Only a free permit can be taken: a unit in use stays with its
+//! connection until the connection is closed, so whoever gives a lease up asks the pools
+//! to close an idle connection ([`Budget::close_one_idle`]) and tries again.
+//!
+//! The shares (`allocation/`) split what is not withheld.
+
+use std::sync::atomic::Ordering::SeqCst;
+
+use crate::budget::Budget;
+use crate::side::Side;
+
+impl Budget {
+    /// Takes up to `n` free units out of use; returns how many it took. Never waits and
+    /// never takes a unit in use.
+    pub fn withhold(&self, n: u32) -> u32 {
+        let shared = &self.shared;
+        let taken = shared.semaphore.forget_permits(n as usize) as u32;
+        shared.withheld.fetch_add(taken, SeqCst);
+        taken
+    }
+
+    /// Gives `n` withheld units back to the pools.
+    ///
+    /// # Panics
+    ///
+    /// If fewer than `n` units are withheld.
+    pub fn grant(&self, n: u32) {
+        let shared = &self.shared;
+        let before = shared
+            .withheld
+            .fetch_update(SeqCst, SeqCst, |w| w.checked_sub(n))
+            .unwrap_or_else(|w| panic!("granting {n} units with {w} withheld"));
+        debug_assert!(before >= n);
+        shared.semaphore.add_permits(n as usize);
+    }
+
+    /// Units withheld now (see the module docs); 0 for a budget outside a fleet.
+    pub fn withheld(&self) -> u32 {
+        self.shared.withheld.load(SeqCst)
+    }
+
+    /// Units this process may use now: the capacity less what is withheld.
+    pub fn usable(&self) -> u32 {
+        self.shared.usable()
+    }
+
+    /// Callers waiting for a connection now, both sides (in a pool or in the budget's
+    /// queue).
+    pub fn waiting(&self) -> u32 {
+        Side::ALL
+            .into_iter()
+            .map(|side| {
+                let d = self.shared.demand_of(side);
+                d.waiting
+            })
+            .sum()
+    }
+
+    /// Callers holding a connection now, both sides.
+    pub fn active(&self) -> u32 {
+        Side::ALL
+            .into_iter()
+            .map(|side| self.shared.demand_of(side).running)
+            .sum()
+    }
+
+    /// Asks the async side, then the blocking side, to close one idle connection (its
+    /// unit comes free once the socket is closed). `true` if one was asked to close.
+    pub fn close_one_idle(&self) -> bool {
+        Side::ALL
+            .into_iter()
+            .any(|side| self.shared.shrinkers.shrink_one(side))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Budget, Side};
+
+    #[test]
+    fn withheld_units_are_not_usable_until_granted_and_a_unit_in_use_is_never_withheld() {
+        let b = Budget::new(4, Duration::from_secs(30));
+        assert_eq!(b.withhold(3), 3);
+        assert_eq!((b.withheld(), b.usable(), b.in_use()), (3, 1, 0));
+        let one = b.try_acquire(Side::Async).expect("the floor's unit");
+        assert!(b.try_acquire(Side::Sync).is_none(), "the rest is withheld");
+        assert_eq!(b.withhold(1), 0, "the unit in use stays with its holder");
+        b.grant(2);
+        let two = [b.try_acquire(Side::Sync), b.try_acquire(Side::Sync)];
+        assert!(two.iter().all(Option::is_some));
+        assert!(b.try_acquire(Side::Sync).is_none());
+        let snap = b.snapshot();
+        assert_eq!((snap.capacity, snap.in_use, snap.withheld), (3, 3, 1));
+        drop(two);
+        assert_eq!(b.withhold(5), 2, "only free units");
+        assert_eq!((b.usable(), b.in_use()), (1, 1));
+        drop(one);
+    }
+
+    #[test]
+    #[should_panic(expected = "granting 2 units with 1 withheld")]
+    fn granting_more_than_is_withheld_panics() {
+        let b = Budget::new(4, Duration::from_secs(30));
+        b.withhold(1);
+        b.grant(2);
+    }
+}
