@@ -27,6 +27,10 @@ impl Shared {
 
     /// See [`Budget::should_yield`](crate::Budget::should_yield).
     pub(crate) fn should_yield(&self, side: Side) -> bool {
+        if self.owed.load(Relaxed) > 0 {
+            // Units are owed back (a fleet lease given up): every return closes.
+            return true;
+        }
         let other = self.stats(side.other());
         if other.budget_waiting.load(Relaxed) == 0 {
             return false;

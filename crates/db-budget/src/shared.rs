@@ -39,6 +39,9 @@ pub(crate) struct Shared {
     pub(crate) bulkheads: OnceLock<Arc<Bulkheads>>,
     /// Units taken out of the semaphore until a fleet lease covers them (`withheld.rs`).
     pub(crate) withheld: AtomicU32,
+    /// Units to take out of use as they come free (`withheld.rs`); while any are owed,
+    /// returned connections are closed instead of pooled.
+    pub(crate) owed: AtomicU32,
 }
 
 impl std::fmt::Debug for Shared {
@@ -68,6 +71,7 @@ impl Shared {
             max_waiters: AtomicU32::new(u32::MAX),
             bulkheads: OnceLock::new(),
             withheld: AtomicU32::new(0),
+            owed: AtomicU32::new(0),
         });
         spawn_leak_scanner(Arc::downgrade(&shared), leak_threshold);
         spawn_allocator(Arc::downgrade(&shared), capacity);

@@ -13,10 +13,18 @@
 //! connection until the connection is closed, so whoever gives a lease up asks the pools
 //! to close an idle connection ([`Budget::close_one_idle`]) and tries again.
 //!
+//! Units in use cannot be taken, and under load a returned connection is reused at
+//! once, so a unit that must leave use while callers keep the pools busy is **owed**
+//! ([`Budget::owe`]): from then on every returned connection is closed instead of
+//! pooled, and [`Budget::reclaim`] queues for the units that come free (the budget's
+//! queue is first come, first served, so it gets them before later callers).
+//!
 //! The shares (`allocation/`) split what is not withheld.
 
 use std::sync::atomic::Ordering::SeqCst;
+use std::time::Instant;
 
+use crate::blocking::park_while;
 use crate::budget::Budget;
 use crate::side::Side;
 
@@ -45,6 +53,48 @@ impl Budget {
         shared.semaphore.add_permits(n as usize);
     }
 
+    /// Owes `n` more units: they leave use as they come free ([`Budget::reclaim`]), and
+    /// until then every returned connection is closed instead of pooled.
+    pub fn owe(&self, n: u32) {
+        self.shared.owed.fetch_add(n, SeqCst);
+    }
+
+    /// Units owed now.
+    pub fn owed(&self) -> u32 {
+        self.shared.owed.load(SeqCst)
+    }
+
+    /// Takes owed units out of use ([`Budget::owe`]): the free ones at once, then, until
+    /// `deadline`, each one as it comes free (idle connections are asked to close).
+    /// Returns how many it took; they count as withheld and are no longer owed.
+    ///
+    /// Blocks the thread: call it where that is allowed (a fleet's control thread).
+    pub fn reclaim(&self, deadline: Instant) -> u32 {
+        let shared = &self.shared;
+        let mut took = 0;
+        while shared.owed.load(SeqCst) > 0 {
+            let owed = shared.owed.load(SeqCst);
+            let now = self.withhold(owed);
+            if now > 0 {
+                shared.owed.fetch_sub(now, SeqCst);
+                took += now;
+                continue;
+            }
+            self.close_one_idle();
+            // In the queue like any waiter: the next unit freed comes here first.
+            match park_while(shared.semaphore.clone().acquire_owned(), deadline, || true) {
+                Some(Ok(permit)) => {
+                    permit.forget();
+                    shared.withheld.fetch_add(1, SeqCst);
+                    shared.owed.fetch_sub(1, SeqCst);
+                    took += 1;
+                }
+                _ => break,
+            }
+        }
+        took
+    }
+
     /// Units withheld now (see the module docs); 0 for a budget outside a fleet.
     pub fn withheld(&self) -> u32 {
         self.shared.withheld.load(SeqCst)
@@ -67,11 +117,11 @@ impl Budget {
             .sum()
     }
 
-    /// Callers holding a connection now, both sides.
-    pub fn active(&self) -> u32 {
+    /// Idle connections in the pools now, both sides.
+    pub fn idle(&self) -> u32 {
         Side::ALL
             .into_iter()
-            .map(|side| self.shared.demand_of(side).running)
+            .map(|side| self.shared.stats(side).idle.load(SeqCst))
             .sum()
     }
 
