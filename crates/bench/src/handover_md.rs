@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use crate::handover::{BUDGET, FirstUnit, HandoverReport, LoadRun};
 
-/// The heading that starts the section (everything from it to the end of the file is
-/// the section).
+/// The heading that starts the section (it runs to section 8's heading, or to the end
+/// of the file).
 pub const HEADING: &str = "## 7. Hand-over between the sides";
 
 fn median(v: &[f64]) -> f64 {
@@ -165,16 +165,85 @@ fn shedding(o: &mut String, rep: &HandoverReport) {
     }
 }
 
-/// `old` (a BENCHMARKS.md) with its section 7 replaced by `section` (or appended).
+/// `old` (a BENCHMARKS.md) with its section 7 replaced by `section`, or put in before
+/// section 8 (or at the end) when it has none. What follows section 7 is kept.
 pub fn splice(old: &str, section: &str) -> String {
-    let head = match old.find(HEADING) {
-        Some(i) => &old[..i],
-        None => old,
+    let (head, tail) = match old.find(HEADING) {
+        Some(i) => (&old[..i], &old[section_end(old, i)..]),
+        None => match old.find(crate::timeout::HEADING) {
+            Some(j) => (&old[..j], &old[j..]),
+            None => (old, ""),
+        },
     };
-    format!("{}\n{section}", head.trim_end())
+    let mut out = format!("{}\n\n{}\n", head.trim_end(), section.trim());
+    if !tail.trim().is_empty() {
+        out = format!("{out}\n{}\n", tail.trim());
+    }
+    out
 }
 
 /// Section 7 of `old`, if it has one (the full benchmark keeps it).
 pub fn existing(old: &str) -> Option<&str> {
-    old.find(HEADING).map(|i| &old[i..])
+    old.find(HEADING).map(|i| &old[i..section_end(old, i)])
+}
+
+/// Where section 7, starting at `start`, ends: at section 8's heading, or the end.
+fn section_end(old: &str, start: usize) -> usize {
+    old[start..]
+        .find(crate::timeout::HEADING)
+        .map_or(old.len(), |j| start + j)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEVEN: &str = "## 7. Hand-over between the sides\n\nseven\n";
+    const EIGHT: &str = "## 8. Statement timeout on vs off: x\n\neight\n";
+
+    #[test]
+    fn splicing_section_7_keeps_what_comes_before_and_after_it() {
+        // Arrange
+        let old = format!("# B\n\n## 6. six\n\n{SEVEN}\n{EIGHT}");
+
+        // Act
+        let new = splice(&old, "## 7. Hand-over between the sides\n\nnew seven");
+
+        // Assert
+        assert_eq!(
+            new,
+            format!(
+                "# B\n\n## 6. six\n\n## 7. Hand-over between the sides\n\nnew seven\n\n{EIGHT}"
+            )
+        );
+        assert_eq!(
+            existing(&new).map(str::trim),
+            Some("## 7. Hand-over between the sides\n\nnew seven")
+        );
+    }
+
+    #[test]
+    fn a_full_run_puts_the_kept_section_7_between_sections_6_and_8() {
+        // Arrange: a full run's own text has sections 1 to 6 and 8.
+        let run = format!("# B\n\n## 6. six\n\n{EIGHT}");
+
+        // Act
+        let new = splice(&run, SEVEN);
+
+        // Assert
+        assert_eq!(new, format!("# B\n\n## 6. six\n\n{SEVEN}\n{EIGHT}"));
+    }
+
+    #[test]
+    fn a_file_without_section_8_gets_section_7_at_the_end() {
+        // Arrange
+        let old = "# B\n\n## 6. six\n";
+
+        // Act
+        let new = splice(old, SEVEN);
+
+        // Assert
+        assert_eq!(new, format!("# B\n\n## 6. six\n\n{SEVEN}"));
+        assert_eq!(existing(&new), Some(SEVEN));
+    }
 }
