@@ -40,11 +40,12 @@ fn longest_wait() -> Duration {
     POOL_TIMEOUT + CONNECT_TIMEOUT + backstop() + MARGIN
 }
 
-/// A caller that holds one connection and sends `SELECT SLEEP(0.5)` (under the limit)
-/// on it again and again: one statement is in flight, or about to be sent, when the
-/// server freezes. Ends at the first error, or when `stop` is set.
+/// A holder's task: how many statements it completed, or its first error.
 type Holder = tokio::task::JoinHandle<Result<u64, DbError>>;
 
+/// A caller that holds one async connection and sends `SELECT SLEEP(0.5)` (under the
+/// limit) on it again and again: a statement is in flight, or about to be sent, when
+/// the server freezes. Ends at the first error, or when `stop` is set.
 fn hold_async(rig: &Rig, stop: Arc<AtomicBool>) -> Holder {
     let pool = rig.app.async_pool.clone();
     tokio::spawn(async move {
@@ -59,6 +60,7 @@ fn hold_async(rig: &Rig, stop: Arc<AtomicBool>) -> Holder {
     })
 }
 
+/// [`hold_async`] on a connection of the blocking pool.
 fn hold_blocking(rig: &Rig, stop: Arc<AtomicBool>) -> Holder {
     let pool = rig.app.sync_pool.clone();
     tokio::task::spawn_blocking(move || {
