@@ -20,8 +20,10 @@ tasks:
   run          run the server (against DATABASE_URL, or a private MariaDB it starts)
   db           up|down|status|url|shell: the private development MariaDB (target/dev-db)
   bench        benchmarks side by side, release build; writes BENCHMARKS.md
-               (`bench handover [--secs N]`: only section 7, the hand-over policies)
-               (`bench bulkheads [--secs N] [--reps N]`: only section 8, bulkheads)
+               (--quick, --reps N, --no-write; --only async|sync|mixed|sysbench|scale|
+               e2e|timeout: one section, printed, nothing written;
+               `bench handover [--secs N]`: only section 7, the hand-over policies;
+               `bench bulkheads [--secs N] [--reps N]`: only section 8, bulkheads)
   loadtest     the 1040 outage before and after (--secs N, default 30); writes LOADTEST.md
   soak         the fault tests' load for a long time (--minutes N, default 10): RSS,
                connections, requests/s and p99 every 10 s, and a verdict

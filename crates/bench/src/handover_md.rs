@@ -188,14 +188,51 @@ pub fn splice_section(old: &str, heading: &str, section: &str) -> String {
     }
 }
 
-/// Section 7 of `old`, if it has one (the full benchmark keeps it).
-pub fn existing(old: &str) -> Option<&str> {
-    old.find(HEADING).map(|i| &old[i..])
+/// The section of `old` under `heading`, up to the next `## ` heading, if it has one.
+pub fn section<'a>(old: &'a str, heading: &str) -> Option<&'a str> {
+    let start = old.find(heading)?;
+    let after = start + heading.len();
+    let end = old[after..]
+        .find("\n## ")
+        .map_or(old.len(), |i| after + i + 1);
+    Some(&old[start..end])
+}
+
+/// A full run's file: its own sections (`own`), then each of `kept` that `old` has, in
+/// that order, then `last` (heading, text).
+pub fn assemble(own: &str, old: &str, kept: &[&str], last: (&str, &str)) -> String {
+    let mut text = own.trim_end().to_owned() + "\n";
+    for heading in kept {
+        if let Some(s) = section(old, heading) {
+            text = splice_section(&text, heading, s);
+        }
+    }
+    splice_section(&text, last.0, last.1)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::splice_section;
+    use super::{assemble, splice_section};
+
+    #[test]
+    fn a_full_run_keeps_the_sections_other_commands_write_between_its_own() {
+        // Arrange: the file has 6, 7, 8 and an old 9; the run wrote a new 6 and a new 9.
+        let old = "# B\n\n## 6. Six\n\nold six\n\n## 7. Seven\n\nseven\n\n## 8. Eight\n\neight\n\n## 9. Nine\n\nold nine\n";
+
+        // Act
+        let new = assemble(
+            "# B\n\n## 6. Six\n\nnew six\n",
+            old,
+            &["## 7. Seven", "## 8. Eight"],
+            ("## 9. Nine", "## 9. Nine\n\nnew nine\n"),
+        );
+
+        // Assert
+        assert_eq!(
+            new,
+            "# B\n\n## 6. Six\n\nnew six\n\n## 7. Seven\n\nseven\n\n## 8. Eight\n\neight\n\n## 9. Nine\n\nnew nine\n"
+        );
+    }
 
     #[test]
     fn a_section_is_replaced_up_to_the_next_heading_and_later_sections_are_kept() {

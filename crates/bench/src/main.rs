@@ -1,6 +1,9 @@
 //! `cargo xtask bench`: the budgeted pools measured side by side with raw sqlx, raw r2d2,
 //! the legacy connect-per-call pattern and sysbench, on one private MariaDB, in one run.
-//! Writes BENCHMARKS.md (and docs/scale-curve.svg) and prints the same.
+//! Writes BENCHMARKS.md (and docs/scale-curve.svg) and prints the same: sections 1 to 6
+//! (`report`), sections 7 and 8 kept from the file (`bench handover` and `bench
+//! bulkheads` write them), section 9 (`timeout`: the statement timeout on vs off). `--only SECTION` runs one section and
+//! prints it, writing nothing.
 //!
 //! The process re-runs itself under the connection oracle (an LD_PRELOAD shim), so the
 //! peak number of physical connections is exact, not sampled.
@@ -17,6 +20,7 @@ mod shedding;
 mod soak;
 mod svg;
 mod sysbench;
+mod timeout;
 
 use std::process::{Command, ExitCode};
 use std::time::Duration;
@@ -30,13 +34,17 @@ pub const SQL: &str = "SELECT c FROM sbtest1 WHERE id = ?";
 pub const ROWS: u64 = 10_000;
 /// `MAX_CONNECTIONS` for the budgeted pools, and `max_connections` of the raw pools.
 pub const BUDGET: u32 = 20;
+/// The sections `--only` accepts, in the order a full run measures them.
+pub const SECTIONS: [&str; 7] = [
+    "async", "sync", "mixed", "sysbench", "scale", "e2e", "timeout",
+];
 
 #[derive(Debug, Clone)]
 pub struct Options {
     pub timing: Timing,
     pub reps: usize,
     pub out: Option<std::path::PathBuf>,
-    /// Run one section only (and write nothing): async, sync, mixed, sysbench, scale, e2e.
+    /// Run one section only (and write nothing): one of [`SECTIONS`].
     pub only: Option<String>,
 }
 
@@ -69,7 +77,14 @@ fn parse_args() -> Result<Options, String> {
             }
             "--no-write" => o.out = None,
             "--only" => {
-                o.only = Some(args.next().ok_or("--only takes a section name")?);
+                let section = args.next().ok_or("--only takes a section name")?;
+                if !SECTIONS.contains(&section.as_str()) {
+                    return Err(format!(
+                        "unknown section {section:?} (accepted: {})",
+                        SECTIONS.join(", ")
+                    ));
+                }
+                o.only = Some(section);
                 o.out = None;
             }
             other => {
@@ -130,17 +145,28 @@ fn main() -> ExitCode {
     };
     match runs::all(&opts) {
         Ok(rep) => {
-            let text = report::render(&rep);
-            println!("{text}");
+            if opts.only.as_deref() == Some("timeout") {
+                println!("{}", timeout::render(&rep.timeout));
+                return ExitCode::SUCCESS;
+            }
+            if let Some(only) = &opts.only {
+                println!("{}", report::section(&report::render(&rep), only));
+                return ExitCode::SUCCESS;
+            }
+            let own = report::render(&rep);
+            let timeout = timeout::render(&rep.timeout);
+            println!("{}\n\n{timeout}", own.trim_end());
             if let Some(path) = &opts.out {
                 let svg = workspace_root().join("docs/scale-curve.svg");
-                // Sections 7 and 8 come from `bench handover` and `bench bulkheads`;
-                // a full run keeps them.
+                // Sections 7 and 8 come from `bench handover` and `bench bulkheads`; a
+                // full run keeps them, between its own sections 1 to 6 and 9.
                 let old = std::fs::read_to_string(path).unwrap_or_default();
-                let text = match handover_md::existing(&old) {
-                    Some(section) => handover_md::splice(&text, section),
-                    None => text,
-                };
+                let text = handover_md::assemble(
+                    &own,
+                    &old,
+                    &[handover_md::HEADING, bulkheads::HEADING],
+                    (timeout::HEADING, &timeout),
+                );
                 let written = std::fs::create_dir_all(workspace_root().join("docs"))
                     .and_then(|()| std::fs::write(&svg, report::scale_svg(&rep)))
                     .and_then(|()| std::fs::write(path, &text));

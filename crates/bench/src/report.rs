@@ -71,6 +71,7 @@ pub struct Report {
     pub sysbench_version: String,
     pub scale: Vec<ScalePoint>,
     pub e2e: Vec<crate::e2e::E2e>,
+    pub timeout: crate::timeout::TimeoutReport,
 }
 
 impl Default for Timing {
@@ -125,8 +126,8 @@ pub fn render(rep: &Report) -> String {
     let _ = writeln!(s, "# Benchmarks\n");
     let _ = writeln!(
         s,
-        "Command: `cargo xtask bench` (release build, a private MariaDB started for the run, everything below in one run). \
-         Rerun it to refresh this file.\n"
+        "Command: `cargo xtask bench` (release build, a private MariaDB started for the run, everything below in one run \
+         except section 7, which has its own command). Rerun it to refresh this file.\n"
     );
     let _ = writeln!(
         s,
@@ -401,6 +402,27 @@ pub fn render(rep: &Report) -> String {
         verdict(peak_ok)
     );
     s
+}
+
+/// The part of `rendered` (from [`render`]) that shows `section`, one of the sections
+/// `--only` accepts other than `timeout`; the whole text for an unknown name.
+pub fn section<'a>(rendered: &'a str, section: &str) -> &'a str {
+    let number = match section {
+        "async" => "## 1.",
+        "sync" => "## 2.",
+        "mixed" => "## 3.",
+        "sysbench" => "## 4.",
+        "e2e" => "## 5.",
+        "scale" => "## 6.",
+        _ => return rendered,
+    };
+    let Some(start) = rendered.find(number) else {
+        return rendered;
+    };
+    let end = rendered[start + 1..]
+        .find("\n## ")
+        .map_or(rendered.len(), |i| start + 1 + i);
+    &rendered[start..end]
 }
 
 /// The scale curve as an SVG (throughput and acquire p99 against tasks).

@@ -38,30 +38,49 @@ pub fn all(opts: &Options) -> Result<Report, String> {
         reps: opts.reps,
         ..Default::default()
     };
-    eprintln!("1/6 async: db-async vs raw sqlx vs connect-per-call");
-    report.async_cells = async_point_select(&rt, &url, opts);
-    eprintln!("2/6 blocking: db-sync vs raw r2d2 vs connect-per-call");
-    report.sync_cells = sync_point_select(&rt, &url, opts);
-    eprintln!("3/6 mixed: blocking threads and async tasks on one budget");
-    report.mixed = mixed(&rt, &url, opts);
-    eprintln!("4/6 sysbench oltp_point_select, 20 threads");
-    report.sysbench_qps = (0..opts.reps)
-        .map(|_| {
-            sysbench::point_select(
-                &server,
-                &db,
-                BUDGET as usize,
-                opts.timing.measure.as_secs().max(1),
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    report.sysbench_version = sysbench::version();
-    eprintln!("5/6 scale curve: 1 to 2000 tasks over a budget of {BUDGET}");
-    report.scale = scale(&rt, &url, opts);
-    eprintln!("6/6 the server end to end: GET /api/players/{{id}}/quests, 256 connections");
-    report.e2e = (0..opts.reps)
-        .map(|_| crate::e2e::run(&rt, &server, opts.timing))
-        .collect::<Result<Vec<_>, _>>()?;
+    let run = |section: &str| opts.only.as_deref().is_none_or(|only| only == section);
+    if run("async") {
+        eprintln!("1/7 async: db-async vs raw sqlx vs connect-per-call");
+        report.async_cells = async_point_select(&rt, &url, opts);
+    }
+    if run("sync") {
+        eprintln!("2/7 blocking: db-sync vs raw r2d2 vs connect-per-call");
+        report.sync_cells = sync_point_select(&rt, &url, opts);
+    }
+    if run("mixed") {
+        eprintln!("3/7 mixed: blocking threads and async tasks on one budget");
+        report.mixed = mixed(&rt, &url, opts);
+    }
+    if run("sysbench") {
+        eprintln!("4/7 sysbench oltp_point_select, 20 threads");
+        report.sysbench_qps = (0..opts.reps)
+            .map(|_| {
+                sysbench::point_select(
+                    &server,
+                    &db,
+                    BUDGET as usize,
+                    opts.timing.measure.as_secs().max(1),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        report.sysbench_version = sysbench::version();
+    }
+    if run("scale") {
+        eprintln!("5/7 scale curve: 1 to 2000 tasks over a budget of {BUDGET}");
+        report.scale = scale(&rt, &url, opts);
+    }
+    if run("e2e") {
+        eprintln!("6/7 the server end to end: GET /api/players/{{id}}/quests, 256 connections");
+        report.e2e = (0..opts.reps)
+            .map(|_| crate::e2e::run(&rt, &server, opts.timing))
+            .collect::<Result<Vec<_>, _>>()?;
+    }
+    if run("timeout") {
+        eprintln!(
+            "7/7 statement timeout on vs off: the point select, both pools, 1 and 16 callers"
+        );
+        report.timeout = crate::timeout::run(&rt, &url, opts);
+    }
     drop(server);
     Ok(report)
 }
@@ -124,7 +143,7 @@ fn budget() -> Budget {
 }
 
 /// One point select through a checked-out db-async connection.
-async fn ours_select(pool: AsyncPool, id: i64) -> Result<(), db_budget::DbError> {
+pub async fn ours_select(pool: AsyncPool, id: i64) -> Result<(), db_budget::DbError> {
     let mut c = pool.acquire().await?;
     let (_c,): (String,) = c.fetch_one(SQL, args![id]).await?;
     Ok(())

@@ -97,6 +97,19 @@ impl Client {
             Err(Failure::Transport(_)) => Outcome::Transport,
             Err(Failure::Timeout) => Outcome::Timeout,
         };
+        if let Ok(r) = &result
+            && r.status >= 500
+        {
+            // Every 5xx of the API is an `{error, message}` body; its code is tallied.
+            match r.error_code() {
+                Some(code) => self.recorder.error_code(r.status, &code),
+                None => self.recorder.surprise(format!(
+                    "{op:?} {method} {path}: {} without a JSON error body: {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                )),
+            }
+        }
         if !matches!(outcome, Outcome::Status(..=499)) {
             self.recorder.failure(|| match &result {
                 Ok(r) => format!(
@@ -139,6 +152,7 @@ impl Client {
                 let code = reply["error"].as_str().unwrap_or("");
                 let status = ws_error_status(code);
                 if status >= 500 {
+                    self.recorder.error_code(status, code);
                     self.recorder
                         .failure(|| format!("{op:?} over the WebSocket: {reply}"));
                 }

@@ -1,4 +1,4 @@
-//! The steady mixed load of the server's fault tests (`crates/server/tests/faults.rs`)
+//! The steady mixed load of the server's fault tests (`crates/server/tests/faults/`)
 //! and of the soak (`cargo xtask soak`, `crates/bench/src/soak.rs`): one definition of
 //! "the same load", so a soak and a fault test that pass speak of the same traffic.
 //!
@@ -21,7 +21,9 @@
 //! [`Grant`]s; grant attempts whose outcome the client cannot know (503, a broken
 //! connection: the transaction may have committed before the answer was lost) as
 //! [`Unsure`]. A 409 `already_claimed`/`already_completed` is expected only after such
-//! an unsure attempt; anything else unexpected is kept as a surprise.
+//! an unsure attempt; anything else unexpected is kept as a surprise, and so is a 5xx
+//! whose body is not the API's `{error, message}` JSON. The 5xx answers are also counted
+//! by status and `error` code (`unavailable`, `statement_timeout`, …).
 //!
 //! # The clients
 //!

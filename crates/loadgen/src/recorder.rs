@@ -1,6 +1,7 @@
 //! Everything the clients saw: samples or windows, grants, unsure attempts, failures and
 //! surprises, behind one mutex (never held across an `.await`).
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ struct Records {
     unsure: Vec<Unsure>,
     surprises: Vec<String>,
     failures: Vec<String>,
+    error_codes: BTreeMap<(u16, String), usize>,
 }
 
 /// Everything the clients saw.
@@ -85,6 +87,12 @@ impl Recorder {
         }
     }
 
+    /// Counts one 5xx answer by status and its body's `error` code.
+    pub(crate) fn error_code(&self, status: u16, code: &str) {
+        let mut r = self.lock();
+        *r.error_codes.entry((status, code.to_owned())).or_default() += 1;
+    }
+
     pub(crate) fn surprise(&self, what: String) {
         let mut r = self.lock();
         if r.surprises.len() < 1000 {
@@ -115,6 +123,12 @@ impl Recorder {
     /// The first 20 failed requests (5xx, broken connection, timeout), described.
     pub fn failures(&self) -> Vec<String> {
         self.lock().failures.clone()
+    }
+
+    /// The 5xx answers so far by `(status, error code)`, HTTP and WebSocket together
+    /// (a 5xx without an `{error, message}` body is a surprise instead).
+    pub fn error_codes(&self) -> BTreeMap<(u16, String), usize> {
+        self.lock().error_codes.clone()
     }
 
     /// Unexpected answers (at most 1000 kept).

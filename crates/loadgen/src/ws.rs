@@ -94,7 +94,7 @@ impl Ws {
 /// The HTTP status a WebSocket error reply stands for (its `error` code is the API's).
 pub fn ws_error_status(code: &str) -> u16 {
     match code {
-        "unavailable" => 503,
+        "unavailable" | "statement_timeout" => 503,
         "internal" => 500,
         "not_found" => 404,
         "unauthorized" => 401,

@@ -1,4 +1,4 @@
-//! Helpers of `tests/faults.rs`: a private MariaDB with the whole application on it
+//! Helpers of `tests/faults/`: a private MariaDB with the whole application on it
 //! ([`Rig`]), the analysis of what the clients saw around a fault ([`FaultReport`]) and
 //! the comparison of the clients' records with the reward ledger ([`check_and_print_ledger`]).
 //! The load itself is the `loadgen` crate's (the soak runs the same one).
