@@ -2,14 +2,18 @@
 //!
 //! The budget guarantees this process never holds more than `MAX_CONNECTIONS`; it cannot
 //! know what else uses the server. So at startup the server is asked for
-//! `@@max_connections` and `@@max_user_connections`, and the server refuses to start
-//! when the budget of every instance together (`MAX_CONNECTIONS × DB_INSTANCES`) does not
-//! fit in `max_connections − DB_RESERVED_CONNECTIONS` (the reserve is for operators,
-//! tools and other applications, and absorbs the server's lag in counting closed
-//! connections; ARCHITECTURE.md, "Server-side lag"), or exceeds a non-zero `max_user_connections`.
+//! `@@max_connections` and `@@session.max_user_connections`, and the server refuses to
+//! start when the budget of every instance together (`MAX_CONNECTIONS × DB_INSTANCES`)
+//! does not fit in `max_connections − DB_RESERVED_CONNECTIONS` (the reserve is for
+//! operators, tools and other applications, and absorbs the server's lag in counting
+//! closed connections; ARCHITECTURE.md, "Server-side lag"), or exceeds a non-zero
+//! `max_user_connections`.
 //!
-//! A per-account limit (`GRANT … WITH MAX_USER_CONNECTIONS n`) is not checked: reading
-//! it needs privileges the application account does not have.
+//! The session value is the account's own limit when one is set (`GRANT … WITH
+//! MAX_USER_CONNECTIONS n`, or `CREATE USER … WITH …`), else the server's global one: the
+//! application account reads it without any extra privilege. That limit is the fence
+//! that keeps an overshoot this app's problem (ERROR 1226 for its own account) instead
+//! of everyone's (ERROR 1040).
 
 use std::fmt;
 

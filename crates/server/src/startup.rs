@@ -3,7 +3,7 @@
 //! [`Application::build`], in order: the budget and both pools on it, installed as the
 //! process-wide ones (so `db_sync::get_database_connection()`, which the legacy modules
 //! call, and `db_async::global()` draw from this one budget) → the server check
-//! (`@@max_connections`, `@@max_user_connections` against `MAX_CONNECTIONS ×
+//! (`@@max_connections`, the account's `@@session.max_user_connections` against `MAX_CONNECTIONS ×
 //! DB_INSTANCES + DB_RESERVED_CONNECTIONS`; see [`crate::limits`]) → migrations → quest
 //! templates and reward tiers → bind both listeners. Any failure closes the pools and
 //! returns a [`StartupError`] that says what to fix.
@@ -378,7 +378,8 @@ async fn check_server(
     let read = async {
         let mut conn = pool.acquire().await?;
         conn.fetch_one::<(i64, i64)>(
-            "SELECT CAST(@@max_connections AS SIGNED), CAST(@@max_user_connections AS SIGNED)",
+            // The session value: the account's own limit if it has one.
+            "SELECT CAST(@@max_connections AS SIGNED), CAST(@@session.max_user_connections AS SIGNED)",
             args![],
         )
         .await

@@ -202,11 +202,19 @@ impl Controller {
         // A side that had nobody waiting lately and holds a share well above what it used
         // gives the surplus up at once: its idle connections go to the other side now,
         // not one per step.
+        // A surplus of one unit waits for the step like any move (it would only flap).
+        let stepped_lately = self
+            .last_step
+            .is_some_and(|t| now.saturating_duration_since(t) < STEP);
         for (i, other) in [(a, s), (s, a)] {
             let keep = (self.need(i) + NEED_MARGIN).max(1);
             if self.unhurried(i) && keep < self.shares[i] {
+                if self.shares[i] - keep < 2 && stepped_lately {
+                    break;
+                }
                 self.shares[i] = keep;
                 self.shares[other] = self.capacity - keep;
+                self.last_step = Some(now);
                 return;
             }
         }

@@ -31,7 +31,9 @@
 //!   [`NEED_MARGIN`] above the most connections it used at once in that time drops its
 //!   share to that peak plus the margin at once, so its idle connections go to the
 //!   other side's waiters within milliseconds; the margin keeps it from flapping when
-//!   its use varies by a unit or two.
+//!   its use varies by a unit or two. A surplus of a single unit waits for the next
+//!   [`STEP`] like any other move (under load, use that wavers by one would otherwise
+//!   move the share back and forth), and a drop counts as that step.
 //! - **A side that wakes gets one unit at once.** Its share becomes 1 at the next tick
 //!   ([`TICK`]), so its first caller waits at most for the other side's next return.
 //!   With a budget of one unit the sides take turns, the unit changing side at most once

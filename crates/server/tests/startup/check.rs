@@ -159,3 +159,44 @@ async fn debug_output_of_the_app_and_its_pools_shows_no_credentials() {
     let _ = tokio::time::timeout(Duration::from_secs(30), run).await;
     assert!(leaks.is_empty(), "{leaks:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_above_the_accounts_own_connection_limit_is_refused_naming_it() {
+    // Arrange: an account of its own, created WITH MAX_USER_CONNECTIONS 4 (the fence:
+    // an overshoot gets ERROR 1226 for this account, not 1040 for everyone).
+    let server = Server::shared();
+    let db = server.create_database("user_limit").unwrap();
+    let user = format!("capped_{}", std::process::id());
+    server
+        .sql(&format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY 'capped-secret' WITH MAX_USER_CONNECTIONS 4; \
+             GRANT ALL ON `{db}`.* TO '{user}'@'%'"
+        ))
+        .expect("create the account");
+    let url = format!(
+        "mysql://{user}:capped-secret@127.0.0.1:{}/{db}",
+        server.port()
+    );
+
+    // Act: a budget of 6, then one of 4, on that account.
+    let over = build(
+        server,
+        &db,
+        &options(6, vec![("DATABASE_URL", url.clone())]),
+    )
+    .await;
+    let fits = build(server, &db, &options(4, vec![("DATABASE_URL", url)])).await;
+
+    // Assert: the account's limit is read (by the account itself) and enforced.
+    let err = over.expect_err("refused");
+    assert!(matches!(err, StartupError::ServerLimit(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "refusing to start: MAX_CONNECTIONS=6 × DB_INSTANCES=1 = 6 exceeds the server's \
+         max_user_connections (4): lower MAX_CONNECTIONS to 4 or raise the server's \
+         max_user_connections to 6"
+    );
+    common::start(fits.expect("a budget of 4 fits"), db)
+        .stop()
+        .await;
+}
