@@ -102,7 +102,17 @@ impl Budget {
     /// The budget of a validated [`Config`](crate::Config): `MAX_CONNECTIONS` units,
     /// `DB_LEAK_THRESHOLD`, `DB_SLOW_QUERY`, `DB_MAX_WAITERS` and `DB_HANDOVER`.
     pub fn from_config(config: &crate::Config) -> Budget {
-        let budget = Budget::new(config.max_connections, config.leak_threshold);
+        Budget::from_config_with_capacity(config, config.max_connections)
+    }
+
+    /// [`Budget::from_config`] with `capacity` units instead of `MAX_CONNECTIONS` (a
+    /// fleet member's: its floor plus the lease pool, see `db-fleet`).
+    ///
+    /// # Panics
+    ///
+    /// As [`Budget::new`].
+    pub fn from_config_with_capacity(config: &crate::Config, capacity: u32) -> Budget {
+        let budget = Budget::new(capacity, config.leak_threshold);
         budget.set_slow_query_threshold(config.slow_query);
         budget.set_hand_over(config.hand_over);
         budget.set_max_waiters(config.max_waiters);

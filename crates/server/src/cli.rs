@@ -69,6 +69,9 @@ pub struct Flags {
     /// `DB_INSTANCES`.
     #[arg(long, global = true, value_name = "N", help = help("DB_INSTANCES"))]
     pub instances: Option<String>,
+    /// `DB_FLEET_BUDGET`.
+    #[arg(long, global = true, value_name = "N", help = help("DB_FLEET_BUDGET"))]
+    pub fleet_budget: Option<String>,
     /// `SHUTDOWN_TIMEOUT`.
     #[arg(long, global = true, value_name = "DURATION", help = help("SHUTDOWN_TIMEOUT"))]
     pub shutdown_timeout: Option<String>,
@@ -137,6 +140,7 @@ impl fmt::Debug for Flags {
             secret,
             reserved_connections,
             instances,
+            fleet_budget,
             shutdown_timeout,
             day_reset_hour,
             day_utc_offset_minutes,
@@ -161,6 +165,7 @@ impl fmt::Debug for Flags {
             .field("secret", &secret.as_ref().map(|_| Redacted("***")))
             .field("reserved_connections", reserved_connections)
             .field("instances", instances)
+            .field("fleet_budget", fleet_budget)
             .field("shutdown_timeout", shutdown_timeout)
             .field("day_reset_hour", day_reset_hour)
             .field("day_utc_offset_minutes", day_utc_offset_minutes)
@@ -211,6 +216,7 @@ impl Flags {
             "SERVER_SECRET" => &self.secret,
             "DB_RESERVED_CONNECTIONS" => &self.reserved_connections,
             "DB_INSTANCES" => &self.instances,
+            "DB_FLEET_BUDGET" => &self.fleet_budget,
             "SHUTDOWN_TIMEOUT" => &self.shutdown_timeout,
             "DAY_RESET_HOUR" => &self.day_reset_hour,
             "DAY_UTC_OFFSET_MINUTES" => &self.day_utc_offset_minutes,

@@ -35,11 +35,17 @@ pub struct Plan {
     pub instances: u32,
     /// `DB_RESERVED_CONNECTIONS`.
     pub reserved: u32,
+    /// `DB_FLEET_BUDGET` (0: no fleet budget, the static split).
+    pub fleet_budget: u32,
 }
 
 impl Plan {
-    /// The budget of all instances together.
+    /// The budget of all instances together: the fleet budget, or without one every
+    /// instance's `MAX_CONNECTIONS`.
     pub fn total(&self) -> i64 {
+        if self.fleet_budget > 0 {
+            return i64::from(self.fleet_budget);
+        }
         i64::from(self.max_connections) * i64::from(self.instances)
     }
 }
@@ -64,6 +70,28 @@ impl Headroom {
 impl fmt::Display for Headroom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = self.plan;
+        if p.fleet_budget > 0 {
+            write!(
+                f,
+                "fleet budget DB_FLEET_BUDGET={} ({} instances at most, MAX_CONNECTIONS={} \
+                 each of their own) of the server's max_connections ({}) minus \
+                 DB_RESERVED_CONNECTIONS ({}): headroom {}",
+                p.fleet_budget,
+                p.instances,
+                p.max_connections,
+                self.server.max_connections,
+                p.reserved,
+                self.spare(),
+            )?;
+            if self.server.max_user_connections > 0 {
+                write!(
+                    f,
+                    "; max_user_connections {}",
+                    self.server.max_user_connections
+                )?;
+            }
+            return Ok(());
+        }
         write!(
             f,
             "budget MAX_CONNECTIONS={} × DB_INSTANCES={} = {} of the server's max_connections ({}) \
@@ -127,8 +155,12 @@ pub enum LimitError {
     },
 }
 
-/// `MAX_CONNECTIONS=m × DB_INSTANCES=i = total`, how each message starts.
+/// `MAX_CONNECTIONS=m × DB_INSTANCES=i = total` (or `DB_FLEET_BUDGET=f`), how each
+/// message starts.
 fn head(plan: Plan) -> String {
+    if plan.fleet_budget > 0 {
+        return format!("DB_FLEET_BUDGET={}", plan.fleet_budget);
+    }
     format!(
         "MAX_CONNECTIONS={} × DB_INSTANCES={} = {}",
         plan.max_connections,
@@ -145,7 +177,7 @@ fn over_max_connections(server: ServerLimits, plan: Plan) -> String {
         head(plan),
         server.max_connections,
         plan.reserved,
-        lower_to(available, plan.instances),
+        lower_to(available, plan),
         plan.total() + i64::from(plan.reserved),
     )
 }
@@ -156,13 +188,17 @@ fn over_max_user_connections(server: ServerLimits, plan: Plan) -> String {
          max_user_connections to {}",
         head(plan),
         server.max_user_connections,
-        lower_to(server.max_user_connections, plan.instances),
+        lower_to(server.max_user_connections, plan),
         plan.total(),
     )
 }
 
 /// "lower MAX_CONNECTIONS to N", or what else to lower when no N fits.
-fn lower_to(available: i64, instances: u32) -> String {
+fn lower_to(available: i64, plan: Plan) -> String {
+    if plan.fleet_budget > 0 {
+        return format!("lower DB_FLEET_BUDGET to {available}");
+    }
+    let instances = plan.instances;
     let per_instance = available / i64::from(instances);
     if per_instance >= 1 {
         format!("lower MAX_CONNECTIONS to {per_instance}")
@@ -189,6 +225,7 @@ mod tests {
             max_connections,
             instances,
             reserved,
+            fleet_budget: 0,
         }
     }
 

@@ -36,6 +36,9 @@ pub struct Settings {
     pub reserved_connections: u32,
     /// Instances of this server on the same database server (`DB_INSTANCES`).
     pub instances: u32,
+    /// Physical connections all instances together may hold, leased between them
+    /// (`DB_FLEET_BUDGET`); 0 is off.
+    pub fleet_budget: u32,
     /// Longest wait for in-flight requests at shutdown (`SHUTDOWN_TIMEOUT`).
     pub shutdown_timeout: Duration,
     /// Hour at which the game day starts (`DAY_RESET_HOUR`).
@@ -102,12 +105,26 @@ impl Settings {
                  (`cargo xtask run` starts a private MariaDB and sets it)",
             ));
         }
+        let instances: u32 = number("DB_INSTANCES", value)?;
+        let fleet_budget: u32 = number("DB_FLEET_BUDGET", value)?;
+        let floors = u64::from(instances) * u64::from(db.max_connections);
+        if fleet_budget > 0 && (u64::from(fleet_budget) <= floors || db.max_connections < 2) {
+            return Err(ConfigError::custom(
+                "DB_FLEET_BUDGET",
+                &fleet_budget.to_string(),
+                &format!(
+                    "it must be more than DB_INSTANCES × MAX_CONNECTIONS = {floors} (each \
+                     instance keeps MAX_CONNECTIONS, at least 2, and leases from the rest)"
+                ),
+            ));
+        }
         Ok(Settings {
             listen: addr("LISTEN_ADDR", value)?,
             admin_listen: addr("ADMIN_ADDR", value)?,
             secret,
             reserved_connections: number("DB_RESERVED_CONNECTIONS", value)?,
-            instances: number("DB_INSTANCES", value)?,
+            instances,
+            fleet_budget,
             shutdown_timeout: duration("SHUTDOWN_TIMEOUT", value)?,
             day_reset_hour: number("DAY_RESET_HOUR", value)?,
             day_utc_offset_minutes: number("DAY_UTC_OFFSET_MINUTES", value)?,
@@ -257,6 +274,7 @@ mod tests {
             secret: Some(SECRET.into()),
             reserved_connections: Some("11".into()),
             instances: Some("2".into()),
+            fleet_budget: Some("50".into()),
             shutdown_timeout: Some("11s".into()),
             day_reset_hour: Some("5".into()),
             day_utc_offset_minutes: Some("-60".into()),
@@ -279,7 +297,7 @@ mod tests {
         let names: Vec<_> = names
             .chain(db_budget::VARIABLES.iter().map(|v| v.name))
             .collect();
-        assert_eq!(names.len(), 22, "one flag per variable");
+        assert_eq!(names.len(), 23, "one flag per variable");
         for name in names {
             assert!(flags.value(name).is_some(), "{name} has no flag");
         }
@@ -288,6 +306,7 @@ mod tests {
         assert_eq!(s.admin_listen.port(), 2);
         assert_eq!(s.reserved_connections, 11);
         assert_eq!(s.instances, 2);
+        assert_eq!(s.fleet_budget, 50, "above 2 × 21");
         assert_eq!(s.shutdown_timeout, Duration::from_secs(11));
         assert_eq!(s.day_reset_hour, 5);
         assert_eq!(s.day_utc_offset_minutes, -60);
@@ -355,6 +374,9 @@ mod tests {
             ("DB_RESERVED_CONNECTIONS", "-1"),
             ("DB_INSTANCES", "0"),
             ("DB_INSTANCES", "two"),
+            ("DB_FLEET_BUDGET", "lots"),
+            // Not above DB_INSTANCES × MAX_CONNECTIONS (1 × 20): nothing to lease.
+            ("DB_FLEET_BUDGET", "20"),
             ("SHUTDOWN_TIMEOUT", "10"),
             ("SHUTDOWN_TIMEOUT", "0s"),
             ("DAY_RESET_HOUR", "24"),

@@ -16,6 +16,7 @@
 //!
 //! sync-usage: infrastructure (builds, hands out and closes the blocking pool; goes when db-sync goes, not ported module by module).
 
+use db_fleet::{Fleet, FleetSettings};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,6 +69,9 @@ pub enum StartupError {
     /// the server's budget).
     #[error("cannot install the process-wide connection budget: {0}")]
     Global(#[source] DbError),
+    /// The instance could not join its fleet (`DB_FLEET_BUDGET`).
+    #[error("cannot join the fleet budget: {0}")]
+    Fleet(#[source] db_fleet::FleetError),
     /// A listener could not be bound.
     #[error("cannot listen on {variable}={addr}: {source}")]
     Bind {
@@ -95,6 +99,9 @@ pub struct Application {
     /// Keeps the budget and both pools installed as the process-wide ones until the
     /// application has shut down.
     globals: Globals,
+    /// This instance's membership of the fleet budget (`DB_FLEET_BUDGET`), if any:
+    /// dropped last, after the pools are closed.
+    fleet: Option<Fleet>,
 }
 
 /// The process-wide installation of the application's budget and pools.
@@ -140,7 +147,30 @@ impl Application {
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default();
-        let budget = Budget::from_config(db);
+        let fleet_settings = (settings.fleet_budget > 0).then(|| {
+            let name = db
+                .database_url
+                .as_ref()
+                .map_or("fleet", |u| u.database())
+                .to_owned();
+            FleetSettings::new(
+                settings.fleet_budget,
+                settings.instances,
+                db.max_connections,
+                &name,
+            )
+        });
+        let budget = match &fleet_settings {
+            Some(f) => Budget::from_config_with_capacity(db, f.capacity()),
+            None => Budget::from_config(db),
+        };
+        // Before the pools: joining withholds every unit above this instance's floor.
+        let fleet = match (&fleet_settings, &db.database_url) {
+            (Some(f), Some(u)) => {
+                Some(Fleet::join(&budget, u, f.clone()).map_err(StartupError::Fleet)?)
+            }
+            _ => None,
+        };
         let async_pool =
             AsyncPool::from_config(db, budget.clone()).map_err(|e| database(&url, e))?;
         let sync_pool = SyncPool::from_config(db, budget.clone()).map_err(|e| database(&url, e))?;
@@ -152,9 +182,9 @@ impl Application {
             db.max_connections
         );
         let prepared = match Globals::install(db, &budget, &async_pool, &sync_pool) {
-            Ok(globals) => {
-                prepare(&settings, &url, &async_pool, &sync_pool, &budget, globals).await
-            }
+            Ok(globals) => prepare(&settings, &url, &async_pool, &sync_pool, &budget, globals)
+                .await
+                .map(|app| Application { fleet, ..app }),
             Err(e) => Err(e),
         };
         match prepared {
@@ -224,6 +254,7 @@ impl Application {
             budget,
             shutdown_timeout,
             globals,
+            fleet,
         } = self;
         let shutdown = state.shutdown.clone();
         let admin_state = AdminState {
@@ -288,6 +319,8 @@ impl Application {
         }
         // Only now: the legacy calls finishing above still found the installed pools.
         drop(globals);
+        // Last: its leases go once no connection uses them.
+        drop(fleet);
         tracing::info!(
             "shutdown complete: budget units in use: {}",
             budget.in_use()
@@ -366,6 +399,7 @@ async fn prepare(
         budget: budget.clone(),
         shutdown_timeout: settings.shutdown_timeout,
         globals,
+        fleet: None,
     })
 }
 
@@ -393,6 +427,7 @@ async fn check_server(
         max_connections: settings.db.max_connections,
         instances: settings.instances,
         reserved: settings.reserved_connections,
+        fleet_budget: settings.fleet_budget,
     };
     limits::check(server, plan).map_err(StartupError::ServerLimit)
 }

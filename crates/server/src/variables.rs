@@ -85,6 +85,17 @@ pub const VARIABLES: &[Variable] = &[
         },
     },
     Variable {
+        name: "DB_FLEET_BUDGET",
+        // Off: each instance keeps its own MAX_CONNECTIONS (the static split).
+        default: "0",
+        meaning: "Physical connections all instances together may hold; each keeps \
+                  MAX_CONNECTIONS and leases the rest from the others (0: off)",
+        accepts: Accepts::WholeNumber {
+            min: 0,
+            max: 100_000,
+        },
+    },
+    Variable {
         name: "SHUTDOWN_TIMEOUT",
         default: "10s",
         meaning: "Longest wait for in-flight requests at shutdown",

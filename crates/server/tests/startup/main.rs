@@ -11,4 +11,5 @@ mod common;
 
 mod binary;
 mod check;
+mod fleet;
 mod shutdown;
