@@ -111,8 +111,8 @@ impl Settings {
         if fleet_budget > 0 && (u64::from(fleet_budget) <= floors || db.max_connections < 2) {
             return Err(ConfigError::custom(
                 "DB_FLEET_BUDGET",
-                &fleet_budget.to_string(),
-                &format!(
+                fleet_budget,
+                format!(
                     "it must be more than DB_INSTANCES × MAX_CONNECTIONS = {floors} (each \
                      instance keeps MAX_CONNECTIONS, at least 2, and leases from the rest)"
                 ),
