@@ -138,9 +138,10 @@ macro_rules! pool_settings_setters {
             /// Idle connections close after this (`DB_IDLE_TIMEOUT`). Defaults to 10 s.
             ///
             /// Each side checks at intervals (the blocking side every half of this, or
-            /// of the keepalive if shorter, and at least every 30 s), so a connection may
-            /// idle up to half as long again; without a keepalive, keep that below the
-            /// server's `wait_timeout`.
+            /// of the keepalive if shorter, while its pool is idle, and every 30 s while
+            /// it is in use), so a connection may idle up to half as long again (30 s on
+            /// a busy blocking pool); without a keepalive, keep that below the server's
+            /// `wait_timeout`.
             ///
             /// # Panics
             ///
@@ -167,7 +168,9 @@ macro_rules! pool_settings_setters {
             /// Idle connections idle this long (since their last use or ping) are
             /// pinged in the background (`DB_KEEPALIVE`), so that a firewall's idle cut
             /// or the server's `wait_timeout` never hands a caller a dead connection.
-            /// Defaults to 2 min. `Duration::ZERO` turns it off. Both sides ping; it
+            /// Defaults to 2 min. `Duration::ZERO` turns it off. Both sides ping; the
+            /// blocking side only while nobody uses its pool (on a busy one, a connection
+            /// the server dropped is found by the ping at checkout, as before). It
             /// matters only when `idle_timeout` is longer than this.
         }
         $crate::pool_settings_setters! { @set $s => $place, any statement_timeout,

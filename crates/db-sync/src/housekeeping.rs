@@ -19,14 +19,15 @@
 //! A connection put back unused keeps its idle clock: the idle timeout still counts
 //! from its last use.
 //!
-//! **Skipped while callers wait.** Then no connection sits idle for long anyway. And
-//! the idle list may hold the placeholder a failed connect leaves for a waiter, which
-//! the pass would destroy.
-//!
-//! **A caller may find the list empty.** That lasts the microseconds between taking
-//! a connection out and putting it back, or one ping. r2d2 then starts a connect for
-//! that caller, which gives up if nobody waits for it any more. This is the blocking
-//! form of the cost the async side's keepalive has too.
+//! **Skipped while the pool is in use** (a caller holds or waits for a connection).
+//! A caller that found the idle list empty while the pass had it would make r2d2 start
+//! a connect: measured, under steady mixed load (BENCHMARKS.md section 7, 12 + 12
+//! callers), the pass made about 5 connects a second where there are none without it,
+//! and the server counted 11 connections for a budget of 8. While the pool is in use,
+//! r2d2's own reaper (every 30 s, without taking connections out) closes what idles past
+//! the idle timeout or the lifetime, and connections in use retire at their jittered
+//! lifetime when returned. The idle list may also hold the placeholder a failed connect
+//! leaves for a waiter, which the pass would destroy.
 
 use std::time::Duration;
 
@@ -58,7 +59,8 @@ enum Due {
 /// One pass over the idle connections (see the module docs). Does I/O (pings, the
 /// closes' farewells), each bounded by the connect timeout: run it on a pool thread.
 pub(crate) fn pass(pool: &r2d2::Pool<BudgetedManager>, state: &State) {
-    if state.is_closed() || state.waiters() > 0 {
+    let in_use = state.live_count() > state.idle_count();
+    if state.is_closed() || state.waiters() > 0 || in_use {
         return;
     }
     let keepalive = state.settings.keepalive;
