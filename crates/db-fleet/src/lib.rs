@@ -32,9 +32,11 @@
 //! 3. Others want and this instance holds more than its part (P over the instances
 //!    holding or wanting, rounded up): give one lease back per tick. A lease idle for a
 //!    second (nobody waiting, units to spare) goes back too.
-//! 4. Giving back takes a **free** unit out of use first ([`Budget::withhold`]; if none
-//!    is free, the pools are asked to close an idle connection and the next tick tries
-//!    again), then `RELEASE_LOCK`: the slot is never free while its unit is in use.
+//! 4. Giving back makes the unit **owed** ([`Budget::owe`]): from then on returned
+//!    connections are closed instead of pooled, and [`Budget::reclaim`] queues for the
+//!    first unit that comes free and takes it out of use. Only then, at the next tick
+//!    (the server counts a closed connection a few milliseconds longer), does
+//!    `RELEASE_LOCK` free the slot: it is never free while its unit is in use.
 //!
 //! # Why it cannot over-allocate
 //!
@@ -46,9 +48,10 @@
 //! **The window.** If the control connection is lost (a network cut, the server
 //! killed it) while data connections live, the server frees its locks and another
 //! instance may lease them at once, while this one still has connections above its
-//! floor. This instance then takes every leased unit back as it comes free (closing
-//! idle connections at once, connections in use when they return, each statement
-//! bounded by `DB_STATEMENT_TIMEOUT`), and leases nothing until it is back at its floor.
+//! floor. This instance then owes every leased unit back and takes each as it comes free
+//! (idle connections are closed at once, connections in use when they return, each
+//! statement bounded by `DB_STATEMENT_TIMEOUT`), and leases nothing until it is back at
+//! its floor.
 //! For that long the fleet may exceed F by what the lost instance still held above its
 //! floor. The server-side fence bounds it: the account's `MAX_USER_CONNECTIONS` = F
 //! refuses the excess with ERROR 1226 for this app only, never 1040 for everyone.
