@@ -1,6 +1,6 @@
 //! The state one budget shares with its handles, units, tickets and recorders.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -85,6 +85,19 @@ impl Shared {
     /// Units free right now.
     pub(crate) fn available(&self) -> u32 {
         self.semaphore.available_permits() as u32
+    }
+
+    /// Pays one owed unit (`withheld.rs`): `true` if one was owed, which now counts as
+    /// withheld; the caller then keeps its permit out of the semaphore.
+    pub(crate) fn pay_one_owed(&self) -> bool {
+        let paid = self
+            .owed
+            .fetch_update(SeqCst, SeqCst, |o| o.checked_sub(1))
+            .is_ok();
+        if paid {
+            self.withheld.fetch_add(1, SeqCst);
+        }
+        paid
     }
 
     /// Units the pools may use now: the capacity less what is withheld.

@@ -16,7 +16,8 @@ use crate::side::Side;
 pub struct Unit {
     shared: Arc<Shared>,
     side: Side,
-    _permit: OwnedSemaphorePermit,
+    /// `None` only inside `drop`.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Unit {
@@ -25,7 +26,7 @@ impl Unit {
         Unit {
             shared,
             side,
-            _permit: permit,
+            permit: Some(permit),
         }
     }
 
@@ -37,9 +38,17 @@ impl Unit {
 
 impl Drop for Unit {
     fn drop(&mut self) {
-        // `held` falls before the permit returns (fields drop after this), so `held`
-        // never over-counts a unit that is already free.
+        // `held` falls before the permit returns, so `held` never over-counts a unit
+        // that is already free.
         self.shared.stats(self.side).held.fetch_sub(1, Relaxed);
+        // A unit owed back (`withheld.rs`) leaves use here, before any waiter sees it.
+        if let Some(permit) = self.permit.take() {
+            if self.shared.pay_one_owed() {
+                permit.forget();
+            } else {
+                drop(permit);
+            }
+        }
     }
 }
 

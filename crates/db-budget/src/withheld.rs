@@ -16,15 +16,17 @@
 //! Units in use cannot be taken, and under load a returned connection is reused at
 //! once, so a unit that must leave use while callers keep the pools busy is **owed**
 //! ([`Budget::owe`]): from then on every returned connection is closed instead of
-//! pooled, and [`Budget::reclaim`] queues for the units that come free (the budget's
-//! queue is first come, first served, so it gets them before later callers).
+//! pooled, and the first units to come free are withheld as they are given back, before
+//! any waiter sees them ([`Unit`]'s drop). [`Budget::reclaim`] takes free units for the
+//! debt at once and waits for the rest.
+//!
+//! [`Unit`]: crate::Unit
 //!
 //! The shares (`allocation/`) split what is not withheld.
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Instant;
 
-use crate::blocking::park_while;
 use crate::budget::Budget;
 use crate::side::Side;
 
@@ -64,35 +66,34 @@ impl Budget {
         self.shared.owed.load(SeqCst)
     }
 
-    /// Takes owed units out of use ([`Budget::owe`]): the free ones at once, then, until
-    /// `deadline`, each one as it comes free (idle connections are asked to close).
-    /// Returns how many it took; they count as withheld and are no longer owed.
+    /// Pays the debt ([`Budget::owe`]) with free units at once, asks the pools to close
+    /// idle connections, and waits until `deadline` for the units in use to come back
+    /// (each is withheld as it is given back). Returns the units still owed.
     ///
     /// Blocks the thread: call it where that is allowed (a fleet's control thread).
     pub fn reclaim(&self, deadline: Instant) -> u32 {
         let shared = &self.shared;
-        let mut took = 0;
-        while shared.owed.load(SeqCst) > 0 {
+        loop {
+            // Free units first, one at a time, so that a unit given back meanwhile pays
+            // the debt only once.
+            while shared.owed.load(SeqCst) > 0 {
+                if !shared.pay_one_owed() {
+                    break;
+                }
+                if shared.semaphore.forget_permits(1) == 0 {
+                    // None free: the debt stands.
+                    shared.owed.fetch_add(1, SeqCst);
+                    shared.withheld.fetch_sub(1, SeqCst);
+                    break;
+                }
+            }
             let owed = shared.owed.load(SeqCst);
-            let now = self.withhold(owed);
-            if now > 0 {
-                shared.owed.fetch_sub(now, SeqCst);
-                took += now;
-                continue;
+            if owed == 0 || Instant::now() >= deadline {
+                return owed;
             }
             self.close_one_idle();
-            // In the queue like any waiter: the next unit freed comes here first.
-            match park_while(shared.semaphore.clone().acquire_owned(), deadline, || true) {
-                Some(Ok(permit)) => {
-                    permit.forget();
-                    shared.withheld.fetch_add(1, SeqCst);
-                    shared.owed.fetch_sub(1, SeqCst);
-                    took += 1;
-                }
-                _ => break,
-            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        took
     }
 
     /// Units withheld now (see the module docs); 0 for a budget outside a fleet.

@@ -15,6 +15,9 @@ use crate::{FleetSettings, State};
 
 /// How often the control thread looks at the fleet.
 pub(crate) const TICK: Duration = Duration::from_millis(100);
+/// On leaving the fleet, how long it waits for leased units in use to come back before
+/// it frees their leases anyway (the debt stays: they leave use when they come back).
+const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// The lock names of one fleet: `pool` lease slots and `instances` marks for
 /// instances waiting for a lease. Server-wide, so prefixed with the fleet's name.
@@ -92,20 +95,20 @@ pub(crate) fn run(budget: Budget, url: DatabaseUrl, settings: FleetSettings, sta
         let started = Instant::now();
         // Units owed back (a lease being given up, or every lease of a lost control
         // connection): taken out of use as they come free, returns closing meanwhile.
-        if budget.owed() > 0 {
-            let took = budget.reclaim(started + TICK / 2);
-            match control.as_mut() {
-                Some(c) => {
-                    // Out of use: their slots can go (at the next tick).
-                    let done = c.giving.len().min(took as usize);
-                    c.releasing.extend(c.giving.drain(..done));
-                }
-                None => {
-                    state
-                        .owed
-                        .fetch_sub(took.min(state.owed.load(Relaxed)), Relaxed);
+        let owed = if budget.owed() > 0 {
+            budget.reclaim(started + TICK / 2)
+        } else {
+            0
+        };
+        match control.as_mut() {
+            Some(c) => {
+                // Paid back (here or as units came back): those slots can go, at the
+                // next tick.
+                while c.giving.len() as u32 > owed {
+                    c.releasing.push(c.giving.remove(0));
                 }
             }
+            None => state.owed.store(owed, Relaxed),
         }
         match control.as_mut() {
             // Back at the floor: connect (again) and lease from scratch.
@@ -125,10 +128,18 @@ pub(crate) fn run(budget: Budget, url: DatabaseUrl, settings: FleetSettings, sta
         }
         std::thread::sleep(TICK.saturating_sub(started.elapsed()));
     }
-    // Leased units that are free leave use first; then closing the connection ends
-    // its session, and the server frees every lease at once.
+    // Every leased unit leaves use first (free ones at once, the rest as they come
+    // back, for a bounded time); then closing the connection ends its session, and the
+    // server frees every lease at once.
     if let Some(c) = &control {
-        budget.withhold(c.held.len() as u32);
+        budget.owe(c.held.len() as u32);
+        let owed = budget.reclaim(Instant::now() + STOP_WAIT);
+        if owed > 0 {
+            tracing::warn!(
+                units = owed,
+                "db-fleet: leaving the fleet with leased units still in use; they leave use as they come back"
+            );
+        }
     }
     drop(control);
     state.connected.store(false, Relaxed);

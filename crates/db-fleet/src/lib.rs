@@ -248,7 +248,7 @@ impl Fleet {
             capacity: budget.capacity(),
             in_use: budget.in_use(),
         };
-        if budget.capacity() != needed || budget.withheld() != 0 {
+        if budget.capacity() != needed || budget.withheld() != 0 || budget.in_use() != 0 {
             return Err(refused);
         }
         // The pool, and the control connection's unit.
@@ -290,10 +290,11 @@ impl Fleet {
 }
 
 impl Drop for Fleet {
-    /// Stops the control thread: it takes back every leased unit that is free, then
-    /// closes its connection, which frees every lease on the server. Drop it after the
-    /// pools are closed: a leased unit still in use then stays with its connection
-    /// without a lease. Waits at most one tick (plus a statement in flight).
+    /// Stops the control thread: every leased unit leaves use first (free ones at once,
+    /// ones in use as their connections come back, which are closed then), waiting at
+    /// most 10 s; then it closes its connection, which frees every lease on the server.
+    /// A unit still in use after that wait leaves use when it comes back, but its lease
+    /// is already free: drop the fleet after closing the pools.
     fn drop(&mut self) {
         self.state.stop.store(true, Relaxed);
         if let Some(t) = self.thread.take() {
