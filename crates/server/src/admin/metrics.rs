@@ -50,6 +50,14 @@ pub fn render(snap: &Snapshot) -> String {
     );
     sample(o, "db_budget_units_in_use", &[], snap.in_use);
 
+    header(
+        o,
+        "db_budget_units_withheld",
+        "gauge",
+        "Budget units a fleet has not leased to this instance (DB_FLEET_BUDGET; 0 outside a fleet).",
+    );
+    sample(o, "db_budget_units_withheld", &[], snap.withheld);
+
     per_side(
         o,
         snap,
@@ -330,7 +338,7 @@ mod tests {
         Snapshot {
             capacity: 20,
             in_use: 7,
-            withheld: 0,
+            withheld: 3,
             async_side: side(5, overflow),
             bulkheads: vec![db_budget::BulkheadSnapshot {
                 name: "retention".into(),
@@ -358,6 +366,8 @@ mod tests {
             "db_budget_capacity 20",
             "# TYPE db_budget_units_in_use gauge",
             "db_budget_units_in_use 7",
+            "# TYPE db_budget_units_withheld gauge",
+            "db_budget_units_withheld 3",
             "# TYPE db_budget_units_held gauge",
             "db_budget_units_held{side=\"async\"} 5",
             "db_budget_units_held{side=\"sync\"} 2",
@@ -391,8 +401,8 @@ mod tests {
         // HELP then TYPE, once per metric family, and nothing but samples in between.
         let types = l.iter().filter(|x| x.starts_with("# TYPE ")).count();
         let helps = l.iter().filter(|x| x.starts_with("# HELP ")).count();
-        assert_eq!(types, 20);
-        assert_eq!(helps, 20);
+        assert_eq!(types, 21);
+        assert_eq!(helps, 21);
         assert!(text.ends_with('\n'));
     }
 
