@@ -223,13 +223,10 @@ fn tick(
     }
     let mut others = std::collections::BTreeSet::new();
     let mut others_wanting = 0;
-    for (k, h) in slots.iter().enumerate() {
-        if let Some(h) = h
-            && *h != c.id
-        {
+    for h in slots.iter().flatten() {
+        if *h != c.id {
             others.insert(*h);
         }
-        debug_assert!(k < slots.len());
     }
     for h in wants.iter().flatten() {
         if *h != c.id {

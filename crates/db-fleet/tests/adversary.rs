@@ -4,49 +4,20 @@
 //! test's database) judges the claim that the fleet never holds more than its budget
 //! outside the documented window.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use db_budget::{Budget, DatabaseUrl};
+use db_budget::Budget;
 use db_fleet::{Fleet, FleetSettings};
 use db_sync::SyncPool;
 use mariadb_harness::{APP_USER, Server};
 use r2d2_mysql::mysql::prelude::Queryable;
 use r2d2_mysql::mysql::{Conn, Opts};
-
-struct Member {
-    budget: Budget,
-    pool: SyncPool,
-    fleet: Option<Fleet>,
-}
-
-impl Member {
-    fn fleet(&self) -> &Fleet {
-        self.fleet.as_ref().expect("still a member")
-    }
-}
-
-fn member(url: &DatabaseUrl, settings: &FleetSettings) -> Member {
-    let budget = Budget::new(settings.capacity(), Duration::from_secs(30));
-    let fleet = Fleet::join(&budget, url, settings.clone()).expect("join the fleet");
-    let pool = SyncPool::builder(url.clone(), budget.clone())
-        .pool_timeout(Duration::from_secs(10))
-        .build();
-    Member {
-        budget,
-        pool,
-        fleet: Some(fleet),
-    }
-}
-
-fn fleet(prefix: &str) -> (&'static Server, DatabaseUrl, String) {
-    let server = Server::shared();
-    let db = server.create_database(prefix).expect("create database");
-    let url = DatabaseUrl::parse(&server.app_url(&db)).expect("url");
-    (server, url, db)
-}
+use support::{Member, eventually, fleet, member};
 
 /// Samples the server's count of the app account's sessions in `db` every 2 ms.
 struct Sampler {
@@ -135,17 +106,6 @@ fn load(
 
 fn join_all(workers: Vec<JoinHandle<u32>>) -> u32 {
     workers.into_iter().map(|w| w.join().unwrap()).sum()
-}
-
-fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    cond()
 }
 
 fn control_sessions(server: &Server, db: &str, settings: &FleetSettings) -> Vec<String> {

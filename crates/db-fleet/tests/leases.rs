@@ -2,42 +2,17 @@
 //! stand in for the instances of a fleet, each with a blocking pool and its control
 //! connection. The server's own count of the app account's connections is the judge.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use db_budget::{Budget, DatabaseUrl};
-use db_fleet::{Fleet, FleetSettings};
+use db_fleet::FleetSettings;
 use db_sync::SyncPool;
 use mariadb_harness::{APP_USER, Server};
-
-/// One instance: its budget, pool and fleet membership.
-struct Member {
-    budget: Budget,
-    pool: SyncPool,
-    fleet: Fleet,
-}
-
-fn member(url: &DatabaseUrl, settings: &FleetSettings) -> Member {
-    let budget = Budget::new(settings.capacity(), Duration::from_secs(30));
-    let fleet = Fleet::join(&budget, url, settings.clone()).expect("join the fleet");
-    let pool = SyncPool::builder(url.clone(), budget.clone())
-        .pool_timeout(Duration::from_secs(10))
-        .build();
-    Member {
-        budget,
-        pool,
-        fleet,
-    }
-}
-
-fn fleet(prefix: &str) -> (&'static Server, DatabaseUrl, String) {
-    let server = Server::shared();
-    let db = server.create_database(prefix).expect("create database");
-    let url = DatabaseUrl::parse(&server.app_url(&db)).expect("url");
-    (server, url, db)
-}
+use support::{Member, eventually, fleet, member};
 
 /// The server's count of the app account's connections.
 fn app_connections(server: &Server) -> u32 {
@@ -78,17 +53,6 @@ fn load(
         .collect()
 }
 
-fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    cond()
-}
-
 #[test]
 fn a_busy_member_leases_the_whole_pool_and_gives_it_back_once_idle() {
     // Arrange: fleet budget 10, up to 2 instances with a floor of 2 each: a pool of 6.
@@ -104,19 +68,19 @@ fn a_busy_member_leases_the_whole_pool_and_gives_it_back_once_idle() {
     // Act: 12 callers keep the pool busy.
     let stop = Arc::new(AtomicBool::new(false));
     let workers = load(&m.pool, 12, Duration::from_millis(20), &stop);
-    let leased_all = eventually(Duration::from_secs(5), || m.fleet.snapshot().leased == 6);
+    let leased_all = eventually(Duration::from_secs(5), || m.fleet().snapshot().leased == 6);
     let usable_busy = m.budget.usable();
     stop.store(true, Relaxed);
     let done: u32 = workers.into_iter().map(|w| w.join().unwrap()).sum();
 
     // Assert: the whole pool while busy; all of it back once idle for a second.
-    assert!(leased_all, "{:?}", m.fleet.snapshot());
+    assert!(leased_all, "{:?}", m.fleet().snapshot());
     assert_eq!(usable_busy, 7);
     assert!(done > 0);
     assert!(
-        eventually(Duration::from_secs(5), || m.fleet.snapshot().leased == 0),
+        eventually(Duration::from_secs(5), || m.fleet().snapshot().leased == 0),
         "{:?}",
-        m.fleet.snapshot()
+        m.fleet().snapshot()
     );
     assert_eq!(m.budget.usable(), 1);
 }
@@ -141,11 +105,14 @@ fn members_competing_for_the_pool_never_hold_more_than_the_fleet_budget_and_each
     while Instant::now() < until {
         most = most.max(app_connections(server));
         for (seen, m) in leased_seen.iter_mut().zip(&members) {
-            *seen = (*seen).max(m.fleet.snapshot().leased);
+            *seen = (*seen).max(m.fleet().snapshot().leased);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let parts: Vec<u32> = members.iter().map(|m| m.fleet.snapshot().leased).collect();
+    let parts: Vec<u32> = members
+        .iter()
+        .map(|m| m.fleet().snapshot().leased)
+        .collect();
     stop.store(true, Relaxed);
     for w in workers {
         for t in w {
@@ -177,7 +144,7 @@ fn a_member_whose_control_connection_is_killed_frees_its_leases_at_once_and_drop
     let stop = Arc::new(AtomicBool::new(false));
     let a_load = load(&a.pool, 10, Duration::from_millis(20), &stop);
     assert!(eventually(Duration::from_secs(5), || a
-        .fleet
+        .fleet()
         .snapshot()
         .leased
         == 6));
@@ -192,11 +159,11 @@ fn a_member_whose_control_connection_is_killed_frees_its_leases_at_once_and_drop
         .sql(&format!("KILL CONNECTION {}", holder.trim()))
         .expect("kill the control connection");
     let b_load = load(&b.pool, 10, Duration::from_millis(20), &stop);
-    let b_leased = eventually(Duration::from_secs(5), || b.fleet.snapshot().leased >= 3);
+    let b_leased = eventually(Duration::from_secs(5), || b.fleet().snapshot().leased >= 3);
     // The window (the crate docs): until a has taken back what it leased, the fleet may
     // hold more than its budget. It must close, and stay closed.
     let a_at_floor = eventually(Duration::from_secs(10), || {
-        let s = a.fleet.snapshot();
+        let s = a.fleet().snapshot();
         s.lost_total == 1 && s.owed == 0
     });
     let mut most = 0;
@@ -212,13 +179,13 @@ fn a_member_whose_control_connection_is_killed_frees_its_leases_at_once_and_drop
 
     // Assert: the server freed a's leases at once and b leased them; a dropped to its
     // floor (it owes nothing), then the fleet stayed within its budget.
-    assert!(b_leased, "b: {:?}", b.fleet.snapshot());
-    assert!(a_at_floor, "a: {:?}", a.fleet.snapshot());
+    assert!(b_leased, "b: {:?}", b.fleet().snapshot());
+    assert!(a_at_floor, "a: {:?}", a.fleet().snapshot());
     assert!(
         most <= 10,
         "the server counted {most} for a fleet budget of 10 after the window"
     );
-    let a_now = a.fleet.snapshot();
+    let a_now = a.fleet().snapshot();
     assert!(
         a.budget.usable() <= 1 + a_now.leased,
         "a uses no unit it has no lease for: usable {}, {a_now:?}",
