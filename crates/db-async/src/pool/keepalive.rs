@@ -40,31 +40,12 @@ impl Shared {
                 match tokio::time::timeout(limit, slot.conn.ping()).await {
                     Ok(Ok(())) => {
                         slot.pinged_at = Some(Instant::now());
-                        shared.put_back(Idle { slot, since });
+                        // Back with its idle time unchanged, where that puts it.
+                        shared.pool_idle(Idle { slot, since });
                     }
                     _ => shared.discard(slot, CloseReason::Broken, Farewell::Hard),
                 }
             });
         }
-    }
-
-    /// A pinged connection returns: to the caller that has waited longest, or into the
-    /// idle list where its idle time puts it (oldest at the front).
-    fn put_back(&self, mut idle: Idle) {
-        let mut q = self.lock();
-        if self.is_closed() {
-            drop(q);
-            self.discard(idle.slot, CloseReason::PoolClosed, Farewell::Graceful);
-            return;
-        }
-        while let Some(waiter) = q.waiters.pop_front() {
-            match waiter.send(idle) {
-                Ok(()) => return,
-                Err(back) => idle = back,
-            }
-        }
-        let at = q.idle.partition_point(|i| i.since <= idle.since);
-        q.idle.insert(at, idle);
-        self.recorder.add_idle(1);
     }
 }

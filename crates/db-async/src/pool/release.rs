@@ -63,10 +63,15 @@ impl Shared {
 
     /// Pools a connection: to the caller that has waited longest, or onto the idle list.
     pub(super) fn push_idle(&self, slot: Slot) {
-        let mut idle = Idle {
+        self.pool_idle(Idle {
             slot,
             since: Instant::now(),
-        };
+        });
+    }
+
+    /// Pools `idle`: to the caller that has waited longest, or into the idle list where
+    /// its idle time puts it (oldest at the front; a connection just returned goes last).
+    pub(super) fn pool_idle(&self, mut idle: Idle) {
         let mut q = self.lock();
         // Checked under the lock `close` sets it under: no idle connection is left
         // in a closed pool.
@@ -82,7 +87,8 @@ impl Shared {
                 Err(back) => idle = back,
             }
         }
-        q.idle.push_back(idle);
+        let at = q.idle.partition_point(|i| i.since <= idle.since);
+        q.idle.insert(at, idle);
         self.recorder.add_idle(1);
     }
 
