@@ -7,11 +7,16 @@
 //!
 //! One module per endpoint: `health` (/healthz, /readyz), `metrics`, `pool_api`
 //! (/api/pool), `dashboard`; the Prometheus text parser is the support module's
-//! `metrics`. One test binary, so that the admin router is linked once.
+//! `metrics`. The shipped alerting rules (`ops/prometheus/`): `alert_rules` (promtool's
+//! checks and unit tests, and what the rules read) and `alert_firing` (a real Prometheus
+//! evaluating them against /metrics). One test binary, so that the admin router is
+//! linked once.
 
 #[path = "../admin_support/mod.rs"]
 mod admin_support;
 
+mod alert_firing;
+mod alert_rules;
 mod dashboard;
 mod health;
 mod metrics;

@@ -1,6 +1,6 @@
 //! Helpers for `tests/admin/`: a private database with both pools and the admin
-//! router on an ephemeral port, a tiny HTTP/1.1 client, headless Chromium, and a
-//! strict parser of the Prometheus text format.
+//! router on an ephemeral port, a tiny HTTP/1.1 client, headless Chromium, a strict
+//! parser of the Prometheus text format, and a real Prometheus with the shipped rules.
 
 #![allow(dead_code)]
 
@@ -8,6 +8,7 @@ pub mod browser;
 pub mod http;
 pub mod load;
 pub mod metrics;
+pub mod prometheus;
 
 use std::net::SocketAddr;
 use std::time::Duration;
