@@ -33,7 +33,15 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 fn offenders(needle: &str, allowed: &[&str]) -> Vec<String> {
     let root = root();
     let mut hits = Vec::new();
-    for krate in ["db-budget", "db-async", "db-sync", "retention", "server"] {
+    for krate in [
+        "db-budget",
+        "db-async",
+        "db-sync",
+        "db-fleet",
+        "db-view",
+        "retention",
+        "server",
+    ] {
         for file in rust_files(&root.join("crates").join(krate).join("src")) {
             let rel = file
                 .strip_prefix(&root)
@@ -60,7 +68,9 @@ fn only_the_pools_open_database_connections() {
     // Architecture invariant (db-async lib.rs, db-budget lib.rs): a connection opened
     // anywhere else would hold no budget unit.
     let mut hits = offenders("connect_with(", &["crates/db-async/src/pool/connect.rs"]);
-    hits.extend(offenders("Conn::new(", &[]));
+    // The two connections outside the pools, each paid for by a unit withheld from
+    // them (`Budget::withhold`): the fleet's control connection and the server view's.
+    hits.extend(offenders("Conn::new(", &WITHHELD_CONNECTIONS));
     hits.extend(offenders("PoolOptions", &[]));
     hits.extend(offenders("sqlx::Pool", &[]));
     hits.extend(offenders(
@@ -73,6 +83,12 @@ fn only_the_pools_open_database_connections() {
         hits.join("\n")
     );
 }
+
+/// The files that open a connection on a withheld unit instead of through a pool.
+const WITHHELD_CONNECTIONS: [&str; 2] = [
+    "crates/db-fleet/src/control.rs",
+    "crates/db-view/src/reader.rs",
+];
 
 /// Whether `code` contains `needle` not glued to a longer name before it (so
 /// `Conn::new(` does not match `SyncConn::new(`).
@@ -129,12 +145,16 @@ fn the_blocking_driver_opens_one_connection_per_unit() {
     // over the unix socket for a TCP connect to a loopback address: one unit would pay
     // for two connections (ARCHITECTURE.md, "The mysql crate").
     let path = "crates/db-sync/src/manager.rs";
-    let text = std::fs::read_to_string(root().join(path)).unwrap();
-    assert!(
-        text.contains(".prefer_socket(false)"),
-        "{path}: the connect options must set `.prefer_socket(false)`"
-    );
-    let hits = offenders("OptsBuilder::new(", &[path]);
+    let mut builders = vec![path];
+    builders.extend(WITHHELD_CONNECTIONS);
+    for file in &builders {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        assert!(
+            text.contains(".prefer_socket(false)"),
+            "{file}: the connect options must set `.prefer_socket(false)`"
+        );
+    }
+    let hits = offenders("OptsBuilder::new(", &builders);
     assert!(
         hits.is_empty(),
         "mysql connect options built outside {path} (build connections in the manager):\n{}",

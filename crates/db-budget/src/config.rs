@@ -280,7 +280,12 @@ fn parse_duration_var(name: &'static str, raw: &str) -> Result<Duration, ConfigE
 }
 
 /// A duration variable where `0` (with or without a unit) means off: `Duration::ZERO`.
-fn parse_duration_or_off(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+///
+/// # Errors
+///
+/// A [`ConfigError`] naming `name` when `raw` is neither `0` nor a duration of at most
+/// 24 h.
+pub fn parse_duration_or_off(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
     let v = raw.trim();
     let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     if !digits.is_empty() && digits.bytes().all(|b| b == b'0') {

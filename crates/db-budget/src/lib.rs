@@ -87,7 +87,7 @@ pub use bulkhead::{
 pub use checkout::CheckoutTicket;
 pub use config::{
     ACCEPTS_DURATION, ACCEPTS_DURATION_OR_OFF, Config, ConfigError, VARIABLES, Variable,
-    parse_duration, parse_whole_number,
+    parse_duration, parse_duration_or_off, parse_whole_number,
 };
 pub use dict::DictRow;
 pub use error::{BoxError, DbError, HumanDuration, StoppedBy, TimeoutPhase};

@@ -72,6 +72,9 @@ pub struct Flags {
     /// `DB_FLEET_BUDGET`.
     #[arg(long, global = true, value_name = "N", help = help("DB_FLEET_BUDGET"))]
     pub fleet_budget: Option<String>,
+    /// `DB_SERVER_VIEW_INTERVAL`.
+    #[arg(long, global = true, value_name = "DURATION", help = help("DB_SERVER_VIEW_INTERVAL"))]
+    pub server_view_interval: Option<String>,
     /// `SHUTDOWN_TIMEOUT`.
     #[arg(long, global = true, value_name = "DURATION", help = help("SHUTDOWN_TIMEOUT"))]
     pub shutdown_timeout: Option<String>,
@@ -141,6 +144,7 @@ impl fmt::Debug for Flags {
             reserved_connections,
             instances,
             fleet_budget,
+            server_view_interval,
             shutdown_timeout,
             day_reset_hour,
             day_utc_offset_minutes,
@@ -166,6 +170,7 @@ impl fmt::Debug for Flags {
             .field("reserved_connections", reserved_connections)
             .field("instances", instances)
             .field("fleet_budget", fleet_budget)
+            .field("server_view_interval", server_view_interval)
             .field("shutdown_timeout", shutdown_timeout)
             .field("day_reset_hour", day_reset_hour)
             .field("day_utc_offset_minutes", day_utc_offset_minutes)
@@ -217,6 +222,7 @@ impl Flags {
             "DB_RESERVED_CONNECTIONS" => &self.reserved_connections,
             "DB_INSTANCES" => &self.instances,
             "DB_FLEET_BUDGET" => &self.fleet_budget,
+            "DB_SERVER_VIEW_INTERVAL" => &self.server_view_interval,
             "SHUTDOWN_TIMEOUT" => &self.shutdown_timeout,
             "DAY_RESET_HOUR" => &self.day_reset_hour,
             "DAY_UTC_OFFSET_MINUTES" => &self.day_utc_offset_minutes,

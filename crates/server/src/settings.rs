@@ -39,6 +39,9 @@ pub struct Settings {
     /// Physical connections all instances together may hold, leased between them
     /// (`DB_FLEET_BUDGET`); 0 is off.
     pub fleet_budget: u32,
+    /// Time between readings of the database server's own view of connections
+    /// (`DB_SERVER_VIEW_INTERVAL`); zero is off.
+    pub server_view_interval: Duration,
     /// Longest wait for in-flight requests at shutdown (`SHUTDOWN_TIMEOUT`).
     pub shutdown_timeout: Duration,
     /// Hour at which the game day starts (`DAY_RESET_HOUR`).
@@ -118,6 +121,22 @@ impl Settings {
                 ),
             ));
         }
+        let server_view_interval = duration_or_off("DB_SERVER_VIEW_INTERVAL", value)?;
+        // The reader's connection is one of the budget's; in a fleet the floor also
+        // holds the control connection. The pools keep at least one.
+        let needed = if fleet_budget > 0 { 3 } else { 2 };
+        if !server_view_interval.is_zero() && db.max_connections < needed {
+            return Err(ConfigError::custom(
+                "DB_SERVER_VIEW_INTERVAL",
+                value("DB_SERVER_VIEW_INTERVAL"),
+                format!(
+                    "the server-view reader takes one connection of the budget, and \
+                     MAX_CONNECTIONS={} leaves the pools none; set MAX_CONNECTIONS to at \
+                     least {needed} or DB_SERVER_VIEW_INTERVAL=0",
+                    db.max_connections
+                ),
+            ));
+        }
         Ok(Settings {
             listen: addr("LISTEN_ADDR", value)?,
             admin_listen: addr("ADMIN_ADDR", value)?,
@@ -125,6 +144,7 @@ impl Settings {
             reserved_connections: number("DB_RESERVED_CONNECTIONS", value)?,
             instances,
             fleet_budget,
+            server_view_interval,
             shutdown_timeout: duration("SHUTDOWN_TIMEOUT", value)?,
             day_reset_hour: number("DAY_RESET_HOUR", value)?,
             day_utc_offset_minutes: number("DAY_UTC_OFFSET_MINUTES", value)?,
@@ -198,6 +218,14 @@ fn duration(name: &'static str, value: impl Fn(&str) -> String) -> Result<Durati
     })
 }
 
+fn duration_or_off(
+    name: &'static str,
+    value: impl Fn(&str) -> String,
+) -> Result<Duration, ConfigError> {
+    debug_assert_eq!(variable(name).accepts, Accepts::DurationOrOff);
+    db_budget::parse_duration_or_off(name, &value(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +259,7 @@ mod tests {
         assert_eq!(s.reserved_connections, 5);
         assert_eq!(s.instances, 1);
         assert_eq!(s.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(s.server_view_interval, Duration::from_secs(10));
         assert_eq!(s.quests_per_day, 3);
         assert_eq!(s.db.max_connections, 20);
     }
@@ -275,6 +304,7 @@ mod tests {
             reserved_connections: Some("11".into()),
             instances: Some("2".into()),
             fleet_budget: Some("50".into()),
+            server_view_interval: Some("0".into()),
             shutdown_timeout: Some("11s".into()),
             day_reset_hour: Some("5".into()),
             day_utc_offset_minutes: Some("-60".into()),
@@ -297,7 +327,7 @@ mod tests {
         let names: Vec<_> = names
             .chain(db_budget::VARIABLES.iter().map(|v| v.name))
             .collect();
-        assert_eq!(names.len(), 23, "one flag per variable");
+        assert_eq!(names.len(), 24, "one flag per variable");
         for name in names {
             assert!(flags.value(name).is_some(), "{name} has no flag");
         }
@@ -308,6 +338,7 @@ mod tests {
         assert_eq!(s.instances, 2);
         assert_eq!(s.fleet_budget, 50, "above 2 × 21");
         assert_eq!(s.shutdown_timeout, Duration::from_secs(11));
+        assert_eq!(s.server_view_interval, Duration::ZERO);
         assert_eq!(s.day_reset_hour, 5);
         assert_eq!(s.day_utc_offset_minutes, -60);
         assert_eq!(s.quests_per_day, 4);

@@ -17,6 +17,7 @@
 //! sync-usage: infrastructure (builds, hands out and closes the blocking pool; goes when db-sync goes, not ported module by module).
 
 use db_fleet::{Fleet, FleetSettings};
+use db_view::{Explained, ServerView, ViewSettings};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,6 +70,9 @@ pub enum StartupError {
     /// the server's budget).
     #[error("cannot install the process-wide connection budget: {0}")]
     Global(#[source] DbError),
+    /// The server-view reader could not start (`DB_SERVER_VIEW_INTERVAL`).
+    #[error("cannot start the server-view reader (DB_SERVER_VIEW_INTERVAL): {0}")]
+    View(#[source] db_view::ViewError),
     /// The instance could not join its fleet (`DB_FLEET_BUDGET`).
     #[error("cannot join the fleet budget: {0}")]
     Fleet(#[source] db_fleet::FleetError),
@@ -99,6 +103,9 @@ pub struct Application {
     /// Keeps the budget and both pools installed as the process-wide ones until the
     /// application has shut down.
     globals: Globals,
+    /// The database server's own view (`DB_SERVER_VIEW_INTERVAL`), if on: dropped after
+    /// the pools are closed, before the fleet.
+    view: Option<ServerView>,
     /// This instance's membership of the fleet budget (`DB_FLEET_BUDGET`), if any:
     /// dropped last, after the pools are closed.
     fleet: Option<Fleet>,
@@ -171,6 +178,23 @@ impl Application {
             }
             _ => None,
         };
+        // After joining (which needs the budget whole): its connection is one of the
+        // budget's.
+        let view = match &db.database_url {
+            Some(u) if !settings.server_view_interval.is_zero() => {
+                let explained = match &fleet_settings {
+                    Some(_) => Explained::Fleet {
+                        budget: settings.fleet_budget,
+                    },
+                    None => Explained::Static {
+                        others: (settings.instances - 1).saturating_mul(db.max_connections),
+                    },
+                };
+                let view_settings = ViewSettings::new(settings.server_view_interval, explained);
+                Some(ServerView::start(&budget, u, view_settings).map_err(StartupError::View)?)
+            }
+            _ => None,
+        };
         let async_pool =
             AsyncPool::from_config(db, budget.clone()).map_err(|e| database(&url, e))?;
         let sync_pool = SyncPool::from_config(db, budget.clone()).map_err(|e| database(&url, e))?;
@@ -184,7 +208,7 @@ impl Application {
         let prepared = match Globals::install(db, &budget, &async_pool, &sync_pool) {
             Ok(globals) => prepare(&settings, &url, &async_pool, &sync_pool, &budget, globals)
                 .await
-                .map(|app| Application { fleet, ..app }),
+                .map(|app| Application { fleet, view, ..app }),
             Err(e) => Err(e),
         };
         match prepared {
@@ -254,6 +278,7 @@ impl Application {
             budget,
             shutdown_timeout,
             globals,
+            view,
             fleet,
         } = self;
         let shutdown = state.shutdown.clone();
@@ -261,6 +286,7 @@ impl Application {
             budget: budget.clone(),
             async_pool: state.async_pool.clone(),
             sync_pool: sync_pool.clone(),
+            view: view.as_ref().map(ServerView::handle),
         };
         let async_pool = state.async_pool.clone();
 
@@ -319,6 +345,7 @@ impl Application {
         }
         // Only now: the legacy calls finishing above still found the installed pools.
         drop(globals);
+        drop(view);
         // Last: its leases go once no connection uses them.
         drop(fleet);
         tracing::info!(
@@ -399,6 +426,7 @@ async fn prepare(
         budget: budget.clone(),
         shutdown_timeout: settings.shutdown_timeout,
         globals,
+        view: None,
         fleet: None,
     })
 }

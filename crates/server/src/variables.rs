@@ -33,6 +33,8 @@ pub enum Accepts {
     Secret,
     /// A duration with a unit ([`db_budget::parse_duration`]).
     Duration,
+    /// A duration with a unit, or `0` for off ([`db_budget::parse_duration_or_off`]).
+    DurationOrOff,
     /// A whole number from `min` to `max`.
     WholeNumber {
         /// The smallest accepted.
@@ -94,6 +96,15 @@ pub const VARIABLES: &[Variable] = &[
             min: 0,
             max: 100_000,
         },
+    },
+    Variable {
+        name: "DB_SERVER_VIEW_INTERVAL",
+        // Often enough to follow an incident, rarely enough to cost the server nothing
+        // (three small reads); drift is reported after two intervals.
+        default: "10s",
+        meaning: "How often the database server's own view of connections is read, on one \
+                  connection of the budget; 0 turns it off",
+        accepts: Accepts::DurationOrOff,
     },
     Variable {
         name: "SHUTDOWN_TIMEOUT",
@@ -166,7 +177,7 @@ fn range_of(accepts: Accepts) -> String {
         Accepts::Secret => format!(
             ", at least {MIN_SECRET_BYTES} bytes; prefer the environment, since flags show in `ps`"
         ),
-        Accepts::Address | Accepts::Duration => String::new(),
+        Accepts::Address | Accepts::Duration | Accepts::DurationOrOff => String::new(),
     }
 }
 

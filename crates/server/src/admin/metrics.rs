@@ -17,7 +17,10 @@ use super::AdminState;
 pub(super) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub(super) async fn handler(State(state): State<AdminState>) -> impl IntoResponse {
-    let body = render(&state.budget.snapshot());
+    let mut body = render(&state.budget.snapshot());
+    if let Some(view) = &state.view {
+        super::server_view::render(&mut body, view);
+    }
     (
         [
             (header::CONTENT_TYPE, CONTENT_TYPE),
@@ -220,12 +223,39 @@ fn bulkheads(o: &mut String, snap: &Snapshot) {
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+/// A sample whose label values come from outside (user and host names): escaped as the
+/// text format requires (`\\`, `\"`, `\n`).
+pub(super) fn sample_labelled(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    value: impl std::fmt::Display,
+) {
+    let escaped: Vec<(&str, String)> = labels
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            (*k, v)
+        })
+        .collect();
+    let labels: Vec<(&str, &str)> = escaped.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    sample(out, name, &labels, value);
+}
+
+pub(super) fn sample(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    value: impl std::fmt::Display,
+) {
     out.push_str(name);
     if !labels.is_empty() {
         out.push('{');
@@ -233,7 +263,8 @@ fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std
             if i > 0 {
                 out.push(',');
             }
-            // Label values here are fixed identifiers: nothing to escape.
+            // Fixed identifiers need no escaping; outside values come through
+            // `sample_labelled`.
             let _ = write!(out, "{k}=\"{v}\"");
         }
         out.push('}');

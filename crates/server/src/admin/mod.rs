@@ -8,12 +8,14 @@
 //! |---|---|
 //! | `/healthz` | the process is up (no database call) |
 //! | `/readyz` | both pools reach the server: `SELECT 1` through each, bounded in time; when every connection is in use, statements finishing instead (takes no unit) |
-//! | `/metrics` | Prometheus text format 0.0.4, `db_*` names |
-//! | `/api/pool` | the budget [`Snapshot`](db_budget::Snapshot) as JSON, plus p50/p99 and utilisation |
+//! | `/metrics` | Prometheus text format 0.0.4, `db_*` names; the database server's own view as `db_server_*` |
+//! | `/api/pool` | the budget [`Snapshot`](db_budget::Snapshot) as JSON, plus p50/p99 and utilisation, and the server's view under `server` |
 //! | `/dashboard` | one self-contained HTML page polling `/api/pool` |
 //!
 //! Reading the numbers never takes a budget unit: only `/readyz` touches the database,
-//! and only when a connection is free.
+//! and only when a connection is free. The server's view comes from its own reader
+//! ([`db_view`], `DB_SERVER_VIEW_INTERVAL`), whose one connection is withheld from the
+//! budget; the pages show its last reading.
 //!
 //! sync-usage: infrastructure (reads the blocking pool for the admin pages; goes when db-sync goes, not ported module by module).
 
@@ -21,6 +23,7 @@ mod dashboard;
 mod health;
 mod metrics;
 mod pool_json;
+mod server_view;
 
 use axum::Router;
 use axum::response::Redirect;
@@ -38,6 +41,8 @@ pub struct AdminState {
     pub async_pool: db_async::AsyncPool,
     /// The blocking pool (probed by `/readyz` on a blocking thread).
     pub sync_pool: db_sync::SyncPool,
+    /// The database server's own view, when its reader runs (`DB_SERVER_VIEW_INTERVAL`).
+    pub view: Option<db_view::ViewHandle>,
 }
 
 /// The admin routes, ready to be served (`axum::serve`) on the admin listener.

@@ -10,10 +10,22 @@ use serde_json::{Value, json};
 use super::AdminState;
 
 pub(super) async fn handler(State(state): State<AdminState>) -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(pool_json(&state.budget.snapshot())),
-    )
+    let mut v = pool_json(&state.budget.snapshot());
+    if let Value::Object(top) = &mut v {
+        top.insert("server".into(), server_json(state.view.as_ref()));
+    }
+    ([(header::CACHE_CONTROL, "no-store")], Json(v))
+}
+
+/// The server's view: `null` when its reader is off, else `{"status": …, "reading": …}`
+/// with the last reading (`null` before the first).
+fn server_json(view: Option<&db_view::ViewHandle>) -> Value {
+    view.map_or(Value::Null, |view| {
+        json!({
+            "status": view.status(),
+            "reading": view.latest(),
+        })
+    })
 }
 
 /// `snap` serialised as is, plus derived fields:

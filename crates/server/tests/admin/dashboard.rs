@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::admin_support::browser::{self, tag_of, text_of};
 use crate::admin_support::load::{Churn, Held};
-use crate::admin_support::{start, start_with_bulkheads};
+use crate::admin_support::{start, start_with_bulkheads, start_with_view};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_is_one_self_contained_page() {
@@ -60,6 +60,8 @@ async fn dashboard_shows_live_numbers_in_headless_chromium() {
         !dom.contains("class=\"card bh\""),
         "no bulkhead cards: {dom}"
     );
+    let panel = tag_of(&dom, "server").expect("the server's view panel in the page");
+    assert!(panel.contains("hidden"), "no view, no panel: {panel}");
 
     // 2. Six of eight units held: three async connections, three blocking ones.
     let mut held = Held::default();
@@ -181,4 +183,64 @@ async fn dashboard_shows_each_bulkhead_with_its_floor_cap_and_waiters() {
         "a bulkhead at its cap is marked"
     );
     assert!(waited.is_ok(), "the waiter got its turn: {waited:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_the_database_servers_view_and_the_drift_of_connections_no_budget_holds() {
+    // Arrange: the view over a budget of 4, and two connections on the app's account
+    // held by a pool of another budget (a process nobody counted).
+    let _ = browser::chromium();
+    let admin = start_with_view("admin_dashboard_view", 4, Duration::from_millis(100)).await;
+    let server = mariadb_harness::Server::shared();
+    let url = db_budget::DatabaseUrl::parse(&server.app_url(&admin.db)).expect("url");
+    let stray = db_sync::SyncPool::builder(url, db_budget::Budget::new(2, Duration::from_secs(30)))
+        .pool_timeout(Duration::from_secs(10))
+        .build();
+    let mut held = Held::default();
+    held.hold_sync(&stray, 2).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin.get("/api/pool").await.json()["server"]["reading"]["unexplained"] != 2
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let before = admin.get("/api/pool").await.json()["server"].clone();
+
+    // Act
+    let dom = chromium(admin.url("/dashboard"), 4000, vec!["--dump-dom".into()])
+        .await
+        .stdout;
+    let after = admin.get("/api/pool").await.json()["server"].clone();
+    held.release().await;
+    assert_eq!(
+        before["reading"]["unexplained"], 2,
+        "the view saw the drift: {before:#}"
+    );
+    assert_eq!(
+        after["reading"]["unexplained"], 2,
+        "and still did: {after:#}"
+    );
+
+    // Assert: this process 1 (the reader), the account 3, drift 2 marked hot.
+    let panel = tag_of(&dom, "server").expect("the panel");
+    assert!(!panel.contains("hidden"), "the panel is shown: {panel}");
+    assert_eq!(id_text(&dom, "sv-process"), "1");
+    assert_eq!(id_text(&dom, "sv-account"), "3");
+    assert_eq!(id_text(&dom, "sv-explained"), "1");
+    assert_eq!(id_text(&dom, "sv-drift"), "2");
+    assert!(
+        tag_of(&dom, "sv-drift").unwrap().contains("hot"),
+        "drift is marked"
+    );
+    assert_eq!(
+        id_text(&dom, "sv-max"),
+        server.max_connections().to_string()
+    );
+    let rows = dom
+        .split_once("id=\"sv-rows\"")
+        .and_then(|(_, rest)| rest.split_once("</tbody>"))
+        .map(|(rows, _)| rows)
+        .expect("the process list");
+    assert!(rows.contains("app") && rows.contains("127.0.0.1"), "{rows}");
 }

@@ -25,6 +25,10 @@ pub struct Admin {
     pub budget: Budget,
     pub async_pool: AsyncPool,
     pub sync_pool: SyncPool,
+    /// The database this admin's pools use.
+    pub db: String,
+    /// The server's view, when started with [`start_with_view`].
+    pub view: Option<db_view::ServerView>,
     serve: tokio::task::JoinHandle<()>,
 }
 
@@ -43,6 +47,16 @@ pub async fn start(prefix: &str, units: u32) -> Admin {
 /// [`start`], with the budget divided by `bulkheads` (`DB_BULKHEADS` grammar; empty:
 /// none). Module handles come from the pools' `for_module`.
 pub async fn start_with_bulkheads(prefix: &str, units: u32, bulkheads: &str) -> Admin {
+    start_full(prefix, units, bulkheads, None).await
+}
+
+/// [`start`], with the database server's view read every `interval` (its reader takes
+/// one of the `units`).
+pub async fn start_with_view(prefix: &str, units: u32, interval: Duration) -> Admin {
+    start_full(prefix, units, "", Some(interval)).await
+}
+
+async fn start_full(prefix: &str, units: u32, bulkheads: &str, view: Option<Duration>) -> Admin {
     let server = Server::shared();
     let db = server.create_database(prefix).expect("create database");
     let url = DatabaseUrl::parse(&server.app_url(&db)).expect("database url");
@@ -54,13 +68,19 @@ pub async fn start_with_bulkheads(prefix: &str, units: u32, bulkheads: &str) -> 
     let async_pool = AsyncPool::builder(url.clone(), budget.clone())
         .pool_timeout(Duration::from_secs(10))
         .build();
-    let sync_pool = SyncPool::builder(url, budget.clone())
+    let sync_pool = SyncPool::builder(url.clone(), budget.clone())
         .pool_timeout(Duration::from_secs(10))
         .build();
+    let view = view.map(|interval| {
+        let settings =
+            db_view::ViewSettings::new(interval, db_view::Explained::Static { others: 0 });
+        db_view::ServerView::start(&budget, &url, settings).expect("start the view")
+    });
     let app = router(AdminState {
         budget: budget.clone(),
         async_pool: async_pool.clone(),
         sync_pool: sync_pool.clone(),
+        view: view.as_ref().map(db_view::ServerView::handle),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -74,6 +94,8 @@ pub async fn start_with_bulkheads(prefix: &str, units: u32, bulkheads: &str) -> 
         budget,
         async_pool,
         sync_pool,
+        db,
+        view,
         serve,
     }
 }

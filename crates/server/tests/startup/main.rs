@@ -2,7 +2,8 @@
 //! server's limits and the required secret, with credentials kept out of every Debug
 //! rendering (`check`); a graceful shutdown that leaves no budget unit in use, also with
 //! legacy calls queued and with the database frozen (`shutdown`); the real binary, its
-//! token command and SIGTERM (`binary`). One test binary, so that the application is
+//! token command and SIGTERM (`binary`); joining a fleet (`fleet`); the database server's
+//! view read by the running server (`server_view`). One test binary, so that the application is
 //! linked once.
 
 // The set-up every test binary of this crate shares.
@@ -12,4 +13,5 @@ mod common;
 mod binary;
 mod check;
 mod fleet;
+mod server_view;
 mod shutdown;

@@ -1,0 +1,185 @@
+//! The running server's view of the database server (`DB_SERVER_VIEW_INTERVAL`): its
+//! reader's connection counts in the budget, its figures reach `/metrics` and
+//! `/api/pool` while the pools are exhausted, and connections of the app's account that
+//! no budget holds show as drift.
+
+use std::time::{Duration, Instant};
+
+use db_budget::{Budget, DatabaseUrl};
+use db_sync::SyncPool;
+use mariadb_harness::Server;
+use serde_json::Value;
+use server::Settings;
+
+use crate::common::{self, AppOptions, Client, TestApp};
+
+fn with_view(max_connections: u32) -> AppOptions {
+    AppOptions {
+        max_connections,
+        env: vec![("DB_SERVER_VIEW_INTERVAL", "100ms".to_owned())],
+        ..AppOptions::default()
+    }
+}
+
+async fn pool_json(app: &TestApp) -> Value {
+    let r = Client {
+        addr: app.admin_addr,
+    }
+    .get("/api/pool", None)
+    .await;
+    assert_eq!(r.status, 200);
+    r.json()
+}
+
+/// `name`'s value on `/metrics` (a sample without labels).
+async fn metric(app: &TestApp, name: &str) -> Option<f64> {
+    let r = Client {
+        addr: app.admin_addr,
+    }
+    .get("/metrics", None)
+    .await;
+    assert_eq!(r.status, 200);
+    r.text().lines().find_map(|line| {
+        let (n, v) = line.split_once(' ')?;
+        (n == name).then(|| v.parse().expect("a number"))
+    })
+}
+
+/// The first `/api/pool` whose server reading satisfies `cond`, within 10 s.
+async fn reading_where(app: &TestApp, cond: impl Fn(&Value) -> bool) -> Option<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let v = pool_json(app).await;
+        let r = &v["server"]["reading"];
+        if !r.is_null() && cond(r) {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_shows_the_database_servers_view_even_with_every_pool_connection_taken() {
+    // Arrange: a budget of 4, of which the view's reader takes one.
+    let server = Server::shared();
+    let app = common::spawn_app_on(server, with_view(4)).await;
+    let first = reading_where(&app, |_| true)
+        .await
+        .expect("a first reading");
+    assert_eq!(app.budget.usable(), 3, "the reader's unit is withheld");
+
+    // Act: every unit the pools have is held.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(app.async_pool.acquire().await.expect("a connection"));
+    }
+    let reads = first["server"]["status"]["reads_total"].as_u64().unwrap();
+    let during = reading_where(&app, |r| r["process"] == 4).await;
+
+    // Assert: the view kept reading, and agrees with the server.
+    let during = during.expect("a reading while the pools are exhausted");
+    assert!(during["server"]["status"]["reads_total"].as_u64().unwrap() > reads);
+    let r = &during["server"]["reading"];
+    assert_eq!(r["account"], "app");
+    assert_eq!(r["max_connections"], u64::from(server.max_connections()));
+    assert_eq!(r["account_connections"], 4, "{r:#}");
+    assert_eq!(r["unexplained"], 0, "{r:#}");
+    assert_eq!(metric(&app, "db_server_view_up").await, Some(1.0));
+    assert_eq!(
+        metric(&app, "db_server_max_connections").await,
+        Some(f64::from(server.max_connections()))
+    );
+    assert_eq!(metric(&app, "db_budget_units_withheld").await, Some(1.0));
+    drop(held);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_on_the_apps_account_that_no_budget_holds_show_as_drift_until_they_close() {
+    // Arrange: the app, and a pool of another budget on the same account and database
+    // (a process not counted in DB_INSTANCES).
+    let server = Server::shared();
+    let app = common::spawn_app_on(server, with_view(4)).await;
+    let url = DatabaseUrl::parse(&server.app_url(&app.db)).expect("url");
+    let stray = SyncPool::builder(url, Budget::new(2, Duration::from_secs(30)))
+        .pool_timeout(Duration::from_secs(10))
+        .build();
+
+    // Act: it holds two connections, then lets them go.
+    let drifting = {
+        let pool = stray.clone();
+        let held = tokio::task::spawn_blocking(move || {
+            (pool.get().expect("one"), pool.get().expect("two"))
+        })
+        .await
+        .unwrap();
+        let seen = reading_where(&app, |r| r["unexplained"] == 2).await;
+        let metric = metric(&app, "db_server_connections_unexplained").await;
+        drop(held);
+        (seen, metric)
+    };
+    let pool = stray.clone();
+    tokio::task::spawn_blocking(move || pool.close())
+        .await
+        .unwrap();
+    let settled = reading_where(&app, |r| r["unexplained"] == 0 && r["excess"] == 0).await;
+
+    // Assert
+    assert!(drifting.0.is_some(), "drift of 2 reported");
+    assert_eq!(drifting.1, Some(2.0));
+    assert!(settled.is_some(), "the drift went with the connections");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readers_connection_is_gone_after_a_graceful_shutdown() {
+    // Arrange
+    let server = Server::shared();
+    let app = common::spawn_app_on(server, with_view(3)).await;
+    reading_where(&app, |_| true).await.expect("a reading");
+    let budget = app.budget.clone();
+
+    // Act
+    app.stop().await;
+
+    // Assert: no unit withheld, none in use, and the server lists no app connection.
+    assert_eq!(budget.withheld(), 0);
+    assert_eq!(budget.in_use(), 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let count = || {
+        server
+            .sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'app'")
+            .expect("count")
+            .trim()
+            .to_owned()
+    };
+    while count() != "0" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count(), "0");
+}
+
+#[test]
+fn a_budget_of_one_with_the_view_on_is_refused_at_startup_naming_the_variable() {
+    // Arrange
+    let env = |name: &str| match name {
+        "DATABASE_URL" => Some("mysql://app:pw@127.0.0.1:3306/game".to_owned()),
+        "SERVER_SECRET" => Some(common::SECRET.to_owned()),
+        "MAX_CONNECTIONS" => Some("1".to_owned()),
+        _ => None,
+    };
+
+    // Act
+    let refused = Settings::from_args_and_lookup(["server"], env);
+    let off = Settings::from_args_and_lookup(["server"], |name: &str| match name {
+        "DB_SERVER_VIEW_INTERVAL" => Some("0".to_owned()),
+        other => env(other),
+    });
+
+    // Assert
+    let message = refused.expect_err("refused").to_string();
+    assert!(message.contains("DB_SERVER_VIEW_INTERVAL"), "{message}");
+    assert!(message.contains("MAX_CONNECTIONS=1"), "{message}");
+    assert!(off.is_ok(), "the view off, a budget of 1 is fine");
+}
