@@ -41,6 +41,15 @@ impl Latencies {
         self.max = self.max.max(d);
     }
 
+    /// Adds every latency `other` recorded (windows of several loads, summed).
+    pub fn merge(&mut self, other: &Latencies) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            *mine += theirs;
+        }
+        self.count += other.count;
+        self.max = self.max.max(other.max);
+    }
+
     /// Latencies recorded.
     pub fn count(&self) -> u64 {
         self.count
@@ -82,6 +91,15 @@ pub struct Window {
 }
 
 impl Window {
+    /// Adds `other`'s counts to this window's (the same stretch of time, another load).
+    pub fn merge(&mut self, other: &Window) {
+        self.requests += other.requests;
+        for (outcome, n) in &other.outcomes {
+            *self.outcomes.entry(outcome.clone()).or_default() += n;
+        }
+        self.latencies.merge(&other.latencies);
+    }
+
     /// Requests that did not get a 2xx.
     pub fn non_2xx(&self) -> u64 {
         self.outcomes
@@ -120,6 +138,32 @@ mod tests {
         let p50 = l.quantile(0.5).as_secs_f64() * 1e3;
         assert!((50.0..=50.0 * 1.05).contains(&p50), "p50 {p50} ms");
         assert_eq!(l.quantile(1.0), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn merged_windows_count_as_one() {
+        let mut a = Window::default();
+        let mut b = Window::default();
+        for ms in 1..=50 {
+            a.requests += 1;
+            *a.outcomes.entry(Outcome::Status(200)).or_default() += 1;
+            a.latencies.record(Duration::from_millis(ms));
+        }
+        for ms in 51..=100 {
+            b.requests += 1;
+            *b.outcomes.entry(Outcome::Status(503)).or_default() += 1;
+            b.latencies.record(Duration::from_millis(ms));
+        }
+
+        a.merge(&b);
+
+        assert_eq!(a.requests, 100);
+        assert_eq!(a.outcomes[&Outcome::Status(200)], 50);
+        assert_eq!(a.outcomes[&Outcome::Status(503)], 50);
+        assert_eq!(a.latencies.count(), 100);
+        assert_eq!(a.latencies.max(), Duration::from_millis(100));
+        let p50 = a.latencies.quantile(0.5).as_secs_f64() * 1e3;
+        assert!((50.0..=50.0 * 1.05).contains(&p50), "p50 {p50} ms");
     }
 
     #[test]
