@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod db;
+mod fleet;
 mod run;
 mod sync_usage;
 mod test;
@@ -25,6 +26,10 @@ tasks:
                `bench handover [--secs N]`: only section 7, the hand-over policies;
                `bench bulkheads [--secs N] [--reps N]`: only section 8, bulkheads)
   loadtest     the 1040 outage before and after (--secs N, default 30); writes LOADTEST.md
+  fleet        several server processes sharing one DB_FLEET_BUDGET against the static
+               split: kill -9, a surge, the hot spot moving; writes FLEET.md and
+               docs/fleet.svg (--phase-secs N, --reps N, --latency-ms N, --clients N,
+               --think-ms N, --no-write, --keep-files)
   soak         the fault tests' load for a long time (--minutes N, default 10): RSS,
                connections, requests/s and p99 every 10 s, and a verdict
                (--glibc-defaults: without the server binary's malloc setting)";
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
         "run" => run::run(&args[1..]),
         "db" => db::run(&args[1..]),
         "bench" => bench::run(&args[1..]),
+        "fleet" => fleet::run(&args[1..]),
         "loadtest" => {
             let mut a = vec!["loadtest".to_owned()];
             a.extend_from_slice(&args[1..]);

@@ -7,9 +7,13 @@
 //!
 //! The process re-runs itself under the connection oracle (an LD_PRELOAD shim), so the
 //! peak number of physical connections is exact, not sampled.
+//!
+//! `bench fleet` (`cargo xtask fleet`) is apart: issue 15's simulation of several server
+//! processes sharing one fleet budget, written to FLEET.md ([`fleet`]).
 
 mod bulkheads;
 mod e2e;
+mod fleet;
 mod handover;
 mod handover_md;
 mod loadtest;
@@ -102,6 +106,17 @@ pub fn workspace_root() -> std::path::PathBuf {
 }
 
 fn main() -> ExitCode {
+    // The fleet's instances run under the oracle, not this process.
+    if std::env::args().nth(1).as_deref() == Some("fleet") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return match fleet::main(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if !oracle::is_active() {
         return rerun_under_oracle();
     }
