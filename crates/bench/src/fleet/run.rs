@@ -345,7 +345,7 @@ pub fn run(
                 hot.label.clone(),
                 watch::first_lease(
                     hot.admin,
-                    floor_capacity + 1,
+                    floor_capacity,
                     clock,
                     moved_at,
                     shape.phase_length,

@@ -16,11 +16,13 @@ use super::sampler::pool;
 /// How often the watchers look.
 const POLL: Duration = Duration::from_millis(10);
 
-/// Watches `admin`'s `/api/pool` until its capacity reaches `leased_at` (a unit above
-/// its floor): the seconds from `since` (on `clock`), or `None` within `limit`.
+/// Watches `admin`'s `/api/pool` until its capacity is above both `floor` (its capacity
+/// with no lease) and what it had at the first look (the leases it held when its
+/// players arrived): the seconds from `since` (on `clock`) until it received one more
+/// borrowed unit, or `None` within `limit`.
 pub fn first_lease(
     admin: SocketAddr,
-    leased_at: u64,
+    floor: u64,
     clock: Clock,
     since: f64,
     limit: Duration,
@@ -31,10 +33,13 @@ pub fn first_lease(
             .build()
             .ok()?;
         let mut http = Http::new(admin);
+        let mut base = None;
         while clock.now() - since < limit.as_secs_f64() {
-            let seen = rt.block_on(pool(&mut http, ""));
-            if seen.is_some_and(|p| p.capacity >= leased_at) {
-                return Some(clock.now() - since);
+            if let Some(p) = rt.block_on(pool(&mut http, "")) {
+                let held = *base.get_or_insert(p.capacity.max(floor));
+                if p.capacity > held {
+                    return Some(clock.now() - since);
+                }
             }
             std::thread::sleep(POLL);
         }
