@@ -29,7 +29,7 @@ tasks:
   fleet        several server processes sharing one DB_FLEET_BUDGET against the static
                split: kill -9, a surge, the hot spot moving; writes FLEET.md and
                docs/fleet.svg (--phase-secs N, --reps N, --latency-ms N, --clients N,
-               --think-ms N, --no-write, --keep-files)
+               --think-ms N, --only elastic|static, --no-write, --keep-files)
   soak         the fault tests' load for a long time (--minutes N, default 10): RSS,
                connections, requests/s and p99 every 10 s, and a verdict
                (--glibc-defaults: without the server binary's malloc setting)";

@@ -327,10 +327,12 @@ fn wait_for_quiet(server: &Server) -> Result<(), String> {
 fn knobs() -> String {
     "## Knobs\n\n\
      `cargo xtask fleet [--phase-secs N] [--reps N] [--latency-ms N] [--clients N] [--think-ms N] \
-     [--no-write] [--keep-files]`: a phase's length (default 7 s; a run is five phases, \
-     plus the instances' starts), the repetitions (3), the database's distance each way \
-     (2 ms; 0: no relay), players per slice (10; ten slices) and their mean think time \
-     (100 ms). A longer, steadier run: `--phase-secs 30 --reps 5` (about 25 minutes). \
-     `--tiny` is the test's version (two instances, a few seconds, elastic only).\n"
+     [--only elastic|static] [--no-write] [--keep-files]`: a phase's length (default 7 s; a \
+     run is five phases, plus the instances' starts), the repetitions (3), the database's \
+     distance each way (2 ms; 0: no relay), players per slice (10; ten slices) and their \
+     mean think time (100 ms); one mode only (nothing written); the instances' logs, oracle \
+     files and samples (CSV) kept. A longer, steadier run: `--phase-secs 30 --reps 5` \
+     (about half an hour). `--tiny` is the test's version (two instances, a few seconds, \
+     elastic only).\n"
         .into()
 }
