@@ -13,6 +13,10 @@ const SOURCE: &str = include_str!("reporter.c");
 
 /// The environment variables that put a process under the oracle, watching
 /// connections to `port`; its counts go to the file named by `FLEET_ORACLE_FILE`.
+///
+/// # Errors
+///
+/// The shim or the reporter cannot be built (no `cc`, or it failed).
 pub fn environment(port: u16) -> Result<Vec<(String, String)>, String> {
     let shim = oracle::shim_library()
         .map_err(|e| format!("cannot build the connection oracle shim: {e}"))?;
@@ -77,11 +81,18 @@ pub struct Record {
     pub untracked: i64,
 }
 
-/// Every complete line of `file` (a line being written is left for later).
+/// Every complete line of `file` (a line being written is left for later); none when
+/// the file was never created (the reporter did not load).
+///
+/// # Errors
+///
+/// The file exists but cannot be read.
 pub fn read(file: &Path) -> Result<Vec<Record>, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    Ok(parse(&text))
+    match std::fs::read_to_string(file) {
+        Ok(text) => Ok(parse(&text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!("cannot read {}: {e}", file.display())),
+    }
 }
 
 fn parse(text: &str) -> Vec<Record> {

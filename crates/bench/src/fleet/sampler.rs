@@ -69,6 +69,10 @@ pub struct Sampler {
 }
 
 /// A root session on the server's unix socket.
+///
+/// # Errors
+///
+/// It cannot be opened.
 pub fn root_session(server: &Server) -> Result<mysql::Conn, String> {
     let opts = mysql::OptsBuilder::new()
         .socket(Some(server.socket_path().to_string_lossy().into_owned()))
@@ -77,6 +81,10 @@ pub fn root_session(server: &Server) -> Result<mysql::Conn, String> {
 }
 
 /// The server's counters now.
+///
+/// # Errors
+///
+/// A statement failed.
 pub fn status(conn: &mut mysql::Conn, app_user: &str) -> Result<Status, mysql::Error> {
     let rows: Vec<(String, u64)> = conn.query(
         "SHOW GLOBAL STATUS WHERE Variable_name IN ('Threads_connected', \
@@ -102,7 +110,12 @@ pub fn status(conn: &mut mysql::Conn, app_user: &str) -> Result<Status, mysql::E
     })
 }
 
-/// An instance's budget, from its `/api/pool`.
+/// An instance's budget, from its `/api/pool`; `None` without a JSON answer.
+///
+/// # Cancel safety
+///
+/// Not cancel safe: a call dropped before its answer leaves `http` in the middle of one;
+/// drop `http` too.
 pub async fn pool(http: &mut Http, label: &str) -> Option<Pool> {
     let reply = http.request("GET", "/api/pool", None, None).await.ok()?;
     let v = reply.json()?;

@@ -55,6 +55,10 @@ pub fn lease_names(database: &str, pool: u32) -> Vec<String> {
 }
 
 /// Which session holds each lease now (`IS_USED_LOCK`).
+///
+/// # Errors
+///
+/// The statement failed (the error's text).
 pub fn holders(conn: &mut mysql::Conn, names: &[String]) -> Result<Vec<Option<u64>>, String> {
     if names.is_empty() {
         return Ok(Vec::new());
