@@ -164,6 +164,8 @@ mod tests {
         assert_eq!(a.latencies.max(), Duration::from_millis(100));
         let p50 = a.latencies.quantile(0.5).as_secs_f64() * 1e3;
         assert!((50.0..=50.0 * 1.05).contains(&p50), "p50 {p50} ms");
+        let p90 = a.latencies.quantile(0.9).as_secs_f64() * 1e3;
+        assert!((90.0..=90.0 * 1.05).contains(&p90), "p90 {p90} ms");
     }
 
     #[test]

@@ -116,7 +116,9 @@ mod tests {
 
     #[test]
     fn a_line_still_being_written_is_not_read() {
-        let records = parse("10 1 2 0\n20 3 4 0\n30 5");
+        // The last line is cut short: its untracked count may be "1" of a "12" yet
+        // to be written.
+        let records = parse("10 1 2 0\n20 3 4 0\n30 5 6 1");
         assert_eq!(
             records,
             vec![
