@@ -56,7 +56,14 @@ pub async fn start_with_view(prefix: &str, units: u32, interval: Duration) -> Ad
     start_full(prefix, units, "", Some(interval)).await
 }
 
-async fn start_full(prefix: &str, units: u32, bulkheads: &str, view: Option<Duration>) -> Admin {
+/// A database, a budget of `units` divided by `bulkheads` (may be empty), both pools,
+/// the server's view every `view` when given, and the admin router.
+pub async fn start_full(
+    prefix: &str,
+    units: u32,
+    bulkheads: &str,
+    view: Option<Duration>,
+) -> Admin {
     let server = Server::shared();
     let db = server.create_database(prefix).expect("create database");
     let url = DatabaseUrl::parse(&server.app_url(&db)).expect("database url");
