@@ -88,6 +88,7 @@ pub async fn start_full(
         async_pool: async_pool.clone(),
         sync_pool: sync_pool.clone(),
         view: view.as_ref().map(db_view::ServerView::handle),
+        fleet: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
