@@ -22,6 +22,9 @@ pub(crate) struct Slot {
     pub(crate) limits: StatementLimits,
     /// Its running statement's deadline, for the pool's watchdog (the backstop).
     pub(crate) watch: std::sync::Arc<crate::watchdog::Watch>,
+    /// The budget's eviction generation when its connect started (`Budget::evict`): an
+    /// evicted connection is closed instead of pooled or handed out.
+    pub(crate) generation: u64,
     pub(crate) unit: Unit,
 }
 

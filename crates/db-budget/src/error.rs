@@ -48,6 +48,22 @@ pub enum DbError {
         limit: u32,
     },
 
+    /// The budget is suspended ([`Budget::suspend`](crate::Budget::suspend), e.g. for a
+    /// database failover) and was not resumed before the pool timeout: the caller waited
+    /// in front of the gate, holding nothing. An HTTP layer answers 503 with
+    /// `Retry-After`. Not counted as a pool timeout: no connection was short.
+    #[error(
+        "the connection budget is suspended (a database failover or an incident): gave up \
+         after {} on the {side} side; it serves again once resumed",
+        HumanDuration(*.waited)
+    )]
+    Suspended {
+        /// The side the caller was on.
+        side: Side,
+        /// How long the caller waited in all.
+        waited: Duration,
+    },
+
     /// Opening a connection failed (refused, access denied, handshake error). A server
     /// that keeps answering "too many connections" until the deadline gives a
     /// [`DbError::PoolTimeout`] in phase [`TimeoutPhase::Connect`] instead (counted
@@ -216,14 +232,15 @@ impl DbError {
         matches!(self, DbError::StatementTimeout { .. })
     }
 
-    /// `true` when no connection was available in time, or the connection was lost:
-    /// the database is overloaded or unreachable, not the request wrong. An HTTP layer
-    /// maps these to 503.
+    /// `true` when no connection was available in time, the budget is suspended, or the
+    /// connection was lost: the database is overloaded, unreachable or being switched,
+    /// not the request wrong. An HTTP layer maps these to 503.
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
             DbError::PoolTimeout { .. }
                 | DbError::Shed { .. }
+                | DbError::Suspended { .. }
                 | DbError::Connect { .. }
                 | DbError::ConnectionLost { .. }
                 | DbError::Closed

@@ -1,7 +1,7 @@
 //! The state one budget shares with its handles, units, tickets and recorders.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -13,6 +13,7 @@ use crate::shrink::Shrinkers;
 use crate::side::Side;
 use crate::snapshot::{SideSnapshot, Snapshot};
 use crate::stats::SideStats;
+use crate::suspend::Gate;
 
 pub(crate) struct Shared {
     pub(crate) capacity: u32,
@@ -42,6 +43,14 @@ pub(crate) struct Shared {
     /// Units to take out of use as they come free (`withheld.rs`); while any are owed,
     /// returned connections are closed instead of pooled.
     pub(crate) owed: AtomicU32,
+    /// The capacity last asked for (`resize.rs`); `capacity` until then.
+    pub(crate) target: AtomicU32,
+    /// Serialises resizes (`resize.rs`); only atomics are touched under it.
+    pub(crate) resizing: Mutex<()>,
+    /// The gate that suspends new checkouts (`suspend.rs`).
+    pub(crate) gate: Gate,
+    /// The eviction generation (`evict.rs`).
+    pub(crate) generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -72,6 +81,10 @@ impl Shared {
             bulkheads: OnceLock::new(),
             withheld: AtomicU32::new(0),
             owed: AtomicU32::new(0),
+            target: AtomicU32::new(capacity),
+            resizing: Mutex::new(()),
+            gate: Gate::default(),
+            generation: AtomicU64::new(0),
         });
         spawn_leak_scanner(Arc::downgrade(&shared), leak_threshold);
         spawn_allocator(Arc::downgrade(&shared), capacity);
@@ -100,6 +113,14 @@ impl Shared {
         paid
     }
 
+    /// Units withheld because the capacity was set below the limit (`resize.rs`): the
+    /// difference less what is still owed. 0 for a budget never resized (a fleet
+    /// member's, whose owed units are its leases').
+    pub(crate) fn parked(&self) -> u32 {
+        let headroom = self.capacity - self.target.load(SeqCst);
+        headroom.saturating_sub(self.owed.load(SeqCst))
+    }
+
     /// Units the pools may use now: the capacity less what is withheld.
     pub(crate) fn usable(&self) -> u32 {
         self.capacity - self.withheld.load(Relaxed)
@@ -110,7 +131,7 @@ impl Shared {
         Snapshot {
             capacity: usable,
             in_use: usable.saturating_sub(self.available()),
-            withheld: self.capacity - usable,
+            withheld: (self.capacity - usable).saturating_sub(self.parked()),
             async_side: SideSnapshot::read(self.stats(Side::Async), self.shares.of(Side::Async)),
             bulkheads: self
                 .bulkheads

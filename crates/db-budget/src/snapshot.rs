@@ -20,12 +20,15 @@ use crate::stats::{CloseReason, LATENCY_BUCKETS_US, SideStats};
 /// (open or being opened).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
-    /// Physical connections allowed now, both sides together: `MAX_CONNECTIONS`, or in
-    /// a fleet the floor plus the units leased.
+    /// Physical connections allowed now, both sides together: `MAX_CONNECTIONS` (or the
+    /// capacity set at run time, once the units owed are back), or in a fleet the floor
+    /// plus the units leased.
     pub capacity: u32,
     /// Units taken, i.e. physical connections open or being opened.
     pub in_use: u32,
-    /// Units of the budget a fleet has not leased to this process (0 outside a fleet).
+    /// Units of the budget withheld from the pools: not leased to this process by its
+    /// fleet, or the server view's connection; 0 otherwise. The units between a capacity
+    /// set at run time (`Budget::set_capacity`) and the limit are not counted here.
     pub withheld: u32,
     /// The async side (`db-async`).
     #[serde(rename = "async")]

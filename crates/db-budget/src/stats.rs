@@ -25,11 +25,14 @@ pub enum CloseReason {
     /// `GET_LOCK`, user variables, temporary tables, raw use): the next holder must not
     /// inherit it.
     SessionState,
+    /// Opened before an eviction (`Budget::evict`: a password rotation, a primary
+    /// switch): closed instead of reused.
+    Evicted,
 }
 
 impl CloseReason {
     /// Every reason, in a fixed order (for metrics output).
-    pub const ALL: [CloseReason; 7] = [
+    pub const ALL: [CloseReason; 8] = [
         CloseReason::IdleTimeout,
         CloseReason::MaxLifetime,
         CloseReason::Yielded,
@@ -37,6 +40,7 @@ impl CloseReason {
         CloseReason::Cancelled,
         CloseReason::PoolClosed,
         CloseReason::SessionState,
+        CloseReason::Evicted,
     ];
 
     /// The metric label value.
@@ -49,6 +53,7 @@ impl CloseReason {
             CloseReason::Cancelled => "cancelled",
             CloseReason::PoolClosed => "pool_closed",
             CloseReason::SessionState => "session_state",
+            CloseReason::Evicted => "evicted",
         }
     }
 

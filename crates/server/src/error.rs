@@ -145,6 +145,7 @@ impl ApiError {
         match self {
             ApiError::Conflict { code, .. } => code,
             ApiError::StatementTimeout(_) => "statement_timeout",
+            ApiError::Unavailable(DbError::Suspended { .. }) => "suspended",
             other => match other.status() {
                 StatusCode::BAD_REQUEST => "bad_request",
                 StatusCode::UNPROCESSABLE_ENTITY => "invalid",
@@ -164,6 +165,9 @@ impl ApiError {
     /// What the client is told (`message` field): never SQL, values or credentials.
     pub fn public_message(&self) -> String {
         match self {
+            ApiError::Unavailable(DbError::Suspended { .. }) => {
+                "the database is being switched over; retry shortly".to_owned()
+            }
             ApiError::Unavailable(_) => {
                 "the database is busy or unreachable; retry shortly".to_owned()
             }
@@ -186,6 +190,10 @@ impl ApiError {
             // Shedding is the overload policy working: counted, not worth a warning each.
             ApiError::Unavailable(e @ DbError::Shed { .. }) => {
                 tracing::debug!(error = %e, "request shed: too many callers wait")
+            }
+            // An operator suspended the budget (logged once, by the admin listener).
+            ApiError::Unavailable(e @ DbError::Suspended { .. }) => {
+                tracing::debug!(error = %e, "request refused: the budget is suspended")
             }
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = %e, "request failed: database unavailable")
@@ -396,6 +404,19 @@ mod tests {
             let response = e.into_response();
             assert_eq!(response.headers()[RETRY_AFTER], "1");
         }
+    }
+
+    #[test]
+    fn a_suspended_budget_is_a_503_with_its_own_code_and_retry_after() {
+        let e: ApiError = DbError::Suspended {
+            side: db_budget::Side::Sync,
+            waited: std::time::Duration::from_secs(10),
+        }
+        .into();
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.body()["error"], "suspended");
+        let response = e.into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
     }
 
     #[test]

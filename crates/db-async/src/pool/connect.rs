@@ -23,6 +23,8 @@ impl Shared {
         loop {
             let now = Instant::now();
             let attempt_deadline = deadline.min(now + self.settings.connect_timeout);
+            // Read before the connect: one under way during an eviction counts as older.
+            let generation = self.budget.generation();
             let attempt = async {
                 let mut conn = MySqlConnection::connect_with(&self.connect_options).await?;
                 // On an error `conn` drops here, without a farewell: its socket closes
@@ -41,6 +43,7 @@ impl Shared {
                         pinged_at: None,
                         limits,
                         watch: self.watchdog.watch(),
+                        generation,
                         unit,
                     });
                 }

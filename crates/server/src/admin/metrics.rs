@@ -24,6 +24,7 @@ pub(super) async fn handler(State(state): State<AdminState>) -> impl IntoRespons
     if let Some(fleet) = &state.fleet {
         super::fleet::render(&mut body, &fleet.snapshot());
     }
+    super::controls::render_metrics(&mut body, &state);
     (
         [
             (header::CONTENT_TYPE, CONTENT_TYPE),

@@ -89,6 +89,7 @@ pub async fn start_full(
         sync_pool: sync_pool.clone(),
         view: view.as_ref().map(db_view::ServerView::handle),
         fleet: None,
+        controls: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
