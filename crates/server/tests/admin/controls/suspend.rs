@@ -221,14 +221,14 @@ async fn a_caller_already_queued_for_a_connection_when_the_budget_is_suspended_i
     .await;
     let pool = ctl.sync_pool.clone();
     let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+    let (id_tx, id_rx) = tokio::sync::oneshot::channel();
     let holder = tokio::task::spawn_blocking(move || {
         let mut conn = pool.get().expect("the one connection");
-        let id = sync_id(&mut conn);
+        let _ = id_tx.send(sync_id(&mut conn));
         held_rx.recv().ok();
         drop(conn);
-        id
     });
-    eventually("the unit is held", || ctl.budget.in_use() == 1).await;
+    let first = id_rx.await.expect("the holder has the connection");
     let pool = ctl.sync_pool.clone();
     let queued = tokio::task::spawn_blocking(move || {
         let mut conn = pool.get()?;
@@ -242,7 +242,7 @@ async fn a_caller_already_queued_for_a_connection_when_the_budget_is_suspended_i
     // Act: suspend, then the holder gives its connection back.
     assert_eq!(ctl.post("/admin/suspend", "").await.status, 200);
     held_tx.send(()).unwrap();
-    let first = holder.await.unwrap();
+    holder.await.unwrap();
 
     // Assert: the returned connection is not handed to the queued caller; it waits at
     // the gate, and gets it after the resume.
