@@ -175,9 +175,17 @@ impl ApiError {
         }
     }
 
-    /// The `{error, message}` body.
+    /// The `{error, message}` body; a pool timeout adds why callers wait and who holds
+    /// the connections: `cause` (`backlog`, `leaked_holders`, `failing_connects`,
+    /// `slow_statements`) and `holders` (`[{site, held_ms, count}]`, `site` being
+    /// `file:line` of the code that checked the connections out, never values or SQL).
     pub fn body(&self) -> serde_json::Value {
-        json!({ "error": self.code(), "message": self.public_message() })
+        let mut body = json!({ "error": self.code(), "message": self.public_message() });
+        if let ApiError::Unavailable(DbError::PoolTimeout { cause, holders, .. }) = self {
+            body["cause"] = json!(cause);
+            body["holders"] = json!(holders);
+        }
+        body
     }
 
     /// Logs what the client is not told (5xx), at the right level.
@@ -186,6 +194,9 @@ impl ApiError {
             // Shedding is the overload policy working: counted, not worth a warning each.
             ApiError::Unavailable(e @ DbError::Shed { .. }) => {
                 tracing::debug!(error = %e, "request shed: too many callers wait")
+            }
+            ApiError::Unavailable(e @ DbError::PoolTimeout { cause, .. }) => {
+                tracing::warn!(error = %e, cause = cause.as_str(), "request failed: database unavailable")
             }
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = %e, "request failed: database unavailable")

@@ -47,20 +47,38 @@ pub async fn start(prefix: &str, units: u32) -> Admin {
 /// [`start`], with the budget divided by `bulkheads` (`DB_BULKHEADS` grammar; empty:
 /// none). Module handles come from the pools' `for_module`.
 pub async fn start_with_bulkheads(prefix: &str, units: u32, bulkheads: &str) -> Admin {
-    start_full(prefix, units, bulkheads, None).await
+    start_full(prefix, units, bulkheads, None, LEAK_THRESHOLD).await
 }
 
 /// [`start`], with the database server's view read every `interval` (its reader takes
 /// one of the `units`).
 pub async fn start_with_view(prefix: &str, units: u32, interval: Duration) -> Admin {
-    start_full(prefix, units, "", Some(interval)).await
+    start_full(prefix, units, "", Some(interval), LEAK_THRESHOLD).await
 }
 
-async fn start_full(prefix: &str, units: u32, bulkheads: &str, view: Option<Duration>) -> Admin {
+/// [`start`], reporting checkouts held longer than `leak_threshold` as suspected leaks
+/// (`DB_LEAK_THRESHOLD`; the others use 30 s, its default).
+pub async fn start_with_leak_threshold(
+    prefix: &str,
+    units: u32,
+    leak_threshold: Duration,
+) -> Admin {
+    start_full(prefix, units, "", None, leak_threshold).await
+}
+
+const LEAK_THRESHOLD: Duration = Duration::from_secs(30);
+
+async fn start_full(
+    prefix: &str,
+    units: u32,
+    bulkheads: &str,
+    view: Option<Duration>,
+    leak_threshold: Duration,
+) -> Admin {
     let server = Server::shared();
     let db = server.create_database(prefix).expect("create database");
     let url = DatabaseUrl::parse(&server.app_url(&db)).expect("database url");
-    let budget = Budget::new(units, Duration::from_secs(30));
+    let budget = Budget::new(units, leak_threshold);
     let specs = db_budget::parse_bulkheads(bulkheads, units).expect("bulkheads");
     if !specs.is_empty() {
         budget.set_bulkheads(&specs);
