@@ -98,6 +98,7 @@ mod options;
 mod pool;
 mod slot;
 mod tx;
+mod watchdog;
 
 pub use args::Args;
 pub use conn::Conn;

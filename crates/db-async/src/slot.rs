@@ -20,6 +20,8 @@ pub(crate) struct Slot {
     /// The server's dialect and the statement limit set on this session when it
     /// opened (`pool/connect.rs`).
     pub(crate) limits: StatementLimits,
+    /// Its running statement's deadline, for the pool's watchdog (the backstop).
+    pub(crate) watch: std::sync::Arc<crate::watchdog::Watch>,
     pub(crate) unit: Unit,
 }
 

@@ -287,6 +287,7 @@ impl Application {
             async_pool: state.async_pool.clone(),
             sync_pool: sync_pool.clone(),
             view: view.as_ref().map(ServerView::handle),
+            fleet: fleet.as_ref().map(Fleet::handle),
         };
         let async_pool = state.async_pool.clone();
 

@@ -21,6 +21,9 @@ pub(super) async fn handler(State(state): State<AdminState>) -> impl IntoRespons
     if let Some(view) = &state.view {
         super::server_view::render(&mut body, view);
     }
+    if let Some(fleet) = &state.fleet {
+        super::fleet::render(&mut body, &fleet.snapshot());
+    }
     (
         [
             (header::CONTENT_TYPE, CONTENT_TYPE),

@@ -8,8 +8,8 @@
 //! |---|---|
 //! | `/healthz` | the process is up (no database call) |
 //! | `/readyz` | both pools reach the server: `SELECT 1` through each, bounded in time; when every connection is in use, statements finishing instead (takes no unit) |
-//! | `/metrics` | Prometheus text format 0.0.4, `db_*` names; the database server's own view as `db_server_*` |
-//! | `/api/pool` | the budget [`Snapshot`](db_budget::Snapshot) as JSON, plus p50/p99 and utilisation, and the server's view under `server` |
+//! | `/metrics` | Prometheus text format 0.0.4, `db_*` names; the database server's own view as `db_server_*`, the fleet membership as `db_fleet_*` |
+//! | `/api/pool` | the budget [`Snapshot`](db_budget::Snapshot) as JSON, plus p50/p99 and utilisation, the server's view under `server` and the fleet membership under `fleet` |
 //! | `/dashboard` | one self-contained HTML page polling `/api/pool` |
 //!
 //! Reading the numbers never takes a budget unit: only `/readyz` touches the database,
@@ -20,6 +20,7 @@
 //! sync-usage: infrastructure (reads the blocking pool for the admin pages; goes when db-sync goes, not ported module by module).
 
 mod dashboard;
+mod fleet;
 mod health;
 mod metrics;
 mod pool_json;
@@ -43,6 +44,8 @@ pub struct AdminState {
     pub sync_pool: db_sync::SyncPool,
     /// The database server's own view, when its reader runs (`DB_SERVER_VIEW_INTERVAL`).
     pub view: Option<db_view::ViewHandle>,
+    /// This instance's fleet membership, when in a fleet (`DB_FLEET_BUDGET`).
+    pub fleet: Option<db_fleet::FleetHandle>,
 }
 
 /// The admin routes, ready to be served (`axum::serve`) on the admin listener.

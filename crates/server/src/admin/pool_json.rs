@@ -13,6 +13,11 @@ pub(super) async fn handler(State(state): State<AdminState>) -> impl IntoRespons
     let mut v = pool_json(&state.budget.snapshot());
     if let Value::Object(top) = &mut v {
         top.insert("server".into(), server_json(state.view.as_ref()));
+        let fleet = state.fleet.as_ref().map(db_fleet::FleetHandle::snapshot);
+        top.insert(
+            "fleet".into(),
+            serde_json::to_value(fleet).unwrap_or(Value::Null),
+        );
     }
     ([(header::CACHE_CONTROL, "no-store")], Json(v))
 }

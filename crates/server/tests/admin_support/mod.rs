@@ -47,13 +47,13 @@ pub async fn start(prefix: &str, units: u32) -> Admin {
 /// [`start`], with the budget divided by `bulkheads` (`DB_BULKHEADS` grammar; empty:
 /// none). Module handles come from the pools' `for_module`.
 pub async fn start_with_bulkheads(prefix: &str, units: u32, bulkheads: &str) -> Admin {
-    start_full(prefix, units, bulkheads, None, LEAK_THRESHOLD).await
+    start_full(prefix, units, bulkheads, None).await
 }
 
 /// [`start`], with the database server's view read every `interval` (its reader takes
 /// one of the `units`).
 pub async fn start_with_view(prefix: &str, units: u32, interval: Duration) -> Admin {
-    start_full(prefix, units, "", Some(interval), LEAK_THRESHOLD).await
+    start_full(prefix, units, "", Some(interval)).await
 }
 
 /// [`start`], reporting checkouts held longer than `leak_threshold` as suspected leaks
@@ -63,12 +63,23 @@ pub async fn start_with_leak_threshold(
     units: u32,
     leak_threshold: Duration,
 ) -> Admin {
-    start_full(prefix, units, "", None, leak_threshold).await
+    start_with(prefix, units, "", None, leak_threshold).await
+}
+
+/// A database, a budget of `units` divided by `bulkheads` (may be empty), both pools,
+/// the server's view every `view` when given, and the admin router.
+pub async fn start_full(
+    prefix: &str,
+    units: u32,
+    bulkheads: &str,
+    view: Option<Duration>,
+) -> Admin {
+    start_with(prefix, units, bulkheads, view, LEAK_THRESHOLD).await
 }
 
 const LEAK_THRESHOLD: Duration = Duration::from_secs(30);
 
-async fn start_full(
+async fn start_with(
     prefix: &str,
     units: u32,
     bulkheads: &str,
@@ -99,6 +110,7 @@ async fn start_full(
         async_pool: async_pool.clone(),
         sync_pool: sync_pool.clone(),
         view: view.as_ref().map(db_view::ServerView::handle),
+        fleet: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -9,6 +9,10 @@
 // The set-up every test binary of this crate shares.
 #[path = "../common/mod.rs"]
 mod common;
+// Headless Chromium, for the fleet's panel of the dashboard.
+#[path = "../admin_support/browser.rs"]
+#[allow(dead_code)]
+mod browser;
 
 mod binary;
 mod check;
