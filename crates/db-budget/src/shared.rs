@@ -8,9 +8,11 @@ use tokio::sync::Semaphore;
 
 use crate::allocation::{Shares, spawn_allocator};
 use crate::bulkhead::Bulkheads;
+use crate::cause::Reading;
 use crate::leak::LeakTracker;
 use crate::shrink::Shrinkers;
 use crate::side::Side;
+use crate::slow::SlowStatements;
 use crate::snapshot::{SideSnapshot, Snapshot};
 use crate::stats::SideStats;
 use crate::suspend::Gate;
@@ -32,6 +34,8 @@ pub(crate) struct Shared {
     /// The pools asked for idle connections when the other side waits.
     pub(crate) shrinkers: Shrinkers,
     pub(crate) leaks: LeakTracker,
+    /// Slow statements by SQL text (`slow.rs`).
+    pub(crate) slow: SlowStatements,
     /// `DB_SLOW_QUERY` in nanoseconds (atomic so it can be set after sharing).
     pub(crate) slow_query_nanos: AtomicU64,
     /// `DB_MAX_WAITERS` per side; `u32::MAX` is no limit.
@@ -73,6 +77,7 @@ impl Shared {
             shares: Shares::new(capacity),
             shrinkers: Shrinkers::default(),
             leaks: LeakTracker::new(leak_threshold),
+            slow: SlowStatements::default(),
             // `DB_SLOW_QUERY`'s default (`VARIABLES`); `Budget::from_config` sets the
             // configured one.
             slow_query_nanos: AtomicU64::new(200_000_000),
@@ -127,8 +132,14 @@ impl Shared {
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
+        self.snapshot_with(&self.read_checkouts(), true)
+    }
+
+    /// The snapshot, its holders and wait cause from `reading`; its slow statements
+    /// only `with_statements`.
+    pub(crate) fn snapshot_with(&self, reading: &Reading, with_statements: bool) -> Snapshot {
         let usable = self.usable();
-        Snapshot {
+        let mut snap = Snapshot {
             capacity: usable,
             in_use: usable.saturating_sub(self.available()),
             withheld: (self.capacity - usable).saturating_sub(self.parked()),
@@ -139,7 +150,18 @@ impl Shared {
                 .map(|b| b.snapshot())
                 .unwrap_or_default(),
             sync_side: SideSnapshot::read(self.stats(Side::Sync), self.shares.of(Side::Sync)),
+            wait_cause: None,
+            holders: reading.holders(Snapshot::HOLDERS),
+            slow_statements: if with_statements {
+                self.slow.top()
+            } else {
+                Vec::new()
+            },
+        };
+        if snap.callers_wait() {
+            snap.wait_cause = Some(self.wait_cause(reading, None));
         }
+        snap
     }
 }
 

@@ -120,6 +120,9 @@ pub(crate) struct SideStats {
     pub(crate) acquire: Histogram,
     pub(crate) queries: Histogram,
     pub(crate) slow_queries: AtomicU64,
+    /// When this side's last connect attempt failed (`statement::ticks_now`); `0` once
+    /// one succeeded (`cause.rs` reads it).
+    pub(crate) connect_failed_at: AtomicU64,
 }
 
 impl SideStats {

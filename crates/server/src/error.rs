@@ -179,9 +179,17 @@ impl ApiError {
         }
     }
 
-    /// The `{error, message}` body.
+    /// The `{error, message}` body; a pool timeout adds why callers wait: `cause`
+    /// (`backlog`, `leaked_holders`, `failing_connects`, `slow_statements`). Who holds
+    /// the connections (`file:line` of the code that checked them out) is for operators:
+    /// in the log line and on the admin listener (`/api/pool`'s `holders`), not for the
+    /// game's clients, who have no use for the server's source paths.
     pub fn body(&self) -> serde_json::Value {
-        json!({ "error": self.code(), "message": self.public_message() })
+        let mut body = json!({ "error": self.code(), "message": self.public_message() });
+        if let ApiError::Unavailable(DbError::PoolTimeout { cause, .. }) = self {
+            body["cause"] = json!(cause);
+        }
+        body
     }
 
     /// Logs what the client is not told (5xx), at the right level.
@@ -194,6 +202,9 @@ impl ApiError {
             // An operator suspended the budget (logged once, by the admin listener).
             ApiError::Unavailable(e @ DbError::Suspended { .. }) => {
                 tracing::debug!(error = %e, "request refused: the budget is suspended")
+            }
+            ApiError::Unavailable(e @ DbError::PoolTimeout { cause, .. }) => {
+                tracing::warn!(error = %e, cause = cause.as_str(), "request failed: database unavailable")
             }
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = %e, "request failed: database unavailable")

@@ -233,13 +233,15 @@ impl Shared {
         site: &'static Location<'static>,
     ) -> AsyncConn {
         self.recorder.record_acquire(started.elapsed());
+        let ticket = self.recorder.checkout(site);
         AsyncConn {
             conn: Conn {
                 slot: Some(slot),
                 recorder: self.recorder.clone(),
                 state: ConnState::default(),
+                statement: ticket.statement_mark(),
             },
-            ticket: self.recorder.checkout(site),
+            ticket,
             shared: self.clone(),
             admission: None,
         }

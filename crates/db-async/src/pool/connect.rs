@@ -48,6 +48,7 @@ impl Shared {
                     });
                 }
                 Ok(Err(e)) if is_connection_limit(&e) => {
+                    self.recorder.record_connect_failed();
                     if Instant::now() + backoff < deadline {
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_millis(100));
@@ -61,8 +62,15 @@ impl Shared {
                     );
                     return Err(self.recorder.timeout_error(TimeoutPhase::Connect, started));
                 }
-                Ok(Err(e)) => return Err(DbError::Connect { cause: e.into() }),
+                Ok(Err(e)) => {
+                    self.recorder.record_connect_failed();
+                    return Err(DbError::Connect { cause: e.into() });
+                }
                 Err(_) => {
+                    // The connect timeout, not the caller's deadline, cut it short.
+                    if attempt_deadline < deadline {
+                        self.recorder.record_connect_failed();
+                    }
                     return Err(self.recorder.timeout_error(TimeoutPhase::Connect, started));
                 }
             }

@@ -384,6 +384,9 @@ mod tests {
                 shed_total: 4,
             }],
             sync_side: side(2, hist(&[], 0)),
+            wait_cause: None,
+            holders: vec![],
+            slow_statements: vec![],
         }
     }
 
