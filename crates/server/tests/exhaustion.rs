@@ -78,7 +78,8 @@ async fn an_exhausted_budget_gives_503s_with_retry_after_and_then_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pool_timeout_answers_503_naming_the_cause_and_the_admin_listener_names_the_holders_call_site() {
+async fn a_pool_timeout_answers_503_naming_the_cause_and_the_admin_listener_names_the_holders_call_site()
+ {
     // Arrange: a budget of 2, a 100 ms leak threshold; both units checked out at one
     // line of this file and kept idle past it.
     let app = spawn_app_with(AppOptions {
@@ -126,7 +127,10 @@ async fn a_pool_timeout_answers_503_naming_the_cause_and_the_admin_listener_name
         assert_eq!(keys, ["cause", "error", "message"], "GET {path}: {body}");
         assert_eq!(body["error"], "unavailable", "GET {path}: {body}");
         assert_eq!(body["cause"], "leaked_holders", "GET {path}: {body}");
-        assert!(!body.to_string().contains(file!()), "no source path: {body}");
+        assert!(
+            !body.to_string().contains(file!()),
+            "no source path: {body}"
+        );
     }
     let holders = pool["holders"].as_array().expect("holders on /api/pool");
     let h = holders
