@@ -246,28 +246,23 @@ impl Conn {
         }
         let _in_statement = self.statement.enter();
         let started = Instant::now();
-        // The backstop: the pool's watchdog cuts the statement off past `wait`.
         let r = match self.limits().backstop(limit) {
-            None => Some(op(self.raw_conn()).await),
-            Some(wait) => {
-                let slot = self
-                    .slot
-                    .as_mut()
-                    .expect("a checked-out connection has a slot");
-                slot.watch.guard(wait, op(&mut slot.conn)).await
-            }
-        };
-        let Some(r) = r else {
-            // The server did not answer in time: the statement's future was dropped
-            // mid-exchange. `busy` stays set, so this connection refuses every later
-            // statement and is shut on return, unread.
-            self.recorder.record_query(sql, started.elapsed(), site);
-            return Err(DbError::StatementTimeout {
-                limit,
-                site,
-                stopped_by: StoppedBy::Client,
-                cause: None,
-            });
+            None => op(self.raw_conn()).await,
+            Some(wait) => match tokio::time::timeout(wait, op(self.raw_conn())).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // The server did not answer in time: the statement's future was
+                    // dropped mid-exchange. `busy` stays set, so this connection
+                    // refuses every later statement and is shut on return, unread.
+                    self.recorder.record_query(sql, started.elapsed(), site);
+                    return Err(DbError::StatementTimeout {
+                        limit,
+                        site,
+                        stopped_by: StoppedBy::Client,
+                        cause: None,
+                    });
+                }
+            },
         };
         self.finish(sql, effects, (started, limit), site, r)
     }

@@ -98,7 +98,6 @@ mod options;
 mod pool;
 mod slot;
 mod tx;
-mod watchdog;
 
 pub use args::Args;
 pub use conn::Conn;

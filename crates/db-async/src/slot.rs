@@ -20,8 +20,6 @@ pub(crate) struct Slot {
     /// The server's dialect and the statement limit set on this session when it
     /// opened (`pool/connect.rs`).
     pub(crate) limits: StatementLimits,
-    /// Its running statement's deadline, for the pool's watchdog (the backstop).
-    pub(crate) watch: std::sync::Arc<crate::watchdog::Watch>,
     /// The budget's eviction generation when its connect started (`Budget::evict`): an
     /// evicted connection is closed instead of pooled or handed out.
     pub(crate) generation: u64,

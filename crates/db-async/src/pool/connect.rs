@@ -42,7 +42,6 @@ impl Shared {
                         opened_at: now.checked_sub(jitter).unwrap_or(now),
                         pinged_at: None,
                         limits,
-                        watch: self.watchdog.watch(),
                         generation,
                         unit,
                     });

@@ -62,12 +62,10 @@ impl AsyncPool {
             closing: tokio::sync::Notify::new(),
             runtime,
             flavor: std::sync::OnceLock::new(),
-            watchdog: crate::watchdog::Watchdog::default(),
         });
         let weak: Weak<dyn Shrink> = Arc::downgrade(&shared) as Weak<Shared>;
         shared.budget.register_shrinker(Side::Async, weak);
         shared.runtime.spawn(reaper::reap(Arc::downgrade(&shared)));
-        shared.runtime.spawn(watch(Arc::downgrade(&shared)));
         AsyncPool {
             shared,
             bulkhead: None,
@@ -153,19 +151,5 @@ impl AsyncPool {
     /// `true` after [`AsyncPool::close`], or once the budget itself is closed.
     pub fn is_closed(&self) -> bool {
         self.shared.is_closed()
-    }
-}
-
-/// The statements' backstop ([`crate::watchdog`]): a look every tick; ends when the pool
-/// is dropped.
-async fn watch(shared: Weak<Shared>) {
-    let mut tick = tokio::time::interval(crate::watchdog::TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        shared.watchdog.look();
     }
 }

@@ -28,8 +28,6 @@ pub(crate) struct Shared {
     /// The server's dialect, read by the first connect (`connect.rs`): one URL, one
     /// dialect, so later connects skip the question.
     pub(super) flavor: OnceLock<ServerFlavor>,
-    /// The statements' backstop: every connection's deadline, looked at each tick.
-    pub(super) watchdog: crate::watchdog::Watchdog,
 }
 
 impl std::fmt::Debug for Shared {
