@@ -1,7 +1,11 @@
 //! I4, fail fast and say why: a caller that cannot get a connection within the pool
 //! timeout gets a typed error carrying the budget's state, promptly, on either side;
 //! blocking on a current-thread runtime's thread is refused; beyond `DB_MAX_WAITERS`
-//! waiters, a caller is refused at once (load shedding).
+//! waiters, a caller is refused at once (load shedding). Why callers waited (each of
+//! the four causes, produced for real) and who held the connections: `causes`.
+
+#[path = "fail_fast/causes.rs"]
+mod causes;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -72,7 +76,8 @@ fn with_the_budget_held_an_async_caller_gets_a_timeout_showing_the_budget() {
     }
     assert!(
         msg.starts_with("timed out after 3")
-            && msg.ends_with("ms waiting for a database connection: budget 2/2 in use (async: 1 active, 0 idle, 1 waiting; sync: 1 active, 0 idle, 0 waiting)"),
+            && msg.contains("ms waiting for a database connection (async): backlog — ")
+            && msg.ends_with("; budget 2/2 in use (async: 1 active, 0 idle, 1 waiting; sync: 1 active, 0 idle, 0 waiting)"),
         "{msg}"
     );
     assert!(err.is_unavailable());

@@ -1,6 +1,6 @@
 //! `cargo xtask run`: the server against `DATABASE_URL`, or against the private
 //! development MariaDB (started when needed). Prints where the API and the dashboard are
-//! and a development token.
+//! and a development token; generates `SERVER_SECRET` and `ADMIN_TOKEN` when unset.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -39,6 +39,12 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
         );
         cmd.env("SERVER_SECRET", random_hex(32));
     }
+    // The admin listener's control routes need a token; printed below once it is up.
+    let admin_token = std::env::var_os("ADMIN_TOKEN").is_none().then(|| {
+        let token = random_hex(32);
+        cmd.env("ADMIN_TOKEN", &token);
+        token
+    });
     let api = local(&std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "0.0.0.0:8080".into()));
     let admin = local(&std::env::var("ADMIN_ADDR").unwrap_or_else(|_| "127.0.0.1:9090".into()));
     let mut child = match cmd.spawn() {
@@ -59,6 +65,11 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
                 "development player {id}, token: {t}\n  curl -H 'Authorization: Bearer {t}' http://{api}/api/players/{id}/quests"
             ),
             None => println!("(could not create a development player; see the server log)"),
+        }
+        if let Some(t) = &admin_token {
+            println!(
+                "development admin token (ADMIN_TOKEN was not set): {t}\n  curl -X POST -H 'Authorization: Bearer {t}' http://{admin}/admin/suspend   (then /admin/resume)"
+            );
         }
     }
     match child.wait() {

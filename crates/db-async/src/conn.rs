@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use db_budget::sql::{self, TxControl};
 use db_budget::statement_timeout::classify;
-use db_budget::{DbError, ExecResult, Recorder, StatementLimits, StoppedBy};
+use db_budget::{DbError, ExecResult, Recorder, StatementLimits, StatementMark, StoppedBy};
 use sqlx::mysql::{MySql, MySqlArguments, MySqlRow};
 use sqlx::{AssertSqlSafe, Connection, Executor, FromRow, MySqlConnection, SqlSafeStr, SqlStr};
 
@@ -59,6 +59,8 @@ pub struct Conn {
     pub(crate) slot: Option<Slot>,
     pub(crate) recorder: Recorder,
     pub(crate) state: ConnState,
+    /// The checkout's "in a statement" clock, set while a helper's statement runs.
+    pub(crate) statement: StatementMark,
 }
 
 /// What the pool must know when the connection comes back, and what the next
@@ -242,6 +244,7 @@ impl Conn {
                 "a transaction is already open on this connection",
             ));
         }
+        let _in_statement = self.statement.enter();
         let started = Instant::now();
         let r = match self.limits().backstop(limit) {
             None => op(self.raw_conn()).await,

@@ -20,6 +20,9 @@ pub(crate) struct Slot {
     /// The server's dialect and the statement limit set on this session when it
     /// opened (`pool/connect.rs`).
     pub(crate) limits: StatementLimits,
+    /// The budget's eviction generation when its connect started (`Budget::evict`): an
+    /// evicted connection is closed instead of pooled or handed out.
+    pub(crate) generation: u64,
     pub(crate) unit: Unit,
 }
 

@@ -135,8 +135,10 @@ impl Budget {
         Recorder::new(self.shared.clone(), side)
     }
 
-    /// The most units this budget can hold: `MAX_CONNECTIONS`, or in a fleet, its
-    /// floor plus the whole lease pool (see [`Budget::usable`] for what it may use now).
+    /// The most units this budget can hold: what it was built with (`MAX_CONNECTIONS`;
+    /// for a budget that may grow at run time, the limit of the server's startup check;
+    /// in a fleet, its floor plus the whole lease pool). See [`Budget::usable`] for what
+    /// it may use now, and [`Budget::set_capacity`].
     pub fn capacity(&self) -> u32 {
         self.shared.capacity
     }
@@ -379,6 +381,8 @@ impl Budget {
         for turn in &self.shared.turns {
             turn.close();
         }
+        // Callers in front of a suspended budget's gate look again and see it closed.
+        self.shared.gate.wake_all();
     }
 
     /// `true` after [`Budget::close`].

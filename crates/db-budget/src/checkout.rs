@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use crate::shared::Shared;
 use crate::side::Side;
+use crate::statement::{InStatement, StatementMark};
 
 /// One checked-out connection as the budget sees it: counts the side's `active` gauge
 /// and takes part in leak detection. Dropping it ends the checkout.
@@ -17,15 +18,35 @@ pub struct CheckoutTicket {
     shared: Arc<Shared>,
     id: u64,
     side: Side,
+    statement: StatementMark,
 }
 
 impl CheckoutTicket {
     pub(crate) fn new(shared: Arc<Shared>, side: Side, site: &'static Location<'static>) -> Self {
-        let id = shared.leaks.register(side, site);
+        let statement = StatementMark::default();
+        let id = shared.leaks.register(side, site, statement.clone());
         // SeqCst: see `Shares::demand_rose`.
         shared.stats(side).active.fetch_add(1, SeqCst);
         shared.shares.demand_rose();
-        CheckoutTicket { shared, id, side }
+        CheckoutTicket {
+            shared,
+            id,
+            side,
+            statement,
+        }
+    }
+
+    /// This checkout's statement clock, for a pool whose statement helpers do not hold
+    /// the ticket (see [`StatementMark::enter`]).
+    pub fn statement_mark(&self) -> StatementMark {
+        self.statement.clone()
+    }
+
+    /// Marks this checkout as inside a statement until the guard is dropped: a holder
+    /// stuck in a statement slower than `DB_SLOW_QUERY` then counts as a slow
+    /// statement, not a leak, when callers wait (`cause.rs`).
+    pub fn enter_statement(&self) -> InStatement {
+        self.statement.enter()
     }
 }
 

@@ -4,7 +4,9 @@ use std::fmt;
 use std::panic::Location;
 use std::time::Duration;
 
+use crate::cause::WaitCause;
 use crate::config::ConfigError;
+use crate::holders::Holder;
 use crate::side::Side;
 use crate::snapshot::Snapshot;
 
@@ -21,8 +23,17 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum DbError {
     /// No connection could be had before the pool timeout (`DB_POOL_TIMEOUT`). The
-    /// message carries the budget's state when the caller gave up (invariant I4).
-    #[error("timed out after {} {}: {snapshot}", HumanDuration(*.waited), .phase.describe())]
+    /// message says why callers wait, names the longest holders by call site and
+    /// carries the budget's state when the caller gave up (invariant I4):
+    ///
+    /// `timed out after 10s waiting for a database connection (async): leaked holders —
+    /// src/legacy/saved_games.rs:88 held 12.3s (×6); budget 20/20 in use (…)`
+    #[error(
+        "timed out after {} {} ({side}): {cause}{}; {snapshot}",
+        HumanDuration(*.waited),
+        .phase.describe(),
+        HoldersText(.holders)
+    )]
     PoolTimeout {
         /// The side the caller was on.
         side: Side,
@@ -30,8 +41,12 @@ pub enum DbError {
         phase: TimeoutPhase,
         /// How long the caller waited in all.
         waited: Duration,
-        /// The budget as it was at that moment.
+        /// The budget as it was at that moment (its `slow_statements` left empty).
         snapshot: Box<Snapshot>,
+        /// Why this side's callers wait (see [`WaitCause`] for the rule).
+        cause: WaitCause,
+        /// The longest current holders by call site, longest first (at most three).
+        holders: Vec<Holder>,
     },
 
     /// Load shedding: `limit` callers of this side already wait for a connection
@@ -46,6 +61,22 @@ pub enum DbError {
         side: Side,
         /// `DB_MAX_WAITERS`.
         limit: u32,
+    },
+
+    /// The budget is suspended ([`Budget::suspend`](crate::Budget::suspend), e.g. for a
+    /// database failover) and was not resumed before the pool timeout: the caller waited
+    /// in front of the gate, holding nothing. An HTTP layer answers 503 with
+    /// `Retry-After`. Not counted as a pool timeout: no connection was short.
+    #[error(
+        "the connection budget is suspended (a database failover or an incident): gave up \
+         after {} on the {side} side; it serves again once resumed",
+        HumanDuration(*.waited)
+    )]
+    Suspended {
+        /// The side the caller was on.
+        side: Side,
+        /// How long the caller waited in all.
+        waited: Duration,
     },
 
     /// Opening a connection failed (refused, access denied, handshake error). A server
@@ -216,14 +247,15 @@ impl DbError {
         matches!(self, DbError::StatementTimeout { .. })
     }
 
-    /// `true` when no connection was available in time, or the connection was lost:
-    /// the database is overloaded or unreachable, not the request wrong. An HTTP layer
-    /// maps these to 503.
+    /// `true` when no connection was available in time, the budget is suspended, or the
+    /// connection was lost: the database is overloaded, unreachable or being switched,
+    /// not the request wrong. An HTTP layer maps these to 503.
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
             DbError::PoolTimeout { .. }
                 | DbError::Shed { .. }
+                | DbError::Suspended { .. }
                 | DbError::Connect { .. }
                 | DbError::ConnectionLost { .. }
                 | DbError::Closed
@@ -299,6 +331,19 @@ impl fmt::Display for HumanDuration {
         } else {
             write!(f, "{}µs", d.as_micros())
         }
+    }
+}
+
+/// ` — a.rs:1 held 2s (×1), b.rs:7 held 1s (×3)`, or nothing without holders.
+struct HoldersText<'a>(&'a [Holder]);
+
+impl fmt::Display for HoldersText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, h) in self.0.iter().enumerate() {
+            f.write_str(if i == 0 { " — " } else { ", " })?;
+            h.fmt(f)?;
+        }
+        Ok(())
     }
 }
 

@@ -58,7 +58,8 @@ impl Shared {
     /// nobody on `side` waits).
     fn can_spare(&self, side: Side, idle_asked: bool) -> bool {
         let held = self.stats(side).held.load(Relaxed);
-        let cap = self.capacity;
+        // What the budget may use now (less than its capacity while units are withheld).
+        let cap = self.usable();
         match self.shares.policy() {
             // With one unit the shares take turns (`allocation/`).
             HandOver::Damped => held > self.shares.of(side),
@@ -90,6 +91,9 @@ mod tests {
         fn shrink_idle(&self) -> bool {
             self.0.fetch_add(1, Relaxed);
             true
+        }
+        fn evict_idle(&self) -> u32 {
+            0
         }
     }
 

@@ -7,8 +7,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use crate::cause::LiveCheckout;
 use crate::error::HumanDuration;
 use crate::side::Side;
+use crate::statement::StatementMark;
 
 #[derive(Debug)]
 struct Checkout {
@@ -16,6 +18,8 @@ struct Checkout {
     site: &'static Location<'static>,
     since: Instant,
     warned: bool,
+    /// Set while a statement runs on it (shared with its ticket).
+    statement: StatementMark,
 }
 
 /// The live checkouts of one budget. A background thread scans them a few times per
@@ -41,14 +45,21 @@ impl LeakTracker {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts watching a checkout of `side` taken at `site`; returns its id.
-    pub(crate) fn register(&self, side: Side, site: &'static Location<'static>) -> u64 {
+    /// Starts watching a checkout of `side` taken at `site`, whose statements set
+    /// `statement`; returns its id.
+    pub(crate) fn register(
+        &self,
+        side: Side,
+        site: &'static Location<'static>,
+        statement: StatementMark,
+    ) -> u64 {
         let id = self.next_id.fetch_add(1, Relaxed);
         let checkout = Checkout {
             side,
             site,
             since: Instant::now(),
             warned: false,
+            statement,
         };
         self.lock().insert(id, checkout);
         id
@@ -66,6 +77,19 @@ impl LeakTracker {
                 "database connection reported as a possible leak was returned",
             );
         }
+    }
+
+    /// A copy of every live checkout, for the holder lists and the wait cause
+    /// (`cause.rs`): the lock is held for the copy and nothing else.
+    pub(crate) fn live(&self) -> Vec<LiveCheckout> {
+        let live = self.lock();
+        live.values()
+            .map(|c| LiveCheckout {
+                site: c.site,
+                since: c.since,
+                statement_since: c.statement.started(),
+            })
+            .collect()
     }
 
     /// Warns once about each checkout older than the threshold; returns how many were

@@ -19,7 +19,8 @@
 //! the connect-per-call pattern again.
 //!
 //! The crate also holds what both pools share: the environment [`Config`] ([`VARIABLES`]),
-//! the one error type [`DbError`] (whose pool timeout shows the budget, I4), the
+//! the one error type [`DbError`] (whose pool timeout shows the budget, why callers
+//! wait and who holds the connections, I4), the
 //! [`Snapshot`] read by metrics and the live page (I5), what each pool records about
 //! its side ([`Recorder`]), and leak detection ([`CheckoutTicket`]). It knows nothing
 //! of sqlx or the mysql crate.
@@ -57,23 +58,30 @@ mod allocation;
 mod blocking;
 mod budget;
 mod bulkhead;
+mod cause;
 mod checkout;
 mod config;
 pub mod dict;
 mod error;
+mod evict;
 mod fairness;
 mod global;
+mod holders;
 mod leak;
 mod outcome;
 mod pool_settings;
 mod recorder;
+mod resize;
 mod shared;
 mod shrink;
 mod side;
+mod slow;
 mod snapshot;
 pub mod sql;
+mod statement;
 pub mod statement_timeout;
 mod stats;
+mod suspend;
 mod unit;
 mod url;
 mod withheld;
@@ -84,6 +92,7 @@ pub use budget::{Budget, WaitError};
 pub use bulkhead::{
     Admission, AdmitError, Bulkhead, BulkheadSnapshot, BulkheadSpec, Bulkheads, parse_bulkheads,
 };
+pub use cause::{RECENT_CONNECT_FAILURE, WaitCause};
 pub use checkout::CheckoutTicket;
 pub use config::{
     ACCEPTS_DURATION, ACCEPTS_DURATION_OR_OFF, Config, ConfigError, VARIABLES, Variable,
@@ -91,13 +100,18 @@ pub use config::{
 };
 pub use dict::DictRow;
 pub use error::{BoxError, DbError, HumanDuration, StoppedBy, TimeoutPhase};
+pub use evict::Eviction;
 pub use global::{Global, Installed, global, install_global, is_installed};
+pub use holders::Holder;
 pub use outcome::ExecResult;
 pub use pool_settings::PoolSettings;
 pub use recorder::Recorder;
+pub use resize::{ResizeError, Resized};
 pub use shrink::Shrink;
 pub use side::Side;
+pub use slow::SlowStatement;
 pub use snapshot::{HistogramSnapshot, SideSnapshot, Snapshot};
+pub use statement::{InStatement, StatementMark};
 pub use statement_timeout::{ServerFlavor, StatementLimits};
 pub use stats::{CloseReason, GaugeGuard, LATENCY_BUCKETS_US};
 pub use unit::Unit;

@@ -12,6 +12,9 @@ use crate::shared::Shared;
 use crate::side::Side;
 use crate::stats::{CloseReason, GaugeGuard};
 
+/// How many holders a [`DbError::PoolTimeout`] names.
+pub(crate) const TIMEOUT_HOLDERS: usize = 3;
+
 /// One side's recording handle on a budget, held by that side's pool
 /// ([`Budget::recorder`](crate::Budget::recorder)). Every figure it records appears in
 /// the budget's [`Snapshot`](crate::Snapshot).
@@ -103,9 +106,23 @@ impl Recorder {
         }
     }
 
-    /// Records that a connection was opened.
+    /// Records that a connection was opened (the side's connects work again).
     pub fn record_opened(&self) {
-        self.shared.stats(self.side).opened.fetch_add(1, Relaxed);
+        let stats = self.shared.stats(self.side);
+        stats.opened.fetch_add(1, Relaxed);
+        stats.connect_failed_at.store(0, Relaxed);
+    }
+
+    /// Records that a connect attempt failed: refused, "too many connections" (each
+    /// retry too), a handshake or session set-up error, or the connect timeout. Until
+    /// the side opens a connection again, callers that time out in the next
+    /// [`RECENT_CONNECT_FAILURE`](crate::RECENT_CONNECT_FAILURE) are told the cause is
+    /// [`WaitCause::FailingConnects`](crate::WaitCause::FailingConnects).
+    pub fn record_connect_failed(&self) {
+        self.shared
+            .stats(self.side)
+            .connect_failed_at
+            .store(crate::statement::ticks_now(), Relaxed);
     }
 
     /// Records that a connection was closed, and why.
@@ -120,13 +137,15 @@ impl Recorder {
 
     /// Records a statement's duration; one slower than `DB_SLOW_QUERY` (see
     /// [`Budget::set_slow_query_threshold`](crate::Budget::set_slow_query_threshold)) is
-    /// logged with its SQL text (never parameter values), duration and the call site.
+    /// logged with its SQL text (never parameter values), duration and the call site,
+    /// and counted by text for the snapshot's `slow_statements`.
     pub fn record_query(&self, sql: &str, took: Duration, site: &Location<'_>) {
         let stats = self.shared.stats(self.side);
         stats.queries.record(took);
         let threshold = Duration::from_nanos(self.shared.slow_query_nanos.load(Relaxed));
         if took >= threshold {
             stats.slow_queries.fetch_add(1, Relaxed);
+            self.shared.slow.record(self.side, sql, took);
             tracing::warn!(
                 side = %self.side,
                 took = %HumanDuration(took),
@@ -156,14 +175,20 @@ impl Recorder {
         }
     }
 
-    /// Counts a pool timeout and builds its error, with the budget's state now (I4).
+    /// Counts a pool timeout and builds its error, with the budget's state now (I4),
+    /// why this side's callers wait and the three longest holders, all
+    /// from one copy of the live checkouts. The error's snapshot lists no slow
+    /// statements: an error carries no SQL text.
     pub fn timeout_error(&self, phase: TimeoutPhase, started: Instant) -> DbError {
         self.shared.stats(self.side).timeouts.fetch_add(1, Relaxed);
+        let reading = self.shared.read_checkouts();
         DbError::PoolTimeout {
             side: self.side,
             phase,
             waited: started.elapsed(),
-            snapshot: Box::new(self.shared.snapshot()),
+            cause: self.shared.wait_cause(&reading, Some(self.side)),
+            holders: reading.holders(TIMEOUT_HOLDERS),
+            snapshot: Box::new(self.shared.snapshot_with(&reading, false)),
         }
     }
 }
@@ -173,7 +198,7 @@ mod tests {
     use std::panic::Location;
     use std::time::{Duration, Instant};
 
-    use crate::{Budget, DbError, Side, TimeoutPhase};
+    use crate::{Budget, DbError, Side, TimeoutPhase, WaitCause};
 
     #[test]
     fn only_statements_at_or_above_the_threshold_count_as_slow() {
@@ -254,6 +279,89 @@ mod tests {
             matches!(waited, Err(DbError::Shed { limit: 0, .. })),
             "a limit of 0 admitted a waiter: {waited:?}"
         );
+    }
+
+    #[test]
+    fn a_timeout_names_why_callers_wait_and_the_longest_holders() {
+        // Arrange: both units checked out at one site, held past a short leak threshold.
+        let b = Budget::new(2, Duration::from_millis(10));
+        b.set_slow_query_threshold(Duration::from_millis(10));
+        let r = b.recorder(Side::Async);
+        let site = Location::caller();
+        let tickets: Vec<_> = (0..2).map(|_| r.checkout(site)).collect();
+        std::thread::sleep(Duration::from_millis(30));
+        let cause_now = || match r.timeout_error(TimeoutPhase::Wait, Instant::now()) {
+            DbError::PoolTimeout { cause, .. } => cause,
+            other => panic!("a pool timeout, got {other:?}"),
+        };
+
+        // Act + Assert: idle old holders are leaks, named in the message.
+        let err = r.timeout_error(TimeoutPhase::Wait, Instant::now());
+        let DbError::PoolTimeout {
+            cause,
+            ref holders,
+            ref snapshot,
+            ..
+        } = err
+        else {
+            panic!("a pool timeout, got {err:?}");
+        };
+        assert_eq!(cause, WaitCause::LeakedHolders);
+        assert_eq!((holders.len(), holders[0].count), (1, 2), "{holders:?}");
+        assert!(snapshot.slow_statements.is_empty());
+        let msg = err.to_string();
+        let named = format!(
+            "(async): leaked holders — {}:{} held ",
+            file!(),
+            site.line()
+        );
+        assert!(msg.contains(&named), "{msg}");
+        assert!(msg.contains("(×2); budget 0/2 in use"), "{msg}");
+
+        // Both inside statements longer than DB_SLOW_QUERY: slow statements.
+        let statements: Vec<_> = tickets.iter().map(|t| t.enter_statement()).collect();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(cause_now(), WaitCause::SlowStatements);
+        drop(statements);
+        assert_eq!(
+            cause_now(),
+            WaitCause::LeakedHolders,
+            "the statements ended"
+        );
+
+        // A failed connect comes first, until a connect succeeds; per side.
+        r.record_connect_failed();
+        assert_eq!(cause_now(), WaitCause::FailingConnects);
+        let other = b.recorder(Side::Sync);
+        assert!(matches!(
+            other.timeout_error(TimeoutPhase::Wait, Instant::now()),
+            DbError::PoolTimeout {
+                cause: WaitCause::LeakedHolders,
+                ..
+            }
+        ));
+        r.record_opened();
+        assert_eq!(cause_now(), WaitCause::LeakedHolders);
+    }
+
+    #[test]
+    fn the_snapshot_names_a_wait_cause_only_while_callers_wait_and_lists_slow_statements() {
+        let b = Budget::new(1, Duration::from_secs(30));
+        b.set_slow_query_threshold(Duration::from_millis(50));
+        let r = b.recorder(Side::Sync);
+        r.record_query(
+            "DO SLEEP(0.3)",
+            Duration::from_millis(300),
+            Location::caller(),
+        );
+        r.record_query("SELECT 1", Duration::from_millis(1), Location::caller());
+        let snap = b.snapshot();
+        assert_eq!(snap.wait_cause, None);
+        assert_eq!(snap.slow_statements.len(), 1, "{:?}", snap.slow_statements);
+        assert_eq!(snap.slow_statements[0].sql, "DO SLEEP(0.3)");
+        let waiting = r.waiting();
+        assert_eq!(b.snapshot().wait_cause, Some(WaitCause::Backlog));
+        drop(waiting);
     }
 
     #[test]

@@ -1,18 +1,21 @@
 //! The state one budget shares with its handles, units, tickets and recorders.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
 use crate::allocation::{Shares, spawn_allocator};
 use crate::bulkhead::Bulkheads;
+use crate::cause::Reading;
 use crate::leak::LeakTracker;
 use crate::shrink::Shrinkers;
 use crate::side::Side;
+use crate::slow::SlowStatements;
 use crate::snapshot::{SideSnapshot, Snapshot};
 use crate::stats::SideStats;
+use crate::suspend::Gate;
 
 pub(crate) struct Shared {
     pub(crate) capacity: u32,
@@ -31,6 +34,8 @@ pub(crate) struct Shared {
     /// The pools asked for idle connections when the other side waits.
     pub(crate) shrinkers: Shrinkers,
     pub(crate) leaks: LeakTracker,
+    /// Slow statements by SQL text (`slow.rs`).
+    pub(crate) slow: SlowStatements,
     /// `DB_SLOW_QUERY` in nanoseconds (atomic so it can be set after sharing).
     pub(crate) slow_query_nanos: AtomicU64,
     /// `DB_MAX_WAITERS` per side; `u32::MAX` is no limit.
@@ -42,6 +47,14 @@ pub(crate) struct Shared {
     /// Units to take out of use as they come free (`withheld.rs`); while any are owed,
     /// returned connections are closed instead of pooled.
     pub(crate) owed: AtomicU32,
+    /// The capacity last asked for (`resize.rs`); `capacity` until then.
+    pub(crate) target: AtomicU32,
+    /// Serialises resizes (`resize.rs`); only atomics are touched under it.
+    pub(crate) resizing: Mutex<()>,
+    /// The gate that suspends new checkouts (`suspend.rs`).
+    pub(crate) gate: Gate,
+    /// The eviction generation (`evict.rs`).
+    pub(crate) generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -64,6 +77,7 @@ impl Shared {
             shares: Shares::new(capacity),
             shrinkers: Shrinkers::default(),
             leaks: LeakTracker::new(leak_threshold),
+            slow: SlowStatements::default(),
             // `DB_SLOW_QUERY`'s default (`VARIABLES`); `Budget::from_config` sets the
             // configured one.
             slow_query_nanos: AtomicU64::new(200_000_000),
@@ -72,6 +86,10 @@ impl Shared {
             bulkheads: OnceLock::new(),
             withheld: AtomicU32::new(0),
             owed: AtomicU32::new(0),
+            target: AtomicU32::new(capacity),
+            resizing: Mutex::new(()),
+            gate: Gate::default(),
+            generation: AtomicU64::new(0),
         });
         spawn_leak_scanner(Arc::downgrade(&shared), leak_threshold);
         spawn_allocator(Arc::downgrade(&shared), capacity);
@@ -100,17 +118,31 @@ impl Shared {
         paid
     }
 
+    /// Units withheld because the capacity was set below the limit (`resize.rs`): the
+    /// difference less what is still owed. 0 for a budget never resized (a fleet
+    /// member's, whose owed units are its leases').
+    pub(crate) fn parked(&self) -> u32 {
+        let headroom = self.capacity - self.target.load(SeqCst);
+        headroom.saturating_sub(self.owed.load(SeqCst))
+    }
+
     /// Units the pools may use now: the capacity less what is withheld.
     pub(crate) fn usable(&self) -> u32 {
         self.capacity - self.withheld.load(Relaxed)
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
+        self.snapshot_with(&self.read_checkouts(), true)
+    }
+
+    /// The snapshot, its holders and wait cause from `reading`; its slow statements
+    /// only `with_statements`.
+    pub(crate) fn snapshot_with(&self, reading: &Reading, with_statements: bool) -> Snapshot {
         let usable = self.usable();
-        Snapshot {
+        let mut snap = Snapshot {
             capacity: usable,
             in_use: usable.saturating_sub(self.available()),
-            withheld: self.capacity - usable,
+            withheld: (self.capacity - usable).saturating_sub(self.parked()),
             async_side: SideSnapshot::read(self.stats(Side::Async), self.shares.of(Side::Async)),
             bulkheads: self
                 .bulkheads
@@ -118,7 +150,18 @@ impl Shared {
                 .map(|b| b.snapshot())
                 .unwrap_or_default(),
             sync_side: SideSnapshot::read(self.stats(Side::Sync), self.shares.of(Side::Sync)),
+            wait_cause: None,
+            holders: reading.holders(Snapshot::HOLDERS),
+            slow_statements: if with_statements {
+                self.slow.top()
+            } else {
+                Vec::new()
+            },
+        };
+        if snap.callers_wait() {
+            snap.wait_cause = Some(self.wait_cause(reading, None));
         }
+        snap
     }
 }
 

@@ -15,6 +15,12 @@ pub trait Shrink: Send + Sync + 'static {
     /// Close one idle connection, if there is one, so that its unit returns to the
     /// budget. Returns `true` if a connection was found to close.
     fn shrink_idle(&self) -> bool;
+
+    /// Close every idle connection stamped with an eviction generation older than the
+    /// budget's ([`Budget::evict`](crate::Budget::evict)), in the background, and return
+    /// how many. Called from whatever thread asked for the eviction: it **must not
+    /// block** either.
+    fn evict_idle(&self) -> u32;
 }
 
 /// The pools registered on each side, held weakly (a dropped pool is skipped and
@@ -33,13 +39,19 @@ impl Shrinkers {
 
     /// Asks the pools of `side` in turn until one closes an idle connection.
     pub(crate) fn shrink_one(&self, side: Side) -> bool {
-        // The lock is released before any pool's `shrink_idle` runs.
-        let shrinkers: Vec<Arc<dyn Shrink>> = {
-            let list = self.0[side.index()]
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            list.iter().filter_map(Weak::upgrade).collect()
-        };
-        shrinkers.iter().any(|s| s.shrink_idle())
+        self.live(side).iter().any(|s| s.shrink_idle())
+    }
+
+    /// Asks every pool of `side` to close its evicted idle connections; returns how many.
+    pub(crate) fn evict_idle(&self, side: Side) -> u32 {
+        self.live(side).iter().map(|s| s.evict_idle()).sum()
+    }
+
+    /// The pools of `side` still alive. The lock is released before any of them runs.
+    fn live(&self, side: Side) -> Vec<Arc<dyn Shrink>> {
+        let list = self.0[side.index()]
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        list.iter().filter_map(Weak::upgrade).collect()
     }
 }

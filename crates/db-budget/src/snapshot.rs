@@ -20,12 +20,15 @@ use crate::stats::{CloseReason, LATENCY_BUCKETS_US, SideStats};
 /// (open or being opened).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
-    /// Physical connections allowed now, both sides together: `MAX_CONNECTIONS`, or in
-    /// a fleet the floor plus the units leased.
+    /// Physical connections allowed now, both sides together: `MAX_CONNECTIONS` (or the
+    /// capacity set at run time, once the units owed are back), or in a fleet the floor
+    /// plus the units leased.
     pub capacity: u32,
     /// Units taken, i.e. physical connections open or being opened.
     pub in_use: u32,
-    /// Units of the budget a fleet has not leased to this process (0 outside a fleet).
+    /// Units of the budget withheld from the pools: not leased to this process by its
+    /// fleet, or the server view's connection; 0 otherwise. The units between a capacity
+    /// set at run time (`Budget::set_capacity`) and the limit are not counted here.
     pub withheld: u32,
     /// The async side (`db-async`).
     #[serde(rename = "async")]
@@ -35,9 +38,27 @@ pub struct Snapshot {
     pub sync_side: SideSnapshot,
     /// Each module's bulkhead (`DB_BULKHEADS`), in configuration order.
     pub bulkheads: Vec<crate::bulkhead::BulkheadSnapshot>,
+    /// Why callers wait, while any caller waits (at a side or a bulkhead), else `None`
+    /// (`cause.rs` has the rule).
+    pub wait_cause: Option<crate::cause::WaitCause>,
+    /// The longest current holders by call site, longest first (at most
+    /// [`Snapshot::HOLDERS`]).
+    pub holders: Vec<crate::holders::Holder>,
+    /// Statements slower than `DB_SLOW_QUERY` by SQL text, most frequent first (at
+    /// most `slow::LISTED`, 20); empty in a [`DbError`](crate::DbError)'s snapshot.
+    pub slow_statements: Vec<crate::slow::SlowStatement>,
 }
 
 impl Snapshot {
+    /// How many holders a snapshot lists.
+    pub const HOLDERS: usize = 5;
+
+    /// `true` while a caller waits for a connection, at a side or at a bulkhead.
+    pub fn callers_wait(&self) -> bool {
+        self.async_side.waiting + self.sync_side.waiting > 0
+            || self.bulkheads.iter().any(|b| b.waiting > 0)
+    }
+
     /// The figures of one side.
     pub fn side(&self, side: Side) -> &SideSnapshot {
         match side {
@@ -209,6 +230,9 @@ mod tests {
             async_side: side(14, 2, 37),
             sync_side: side(4, 0, 3),
             bulkheads: vec![],
+            wait_cause: Some(crate::WaitCause::Backlog),
+            holders: vec![],
+            slow_statements: vec![],
         };
         assert_eq!(
             s.to_string(),

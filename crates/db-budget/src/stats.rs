@@ -25,11 +25,14 @@ pub enum CloseReason {
     /// `GET_LOCK`, user variables, temporary tables, raw use): the next holder must not
     /// inherit it.
     SessionState,
+    /// Opened before an eviction (`Budget::evict`: a password rotation, a primary
+    /// switch): closed instead of reused.
+    Evicted,
 }
 
 impl CloseReason {
     /// Every reason, in a fixed order (for metrics output).
-    pub const ALL: [CloseReason; 7] = [
+    pub const ALL: [CloseReason; 8] = [
         CloseReason::IdleTimeout,
         CloseReason::MaxLifetime,
         CloseReason::Yielded,
@@ -37,6 +40,7 @@ impl CloseReason {
         CloseReason::Cancelled,
         CloseReason::PoolClosed,
         CloseReason::SessionState,
+        CloseReason::Evicted,
     ];
 
     /// The metric label value.
@@ -49,6 +53,7 @@ impl CloseReason {
             CloseReason::Cancelled => "cancelled",
             CloseReason::PoolClosed => "pool_closed",
             CloseReason::SessionState => "session_state",
+            CloseReason::Evicted => "evicted",
         }
     }
 
@@ -115,6 +120,9 @@ pub(crate) struct SideStats {
     pub(crate) acquire: Histogram,
     pub(crate) queries: Histogram,
     pub(crate) slow_queries: AtomicU64,
+    /// When this side's last connect attempt failed (`statement::ticks_now`); `0` once
+    /// one succeeded (`cause.rs` reads it).
+    pub(crate) connect_failed_at: AtomicU64,
 }
 
 impl SideStats {

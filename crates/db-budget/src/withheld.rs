@@ -28,6 +28,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::Instant;
 
 use crate::budget::Budget;
+use crate::shared::Shared;
 use crate::side::Side;
 
 impl Budget {
@@ -74,19 +75,7 @@ impl Budget {
     pub fn reclaim(&self, deadline: Instant) -> u32 {
         let shared = &self.shared;
         loop {
-            // Free units first, one at a time, so that a unit given back meanwhile pays
-            // the debt only once.
-            while shared.owed.load(SeqCst) > 0 {
-                if !shared.pay_one_owed() {
-                    break;
-                }
-                if shared.semaphore.forget_permits(1) == 0 {
-                    // None free: the debt stands.
-                    shared.owed.fetch_add(1, SeqCst);
-                    shared.withheld.fetch_sub(1, SeqCst);
-                    break;
-                }
-            }
+            shared.pay_owed_from_free();
             let owed = shared.owed.load(SeqCst);
             if owed == 0 || Instant::now() >= deadline {
                 return owed;
@@ -96,9 +85,12 @@ impl Budget {
         }
     }
 
-    /// Units withheld now (see the module docs); 0 for a budget outside a fleet.
+    /// Units withheld now (see the module docs) for a fleet or the server view; 0
+    /// otherwise. Those between a capacity set at run time and the limit
+    /// ([`Budget::set_capacity`]) are not counted here: see [`Budget::capacity_target`].
     pub fn withheld(&self) -> u32 {
-        self.shared.withheld.load(SeqCst)
+        let shared = &self.shared;
+        shared.withheld.load(SeqCst).saturating_sub(shared.parked())
     }
 
     /// Units this process may use now: the capacity less what is withheld.
@@ -132,6 +124,24 @@ impl Budget {
         Side::ALL
             .into_iter()
             .any(|side| self.shared.shrinkers.shrink_one(side))
+    }
+}
+
+impl Shared {
+    /// Pays the debt with free units, one at a time, so that a unit given back meanwhile
+    /// pays it only once; stops at the first that is not free. Never waits.
+    pub(crate) fn pay_owed_from_free(&self) {
+        while self.owed.load(SeqCst) > 0 {
+            if !self.pay_one_owed() {
+                break;
+            }
+            if self.semaphore.forget_permits(1) == 0 {
+                // None free: the debt stands.
+                self.owed.fetch_add(1, SeqCst);
+                self.withheld.fetch_sub(1, SeqCst);
+                break;
+            }
+        }
     }
 }
 

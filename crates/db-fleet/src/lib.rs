@@ -276,6 +276,30 @@ impl Fleet {
 
     /// The member's state now.
     pub fn snapshot(&self) -> FleetSnapshot {
+        self.handle().snapshot()
+    }
+
+    /// A handle that reads the member's state (for the admin pages) without keeping
+    /// the membership.
+    pub fn handle(&self) -> FleetHandle {
+        FleetHandle {
+            settings: self.settings.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// Reads a [`Fleet`] member's state; cheap to clone. After the membership is dropped it
+/// shows the state the control thread left.
+#[derive(Debug, Clone)]
+pub struct FleetHandle {
+    settings: FleetSettings,
+    state: Arc<State>,
+}
+
+impl FleetHandle {
+    /// The member's state now.
+    pub fn snapshot(&self) -> FleetSnapshot {
         let s = &self.state;
         FleetSnapshot {
             settings: self.settings.clone(),

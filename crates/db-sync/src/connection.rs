@@ -88,13 +88,17 @@ pub(crate) struct Slot {
     /// return keeps `returned_at` (the idle timeout still counts from the last use).
     unused: bool,
     idle: bool,
+    /// The budget's eviction generation when its connect started (`Budget::evict`): an
+    /// evicted connection is closed on its return and never handed out.
+    generation: u64,
     state: Arc<State>,
     _unit: Unit,
 }
 
 impl Slot {
-    /// A connection just opened; r2d2 puts it in its idle list next.
-    pub(crate) fn new(conn: mysql::Conn, state: Arc<State>, unit: Unit) -> Slot {
+    /// A connection just opened, whose connect started in eviction `generation`; r2d2
+    /// puts it in its idle list next.
+    pub(crate) fn new(conn: mysql::Conn, state: Arc<State>, unit: Unit, generation: u64) -> Slot {
         let now = Instant::now();
         state.opened();
         state.recorder.record_opened();
@@ -111,6 +115,7 @@ impl Slot {
             pinged_at: None,
             unused: false,
             idle: true,
+            generation,
             state,
             _unit: unit,
         }
@@ -185,6 +190,11 @@ impl Slot {
         self.returned_at.elapsed()
     }
 
+    /// `true` once an eviction since its connect condemned it.
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.state.budget.is_evicted(self.generation)
+    }
+
     /// `true` once past its (jittered) lifetime.
     pub(crate) fn has_retired(&self) -> bool {
         Instant::now() >= self.retires_at
@@ -218,6 +228,8 @@ impl Slot {
         if self.doomed.is_none() {
             if self.state.is_closed() {
                 self.doom(CloseReason::PoolClosed);
+            } else if self.is_evicted() {
+                self.doom(CloseReason::Evicted);
             } else if self.has_retired() {
                 self.doom(CloseReason::MaxLifetime);
             } else if self.state.budget.should_yield(Side::Sync) {

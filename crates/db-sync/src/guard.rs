@@ -184,6 +184,15 @@ impl SyncConn {
         self
     }
 
+    /// Marks the checkout as inside a statement until the guard drops (`cause.rs` of
+    /// db-budget tells a slow statement from a leak by it).
+    pub(crate) fn enter_statement(&self) -> db_budget::InStatement {
+        match &self.checkout {
+            Some(c) => c.ticket.enter_statement(),
+            None => unreachable!("a SyncConn holds its checkout until the end of drop"),
+        }
+    }
+
     /// The call site that checked this connection out (reported by leak detection).
     pub fn checked_out_at(&self) -> &'static Location<'static> {
         self.site

@@ -174,6 +174,7 @@ impl SyncConn {
                 "a transaction is already open on this connection",
             ));
         }
+        let _in_statement = self.enter_statement();
         let p = self.pooled();
         let limits = p.state().statement_limits();
         let limit = overridden.unwrap_or(limits.session);

@@ -93,6 +93,8 @@ impl BudgetedManager {
         let _connecting = s.connecting();
         let mut backoff = BUSY_BACKOFF_START;
         loop {
+            // Read before the connect: one under way during an eviction counts as older.
+            let generation = s.budget.generation();
             match r2d2::ManageConnection::connect(&self.inner) {
                 // Connected with the handshake's timeouts, which also bound the session's
                 // set-up; statements get theirs.
@@ -101,7 +103,9 @@ impl BudgetedManager {
                         set_socket_timeouts(&conn, s.io_timeout).map_err(mysql::Error::IoError)
                     });
                     match ready {
-                        Ok(()) => return Managed::Live(Slot::new(conn, s.clone(), unit)),
+                        Ok(()) => {
+                            return Managed::Live(Slot::new(conn, s.clone(), unit, generation));
+                        }
                         Err(e) => {
                             drop(conn); // closed before the unit returns
                             let failure = ConnectFailure::Failed(Arc::new(e));

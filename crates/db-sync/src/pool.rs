@@ -58,7 +58,9 @@ impl SyncPool {
     ///
     /// An idle connection is taken if there is one (pinged first only when it sat idle
     /// longer than the validation bypass); otherwise r2d2 opens one after taking a
-    /// budget unit, or a connection comes back, whichever is first.
+    /// budget unit, or a connection comes back, whichever is first. While the budget is
+    /// suspended ([`Budget::suspend`]) the caller first waits in front of its gate:
+    /// nothing is handed out then, not even an idle connection.
     ///
     /// # Errors
     ///
@@ -69,6 +71,7 @@ impl SyncPool {
     ///   waiting will not fix (server down, access denied, unknown database);
     /// - [`DbError::Shed`] at once when `DB_MAX_WAITERS` callers of this side already
     ///   wait;
+    /// - [`DbError::Suspended`] when the budget stays suspended until the pool timeout;
     /// - [`DbError::Closed`] after [`SyncPool::close`], or when the budget is closed;
     /// - [`DbError::BlockingNotAllowed`] on the thread of a current-thread runtime.
     #[track_caller]
@@ -79,7 +82,31 @@ impl SyncPool {
 
     fn get_blocking(&self, site: &'static Location<'static>) -> Result<SyncConn, DbError> {
         let started = Instant::now();
-        let deadline = started + self.shared.state.settings.pool_timeout;
+        let state = &self.shared.state;
+        let deadline = started + state.settings.pool_timeout;
+        loop {
+            state
+                .budget
+                .wait_while_suspended_blocking(Side::Sync, started, deadline, || {
+                    !state.is_closed()
+                })?;
+            let conn = self.get_admitted(site, started, deadline)?;
+            if !state.budget.is_suspended() {
+                return Ok(conn);
+            }
+            // Suspended while this caller waited: nothing is handed out while suspended.
+            // The connection goes back, and this caller waits at the gate.
+            drop(conn);
+        }
+    }
+
+    /// Admission by the caller's bulkhead, if any, then a connection.
+    fn get_admitted(
+        &self,
+        site: &'static Location<'static>,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<SyncConn, DbError> {
         let bulkhead = self
             .bulkhead
             .clone()
@@ -185,6 +212,10 @@ impl SyncPool {
         if state.is_closed() {
             p.doom(CloseReason::PoolClosed);
             return Err(DbError::Closed);
+        }
+        if p.is_evicted() {
+            p.doom(CloseReason::Evicted);
+            return Ok(None);
         }
         if p.has_retired() {
             // Past its jittered lifetime, which r2d2's reaper does not know.
@@ -316,6 +347,45 @@ impl Shrink for Shared {
     fn shrink_idle(&self) -> bool {
         self.close_idle(CloseReason::Yielded, true, true) > 0
     }
+
+    /// Takes the idle connections out of r2d2's idle list (at most as many as are idle),
+    /// has the closer thread close the evicted ones, and puts the others back unused.
+    /// No I/O on the caller's thread.
+    fn evict_idle(&self) -> u32 {
+        let mut keep = Vec::new();
+        let mut evicted = 0;
+        for _ in 0..self.state.idle_count() {
+            let Some(mut pooled) = self.pool.try_get() else {
+                break;
+            };
+            match &mut *pooled {
+                Managed::Live(p) if p.is_evicted() => {
+                    p.leave_idle();
+                    p.doom(CloseReason::Evicted);
+                    evicted += 1;
+                    match &self.closer {
+                        Some(closer) => {
+                            if let Err(mpsc::SendError(pooled)) = closer.send(pooled) {
+                                drop(pooled); // the closer is gone (it only ends with us)
+                            }
+                        }
+                        None => drop(pooled),
+                    }
+                }
+                Managed::Live(p) => {
+                    p.leave_idle();
+                    p.put_back_unused();
+                    keep.push(pooled);
+                }
+                // A failed connect's placeholder: destroyed when dropped (`has_broken`), as
+                // `close_idle` does.
+                Managed::Failed { .. } => keep.push(pooled),
+            }
+        }
+        // r2d2's idle list is a stack: the first taken out goes back last.
+        keep.into_iter().rev().for_each(drop);
+        evicted
+    }
 }
 
 /// Starts the thread that closes the connections [`Shrink`] takes back. It ends when
@@ -359,14 +429,18 @@ impl std::fmt::Debug for SyncPool {
 
 impl SyncPool {
     /// The pool for `state`, connecting to `url`. Starts r2d2's worker threads (one per
-    /// budget unit, since a connect may wait on the budget, plus one for r2d2's reaper
-    /// and one for our housekeeping pass) but opens no connection.
+    /// unit the budget serves with at first, since a connect may wait on the budget,
+    /// plus one for r2d2's reaper and one for our housekeeping pass) but opens no
+    /// connection. A budget built to grow at run time (`Budget::set_capacity`) serves
+    /// with less than its limit: connects beyond the threads then queue for one.
     pub(crate) fn new(url: &DatabaseUrl, state: Arc<State>) -> SyncPool {
+        // The most the budget may hold: r2d2 must not bound the side below it.
         let capacity = state.budget.capacity();
+        let serving = state.budget.capacity_target();
         let settings = state.settings;
         let threads = Arc::new(
             ScheduledThreadPool::builder()
-                .num_threads(capacity as usize + 2)
+                .num_threads(serving as usize + 2)
                 .thread_name_pattern("db-sync-{}")
                 .build(),
         );

@@ -153,6 +153,7 @@ impl State {
     }
 
     pub(crate) fn connect_failed(&self, failure: ConnectFailure) {
+        self.recorder.record_connect_failed();
         *self.lock_last() = Some((Instant::now(), failure));
     }
 

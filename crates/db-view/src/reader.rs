@@ -41,10 +41,14 @@ pub(crate) fn run(
                 tracing::warn!(error = %e, "db-view: reading the server's view failed; reconnecting at the next interval");
                 // Closed now; the next connection waits for the next interval.
                 conn = None;
+                // Nothing is known of the time without readings: an excess must last
+                // the lag again, from the next reading.
+                drift = Drift::new(settings.lag());
                 shared.failures.fetch_add(1, Relaxed);
                 shared.up.store(false, Relaxed);
             }
             None => {
+                drift = Drift::new(settings.lag());
                 shared.failures.fetch_add(1, Relaxed);
                 shared.up.store(false, Relaxed);
             }

@@ -79,7 +79,9 @@ pub(crate) struct Raw {
 
 // The host column is `host:port` for TCP clients (IPv6 hosts have colons of their own,
 // so the port is what follows the last one) and `localhost` for the socket.
-const PROCESS_LIST: &str = "SELECT IFNULL(USER, ''), \
+// User names are grouped exactly: the column's collation ignores case, and `App` is not
+// `app`.
+const PROCESS_LIST: &str = "SELECT CONVERT(IFNULL(USER, '') USING utf8mb4) COLLATE utf8mb4_bin, \
      IF(IFNULL(HOST, '') LIKE '%:%', \
         LEFT(HOST, LENGTH(HOST) - LOCATE(':', REVERSE(HOST))), IFNULL(HOST, '')), \
      COUNT(*) \
@@ -96,7 +98,7 @@ pub(crate) fn read(conn: &mut Conn) -> Result<Raw, mysql::Error> {
         .query_first(
             "SELECT CAST(@@global.max_connections AS UNSIGNED), \
              CAST(@@session.max_user_connections AS UNSIGNED), \
-             SUBSTRING_INDEX(USER(), '@', 1)",
+             LEFT(USER(), LENGTH(USER()) - LOCATE('@', REVERSE(USER())))",
         )?
         .unwrap_or_default();
     let mut raw = Raw {

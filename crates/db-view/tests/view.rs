@@ -154,6 +154,19 @@ fn a_reading_agrees_with_what_the_server_reports_to_root() {
     assert_eq!(r.process, 1, "the reader's own connection: {r:#?}");
     assert_eq!(view.status().failures_total, 0);
     assert!(view.status().up);
+
+    // And reading costs no connects: ten more readings, the server's Connections
+    // counter (as the view reads it, so no other client connects meanwhile) unmoved.
+    let base = reading_where(&view, Duration::from_secs(10), |_| true).expect("a reading");
+    let reads = view.status().reads_total;
+    let later = reading_where(&view, Duration::from_secs(10), |_| {
+        view.status().reads_total >= reads + 10
+    })
+    .expect("ten more readings");
+    assert_eq!(
+        later.connections_total, base.connections_total,
+        "{later:#?}"
+    );
 }
 
 #[test]

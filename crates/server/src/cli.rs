@@ -49,7 +49,7 @@ pub enum Command {
 /// The flags. All are optional: an absent flag falls back to its environment variable,
 /// then to its default. Values are validated by [`Settings::resolve`].
 ///
-/// `Debug` shows `--secret` as `***` and `--database-url` with its password replaced by
+/// `Debug` shows `--secret` and `--admin-token` as `***` and `--database-url` with its password replaced by
 /// `***` (the whole URL when it does not parse, since then the password cannot be told
 /// apart from the rest).
 #[derive(Clone, Default, clap::Args)]
@@ -63,6 +63,9 @@ pub struct Flags {
     /// `SERVER_SECRET`.
     #[arg(long, global = true, value_name = "SECRET", help = help("SERVER_SECRET"))]
     pub secret: Option<String>,
+    /// `ADMIN_TOKEN`.
+    #[arg(long, global = true, value_name = "TOKEN", help = help("ADMIN_TOKEN"))]
+    pub admin_token: Option<String>,
     /// `DB_RESERVED_CONNECTIONS`.
     #[arg(long, global = true, value_name = "N", help = help("DB_RESERVED_CONNECTIONS"))]
     pub reserved_connections: Option<String>,
@@ -141,6 +144,7 @@ impl fmt::Debug for Flags {
             listen,
             admin_listen,
             secret,
+            admin_token,
             reserved_connections,
             instances,
             fleet_budget,
@@ -167,6 +171,10 @@ impl fmt::Debug for Flags {
             .field("listen", listen)
             .field("admin_listen", admin_listen)
             .field("secret", &secret.as_ref().map(|_| Redacted("***")))
+            .field(
+                "admin_token",
+                &admin_token.as_ref().map(|_| Redacted("***")),
+            )
             .field("reserved_connections", reserved_connections)
             .field("instances", instances)
             .field("fleet_budget", fleet_budget)
@@ -219,6 +227,7 @@ impl Flags {
             "LISTEN_ADDR" => &self.listen,
             "ADMIN_ADDR" => &self.admin_listen,
             "SERVER_SECRET" => &self.secret,
+            "ADMIN_TOKEN" => &self.admin_token,
             "DB_RESERVED_CONNECTIONS" => &self.reserved_connections,
             "DB_INSTANCES" => &self.instances,
             "DB_FLEET_BUDGET" => &self.fleet_budget,

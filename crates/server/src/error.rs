@@ -145,6 +145,7 @@ impl ApiError {
         match self {
             ApiError::Conflict { code, .. } => code,
             ApiError::StatementTimeout(_) => "statement_timeout",
+            ApiError::Unavailable(DbError::Suspended { .. }) => "suspended",
             other => match other.status() {
                 StatusCode::BAD_REQUEST => "bad_request",
                 StatusCode::UNPROCESSABLE_ENTITY => "invalid",
@@ -164,6 +165,9 @@ impl ApiError {
     /// What the client is told (`message` field): never SQL, values or credentials.
     pub fn public_message(&self) -> String {
         match self {
+            ApiError::Unavailable(DbError::Suspended { .. }) => {
+                "the database is being switched over; retry shortly".to_owned()
+            }
             ApiError::Unavailable(_) => {
                 "the database is busy or unreachable; retry shortly".to_owned()
             }
@@ -175,9 +179,17 @@ impl ApiError {
         }
     }
 
-    /// The `{error, message}` body.
+    /// The `{error, message}` body; a pool timeout adds why callers wait: `cause`
+    /// (`backlog`, `leaked_holders`, `failing_connects`, `slow_statements`). Who holds
+    /// the connections (`file:line` of the code that checked them out) is for operators:
+    /// in the log line and on the admin listener (`/api/pool`'s `holders`), not for the
+    /// game's clients, who have no use for the server's source paths.
     pub fn body(&self) -> serde_json::Value {
-        json!({ "error": self.code(), "message": self.public_message() })
+        let mut body = json!({ "error": self.code(), "message": self.public_message() });
+        if let ApiError::Unavailable(DbError::PoolTimeout { cause, .. }) = self {
+            body["cause"] = json!(cause);
+        }
+        body
     }
 
     /// Logs what the client is not told (5xx), at the right level.
@@ -186,6 +198,13 @@ impl ApiError {
             // Shedding is the overload policy working: counted, not worth a warning each.
             ApiError::Unavailable(e @ DbError::Shed { .. }) => {
                 tracing::debug!(error = %e, "request shed: too many callers wait")
+            }
+            // An operator suspended the budget (logged once, by the admin listener).
+            ApiError::Unavailable(e @ DbError::Suspended { .. }) => {
+                tracing::debug!(error = %e, "request refused: the budget is suspended")
+            }
+            ApiError::Unavailable(e @ DbError::PoolTimeout { cause, .. }) => {
+                tracing::warn!(error = %e, cause = cause.as_str(), "request failed: database unavailable")
             }
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = %e, "request failed: database unavailable")
@@ -396,6 +415,19 @@ mod tests {
             let response = e.into_response();
             assert_eq!(response.headers()[RETRY_AFTER], "1");
         }
+    }
+
+    #[test]
+    fn a_suspended_budget_is_a_503_with_its_own_code_and_retry_after() {
+        let e: ApiError = DbError::Suspended {
+            side: db_budget::Side::Sync,
+            waited: std::time::Duration::from_secs(10),
+        }
+        .into();
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.body()["error"], "suspended");
+        let response = e.into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use db_budget::{ACCEPTS_DURATION, Config, ConfigError};
 
 use crate::cli::{Cli, Flags};
-use crate::secret::{MIN_SECRET_BYTES, Secret};
+use crate::secret::{AdminToken, MIN_SECRET_BYTES, Secret};
 use crate::variables::{Accepts, variable};
 
 /// Everything `serve` needs, validated.
@@ -32,6 +32,9 @@ pub struct Settings {
     pub admin_listen: SocketAddr,
     /// Token signing key (`SERVER_SECRET`).
     pub secret: Secret,
+    /// Bearer token of the admin listener's control routes (`ADMIN_TOKEN`); `None`
+    /// (the default) turns them off: they answer 403.
+    pub admin_token: Option<AdminToken>,
     /// Server connections left for others (`DB_RESERVED_CONNECTIONS`).
     pub reserved_connections: u32,
     /// Instances of this server on the same database server (`DB_INSTANCES`).
@@ -99,6 +102,7 @@ impl Settings {
         // The server's own variables fall back to their default in the table.
         let value = |name: &str| given(name).unwrap_or_else(|| variable(name).default.to_owned());
         let secret = resolve_secret(flags, &lookup)?;
+        let admin_token = admin_token(given("ADMIN_TOKEN"), &secret)?;
         let db = Config::from_lookup(given)?;
         if db.database_url.is_none() {
             return Err(ConfigError::custom(
@@ -141,6 +145,7 @@ impl Settings {
             listen: addr("LISTEN_ADDR", value)?,
             admin_listen: addr("ADMIN_ADDR", value)?,
             secret,
+            admin_token,
             reserved_connections: number("DB_RESERVED_CONNECTIONS", value)?,
             instances,
             fleet_budget,
@@ -175,6 +180,23 @@ pub fn resolve_secret(
             ),
         )),
     }
+}
+
+/// `ADMIN_TOKEN`, when given: at least 16 bytes, and not `SERVER_SECRET` (whoever holds
+/// the key to the players' tokens need not hold the controls, and the other way round).
+fn admin_token(given: Option<String>, secret: &Secret) -> Result<Option<AdminToken>, ConfigError> {
+    let Some(value) = given else {
+        return Ok(None);
+    };
+    if value.as_bytes() == secret.expose() {
+        return Err(ConfigError::custom(
+            "ADMIN_TOKEN",
+            "(hidden)",
+            "it is the same as SERVER_SECRET; give the control routes a token of their own \
+             (e.g. `openssl rand -hex 32`)",
+        ));
+    }
+    AdminToken::new(&value).map(Some)
 }
 
 fn addr(name: &'static str, value: impl Fn(&str) -> String) -> Result<SocketAddr, ConfigError> {
@@ -233,6 +255,7 @@ mod tests {
 
     const URL: &str = "mysql://app:pw@127.0.0.1:3307/game";
     const SECRET: &str = "0123456789abcdef0123";
+    const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         let pairs: Vec<(String, String)> = pairs
@@ -262,6 +285,10 @@ mod tests {
         assert_eq!(s.server_view_interval, Duration::from_secs(10));
         assert_eq!(s.quests_per_day, 3);
         assert_eq!(s.db.max_connections, 20);
+        assert!(
+            s.admin_token.is_none(),
+            "the control routes are off by default"
+        );
     }
 
     #[test]
@@ -301,6 +328,7 @@ mod tests {
             listen: Some("127.0.0.1:1".into()),
             admin_listen: Some("127.0.0.1:2".into()),
             secret: Some(SECRET.into()),
+            admin_token: Some(ADMIN_TOKEN.into()),
             reserved_connections: Some("11".into()),
             instances: Some("2".into()),
             fleet_budget: Some("50".into()),
@@ -327,13 +355,18 @@ mod tests {
         let names: Vec<_> = names
             .chain(db_budget::VARIABLES.iter().map(|v| v.name))
             .collect();
-        assert_eq!(names.len(), 24, "one flag per variable");
+        assert_eq!(names.len(), 25, "one flag per variable");
         for name in names {
             assert!(flags.value(name).is_some(), "{name} has no flag");
         }
         let s = Settings::resolve(&flags, |_| None).unwrap();
         assert_eq!(s.listen.port(), 1);
         assert_eq!(s.admin_listen.port(), 2);
+        assert!(
+            s.admin_token
+                .as_ref()
+                .is_some_and(|t| t.matches(ADMIN_TOKEN))
+        );
         assert_eq!(s.reserved_connections, 11);
         assert_eq!(s.instances, 2);
         assert_eq!(s.fleet_budget, 50, "above 2 × 21");
@@ -402,6 +435,10 @@ mod tests {
         for (name, bad) in [
             ("LISTEN_ADDR", "localhost"),
             ("ADMIN_ADDR", "9090"),
+            ("ADMIN_TOKEN", ""),
+            ("ADMIN_TOKEN", "too-short"),
+            // The same as SERVER_SECRET.
+            ("ADMIN_TOKEN", SECRET),
             ("DB_RESERVED_CONNECTIONS", "-1"),
             ("DB_INSTANCES", "0"),
             ("DB_INSTANCES", "two"),
@@ -450,6 +487,8 @@ mod tests {
             url.as_str(),
             "--secret",
             SECRET,
+            "--admin-token",
+            ADMIN_TOKEN,
         ])
         .unwrap();
         let settings = Settings::resolve(&cli.flags, |_| None).unwrap();
@@ -471,6 +510,7 @@ mod tests {
         ] {
             assert!(!shown.contains(password), "{shown}");
             assert!(!shown.contains(SECRET), "{shown}");
+            assert!(!shown.contains(ADMIN_TOKEN), "{shown}");
             assert!(
                 shown.contains("127.0.0.1:3307") || shown.contains("***"),
                 "{shown}"

@@ -1,12 +1,15 @@
 //! Building and running the application.
 //!
-//! [`Application::build`], in order: the budget and both pools on it, installed as the
-//! process-wide ones (so `db_sync::get_database_connection()`, which the legacy modules
-//! call, and `db_async::global()` draw from this one budget) → the server check
-//! (`@@max_connections`, the account's `@@session.max_user_connections` against `MAX_CONNECTIONS ×
-//! DB_INSTANCES + DB_RESERVED_CONNECTIONS`; see [`crate::limits`]) → migrations → quest
-//! templates and reward tiers → bind both listeners. Any failure closes the pools and
-//! returns a [`StartupError`] that says what to fix.
+//! [`Application::build`], in order: the server check (`@@max_connections`, the
+//! account's `@@session.max_user_connections` against `MAX_CONNECTIONS × DB_INSTANCES +
+//! DB_RESERVED_CONNECTIONS`; see [`crate::limits`]), on one connection of a probe pool
+//! closed before the budget exists → the budget, built with the most the check accepts
+//! (its limit: `POST /admin/budget` may grow it that far at run time) and set to
+//! `MAX_CONNECTIONS` → both pools on it, installed as the process-wide ones (so
+//! `db_sync::get_database_connection()`, which the legacy modules call, and
+//! `db_async::global()` draw from this one budget) → migrations → quest templates and
+//! reward tiers → bind both listeners. Any failure closes the pools and returns a
+//! [`StartupError`] that says what to fix.
 //!
 //! [`Application::run_until_stopped`] serves until [`ShutdownHandle::trigger`] (SIGINT or
 //! SIGTERM in `main`), then: both listeners stop accepting, in-flight requests get
@@ -29,7 +32,7 @@ use retention::{DayBoundary, Retention, RetentionError};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::admin::{self, AdminState};
+use crate::admin::{self, AdminState, Controls};
 use crate::auth::TokenKey;
 use crate::limits::{self, Headroom, LimitError, Plan, ServerLimits};
 use crate::routes::api_router;
@@ -109,6 +112,8 @@ pub struct Application {
     /// This instance's membership of the fleet budget (`DB_FLEET_BUDGET`), if any:
     /// dropped last, after the pools are closed.
     fleet: Option<Fleet>,
+    /// The admin listener's control routes (`ADMIN_TOKEN`).
+    controls: Controls,
 }
 
 /// The process-wide installation of the application's budget and pools.
@@ -154,6 +159,11 @@ impl Application {
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default();
+        let headroom = check_server(&settings, &url).await?;
+        tracing::info!(
+            spare = headroom.spare(),
+            "database server check passed: {headroom}"
+        );
         let fleet_settings = (settings.fleet_budget > 0).then(|| {
             let name = db
                 .database_url
@@ -169,7 +179,9 @@ impl Application {
         });
         let budget = match &fleet_settings {
             Some(f) => Budget::from_config_with_capacity(db, f.capacity()),
-            None => Budget::from_config(db),
+            // Bulkheads divide MAX_CONNECTIONS: such a budget is not resized.
+            None if !db.bulkheads.is_empty() => Budget::from_config(db),
+            None => resizable_budget(db, capacity_limit(&headroom)),
         };
         // Before the pools: joining withholds every unit above this instance's floor.
         let fleet = match (&fleet_settings, &db.database_url) {
@@ -208,7 +220,15 @@ impl Application {
         let prepared = match Globals::install(db, &budget, &async_pool, &sync_pool) {
             Ok(globals) => prepare(&settings, &url, &async_pool, &sync_pool, &budget, globals)
                 .await
-                .map(|app| Application { fleet, view, ..app }),
+                .map(|app| Application {
+                    fleet,
+                    view,
+                    controls: Controls::new(
+                        settings.admin_token.clone(),
+                        settings.fleet_budget > 0,
+                    ),
+                    ..app
+                }),
             Err(e) => Err(e),
         };
         match prepared {
@@ -280,6 +300,7 @@ impl Application {
             globals,
             view,
             fleet,
+            controls,
         } = self;
         let shutdown = state.shutdown.clone();
         let admin_state = AdminState {
@@ -287,6 +308,8 @@ impl Application {
             async_pool: state.async_pool.clone(),
             sync_pool: sync_pool.clone(),
             view: view.as_ref().map(ServerView::handle),
+            fleet: fleet.as_ref().map(Fleet::handle),
+            controls,
         };
         let async_pool = state.async_pool.clone();
 
@@ -366,7 +389,7 @@ fn database(url: &str, source: DbError) -> StartupError {
     }
 }
 
-/// Everything after the pools: check, migrate, seed, bind.
+/// Everything after the pools: migrate, seed, bind.
 async fn prepare(
     settings: &Settings,
     url: &str,
@@ -375,12 +398,6 @@ async fn prepare(
     budget: &Budget,
     globals: Globals,
 ) -> Result<Application, StartupError> {
-    let headroom = check_server(settings, url, async_pool).await?;
-    tracing::info!(
-        spare = headroom.spare(),
-        "database server check passed: {headroom}"
-    );
-
     retention::migrate(async_pool).await.map_err(|e| match e {
         RetentionError::Db(source) => database(url, source),
         e => StartupError::Migrate(e),
@@ -428,17 +445,19 @@ async fn prepare(
         globals,
         view: None,
         fleet: None,
+        controls: Controls::default(),
     })
 }
 
-/// Reads the server's limits and checks the budget against them.
-async fn check_server(
-    settings: &Settings,
-    url: &str,
-    pool: &AsyncPool,
-) -> Result<Headroom, StartupError> {
+/// Reads the server's limits and checks the budget against them. The read takes one
+/// connection of a probe pool on a budget of one unit, closed before this returns: the
+/// application's budget is sized by the answer.
+async fn check_server(settings: &Settings, url: &str) -> Result<Headroom, StartupError> {
+    let db = &settings.db;
+    let probe = AsyncPool::from_config(db, Budget::new(1, db.leak_threshold))
+        .map_err(|e| database(url, e))?;
     let read = async {
-        let mut conn = pool.acquire().await?;
+        let mut conn = probe.acquire().await?;
         conn.fetch_one::<(i64, i64)>(
             // The session value: the account's own limit if it has one.
             "SELECT CAST(@@max_connections AS SIGNED), CAST(@@session.max_user_connections AS SIGNED)",
@@ -446,7 +465,9 @@ async fn check_server(
         )
         .await
     };
-    let (max_connections, max_user_connections) = read.await.map_err(|e| database(url, e))?;
+    let read = read.await;
+    probe.close().await;
+    let (max_connections, max_user_connections) = read.map_err(|e| database(url, e))?;
     let server = ServerLimits {
         max_connections,
         max_user_connections,
@@ -458,6 +479,35 @@ async fn check_server(
         fleet_budget: settings.fleet_budget,
     };
     limits::check(server, plan).map_err(StartupError::ServerLimit)
+}
+
+/// The most units one instance's budget may hold for the startup check to still pass:
+/// `MAX_CONNECTIONS` and its headroom, split between the instances.
+fn capacity_limit(headroom: &Headroom) -> u32 {
+    let (server, plan) = (headroom.server, headroom.plan);
+    let mut room = server.max_connections - i64::from(plan.reserved);
+    if server.max_user_connections > 0 {
+        room = room.min(server.max_user_connections);
+    }
+    let per_instance = room / i64::from(plan.instances.max(1));
+    u32::try_from(per_instance)
+        .unwrap_or(u32::MAX)
+        .max(plan.max_connections)
+}
+
+/// A budget that holds up to `limit` units (what `POST /admin/budget` may grow it to)
+/// and starts at `MAX_CONNECTIONS`, the rest withheld.
+fn resizable_budget(config: &Config, limit: u32) -> Budget {
+    let budget = Budget::from_config_with_capacity(config, limit);
+    match budget.set_capacity(config.max_connections) {
+        Ok(_) => budget,
+        Err(e) => {
+            // Not reached: the limit is at least MAX_CONNECTIONS, and the budget has
+            // neither bulkheads nor a fleet. Should it be, serve without growing.
+            tracing::error!(error = %e, "the budget cannot be resized at run time");
+            Budget::from_config(config)
+        }
+    }
 }
 
 async fn bind(variable: &'static str, addr: SocketAddr) -> Result<TcpListener, StartupError> {

@@ -66,6 +66,14 @@ pub const VARIABLES: &[Variable] = &[
         accepts: Accepts::Address,
     },
     Variable {
+        name: "ADMIN_TOKEN",
+        // Unset: the control routes (suspend, resume, evict, budget) answer 403; the
+        // read-only admin routes need no token.
+        default: "unset",
+        meaning: "Bearer token of the admin listener's control routes (unset: they answer 403)",
+        accepts: Accepts::Secret,
+    },
+    Variable {
         name: "DB_RESERVED_CONNECTIONS",
         // Tools and people (a shell, a migration, monitoring, a backup) and a connection
         // the server still counts after it closed (README, "The reserve").

@@ -1,13 +1,13 @@
 //! Budget exhaustion: with every unit held, requests of both call styles fail fast with
-//! 503 + `Retry-After` and a JSON body; once the units come back, the same requests
-//! succeed; and a realistic mix of requests reuses its connections rather than
-//! churning them.
+//! 503 + `Retry-After` and a JSON body that says why callers waited and who held the
+//! connections (call sites only); once the units come back, the same requests succeed;
+//! and a realistic mix of requests reuses its connections rather than churning them.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{AppOptions, spawn_app_with};
+use common::{AppOptions, assert_no_leak, spawn_app_with};
 use mariadb_harness::Server;
 use serde_json::json;
 
@@ -75,6 +75,73 @@ async fn an_exhausted_budget_gives_503s_with_retry_after_and_then_recovers() {
     let budget = app.budget.clone();
     app.stop().await;
     assert_eq!(budget.in_use(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_timeout_answers_503_naming_the_cause_and_the_admin_listener_names_the_holders_call_site()
+ {
+    // Arrange: a budget of 2, a 100 ms leak threshold; both units checked out at one
+    // line of this file and kept idle past it.
+    let app = spawn_app_with(AppOptions {
+        max_connections: 2,
+        pool_timeout: "300ms",
+        env: vec![("DB_LEAK_THRESHOLD", "100ms".to_owned())],
+    })
+    .await;
+    let (id, token) = app.new_player("leaky").await;
+    let game = app.new_game(id, &token, json!({ "level": 1 })).await;
+    let mut held = Vec::new();
+    let mut line = 0;
+    for _ in 0..2 {
+        let (conn, at) = (app.async_pool.acquire().await.unwrap(), line!());
+        held.push(conn);
+        line = at;
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    // Act: an async route and a blocking (legacy) one.
+    let paths = [format!("/api/players/{id}"), format!("/api/games/{game}")];
+    let mut bodies = Vec::new();
+    for path in &paths {
+        let r = app.client.get(path, Some(&token)).await;
+        assert_eq!(r.status, 503, "GET {path}: {}", r.text());
+        assert_eq!(r.header("retry-after"), Some("1"), "GET {path}");
+        assert_no_leak(&r.text());
+        bodies.push((path, r.json()));
+    }
+    let pool = crate::common::Client {
+        addr: app.admin_addr,
+    }
+    .get("/api/pool", None)
+    .await
+    .json();
+    drop(held);
+
+    // Assert: the client is told the cause and nothing else; the operator's listener
+    // names the holders' site with its count.
+    let site = format!("{}:{line}", file!());
+    for (path, body) in bodies {
+        println!("GET {path}: 503 {body}");
+        let mut keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["cause", "error", "message"], "GET {path}: {body}");
+        assert_eq!(body["error"], "unavailable", "GET {path}: {body}");
+        assert_eq!(body["cause"], "leaked_holders", "GET {path}: {body}");
+        assert!(
+            !body.to_string().contains(file!()),
+            "no source path: {body}"
+        );
+    }
+    let holders = pool["holders"].as_array().expect("holders on /api/pool");
+    let h = holders
+        .iter()
+        .find(|h| h["site"] == site.as_str())
+        .unwrap_or_else(|| panic!("{site} among the holders: {pool:#}"));
+    assert_eq!(h["count"], 2, "{pool:#}");
+    assert!(h["held_ms"].as_u64().unwrap() >= 150, "{pool:#}");
+    let r = app.client.get(&paths[0], Some(&token)).await;
+    assert_eq!(r.status, 200, "after the holders let go: {}", r.text());
+    app.stop().await;
 }
 
 /// I3 cost: the server's own statements never dirty a session, so a realistic mix of

@@ -1,5 +1,6 @@
-//! Checking out: an idle connection (validated when it sat idle long enough), or a new
-//! one once the budget has a unit for it; callers queue in arrival order.
+//! Checking out: past the budget's gate (closed while it is suspended), an idle
+//! connection (validated when it sat idle long enough), or a new one once the budget has
+//! a unit for it; callers queue in arrival order.
 
 use std::panic::Location;
 use std::sync::Arc;
@@ -22,6 +23,50 @@ impl Shared {
     ) -> Result<AsyncConn, DbError> {
         let started = Instant::now();
         let deadline = started + self.settings.pool_timeout;
+        loop {
+            self.pass_gate(started, deadline).await?;
+            let conn = self
+                .clone()
+                .acquire_admitted(site, bulkhead.clone(), started, deadline)
+                .await?;
+            if !self.budget.is_suspended() {
+                return Ok(conn);
+            }
+            // Suspended while this caller waited: nothing is handed out while suspended.
+            // The connection goes back (to the next waiter, who does the same), and this
+            // caller waits at the gate.
+            drop(conn);
+        }
+    }
+
+    /// Waits while the budget is suspended (`Budget::wait_while_suspended`), or until
+    /// this pool closes.
+    async fn pass_gate(&self, started: Instant, deadline: Instant) -> Result<(), DbError> {
+        if !self.budget.is_suspended() {
+            return Ok(());
+        }
+        // Registered before the check, so a close in between still wakes it.
+        let closing = self.closing.notified();
+        tokio::pin!(closing);
+        closing.as_mut().enable();
+        if self.is_closed() {
+            return Err(DbError::Closed);
+        }
+        tokio::select! {
+            biased;
+            () = &mut closing => Err(DbError::Closed),
+            passed = self.budget.wait_while_suspended(Side::Async, started, deadline) => passed,
+        }
+    }
+
+    /// Admission by the caller's bulkhead, if any, then a connection.
+    async fn acquire_admitted(
+        self: Arc<Self>,
+        site: &'static Location<'static>,
+        bulkhead: Option<Bulkhead>,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<AsyncConn, DbError> {
         let admission = match bulkhead {
             Some(b) => {
                 // Registered before the check, so a close in between still wakes it.
@@ -153,6 +198,10 @@ impl Shared {
         started: Instant,
         deadline: Instant,
     ) -> Result<Option<Slot>, DbError> {
+        if self.budget.is_evicted(slot.generation) {
+            self.discard(slot, CloseReason::Evicted, Farewell::Graceful);
+            return Ok(None);
+        }
         if slot.opened_at.elapsed() >= self.settings.max_lifetime {
             self.discard(slot, CloseReason::MaxLifetime, Farewell::Graceful);
             return Ok(None);
@@ -184,13 +233,15 @@ impl Shared {
         site: &'static Location<'static>,
     ) -> AsyncConn {
         self.recorder.record_acquire(started.elapsed());
+        let ticket = self.recorder.checkout(site);
         AsyncConn {
             conn: Conn {
                 slot: Some(slot),
                 recorder: self.recorder.clone(),
                 state: ConnState::default(),
+                statement: ticket.statement_mark(),
             },
-            ticket: self.recorder.checkout(site),
+            ticket,
             shared: self.clone(),
             admission: None,
         }

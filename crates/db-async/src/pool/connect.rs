@@ -23,6 +23,8 @@ impl Shared {
         loop {
             let now = Instant::now();
             let attempt_deadline = deadline.min(now + self.settings.connect_timeout);
+            // Read before the connect: one under way during an eviction counts as older.
+            let generation = self.budget.generation();
             let attempt = async {
                 let mut conn = MySqlConnection::connect_with(&self.connect_options).await?;
                 // On an error `conn` drops here, without a farewell: its socket closes
@@ -40,10 +42,12 @@ impl Shared {
                         opened_at: now.checked_sub(jitter).unwrap_or(now),
                         pinged_at: None,
                         limits,
+                        generation,
                         unit,
                     });
                 }
                 Ok(Err(e)) if is_connection_limit(&e) => {
+                    self.recorder.record_connect_failed();
                     if Instant::now() + backoff < deadline {
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_millis(100));
@@ -57,8 +61,15 @@ impl Shared {
                     );
                     return Err(self.recorder.timeout_error(TimeoutPhase::Connect, started));
                 }
-                Ok(Err(e)) => return Err(DbError::Connect { cause: e.into() }),
+                Ok(Err(e)) => {
+                    self.recorder.record_connect_failed();
+                    return Err(DbError::Connect { cause: e.into() });
+                }
                 Err(_) => {
+                    // The connect timeout, not the caller's deadline, cut it short.
+                    if attempt_deadline < deadline {
+                        self.recorder.record_connect_failed();
+                    }
                     return Err(self.recorder.timeout_error(TimeoutPhase::Connect, started));
                 }
             }

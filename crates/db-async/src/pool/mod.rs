@@ -85,20 +85,23 @@ impl AsyncPool {
 
     /// Checks out a connection: an idle one if there is one (pinged first only if it sat
     /// idle longer than the validation bypass window), else a new one once the budget
-    /// has a unit for it. Waits at most the pool timeout (`DB_POOL_TIMEOUT`).
+    /// has a unit for it. Waits at most the pool timeout (`DB_POOL_TIMEOUT`), first in
+    /// front of the budget's gate while it is suspended ([`Budget::suspend`]: nothing is
+    /// handed out then, not even an idle connection).
     ///
     /// The call site is recorded for leak reports.
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: a cancelled acquire leaves the queue, and a connection it was
-    /// opening is closed and its unit returned.
+    /// Cancel safe: a cancelled acquire leaves the gate or the queue, and a connection it
+    /// was opening is closed and its unit returned.
     ///
     /// # Errors
     ///
     /// [`DbError::PoolTimeout`] (with the budget's state) when time runs out,
     /// [`DbError::Connect`] when the server refuses, [`DbError::Shed`] at once when
-    /// `DB_MAX_WAITERS` callers of this side already wait, [`DbError::Closed`] after
+    /// `DB_MAX_WAITERS` callers of this side already wait, [`DbError::Suspended`] when the
+    /// budget stays suspended until the pool timeout, [`DbError::Closed`] after
     /// [`AsyncPool::close`]. A handle of [`AsyncPool::for_module`] that waits out the
     /// timeout for its bulkhead gets a [`DbError::PoolTimeout`] in phase `Bulkhead`.
     #[track_caller]

@@ -27,6 +27,26 @@ impl Shrink for Shared {
         self.discard(idle.slot, CloseReason::Yielded, Farewell::Graceful);
         true
     }
+
+    /// Closes every idle connection an eviction condemned (`Budget::evict`), in the
+    /// background.
+    fn evict_idle(&self) -> u32 {
+        let evicted: Vec<Idle> = {
+            let mut q = self.lock();
+            let (evicted, keep): (VecDeque<Idle>, VecDeque<Idle>) = q
+                .idle
+                .drain(..)
+                .partition(|i| self.budget.is_evicted(i.slot.generation));
+            q.idle = keep;
+            self.recorder.add_idle(-(evicted.len() as i32));
+            evicted.into()
+        };
+        let n = evicted.len() as u32;
+        for idle in evicted {
+            self.discard(idle.slot, CloseReason::Evicted, Farewell::Graceful);
+        }
+        n
+    }
 }
 
 /// Closes idle connections past `DB_IDLE_TIMEOUT` or `DB_MAX_LIFETIME`; ends when the

@@ -25,6 +25,8 @@ impl Shared {
         } else if state.session_dirty {
             // `ROLLBACK` first is not needed: closing ends any transaction too.
             Some((CloseReason::SessionState, Farewell::Graceful))
+        } else if self.budget.is_evicted(slot.generation) {
+            Some((CloseReason::Evicted, Farewell::Graceful))
         } else if slot.opened_at.elapsed() >= self.settings.max_lifetime {
             Some((CloseReason::MaxLifetime, Farewell::Graceful))
         } else if self.budget.should_yield(Side::Async) {
@@ -78,6 +80,12 @@ impl Shared {
         if self.is_closed() {
             drop(q);
             self.discard(idle.slot, CloseReason::PoolClosed, Farewell::Graceful);
+            return;
+        }
+        // Evicted while it was away (a settle, a keepalive ping): closed, not pooled.
+        if self.budget.is_evicted(idle.slot.generation) {
+            drop(q);
+            self.discard(idle.slot, CloseReason::Evicted, Farewell::Graceful);
             return;
         }
         while let Some(waiter) = q.waiters.pop_front() {

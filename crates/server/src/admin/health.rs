@@ -38,11 +38,19 @@ pub(super) async fn healthz() -> Json<Value> {
 /// waiting) is not probed: it is ready when a statement finishes (either side) within
 /// [`PROBE_TIMEOUT`].
 ///
-/// 200 `{"async":"ok","sync":"ok"}`; otherwise 503 with the failed side marked
+/// 200 `{"async":"ok","sync":"ok"}`, or `{"async":"suspended","sync":"suspended"}`
+/// without probing while the budget is suspended; otherwise 503 with the failed side marked
 /// `"failed"` and its reason (the error's `Display`, which never shows SQL, values or
 /// credentials) under `errors`: `{"async":"ok","sync":"failed","errors":{"sync":"…"}}`.
 pub(super) async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
     let budget = &state.budget;
+    if budget.is_suspended() {
+        // An operator suspended the budget (`POST /admin/suspend`): requests wait to ride
+        // out a failover, so the instance stays in its load balancer; a probe would wait
+        // at the gate too.
+        let body = json!({ "async": "suspended", "sync": "suspended" });
+        return (StatusCode::OK, Json(body));
+    }
     let (a, s) = tokio::join!(
         check_side(
             budget,

@@ -21,6 +21,10 @@ pub(super) async fn handler(State(state): State<AdminState>) -> impl IntoRespons
     if let Some(view) = &state.view {
         super::server_view::render(&mut body, view);
     }
+    if let Some(fleet) = &state.fleet {
+        super::fleet::render(&mut body, &fleet.snapshot());
+    }
+    super::controls::render_metrics(&mut body, &state);
     (
         [
             (header::CONTENT_TYPE, CONTENT_TYPE),
@@ -380,6 +384,9 @@ mod tests {
                 shed_total: 4,
             }],
             sync_side: side(2, hist(&[], 0)),
+            wait_cause: None,
+            holders: vec![],
+            slow_statements: vec![],
         }
     }
 

@@ -10,9 +10,19 @@ use serde_json::{Value, json};
 use super::AdminState;
 
 pub(super) async fn handler(State(state): State<AdminState>) -> impl IntoResponse {
-    let mut v = pool_json(&state.budget.snapshot());
+    let snap = state.budget.snapshot();
+    let mut v = pool_json(&snap);
     if let Value::Object(top) = &mut v {
+        top.insert(
+            "controls".into(),
+            super::controls::state_json(&state, &snap),
+        );
         top.insert("server".into(), server_json(state.view.as_ref()));
+        let fleet = state.fleet.as_ref().map(db_fleet::FleetHandle::snapshot);
+        top.insert(
+            "fleet".into(),
+            serde_json::to_value(fleet).unwrap_or(Value::Null),
+        );
     }
     ([(header::CACHE_CONTROL, "no-store")], Json(v))
 }

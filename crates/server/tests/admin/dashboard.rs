@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use crate::admin_support::browser::{self, tag_of, text_of};
 use crate::admin_support::load::{Churn, Held};
-use crate::admin_support::{start, start_with_bulkheads, start_with_view};
+use crate::admin_support::{
+    start, start_with_bulkheads, start_with_leak_threshold, start_with_view,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_is_one_self_contained_page() {
@@ -243,4 +245,118 @@ async fn dashboard_shows_the_database_servers_view_and_the_drift_of_connections_
         .map(|(rows, _)| rows)
         .expect("the process list");
     assert!(rows.contains("app") && rows.contains("127.0.0.1"), "{rows}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_names_why_callers_wait_the_top_holders_and_the_slow_statements() {
+    // Arrange: a budget of 2 with a 100 ms leak threshold and DB_SLOW_QUERY of 100 ms;
+    // slow statements on both sides (one whose text is HTML), then both units checked
+    // out at one line of this file and kept idle while a caller waits.
+    let _ = browser::chromium();
+    let admin =
+        start_with_leak_threshold("admin_dashboard_causes", 2, Duration::from_millis(100)).await;
+    admin
+        .budget
+        .set_slow_query_threshold(Duration::from_millis(100));
+    let mut conn = admin.async_pool.acquire().await.expect("a connection");
+    for _ in 0..2 {
+        conn.execute("DO SLEEP(0.3)", db_async::args![])
+            .await
+            .expect("slow statement");
+    }
+    let injected = "DO SLEEP(0.2) /* <b id=\"injected\">x</b> */";
+    conn.execute(injected, db_async::args![])
+        .await
+        .expect("statement with HTML");
+    drop(conn);
+    let sync_pool = admin.sync_pool.clone();
+    tokio::task::spawn_blocking(move || sync_pool.execute("DO SLEEP(0.3)", ()))
+        .await
+        .unwrap()
+        .expect("slow blocking statement");
+    let mut held = Vec::new();
+    let mut line = 0;
+    for _ in 0..2 {
+        let (conn, at) = (admin.async_pool.acquire().await.unwrap(), line!());
+        held.push(conn);
+        line = at;
+    }
+    // A caller that outwaits any Chromium run (the pools' own timeout is 10 s).
+    let server = mariadb_harness::Server::shared();
+    let url = db_budget::DatabaseUrl::parse(&server.app_url(&admin.db)).expect("url");
+    let patient = db_async::AsyncPool::builder(url, admin.budget.clone())
+        .pool_timeout(Duration::from_secs(120))
+        .build();
+    let waiter = tokio::spawn(patient.acquire());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Both held past the threshold (the leak scanner counted them), the caller waiting.
+    let ready = |s: db_budget::Snapshot| {
+        s.async_side.waiting == 1 && s.async_side.leaks_suspected_total == 2
+    };
+    while !ready(admin.budget.snapshot()) {
+        assert!(Instant::now() < deadline, "{:?}", admin.budget.snapshot());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Act: the page after a few polls, captured for a human to look at.
+    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard-causes.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(&shot);
+    let extra = vec![
+        format!("--screenshot={}", shot.display()),
+        "--dump-dom".into(),
+    ];
+    let dom = chromium(admin.url("/dashboard"), 3000, extra).await.stdout;
+    drop(held);
+    let served = waiter.await.expect("the waiter");
+
+    // Assert: the cause, marked; the holders' site (this file's line) with its count.
+    assert_eq!(id_text(&dom, "wait-cause"), "leaked holders");
+    assert!(
+        tag_of(&dom, "wait-cause").unwrap().contains("hot"),
+        "not backlog: marked"
+    );
+    assert!(id_text(&dom, "wait-advice").contains("call sites"), "{dom}");
+    let rows = |id: &str| {
+        dom.split_once(&format!("id=\"{id}\""))
+            .and_then(|(_, rest)| rest.split_once("</tbody>"))
+            .map(|(rows, _)| rows.to_owned())
+            .unwrap_or_else(|| panic!("no #{id} in the page: {dom}"))
+    };
+    let holders = rows("holder-rows");
+    let site = format!("<td class=\"site\">{}:{line}</td>", file!());
+    assert!(holders.contains(&site), "{site} in {holders}");
+    assert!(
+        holders.contains("<td>2</td>"),
+        "two checkouts at that site: {holders}"
+    );
+    // The slow statements, by text and side, with their counts; HTML stays text.
+    let slow = rows("slow-rows");
+    assert!(
+        slow.contains("<td class=\"sql\">DO SLEEP(0.3)</td><td>async</td><td>2</td>"),
+        "{slow}"
+    );
+    assert!(
+        slow.contains("<td class=\"sql\">DO SLEEP(0.3)</td><td>sync</td><td>1</td>"),
+        "{slow}"
+    );
+    assert!(
+        slow.contains("&lt;b id=\"injected\"&gt;x&lt;/b&gt;"),
+        "{slow}"
+    );
+    assert!(
+        !dom.contains("<b id=\"injected\">"),
+        "the SQL text became markup"
+    );
+    assert!(
+        served.is_ok(),
+        "the waiter was served once the holders let go: {served:?}"
+    );
+    let png =
+        std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", shot.display()));
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "not a real PNG"
+    );
+    println!("dashboard screenshot: {}", shot.display());
 }

@@ -43,5 +43,16 @@ async fn api_pool_serves_the_snapshot_with_derived_fields() {
         assert!(v[side]["acquire_latency"]["counts"].is_array(), "{v}");
     }
     assert!(v["latency_buckets_us"].is_array(), "{v}");
+    // Why callers wait (nobody does), who holds what, slow statements (none yet).
+    assert!(v["wait_cause"].is_null(), "nobody waits: {v}");
+    let holders = v["holders"].as_array().expect("holders");
+    let counted: u64 = holders.iter().map(|h| h["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, 3, "{v}");
+    for h in holders {
+        let site = h["site"].as_str().expect("site");
+        assert!(site.contains("admin_support/load.rs:"), "{site} in {v}");
+        assert!(h["held_ms"].is_u64(), "{v}");
+    }
+    assert_eq!(v["slow_statements"], serde_json::json!([]), "{v}");
     held.release().await;
 }

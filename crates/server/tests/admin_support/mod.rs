@@ -56,11 +56,40 @@ pub async fn start_with_view(prefix: &str, units: u32, interval: Duration) -> Ad
     start_full(prefix, units, "", Some(interval)).await
 }
 
-async fn start_full(prefix: &str, units: u32, bulkheads: &str, view: Option<Duration>) -> Admin {
+/// [`start`], reporting checkouts held longer than `leak_threshold` as suspected leaks
+/// (`DB_LEAK_THRESHOLD`; the others use 30 s, its default).
+pub async fn start_with_leak_threshold(
+    prefix: &str,
+    units: u32,
+    leak_threshold: Duration,
+) -> Admin {
+    start_with(prefix, units, "", None, leak_threshold).await
+}
+
+/// A database, a budget of `units` divided by `bulkheads` (may be empty), both pools,
+/// the server's view every `view` when given, and the admin router.
+pub async fn start_full(
+    prefix: &str,
+    units: u32,
+    bulkheads: &str,
+    view: Option<Duration>,
+) -> Admin {
+    start_with(prefix, units, bulkheads, view, LEAK_THRESHOLD).await
+}
+
+const LEAK_THRESHOLD: Duration = Duration::from_secs(30);
+
+async fn start_with(
+    prefix: &str,
+    units: u32,
+    bulkheads: &str,
+    view: Option<Duration>,
+    leak_threshold: Duration,
+) -> Admin {
     let server = Server::shared();
     let db = server.create_database(prefix).expect("create database");
     let url = DatabaseUrl::parse(&server.app_url(&db)).expect("database url");
-    let budget = Budget::new(units, Duration::from_secs(30));
+    let budget = Budget::new(units, leak_threshold);
     let specs = db_budget::parse_bulkheads(bulkheads, units).expect("bulkheads");
     if !specs.is_empty() {
         budget.set_bulkheads(&specs);
@@ -81,6 +110,8 @@ async fn start_full(prefix: &str, units: u32, bulkheads: &str, view: Option<Dura
         async_pool: async_pool.clone(),
         sync_pool: sync_pool.clone(),
         view: view.as_ref().map(db_view::ServerView::handle),
+        fleet: None,
+        controls: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -75,7 +75,13 @@ async fn the_server_shows_the_database_servers_view_even_with_every_pool_connect
         held.push(app.async_pool.acquire().await.expect("a connection"));
     }
     let reads = first["server"]["status"]["reads_total"].as_u64().unwrap();
-    let during = reading_where(&app, |r| r["process"] == 4).await;
+    // A reading taken after every connection is open (one taken while the last was
+    // still connecting counts its unit before the server lists it).
+    let held_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let during = reading_where(&app, |r| r["taken_at"].as_f64().unwrap() > held_at).await;
 
     // Assert: the view kept reading, and agrees with the server.
     let during = during.expect("a reading while the pools are exhausted");
@@ -83,6 +89,7 @@ async fn the_server_shows_the_database_servers_view_even_with_every_pool_connect
     let r = &during["server"]["reading"];
     assert_eq!(r["account"], "app");
     assert_eq!(r["max_connections"], u64::from(server.max_connections()));
+    assert_eq!(r["process"], 4, "{r:#}");
     assert_eq!(r["account_connections"], 4, "{r:#}");
     assert_eq!(r["unexplained"], 0, "{r:#}");
     assert_eq!(metric(&app, "db_server_view_up").await, Some(1.0));
@@ -182,4 +189,205 @@ fn a_budget_of_one_with_the_view_on_is_refused_at_startup_naming_the_variable() 
     assert!(message.contains("DB_SERVER_VIEW_INTERVAL"), "{message}");
     assert!(message.contains("MAX_CONNECTIONS=1"), "{message}");
     assert!(off.is_ok(), "the view off, a budget of 1 is fine");
+}
+
+// An outside adversary's tests: hostile names from the process list and other
+// instances' budgets.
+
+/// `s` as the body of a single-quoted SQL string.
+fn sql_quoted(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('\'', "\\'")
+        .replace('\n', "\\n")
+}
+
+/// `promtool check metrics` on `text`: its output when it finds the text malformed.
+fn promtool_parse_error(text: &str) -> Option<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "promtool is needed to check /metrics ({e}): `apt-get update && apt-get \
+                 install -y prometheus`"
+            )
+        });
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool ran");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Lint findings (exit 3) are about names and help texts; a text that does not parse
+    // is an error.
+    said.contains("error").then_some(said)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_user_names_in_the_process_list_keep_metrics_parseable_and_the_dashboard_inert() {
+    // Fail (not skip) at once, with install instructions, when there is no browser.
+    let _ = crate::browser::chromium();
+    // Arrange: another account whose name closes a label, starts a sample line and
+    // holds markup; the app's account sees it (PROCESS, as the harness's app has).
+    let server = Server::shared();
+    let app = common::spawn_app_on(server, with_view(4)).await;
+    let hostile = format!("a\"}} 9\n<img src=x id=adv6pwn{}>\\", std::process::id());
+    server
+        .sql(&format!(
+            "CREATE USER '{0}'@'%' IDENTIFIED BY 'hostile-secret'; \
+             GRANT USAGE ON *.* TO '{0}'@'%'",
+            sql_quoted(&hostile)
+        ))
+        .expect("create the hostile account");
+    let encoded: String = hostile
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'0'..=b'9' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let url = DatabaseUrl::parse(&format!(
+        "mysql://{encoded}:hostile-secret@127.0.0.1:{}/{}",
+        server.port(),
+        app.db
+    ))
+    .expect("a URL for the hostile account");
+    server
+        .sql(&format!(
+            "GRANT SELECT ON `{}`.* TO '{}'@'%'",
+            app.db,
+            sql_quoted(&hostile)
+        ))
+        .expect("grant");
+    let pool = SyncPool::builder(url, Budget::new(1, Duration::from_secs(30)))
+        .pool_timeout(Duration::from_secs(10))
+        .build();
+    let conn = {
+        let pool = pool.clone();
+        tokio::task::spawn_blocking(move || pool.get())
+            .await
+            .unwrap()
+            .expect("the hostile account connects")
+    };
+    let seen = reading_where(&app, |r| {
+        r["by_account"]
+            .as_array()
+            .is_some_and(|rows| rows.iter().any(|a| a["user"] == hostile.as_str()))
+    })
+    .await;
+
+    // Act
+    let admin = Client {
+        addr: app.admin_addr,
+    };
+    let metrics = admin.get("/metrics", None).await.text();
+    let json = admin.get("/api/pool", None).await.text();
+    let url = format!("http://{}/dashboard", app.admin_addr);
+    let dom = tokio::task::spawn_blocking(move || {
+        crate::browser::run(&url, 4000, &["--dump-dom".to_owned()])
+    })
+    .await
+    .expect("chromium runner")
+    .stdout;
+    drop(conn);
+    tokio::task::spawn_blocking(move || pool.close())
+        .await
+        .unwrap();
+
+    // Assert: the text format holds (every line a comment or a db_ sample), the name is
+    // shown as text, and no password appears anywhere.
+    assert!(seen.is_some(), "the view listed the hostile account");
+    if let Some(said) = promtool_parse_error(&metrics) {
+        panic!("/metrics does not parse: {said}\n{metrics}");
+    }
+    let stray: Vec<&str> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("db_"))
+        .collect();
+    assert!(stray.is_empty(), "lines injected into /metrics: {stray:?}");
+    assert!(
+        !dom.contains("id=\"adv6pwn"),
+        "the account's name became markup on the dashboard"
+    );
+    assert!(
+        dom.contains("&lt;img src=x id=adv6pwn"),
+        "the account's name is shown as text"
+    );
+    for body in [&metrics, &json, &dom] {
+        assert!(!body.contains("app-secret") && !body.contains("hostile-secret"));
+    }
+    app.stop().await;
+}
+
+/// Whether any reading within `within` satisfies `cond`.
+async fn any_reading_within(
+    app: &TestApp,
+    within: Duration,
+    cond: impl Fn(&Value) -> bool,
+) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let v = pool_json(app).await;
+        let r = &v["server"]["reading"];
+        if !r.is_null() && cond(r) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_instances_full_budget_is_explained_and_one_connection_more_is_drift() {
+    // Arrange: DB_INSTANCES=2 with MAX_CONNECTIONS=3: the other instance may hold 3.
+    let server = Server::shared();
+    let mut opts = with_view(3);
+    opts.env.push(("DB_INSTANCES", "2".into()));
+    let app = common::spawn_app_on(server, opts).await;
+    reading_where(&app, |_| true)
+        .await
+        .expect("a first reading");
+    let url = DatabaseUrl::parse(&server.app_url(&app.db)).expect("url");
+    let other = SyncPool::builder(url, Budget::new(4, Duration::from_secs(30)))
+        .pool_timeout(Duration::from_secs(10))
+        .build();
+
+    // Act: the "other instance" holds its 3 for three lags, then a fourth.
+    let pool = other.clone();
+    let three = tokio::task::spawn_blocking(move || {
+        (0..3)
+            .map(|_| pool.get().expect("a connection"))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let excess = any_reading_within(&app, Duration::from_secs(3), |r| {
+        r["excess"] != 0 || r["unexplained"] != 0
+    })
+    .await;
+    let pool = other.clone();
+    let fourth = tokio::task::spawn_blocking(move || pool.get().expect("a fourth"))
+        .await
+        .unwrap();
+    let drift = reading_where(&app, |r| r["unexplained"] == 1).await;
+    drop((three, fourth));
+    tokio::task::spawn_blocking(move || other.close())
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(!excess, "the other instance's budget was not explained");
+    let drift = drift.expect("one connection above both budgets is drift");
+    assert_eq!(drift["server"]["reading"]["explained"], 5, "{drift:#}");
+    app.stop().await;
 }
