@@ -175,8 +175,8 @@ fn the_pools_background_tasks_end_once_the_pool_and_its_checkouts_are_gone() {
         (before, with_pool, gone)
     });
 
-    // Assert: the reaper and the watchdog ran while the pool lived, and ended after.
-    assert!(with_pool >= before + 2, "{before} tasks, then {with_pool}");
+    // Assert: the reaper ran while the pool lived, and ended after.
+    assert!(with_pool > before, "{before} tasks, then {with_pool}");
     assert!(after, "a background task outlived its pool");
     assert_eq!(budget.in_use(), 0);
 }
