@@ -330,7 +330,13 @@ fn blocking_statement_on_a_frozen_server_is_given_up_after_the_limit_and_its_con
     // Assert
     assert_timed_out(first, ONE_SECOND, StoppedBy::Client);
     assert_eq!(open, 0, "the connection was closed, not pooled");
-    assert_eq!(budget.in_use(), 0, "its unit came back");
+    // The unit lingers for the session the frozen server still holds, at most
+    // `TEARDOWN` (nothing else can reach the server to end it).
+    assert!(
+        eventually(Duration::from_secs(5), || budget.in_use() == 0),
+        "its unit came back: {}",
+        budget.snapshot()
+    );
 }
 
 #[test]

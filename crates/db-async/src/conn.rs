@@ -135,13 +135,33 @@ impl Conn {
 
     /// Before each statement: refuse on a cut-off connection, settle an abandoned
     /// transaction, then mark busy.
-    async fn prepare(&mut self) -> Result<&mut MySqlConnection, DbError> {
+    async fn prepare(
+        &mut self,
+        site: &'static Location<'static>,
+    ) -> Result<&mut MySqlConnection, DbError> {
         if self.state.busy || self.state.raw {
             return Err(DbError::Interrupted);
         }
         if self.state.tx_abandoned {
+            // Bounded like a statement under the session's limit: a frozen server
+            // cannot hold the caller here (a `ROLLBACK` cut off stays `busy`).
+            let backstop = self.limits().backstop(self.limits().session);
             self.state.busy = true;
-            let r = self.raw_conn().execute("ROLLBACK").await;
+            let rollback = self.raw_conn().execute("ROLLBACK");
+            let r = match backstop {
+                None => rollback.await,
+                Some(wait) => match tokio::time::timeout(wait, rollback).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        return Err(DbError::StatementTimeout {
+                            limit: self.limits().session,
+                            site,
+                            stopped_by: StoppedBy::Client,
+                            cause: None,
+                        });
+                    }
+                },
+            };
             self.state.busy = false;
             if let Err(e) = r {
                 self.state.broken |= breaks_connection(&e);
@@ -233,7 +253,7 @@ impl Conn {
         op: impl AsyncFnOnce(&mut MySqlConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, DbError> {
         let effects = sql::effects(sql);
-        self.prepare().await?;
+        self.prepare(site).await?;
         if effects.tx == Some(TxControl::Begin) && self.state.tx_open {
             // MariaDB would commit the open transaction implicitly: a dropped
             // `Transaction` could then no longer roll back what it wrote.
@@ -417,7 +437,7 @@ impl Conn {
     /// cancellation tracking.
     pub async fn raw(&mut self) -> Result<&mut MySqlConnection, DbError> {
         if !self.state.raw {
-            self.prepare().await?;
+            self.prepare(Location::caller()).await?;
             self.state.busy = false;
         } else if self.state.busy {
             return Err(DbError::Interrupted);

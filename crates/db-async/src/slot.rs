@@ -23,6 +23,9 @@ pub(crate) struct Slot {
     /// The budget's eviction generation when its connect started (`Budget::evict`): an
     /// evicted connection is closed instead of pooled or handed out.
     pub(crate) generation: u64,
+    /// The server's id of this session (`CONNECTION_ID()`, read at connect): what a
+    /// cut-off connection's unit lingers for (`db_budget::linger`).
+    pub(crate) session: u64,
     pub(crate) unit: Unit,
 }
 
@@ -39,7 +42,20 @@ pub(crate) enum Farewell {
 impl Slot {
     /// Closes the connection, bounded by `limit`, and only then returns the unit.
     pub(crate) async fn close(self, how: Farewell, limit: Duration) {
-        let Slot { conn, unit, .. } = self;
+        let (unit, _) = self.shut(how, limit).await;
+        drop(unit);
+    }
+
+    /// Closes the connection, bounded by `limit`, and hands back its unit (still in
+    /// use) and the session's id: for a connection shut mid-statement, whose unit
+    /// lingers until the server has ended the session.
+    pub(crate) async fn shut(self, how: Farewell, limit: Duration) -> (Unit, u64) {
+        let Slot {
+            conn,
+            unit,
+            session,
+            ..
+        } = self;
         let closing = async move {
             let _ = match how {
                 Farewell::Graceful => conn.close().await,
@@ -47,8 +63,8 @@ impl Slot {
             };
         };
         // On timeout the close future, which owns the connection, is dropped here: the
-        // socket closes before `unit` drops below.
+        // socket is closed before the unit leaves.
         let _ = tokio::time::timeout(limit, closing).await;
-        drop(unit);
+        (unit, session)
     }
 }

@@ -68,6 +68,7 @@ mod fairness;
 mod global;
 mod holders;
 mod leak;
+pub mod linger;
 mod outcome;
 mod pool_settings;
 mod recorder;

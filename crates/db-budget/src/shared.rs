@@ -10,6 +10,7 @@ use crate::allocation::{Shares, spawn_allocator};
 use crate::bulkhead::Bulkheads;
 use crate::cause::Reading;
 use crate::leak::LeakTracker;
+use crate::linger::Lingering;
 use crate::shrink::Shrinkers;
 use crate::side::Side;
 use crate::slow::SlowStatements;
@@ -55,6 +56,10 @@ pub(crate) struct Shared {
     pub(crate) gate: Gate,
     /// The eviction generation (`evict.rs`).
     pub(crate) generation: AtomicU64,
+    /// Units kept for sessions the client gave up on (`linger.rs`).
+    pub(crate) lingering: Lingering,
+    /// Units that lingered, since start.
+    pub(crate) lingered_total: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -90,6 +95,8 @@ impl Shared {
             resizing: Mutex::new(()),
             gate: Gate::default(),
             generation: AtomicU64::new(0),
+            lingering: Lingering::default(),
+            lingered_total: AtomicU64::new(0),
         });
         spawn_leak_scanner(Arc::downgrade(&shared), leak_threshold);
         spawn_allocator(Arc::downgrade(&shared), capacity);
@@ -143,6 +150,8 @@ impl Shared {
             capacity: usable,
             in_use: usable.saturating_sub(self.available()),
             withheld: (self.capacity - usable).saturating_sub(self.parked()),
+            lingering: self.lingering.count(),
+            lingered_total: self.lingered_total.load(Relaxed),
             async_side: SideSnapshot::read(self.stats(Side::Async), self.shares.of(Side::Async)),
             bulkheads: self
                 .bulkheads

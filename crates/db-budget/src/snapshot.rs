@@ -30,6 +30,12 @@ pub struct Snapshot {
     /// fleet, or the server view's connection; 0 otherwise. The units between a capacity
     /// set at run time (`Budget::set_capacity`) and the limit are not counted here.
     pub withheld: u32,
+    /// Units in use for sessions the client gave up on (a statement cancelled or cut
+    /// off), kept until the server has ended them (`linger.rs`); counted in `in_use`
+    /// and by their side.
+    pub lingering: u32,
+    /// Units that lingered so, since start.
+    pub lingered_total: u64,
     /// The async side (`db-async`).
     #[serde(rename = "async")]
     pub async_side: SideSnapshot,
@@ -227,6 +233,8 @@ mod tests {
             capacity: 20,
             in_use: 20,
             withheld: 0,
+            lingering: 0,
+            lingered_total: 0,
             async_side: side(14, 2, 37),
             sync_side: side(4, 0, 3),
             bulkheads: vec![],

@@ -28,6 +28,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use db_budget::linger::TEARDOWN;
 use db_budget::{CloseReason, Side, Unit};
 use r2d2_mysql::mysql;
 
@@ -73,6 +74,10 @@ pub(crate) struct Slot {
     /// The stream is broken or out of step (an I/O error, a timeout, a server error that
     /// means the session is gone): the close skips the driver's farewell writes.
     lost: bool,
+    /// The client gave up waiting for the server mid-statement: the server may still
+    /// run it, so the unit lingers until the server has ended the session
+    /// (`db_budget::linger`).
+    cut_off: bool,
     opened_at: Instant,
     /// When it closes at its first return or housekeeping pass: `DB_MAX_LIFETIME` after
     /// it opened, less its jitter (up to 5 %, [`PoolSettings::lifetime_jitter`]), so that
@@ -92,7 +97,8 @@ pub(crate) struct Slot {
     /// evicted connection is closed on its return and never handed out.
     generation: u64,
     state: Arc<State>,
-    _unit: Unit,
+    /// `None` only once a lost connection's unit was handed to the budget to linger.
+    unit: Option<Unit>,
 }
 
 impl Slot {
@@ -109,6 +115,7 @@ impl Slot {
             conn: RawConn::wrap(conn),
             doomed: None,
             lost: false,
+            cut_off: false,
             opened_at: now,
             retires_at,
             returned_at: now,
@@ -117,7 +124,7 @@ impl Slot {
             idle: true,
             generation,
             state,
-            _unit: unit,
+            unit: Some(unit),
         }
     }
 
@@ -130,6 +137,14 @@ impl Slot {
     pub(crate) fn doom_lost(&mut self) {
         self.lost = true;
         self.doom(CloseReason::Broken);
+    }
+
+    /// [`Slot::doom_lost`] for a statement the client gave up on (past its I/O
+    /// timeout): the server may still be running it, so the unit lingers until the
+    /// session is killed, at most [`TEARDOWN`] after the close (`db_budget::linger`).
+    pub(crate) fn doom_cut_off(&mut self) {
+        self.cut_off = true;
+        self.doom_lost();
     }
 
     /// Runs one pool-housekeeping exchange (ping, `ROLLBACK`) with the socket timeouts
@@ -310,7 +325,16 @@ impl Drop for Slot {
             // ENOTCONN: the peer is gone already; nothing to wait for either way.
             tracing::debug!(error = %e, "db-sync: preparing the socket for its close");
         }
-        // Then the fields drop: the socket closes, then the unit returns.
+        if self.cut_off
+            && let Some(unit) = self.unit.take()
+        {
+            let session = u64::from(self.conn.connection_id());
+            self.state
+                .budget
+                .linger(unit, session, Instant::now() + TEARDOWN);
+        }
+        // Then the fields drop: the socket closes, then the unit (if it did not linger)
+        // returns.
     }
 }
 

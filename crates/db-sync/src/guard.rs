@@ -235,8 +235,17 @@ impl Drop for SyncConn {
 
 impl SyncConn {
     /// Decides, before the return, whether the connection may be pooled: doomed if
-    /// the thread panics or the rollback fails.
+    /// the thread panics or the rollback fails. One that may be pooled first ends
+    /// lingering sessions, if any (`lingering.rs`).
     fn settle(&mut self) {
+        self.settle_session();
+        let p = self.pooled();
+        if !p.is_doomed() && !std::thread::panicking() {
+            crate::lingering::reap(p);
+        }
+    }
+
+    fn settle_session(&mut self) {
         let site = self.site;
         let tx_open = self.tx_open;
         let raw_used = self.raw_used;

@@ -209,7 +209,9 @@ impl SyncConn {
                 ..
             })
         );
-        if gave_up || result.as_ref().is_err_and(is_lost) {
+        if gave_up {
+            p.doom_cut_off();
+        } else if result.as_ref().is_err_and(is_lost) {
             p.doom_lost();
         }
         if effects.ends_session {

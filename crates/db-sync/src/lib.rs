@@ -92,6 +92,7 @@ mod global;
 mod guard;
 mod helpers;
 mod housekeeping;
+mod lingering;
 mod manager;
 mod options;
 mod pool;

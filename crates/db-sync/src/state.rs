@@ -26,6 +26,8 @@ pub(crate) struct State {
     /// connection elsewhere is closed.
     pub(crate) database: String,
     closed: AtomicBool,
+    /// A returning thread kills lingering sessions (`lingering.rs`): one at a time.
+    pub(crate) reaping: AtomicBool,
     /// Callers inside `SyncPool::get`'s slow path: a connect with nobody waiting for it
     /// is not started.
     demand: AtomicU32,
@@ -59,6 +61,7 @@ impl State {
             io_timeout,
             flavor: OnceLock::new(),
             closed: AtomicBool::new(false),
+            reaping: AtomicBool::new(false),
             demand: AtomicU32::new(0),
             connecting: AtomicU32::new(0),
             in_flight: AtomicU32::new(0),

@@ -29,11 +29,11 @@ impl Shared {
                 let mut conn = MySqlConnection::connect_with(&self.connect_options).await?;
                 // On an error `conn` drops here, without a farewell: its socket closes
                 // before `unit` returns.
-                let limits = self.start_session(&mut conn).await?;
-                Ok::<_, sqlx::Error>((conn, limits))
+                let session = self.start_session(&mut conn).await?;
+                Ok::<_, sqlx::Error>((conn, session))
             };
             match tokio::time::timeout_at(attempt_deadline.into(), attempt).await {
-                Ok(Ok((conn, limits))) => {
+                Ok(Ok((conn, (limits, session)))) => {
                     self.recorder.record_opened();
                     let now = Instant::now();
                     let jitter = self.settings.lifetime_jitter();
@@ -43,6 +43,7 @@ impl Shared {
                         pinged_at: None,
                         limits,
                         generation,
+                        session,
                         unit,
                     });
                 }
@@ -76,23 +77,28 @@ impl Shared {
         }
     }
 
-    /// Readies a new session, inside the connect's deadline: learns the server's
-    /// dialect (the pool's first connect asks, later ones reuse the answer) and, when
-    /// the pool has a statement timeout, sets it on the session once (the hot path then
-    /// pays nothing for it): one round trip per connect. Text protocol: nothing is
-    /// prepared.
+    /// Readies a new session, inside the connect's deadline: learns the session's id
+    /// (kept for a cut-off statement's unit, which lingers until the server has ended
+    /// the session: `db_budget::linger`) and the server's dialect (the pool's first
+    /// connect asks, later ones reuse the answer) in one query and, when the pool has a
+    /// statement timeout, sets it on the session once (the hot path then pays nothing
+    /// for it): two round trips per connect. Text protocol: nothing is prepared.
     async fn start_session(
         &self,
         conn: &mut MySqlConnection,
-    ) -> Result<StatementLimits, sqlx::Error> {
-        let flavor = match self.flavor.get() {
-            Some(known) => *known,
+    ) -> Result<(StatementLimits, u64), sqlx::Error> {
+        let (flavor, session) = match self.flavor.get() {
+            Some(known) => {
+                let row = conn.fetch_one("SELECT CONNECTION_ID()").await?;
+                (*known, row.try_get::<u64, _>(0)?)
+            }
             None => {
-                let row = conn.fetch_one(ServerFlavor::VERSION_QUERY).await?;
+                let row = conn.fetch_one("SELECT VERSION(), CONNECTION_ID()").await?;
                 let version: String = row.try_get(0)?;
-                *self
+                let flavor = *self
                     .flavor
-                    .get_or_init(|| ServerFlavor::from_version(&version))
+                    .get_or_init(|| ServerFlavor::from_version(&version));
+                (flavor, row.try_get::<u64, _>(1)?)
             }
         };
         let limits = self.settings.statement_limits(flavor);
@@ -100,6 +106,6 @@ impl Shared {
             let set = limits.flavor.session_statement(limits.session);
             conn.execute(sqlx::AssertSqlSafe(set)).await?;
         }
-        Ok(limits)
+        Ok((limits, session))
     }
 }

@@ -19,6 +19,7 @@ use crate::slot::Farewell;
 mod acquire;
 mod connect;
 mod keepalive;
+mod lingering;
 mod queues;
 mod reaper;
 mod release;
@@ -62,6 +63,9 @@ impl AsyncPool {
             closing: tokio::sync::Notify::new(),
             runtime,
             flavor: std::sync::OnceLock::new(),
+            reaping: AtomicBool::new(false),
+            reap_not_before: Mutex::new(std::time::Instant::now()),
+            reap_pause: Mutex::new(lingering::REAP_PAUSE),
         });
         let weak: Weak<dyn Shrink> = Arc::downgrade(&shared) as Weak<Shared>;
         shared.budget.register_shrinker(Side::Async, weak);

@@ -16,9 +16,13 @@ impl Shared {
     /// whether it is pooled, settled first (rollback/validation in a background task),
     /// or closed.
     pub(crate) fn release(self: &Arc<Self>, slot: Slot, state: ConnState) {
-        let farewell = if self.is_closed() {
+        let farewell = if state.busy {
+            // Cut off mid-statement: the server may still run it, so the unit lingers.
+            self.discard_cut_off(slot, CloseReason::Cancelled);
+            return;
+        } else if self.is_closed() {
             Some((CloseReason::PoolClosed, Farewell::Graceful))
-        } else if state.busy || std::thread::panicking() {
+        } else if std::thread::panicking() {
             Some((CloseReason::Cancelled, Farewell::Hard))
         } else if state.broken {
             Some((CloseReason::Broken, Farewell::Hard))
@@ -39,7 +43,7 @@ impl Shared {
         } else if state.tx_open || slot.conn.should_flush() {
             self.settle(slot, state);
         } else {
-            self.push_idle(slot);
+            self.pool_or_reap(slot);
         }
     }
 
@@ -57,8 +61,10 @@ impl Shared {
                 }
             };
             match tokio::time::timeout(limit, work).await {
-                Ok(Ok(())) => shared.push_idle(slot),
-                _ => shared.discard(slot, CloseReason::Broken, Farewell::Hard),
+                Ok(Ok(())) => shared.pool_or_reap(slot),
+                Ok(Err(_)) => shared.discard(slot, CloseReason::Broken, Farewell::Hard),
+                // The server may still be rolling back: the unit lingers.
+                Err(_) => shared.discard_cut_off(slot, CloseReason::Broken),
             }
         });
     }

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
 use db_budget::{Budget, Recorder, ServerFlavor};
 use sqlx::mysql::MySqlConnectOptions;
@@ -28,6 +29,12 @@ pub(crate) struct Shared {
     /// The server's dialect, read by the first connect (`connect.rs`): one URL, one
     /// dialect, so later connects skip the question.
     pub(super) flavor: OnceLock<ServerFlavor>,
+    /// A reap of lingering sessions runs (`lingering.rs`): one at a time.
+    pub(super) reaping: AtomicBool,
+    /// No reap starts before this (`lingering.rs`).
+    pub(super) reap_not_before: Mutex<Instant>,
+    /// The pause after the next reap that leaves sessions (`lingering.rs`).
+    pub(super) reap_pause: Mutex<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Shared {

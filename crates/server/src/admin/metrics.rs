@@ -65,6 +65,21 @@ pub fn render(snap: &Snapshot) -> String {
     );
     sample(o, "db_budget_units_withheld", &[], snap.withheld);
 
+    header(
+        o,
+        "db_budget_units_lingering",
+        "gauge",
+        "Budget units kept in use for server sessions the client gave up on (a statement cancelled or cut off) until the server has ended them.",
+    );
+    sample(o, "db_budget_units_lingering", &[], snap.lingering);
+    header(
+        o,
+        "db_budget_lingered_total",
+        "counter",
+        "Connections shut mid-statement whose unit was kept until the server ended the session.",
+    );
+    sample(o, "db_budget_lingered_total", &[], snap.lingered_total);
+
     per_side(
         o,
         snap,
@@ -374,6 +389,8 @@ mod tests {
             capacity: 20,
             in_use: 7,
             withheld: 3,
+            lingering: 1,
+            lingered_total: 2,
             async_side: side(5, overflow),
             bulkheads: vec![db_budget::BulkheadSnapshot {
                 name: "retention".into(),
@@ -406,6 +423,10 @@ mod tests {
             "db_budget_units_in_use 7",
             "# TYPE db_budget_units_withheld gauge",
             "db_budget_units_withheld 3",
+            "# TYPE db_budget_units_lingering gauge",
+            "db_budget_units_lingering 1",
+            "# TYPE db_budget_lingered_total counter",
+            "db_budget_lingered_total 2",
             "# TYPE db_budget_units_held gauge",
             "db_budget_units_held{side=\"async\"} 5",
             "db_budget_units_held{side=\"sync\"} 2",
@@ -439,8 +460,8 @@ mod tests {
         // HELP then TYPE, once per metric family, and nothing but samples in between.
         let types = l.iter().filter(|x| x.starts_with("# TYPE ")).count();
         let helps = l.iter().filter(|x| x.starts_with("# HELP ")).count();
-        assert_eq!(types, 21);
-        assert_eq!(helps, 21);
+        assert_eq!(types, 23);
+        assert_eq!(helps, 23);
         assert!(text.ends_with('\n'));
     }
 

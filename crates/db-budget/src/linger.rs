@@ -1,0 +1,295 @@
+//! Sessions the client gave up on while the server may still run them: their units stay
+//! in use until the server has ended them.
+//!
+//! # Why
+//!
+//! A statement that a caller cancels (its future dropped mid-statement) or that the
+//! client's backstop cuts off leaves its connection out of step, so the pool shuts the
+//! socket without a word. The server does not notice at once: it runs the statement on
+//! until it ends (or until its `max_statement_time` stops it), and only then finds the
+//! socket closed and ends the session. Until then it counts the session in
+//! `Threads_connected`, against `max_connections`. Giving the unit back when the socket
+//! closes would let a waiter open a new connection on it, and the server would count
+//! one more than the budget (seen: 3 for a budget of 2, for the statement's whole
+//! limit).
+//!
+//! So the unit of a connection shut mid-statement **lingers** ([`Budget::linger`]): it
+//! stays in use, counted in `in_use` and by its side, until one of
+//!
+//! - a connection inside the budget has killed the session and seen it leave the
+//!   server's process list ([`kill_statement`], [`still_running_query`],
+//!   [`Budget::sessions_ended`]): the pools do this with the next connection they have
+//!   to spare (the session ids come from `CONNECTION_ID()` at connect);
+//! - its deadline passes, [`TEARDOWN`] after the close, which a separate thread
+//!   watches ([`Budget::linger`]). The session stays on the list to kill (for
+//!   [`ORPHANED`] at most), so the next connection returned still ends it.
+//!
+//! Why a deadline at all, and such a short one: without it, a budget with no other
+//! connection (a budget of 1, or every unit cut off) could never reap, and its callers
+//! would wait for a session the server may run for the statement's whole limit (or for
+//! ever, without one). With it, the guarantee has one gap, stated here: a session the
+//! pools cannot reap within [`TEARDOWN`] (no connection came back meanwhile) and that
+//! the server still runs is counted by the server beside the connection opened on its
+//! unit, until the next return kills it. Under load a connection comes back within
+//! milliseconds and the gap does not open. A frozen server (SIGSTOP, a hung host) can
+//! neither be reached nor stop anything: it counts the sessions until it runs again.
+//! `DB_RESERVED_CONNECTIONS` leaves room for both.
+
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Instant;
+
+use crate::budget::Budget;
+use crate::shared::Shared;
+use crate::unit::Unit;
+
+/// How long a cut-off connection's unit lingers at most: time for a returning
+/// connection to kill the session, and for a session whose statement had ended (or that
+/// the server's limit stopped) to find its socket closed and tear down (milliseconds on
+/// a running server).
+pub const TEARDOWN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a session whose unit came back at its deadline stays on the list to kill.
+pub const ORPHANED: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The units of sessions the client gave up on.
+#[derive(Debug, Default)]
+pub(crate) struct Lingering {
+    state: Mutex<State>,
+    /// Wakes the deadline thread: a new, earlier deadline, or nothing left.
+    changed: Condvar,
+    /// Entries still holding their unit, readable without the lock.
+    count: AtomicU32,
+    /// All entries (sessions to kill), readable without the lock: the pools ask on
+    /// every return.
+    sessions: AtomicU32,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: Vec<Entry>,
+    /// The deadline thread runs (it exits once nothing lingers).
+    watching: bool,
+}
+
+#[derive(Debug)]
+struct Entry {
+    session: u64,
+    /// When the unit comes back (then: when the entry is forgotten).
+    until: Instant,
+    /// Held, and given back by being dropped (at `until`, or when the session ended).
+    unit: Option<Unit>,
+}
+
+impl Lingering {
+    pub(crate) fn count(&self) -> u32 {
+        self.count.load(SeqCst)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The critical sections only move entries; a panic cannot leave them half done.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the entries that `pick` selects out of the list, and the units of those
+    /// past their deadline (their sessions stay listed, orphaned, until [`ORPHANED`]
+    /// later); the caller drops what it gets after the lock.
+    fn take(&self, now: Instant, mut pick: impl FnMut(&Entry) -> bool) -> Vec<Unit> {
+        let mut state = self.lock();
+        let mut units = Vec::new();
+        state.entries.retain_mut(|e| {
+            let expired = e.until <= now;
+            if pick(e) || (expired && e.unit.is_none()) {
+                units.extend(e.unit.take());
+                return false;
+            }
+            if expired && let Some(unit) = e.unit.take() {
+                units.push(unit);
+                e.until = now + ORPHANED;
+            }
+            true
+        });
+        self.recount(&state);
+        if !units.is_empty() {
+            self.changed.notify_all();
+        }
+        units
+    }
+
+    fn recount(&self, state: &State) {
+        let held = state.entries.iter().filter(|e| e.unit.is_some()).count();
+        self.count.store(held as u32, SeqCst);
+        self.sessions.store(state.entries.len() as u32, SeqCst);
+    }
+}
+
+impl Budget {
+    /// Keeps `unit` in use for the server session `session`, whose connection was shut
+    /// while the server may still run a statement on it, until a pool has seen the
+    /// session end ([`Budget::sessions_ended`]) or `until` passes (when the server has
+    /// stopped the statement itself; see the module docs).
+    ///
+    /// Returns at once; a thread of the budget's gives the unit back at `until`.
+    pub fn linger(&self, unit: Unit, session: u64, until: Instant) {
+        let lingering = &self.shared.lingering;
+        let start_watch = {
+            let mut state = lingering.lock();
+            state.entries.push(Entry {
+                session,
+                until,
+                unit: Some(unit),
+            });
+            lingering.recount(&state);
+            lingering.changed.notify_all();
+            !std::mem::replace(&mut state.watching, true)
+        };
+        self.shared
+            .lingered_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if start_watch {
+            let weak = Arc::downgrade(&self.shared);
+            std::thread::Builder::new()
+                .name("db-budget-linger".into())
+                .spawn(move || watch(weak))
+                .expect("spawning the budget's linger thread");
+        }
+    }
+
+    /// Units held for sessions the client gave up on (see the module docs).
+    pub fn lingering(&self) -> u32 {
+        self.shared.lingering.count()
+    }
+
+    /// Sessions to end: those of the lingering units, and those whose units came back
+    /// at their deadline less than [`ORPHANED`] ago.
+    pub fn sessions_to_end(&self) -> u32 {
+        self.shared.lingering.sessions.load(SeqCst)
+    }
+
+    /// The server session ids of [`Budget::sessions_to_end`], to kill and look for.
+    pub fn lingering_sessions(&self) -> Vec<u64> {
+        let state = self.shared.lingering.lock();
+        state.entries.iter().map(|e| e.session).collect()
+    }
+
+    /// The server has ended `sessions` (killed, and gone from its process list): they
+    /// leave the list, and their units, if still lingering, come back. Returns how many
+    /// units did; ids not on the list are ignored.
+    pub fn sessions_ended(&self, sessions: &[u64]) -> u32 {
+        let units = self
+            .shared
+            .lingering
+            .take(Instant::now(), |e| sessions.contains(&e.session));
+        let n = units.len() as u32;
+        drop(units); // the units return here, after the lock
+        n
+    }
+}
+
+/// The deadline thread: gives back each unit whose deadline passed and forgets orphaned
+/// sessions after [`ORPHANED`]; exits when the list is empty or the budget is gone. It
+/// holds the budget strongly at most a second at a time (lingering units keep the
+/// budget alive until they come back anyway).
+fn watch(weak: Weak<Shared>) {
+    loop {
+        let Some(shared) = weak.upgrade() else { return };
+        let lingering = &shared.lingering;
+        let expired = lingering.take(Instant::now(), |_| false);
+        drop(expired);
+        let state = lingering.lock();
+        let Some(next) = state.entries.iter().map(|e| e.until).min() else {
+            let mut state = state;
+            state.watching = false;
+            return;
+        };
+        // At most a second at a time: the budget may be dropped meanwhile (orphaned
+        // sessions hold no unit, so nothing else keeps it), and the thread then ends.
+        let wait = next
+            .saturating_duration_since(Instant::now())
+            .min(std::time::Duration::from_secs(1));
+        let (state, _) = lingering
+            .changed
+            .wait_timeout(state, wait)
+            .unwrap_or_else(PoisonError::into_inner);
+        drop(state);
+    }
+}
+
+/// The statement that ends server session `session` (run on another connection of the
+/// same account: a session may kill its account's others without a privilege).
+/// MariaDB answers 1094 (`ER_NO_SUCH_THREAD`) for a session already gone.
+pub fn kill_statement(session: u64) -> String {
+    format!("KILL CONNECTION {session}")
+}
+
+/// The query that lists which of `sessions` the server still has (one column, the id
+/// as `BIGINT UNSIGNED`).
+/// A session sees its own account's others without the `PROCESS` privilege.
+///
+/// # Panics
+///
+/// If `sessions` is empty.
+pub fn still_running_query(sessions: &[u64]) -> String {
+    assert!(!sessions.is_empty(), "no sessions to look for");
+    let ids: Vec<String> = sessions.iter().map(u64::to_string).collect();
+    format!(
+        "SELECT CAST(ID AS UNSIGNED) FROM information_schema.PROCESSLIST WHERE ID IN ({})",
+        ids.join(",")
+    )
+}
+
+/// MariaDB's and MySQL's "Unknown thread id" (`ER_NO_SUCH_THREAD`): the session to
+/// kill is gone already.
+pub const NO_SUCH_THREAD: u16 = 1094;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Budget, Side};
+
+    #[test]
+    fn a_lingering_unit_stays_in_use_until_its_session_is_seen_ended() {
+        let b = Budget::new(2, Duration::from_secs(30));
+        let u = b.try_acquire(Side::Async).unwrap();
+        b.linger(u, 7, std::time::Instant::now() + Duration::from_secs(60));
+        assert_eq!((b.in_use(), b.lingering()), (1, 1));
+        assert_eq!(b.lingering_sessions(), vec![7]);
+        assert_eq!(
+            b.sessions_ended(&[8]),
+            0,
+            "another session's end frees nothing"
+        );
+        assert_eq!(b.in_use(), 1);
+        assert_eq!(b.sessions_ended(&[7, 8]), 1);
+        assert_eq!((b.in_use(), b.lingering()), (0, 0));
+    }
+
+    #[test]
+    fn a_lingering_unit_comes_back_at_its_deadline() {
+        let b = Budget::new(1, Duration::from_secs(30));
+        let u = b.try_acquire(Side::Sync).unwrap();
+        b.linger(u, 1, std::time::Instant::now() + Duration::from_millis(50));
+        assert!(b.try_acquire(Side::Async).is_none(), "the unit lingers");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let unit = b.acquire_blocking(Side::Async, deadline);
+        assert!(unit.is_ok(), "the deadline gave the unit back: {unit:?}");
+        assert_eq!(b.lingering(), 0);
+        assert_eq!(
+            (b.sessions_to_end(), b.lingering_sessions()),
+            (1, vec![1]),
+            "its session is still to be ended"
+        );
+        assert_eq!(b.sessions_ended(&[1]), 0, "no unit was left to give back");
+        assert_eq!(b.sessions_to_end(), 0);
+    }
+
+    #[test]
+    fn the_sql_names_the_sessions_and_nothing_else() {
+        assert_eq!(super::kill_statement(42), "KILL CONNECTION 42");
+        assert_eq!(
+            super::still_running_query(&[3, 5]),
+            "SELECT CAST(ID AS UNSIGNED) FROM information_schema.PROCESSLIST WHERE ID IN (3,5)"
+        );
+    }
+}
