@@ -335,6 +335,8 @@ impl Budget {
         bulkheads.set_max_waiters(self.shared.max_waiters.load(Relaxed));
         let set = self.shared.bulkheads.set(bulkheads);
         assert!(set.is_ok(), "set_bulkheads called twice");
+        // Units withheld before the bulkheads were set are not theirs either.
+        self.shared.follow_usable();
     }
 
     /// The admission handle of module `name`: its bulkhead's floor and cap, or the

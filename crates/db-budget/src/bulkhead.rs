@@ -24,8 +24,8 @@
 //! name of lowercase letters, digits, `-` and `_`, `floor ≤ cap ≤ MAX_CONNECTIONS`, and
 //! the floors together at most `MAX_CONNECTIONS`. Empty: no bulkheads.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -157,6 +157,14 @@ struct Head {
 pub struct Bulkheads {
     heads: Vec<Head>,
     shared: Arc<Semaphore>,
+    /// The floors added up.
+    floors: u32,
+    /// The shared part's size last set ([`Bulkheads::follow`]): the units the pools may
+    /// use less the floors; negative while fewer are usable than the floors need.
+    applied: Mutex<i64>,
+    /// Shared places to take out of use as they are given back: the shared part shrank
+    /// while they were held.
+    shared_debt: AtomicU32,
     /// Callers of no bulkhead waiting for a shared place.
     shared_waiting: AtomicU32,
     /// `DB_MAX_WAITERS`: the most callers that may wait per bulkhead (and for the shared
@@ -186,10 +194,49 @@ impl Bulkheads {
                 })
                 .collect(),
             shared: Arc::new(Semaphore::new((capacity - floors) as usize)),
+            floors,
+            applied: Mutex::new(i64::from(capacity - floors)),
+            shared_debt: AtomicU32::new(0),
             shared_waiting: AtomicU32::new(0),
             // No limit until the budget passes its own on.
             max_waiters: AtomicU32::new(u32::MAX),
         })
+    }
+
+    /// Sizes the shared part for `usable` units (the budget's capacity less what is
+    /// withheld: the server view's and a fleet's control connection, unleased units),
+    /// so that the floors stay whole: a floor is only a guarantee if the shared part
+    /// cannot hold the units it needs. Places held above the new size leave use as
+    /// they are given back.
+    ///
+    /// `usable` is read under this call's lock: whichever of two concurrent calls comes
+    /// last applies the latest figure.
+    pub(crate) fn follow(&self, usable: impl Fn() -> u32) {
+        // Only atomics and semaphore counts are touched under the lock.
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let target = i64::from(usable()) - i64::from(self.floors);
+        let delta = target - *applied;
+        *applied = target;
+        if delta < 0 {
+            let n = u32::try_from(-delta).unwrap_or(u32::MAX);
+            let taken = self.shared.forget_permits(n as usize) as u32;
+            self.shared_debt.fetch_add(n - taken, SeqCst);
+        } else if delta > 0 {
+            let n = u32::try_from(delta).unwrap_or(u32::MAX);
+            let paid = self
+                .shared_debt
+                .fetch_update(SeqCst, SeqCst, |d| Some(d - d.min(n)))
+                .map_or(0, |d| d.min(n));
+            self.shared.add_permits((n - paid) as usize);
+        }
+    }
+
+    /// A shared place given back pays the debt first: `true` if it did (the caller then
+    /// forgets its permit).
+    fn pay_shared_debt(&self) -> bool {
+        self.shared_debt
+            .fetch_update(SeqCst, SeqCst, |d| d.checked_sub(1))
+            .is_ok()
     }
 
     /// At most `limit` callers wait per bulkhead, and for the shared part; one more is
@@ -267,7 +314,26 @@ pub struct Bulkhead {
 #[must_use = "the admission ends when this is dropped"]
 #[derive(Debug)]
 pub struct Admission {
-    _permits: Vec<OwnedSemaphorePermit>,
+    /// Below the module's cap (none for a module without a bulkhead).
+    _cap: Option<OwnedSemaphorePermit>,
+    /// A floor place, or a shared one (with the bulkheads, to pay their debt).
+    place: Option<Place>,
+}
+
+#[derive(Debug)]
+enum Place {
+    Floor { _permit: OwnedSemaphorePermit },
+    Shared(OwnedSemaphorePermit, Arc<Bulkheads>),
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Some(Place::Shared(permit, all)) = self.place.take()
+            && all.pay_shared_debt()
+        {
+            permit.forget();
+        }
+    }
 }
 
 impl Bulkhead {
@@ -329,7 +395,8 @@ impl Bulkhead {
                 }
             };
             return Ok(Admission {
-                _permits: vec![permit],
+                _cap: None,
+                place: Some(Place::Shared(permit, all.clone())),
             });
         };
         let cap = match head.cap.clone().try_acquire_owned() {
@@ -340,20 +407,21 @@ impl Bulkhead {
             }
         };
         let place = match head.floor.clone().try_acquire_owned() {
-            Ok(floor) => floor,
+            Ok(floor) => Place::Floor { _permit: floor },
             Err(_) => match shared.clone().try_acquire_owned() {
-                Ok(shared) => shared,
+                Ok(shared) => Place::Shared(shared, all.clone()),
                 Err(_) => {
                     let _waiting = all.start_waiting(&head.waiting, Some(&head.shed))?;
                     tokio::select! {
-                        floor = head.floor.clone().acquire_owned() => acquired(floor)?,
-                        shared = shared.acquire_owned() => acquired(shared)?,
+                        floor = head.floor.clone().acquire_owned() => Place::Floor { _permit: acquired(floor)? },
+                        shared = shared.acquire_owned() => Place::Shared(acquired(shared)?, all.clone()),
                     }
                 }
             },
         };
         Ok(Admission {
-            _permits: vec![cap, place],
+            _cap: Some(cap),
+            place: Some(place),
         })
     }
 }

@@ -124,6 +124,7 @@ impl Budget {
         need -= take(&shared.owed, need);
         for _ in 0..GRANT_RETRIES {
             let granted = take(&shared.withheld, need);
+            shared.follow_usable();
             shared.semaphore.add_permits(granted as usize);
             need -= granted;
             if need == 0 {

@@ -121,6 +121,7 @@ impl Shared {
             .is_ok();
         if paid {
             self.withheld.fetch_add(1, SeqCst);
+            self.follow_usable();
         }
         paid
     }
@@ -136,6 +137,14 @@ impl Shared {
     /// Units the pools may use now: the capacity less what is withheld.
     pub(crate) fn usable(&self) -> u32 {
         self.capacity - self.withheld.load(Relaxed)
+    }
+
+    /// After every change of what is withheld: the bulkheads' shared part follows the
+    /// usable units, so that their floors stay whole (`Bulkheads::follow`).
+    pub(crate) fn follow_usable(&self) {
+        if let Some(b) = self.bulkheads.get() {
+            b.follow(|| self.usable());
+        }
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {

@@ -38,6 +38,7 @@ impl Budget {
         let shared = &self.shared;
         let taken = shared.semaphore.forget_permits(n as usize) as u32;
         shared.withheld.fetch_add(taken, SeqCst);
+        shared.follow_usable();
         taken
     }
 
@@ -53,6 +54,7 @@ impl Budget {
             .fetch_update(SeqCst, SeqCst, |w| w.checked_sub(n))
             .unwrap_or_else(|w| panic!("granting {n} units with {w} withheld"));
         debug_assert!(before >= n);
+        shared.follow_usable();
         shared.semaphore.add_permits(n as usize);
     }
 
@@ -139,6 +141,7 @@ impl Shared {
                 // None free: the debt stands.
                 self.owed.fetch_add(1, SeqCst);
                 self.withheld.fetch_sub(1, SeqCst);
+                self.follow_usable();
                 break;
             }
         }
@@ -177,5 +180,82 @@ mod tests {
         let b = Budget::new(4, Duration::from_secs(30));
         b.withhold(1);
         b.grant(2);
+    }
+
+    fn modules(b: &Budget) -> (crate::Bulkhead, crate::Bulkhead) {
+        let spec = |name: &str, floor, cap| crate::BulkheadSpec {
+            name: name.into(),
+            floor,
+            cap,
+        };
+        b.set_bulkheads(&[spec("retention", 2, 6), spec("legacy", 0, 6)]);
+        (
+            b.bulkhead("retention").unwrap(),
+            b.bulkhead("legacy").unwrap(),
+        )
+    }
+
+    fn soon() -> std::time::Instant {
+        std::time::Instant::now() + Duration::from_millis(30)
+    }
+
+    #[test]
+    fn a_withheld_unit_comes_out_of_the_shared_part_so_that_the_floors_stay_whole() {
+        // Arrange: a budget of 6; retention's floor is 2; one unit withheld (the server
+        // view's connection).
+        let b = Budget::new(6, Duration::from_secs(30));
+        let (retention, legacy) = modules(&b);
+        assert_eq!(b.withhold(1), 1);
+
+        // Act: legacy takes every shared place it can.
+        let runaway: Vec<_> = (0..3)
+            .map(|_| legacy.admit_blocking(soon()).unwrap())
+            .collect();
+        let fourth = legacy.admit_blocking(soon());
+
+        // Assert: 6 − 1 withheld − 2 of floors = 3 shared; retention's floor and its
+        // units are still there.
+        assert!(
+            fourth.is_err(),
+            "the shared part shrank with the withheld unit"
+        );
+        let units: Vec<_> = (0..3).map(|_| b.try_acquire(Side::Sync).unwrap()).collect();
+        let floor: Vec<_> = (0..2)
+            .map(|_| retention.admit_blocking(soon()).unwrap())
+            .collect();
+        let floor_units: Vec<_> = (0..2).map(|_| b.try_acquire(Side::Async)).collect();
+        assert!(
+            floor_units.iter().all(Option::is_some),
+            "retention's floor has its units"
+        );
+        drop((runaway, units, floor, floor_units));
+        b.grant(1);
+        let grown: Vec<_> = (0..4).map(|_| legacy.admit_blocking(soon())).collect();
+        assert!(
+            grown.iter().all(Result::is_ok),
+            "granted back, the shared part is 4 again"
+        );
+    }
+
+    #[test]
+    fn shared_places_held_when_a_unit_is_withheld_leave_use_as_they_are_given_back() {
+        // Arrange: legacy holds all 4 shared places of a budget of 6 (retention's floor 2).
+        let b = Budget::new(6, Duration::from_secs(30));
+        let (_retention, legacy) = modules(&b);
+        let mut held: Vec<_> = (0..4)
+            .map(|_| legacy.admit_blocking(soon()).unwrap())
+            .collect();
+
+        // Act: a unit is withheld while they are held; then one place is given back.
+        assert_eq!(b.withhold(1), 1);
+        held.pop();
+
+        // Assert: that place paid the debt; the next one given back is usable again.
+        assert!(
+            legacy.admit_blocking(soon()).is_err(),
+            "3 shared places now"
+        );
+        held.pop();
+        assert!(legacy.admit_blocking(soon()).is_ok());
     }
 }

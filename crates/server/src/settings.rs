@@ -141,6 +141,21 @@ impl Settings {
                 ),
             ));
         }
+        // The floors are a guarantee only within the units the pools may use: the
+        // server view's and a fleet's control connection are not theirs.
+        let withheld = u32::from(!server_view_interval.is_zero()) + u32::from(fleet_budget > 0);
+        let floors: u32 = db.bulkheads.iter().map(|b| b.floor).sum();
+        if floors > 0 && floors > db.max_connections - withheld.min(db.max_connections) {
+            return Err(ConfigError::custom(
+                "DB_BULKHEADS",
+                value("DB_BULKHEADS"),
+                format!(
+                    "the floors add up to {floors}, more than the {} connections of                      MAX_CONNECTIONS={} the pools may use ({withheld} taken by the                      server-view reader and the fleet's control connection)",
+                    db.max_connections - withheld.min(db.max_connections),
+                    db.max_connections
+                ),
+            ));
+        }
         Ok(Settings {
             listen: addr("LISTEN_ADDR", value)?,
             admin_listen: addr("ADMIN_ADDR", value)?,
@@ -272,6 +287,29 @@ mod tests {
 
     fn minimal() -> impl Fn(&str) -> Option<String> {
         env(&[("DATABASE_URL", URL), ("SERVER_SECRET", SECRET)])
+    }
+
+    #[test]
+    fn bulkhead_floors_that_need_the_server_view_s_connection_are_refused_naming_the_variable() {
+        let lookup = |view: &'static str| {
+            env(&[
+                ("DATABASE_URL", URL),
+                ("SERVER_SECRET", SECRET),
+                ("MAX_CONNECTIONS", "6"),
+                ("DB_BULKHEADS", "retention=4..6,legacy=2..6"),
+                ("DB_SERVER_VIEW_INTERVAL", view),
+            ])
+        };
+        let e = Settings::from_args_and_lookup(["server"], lookup("10s")).unwrap_err();
+        let message = e.to_string();
+        assert!(message.contains("DB_BULKHEADS"), "{message}");
+        assert!(message.contains("the floors add up to 6"), "{message}");
+        let s = Settings::from_args_and_lookup(["server"], lookup("0")).unwrap();
+        assert_eq!(
+            s.db.bulkheads.len(),
+            2,
+            "without the reader all 6 are the pools'"
+        );
     }
 
     #[test]
