@@ -408,3 +408,212 @@ async fn the_slow_statement_list_never_shows_values_written_into_the_sql_text() 
          {leaked:?} in {texts:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// I1 under the controls: shrink, grow, evict, suspend and resume, quickly and mixed,
+// under load from both sides; counted by the exact connection oracle.
+// ---------------------------------------------------------------------------------
+
+/// The largest capacity the chaos below sets: the limit's last two units stay withheld
+/// throughout, so a connection over this is one the budget did not allow.
+const CHAOS_CAP: u32 = 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resizing_evicting_and_suspending_quickly_under_load_from_both_sides_never_exceeds_the_capacity_set_and_loses_no_unit()
+ {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+    use mariadb_harness::oracle;
+
+    const NAME: &str = "adversary16::resizing_evicting_and_suspending_quickly_under_load_from_both_sides_never_exceeds_the_capacity_set_and_loses_no_unit";
+    if !oracle::is_active() {
+        let out = tokio::task::spawn_blocking(|| oracle::rerun_under_shim(NAME))
+            .await
+            .unwrap()
+            .expect("re-run under the oracle");
+        assert!(out.status.success(), "the re-run under the oracle failed");
+        return;
+    }
+
+    // Arrange: a limit of 6 brought down to 4; 6 async tasks and 3 blocking threads.
+    let server = Server::shared();
+    oracle::watch(server.port(), Some(server.socket_path()));
+    let ctl = start(
+        "adv16_chaos",
+        Setup {
+            limit: 6,
+            capacity: CHAOS_CAP,
+            pool_timeout: Duration::from_secs(2),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let unexpected = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let ops = Arc::new(AtomicU64::new(0));
+    let expected = |e: &DbError| {
+        matches!(
+            e,
+            DbError::Suspended { .. } | DbError::PoolTimeout { .. } | DbError::Shed { .. }
+        )
+    };
+    let mut tasks = Vec::new();
+    for t in 0..6u64 {
+        let (pool, stop, unexpected, ops) = (
+            ctl.async_pool.clone(),
+            stop.clone(),
+            unexpected.clone(),
+            ops.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut i = t;
+            while !stop.load(Relaxed) {
+                i += 1;
+                let work = async {
+                    let mut conn = pool.acquire().await?;
+                    if i.is_multiple_of(4) {
+                        conn.execute("BEGIN", Args::default()).await?;
+                        conn.execute("DO SLEEP(0.005)", Args::default()).await?;
+                        // Returned with the transaction open: settled in the background.
+                    } else {
+                        conn.execute("DO 1", Args::default()).await?;
+                    }
+                    Ok::<(), DbError>(())
+                };
+                match work.await {
+                    Ok(()) => drop(ops.fetch_add(1, Relaxed)),
+                    Err(e) if expected(&e) => {}
+                    Err(e) => unexpected.lock().unwrap().push(format!("async: {e:?}")),
+                }
+            }
+        }));
+    }
+    let mut threads = Vec::new();
+    for _ in 0..3 {
+        let (pool, stop, unexpected, ops) = (
+            ctl.sync_pool.clone(),
+            stop.clone(),
+            unexpected.clone(),
+            ops.clone(),
+        );
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                let work = || {
+                    let mut conn = pool.get()?;
+                    conn.execute("DO SLEEP(0.002)", ())?;
+                    Ok::<(), DbError>(())
+                };
+                match work() {
+                    Ok(()) => drop(ops.fetch_add(1, Relaxed)),
+                    Err(e) if expected(&e) => {}
+                    Err(e) => unexpected.lock().unwrap().push(format!("sync: {e:?}")),
+                }
+            }
+        }));
+    }
+    eventually("both sides are served", || ops.load(Relaxed) > 50).await;
+    oracle::reset_max();
+
+    // Act: 4 s of controls 2–20 ms apart, from a fixed seed.
+    let mut rng = seeded_rng::Rng::new(16);
+    let mut actions = 0;
+    let chaos_until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < chaos_until {
+        let r = match rng.below(10) {
+            0..=4 => {
+                let n = 1 + rng.below(u64::from(CHAOS_CAP));
+                ctl.post("/admin/budget", &format!("{{\"capacity\": {n}}}"))
+                    .await
+            }
+            5 | 6 => ctl.post("/admin/evict", "").await,
+            7 => ctl.post("/admin/suspend", "").await,
+            _ => ctl.post("/admin/resume", "").await,
+        };
+        assert_eq!(r.status, 200, "{r:?}");
+        actions += 1;
+        tokio::time::sleep(Duration::from_millis(2 + rng.below(18))).await;
+    }
+    let peak = oracle::max();
+    println!(
+        "adversary16 chaos: {actions} controls, {} checkouts served, peak {peak} connections",
+        ops.load(Relaxed)
+    );
+    assert_eq!(ctl.post("/admin/resume", "").await.status, 200);
+    assert_eq!(
+        ctl.post("/admin/budget", &format!("{{\"capacity\": {CHAOS_CAP}}}"))
+            .await
+            .status,
+        200
+    );
+    stop.store(true, Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for t in threads {
+        tokio::task::spawn_blocking(move || t.join().unwrap())
+            .await
+            .unwrap();
+    }
+
+    // Assert: never above the capacity set, nothing unexpected, and every unit back.
+    assert!(
+        peak <= i64::from(CHAOS_CAP),
+        "I1: {peak} physical connections at once (oracle) with the capacity never set above \
+         {CHAOS_CAP} during {actions} controls"
+    );
+    let unexpected = unexpected.lock().unwrap().clone();
+    assert!(
+        unexpected.is_empty(),
+        "callers got errors the controls do not explain: {unexpected:?}"
+    );
+    eventually("nothing owed once the holders are back", || {
+        ctl.budget.owed() == 0
+    })
+    .await;
+    let snap = ctl.budget.snapshot();
+    assert_eq!(
+        (snap.capacity, ctl.budget.capacity_target()),
+        (CHAOS_CAP, CHAOS_CAP),
+        "capacity after settling: {snap:?}"
+    );
+    let mut asyncs = Vec::new();
+    for _ in 0..2 {
+        let got = tokio::time::timeout(Duration::from_secs(5), ctl.async_pool.acquire()).await;
+        asyncs.push(
+            got.expect("no unit lost: an async checkout within 5 s")
+                .expect("no unit lost: an async checkout"),
+        );
+    }
+    let pool = ctl.sync_pool.clone();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let syncs = tokio::task::spawn_blocking(move || {
+        let held: Vec<_> = (0..2).map(|_| pool.get()).collect::<Result<_, _>>()?;
+        rx.recv().ok();
+        drop(held);
+        Ok::<(), DbError>(())
+    });
+    eventually(
+        "the full capacity is checked out, both sides at once",
+        || ctl.budget.snapshot().sync_side.active == 2 || syncs.is_finished(),
+    )
+    .await;
+    assert_eq!(
+        ctl.budget.snapshot().async_side.active + ctl.budget.snapshot().sync_side.active,
+        CHAOS_CAP,
+        "no unit lost: a full-capacity checkout of both sides"
+    );
+    assert!(
+        oracle::current() <= i64::from(CHAOS_CAP),
+        "{}",
+        oracle::current()
+    );
+    let on_server = ctl.server_connections().len();
+    assert!(
+        on_server <= CHAOS_CAP as usize,
+        "the server counts {on_server} connections of this database"
+    );
+    tx.send(()).unwrap();
+    syncs.await.unwrap().expect("the blocking checkouts");
+    drop(asyncs);
+}
