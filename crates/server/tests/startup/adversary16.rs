@@ -78,7 +78,7 @@ async fn a_legacy_request_queued_when_the_budget_is_suspended_answers_503_suspen
         app.async_pool.acquire().await.expect("first unit"),
         app.async_pool.acquire().await.expect("second unit"),
     ];
-    let client = app.client.clone();
+    let client = app.client;
     let path = format!("/api/games/{game}");
     let queued = tokio::spawn(async move { client.get(&path, Some(&token)).await });
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
