@@ -617,3 +617,56 @@ async fn resizing_evicting_and_suspending_quickly_under_load_from_both_sides_nev
     syncs.await.unwrap().expect("the blocking checkouts");
     drop(asyncs);
 }
+
+// ---------------------------------------------------------------------------------
+// Metrics: a request refused for its body (not its token) counts as refused too.
+// ---------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_request_refused_for_its_body_counts_as_refused_and_its_reply_never_echoes_the_token()
+ {
+    use crate::admin_support::metrics::parse_metrics;
+
+    // Arrange
+    let ctl = start("adv16_refused_counts", Setup::default()).await;
+    let count = |body: &str, action: &str, result: &str| {
+        parse_metrics(body).get(
+            "db_admin_actions_total",
+            &[("action", action), ("result", result)],
+        )
+    };
+    let token_body = format!(r#"{{"capacity": "{}"}}"#, support::TOKEN);
+
+    // Act: bad bodies (one carrying the token as a value), each once.
+    let replies = [
+        ctl.post("/admin/budget", r#"{"capacity": 0}"#).await,
+        ctl.post("/admin/budget", &token_body).await,
+        ctl.post("/admin/suspend", r#"{"now": true}"#).await,
+        ctl.post("/admin/evict", "not json").await,
+        ctl.post("/admin/resume", "[]").await,
+    ];
+    let metrics = ctl.get("/metrics").await.body;
+
+    // Assert
+    for r in &replies {
+        assert_eq!(r.status, 400, "{r:?}");
+        assert!(
+            !r.body.contains(support::TOKEN),
+            "auth invariant: a reply echoes the token: {r:?}"
+        );
+    }
+    for (action, refused) in [
+        ("budget", 2.0),
+        ("suspend", 1.0),
+        ("evict", 1.0),
+        ("resume", 1.0),
+    ] {
+        assert_eq!(
+            count(&metrics, action, "refused"),
+            refused,
+            "metrics invariant: db_admin_actions_total{{action={action}, result=refused}} \
+             counts the refused bodies"
+        );
+        assert_eq!(count(&metrics, action, "ok"), 0.0, "{action}");
+    }
+}
