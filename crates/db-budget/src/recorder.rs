@@ -179,7 +179,16 @@ impl Recorder {
     /// why this side's callers wait and the three longest holders, all
     /// from one copy of the live checkouts. The error's snapshot lists no slow
     /// statements: an error carries no SQL text.
+    ///
+    /// While the budget is suspended ([`Budget::suspend`](crate::Budget::suspend)) a
+    /// caller reaching its deadline anywhere (queued for a unit, at a bulkhead, in a
+    /// connect) gets [`DbError::Suspended`] instead, not counted as a pool timeout: it
+    /// would have been sent back to the gate with whatever it got, so nothing was short
+    /// of connections.
     pub fn timeout_error(&self, phase: TimeoutPhase, started: Instant) -> DbError {
+        if self.shared.gate.is_suspended() {
+            return crate::suspend::suspended(self.side, started);
+        }
         self.shared.stats(self.side).timeouts.fetch_add(1, Relaxed);
         let reading = self.shared.read_checkouts();
         DbError::PoolTimeout {
@@ -279,6 +288,37 @@ mod tests {
             matches!(waited, Err(DbError::Shed { limit: 0, .. })),
             "a limit of 0 admitted a waiter: {waited:?}"
         );
+    }
+
+    #[test]
+    fn a_deadline_reached_while_the_budget_is_suspended_is_suspended_and_not_counted_as_a_timeout()
+    {
+        // Arrange
+        let b = Budget::new(1, Duration::from_secs(30));
+        let r = b.recorder(Side::Sync);
+        b.suspend();
+
+        // Act
+        let err = r.timeout_error(TimeoutPhase::Wait, Instant::now());
+
+        // Assert
+        assert!(
+            matches!(
+                err,
+                DbError::Suspended {
+                    side: Side::Sync,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(b.snapshot().sync_side.acquire_timeouts_total, 0);
+        b.resume();
+        assert!(matches!(
+            r.timeout_error(TimeoutPhase::Wait, Instant::now()),
+            DbError::PoolTimeout { .. }
+        ));
+        assert_eq!(b.snapshot().sync_side.acquire_timeouts_total, 1);
     }
 
     #[test]
