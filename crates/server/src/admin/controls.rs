@@ -17,8 +17,9 @@
 //!
 //! Each request is logged (`tracing` info when carried out, warn when refused; action
 //! and result, never the token) and counted in `db_admin_actions_total{action, result}`
-//! on `/metrics`, beside the gauges `db_budget_suspended` and
-//! `db_budget_suspended_waiting`; `/api/pool` shows the state under `controls`.
+//! on `/metrics`, beside the gauges `db_budget_suspended`,
+//! `db_budget_suspended_waiting` and `db_budget_units_owed`; `/api/pool` shows the state
+//! under `controls`.
 //!
 //! The budget keeps the mechanisms (`db-budget`: `suspend.rs`, `evict.rs`,
 //! `resize.rs`); these handlers only check, call and report. None of them waits on the
