@@ -137,23 +137,27 @@ impl Recorder {
 
     /// Records a statement's duration; one slower than `DB_SLOW_QUERY` (see
     /// [`Budget::set_slow_query_threshold`](crate::Budget::set_slow_query_threshold)) is
-    /// logged with its SQL text (never parameter values), duration and the call site,
-    /// and counted by text for the snapshot's `slow_statements`.
+    /// logged with its SQL text (never values: neither parameters nor the literals
+    /// written into the text, which [`mask_values`](crate::sql::mask_values) makes `?`),
+    /// duration and the call site, and counted by that text for the snapshot's
+    /// `slow_statements`.
     pub fn record_query(&self, sql: &str, took: Duration, site: &Location<'_>) {
         let stats = self.shared.stats(self.side);
         stats.queries.record(took);
         let threshold = Duration::from_nanos(self.shared.slow_query_nanos.load(Relaxed));
         if took >= threshold {
             stats.slow_queries.fetch_add(1, Relaxed);
-            self.shared.slow.record(self.side, sql, took);
+            // Shown with its values masked, in the log as in the snapshot.
+            let text = crate::slow::normalise(sql);
             tracing::warn!(
                 side = %self.side,
                 took = %HumanDuration(took),
                 call_site = %site,
-                sql = %sql,
+                sql = %text,
                 "slow query (DB_SLOW_QUERY is {})",
                 HumanDuration(threshold),
             );
+            self.shared.slow.record_shown(self.side, text, took);
         }
     }
 
@@ -398,7 +402,7 @@ mod tests {
         let snap = b.snapshot();
         assert_eq!(snap.wait_cause, None);
         assert_eq!(snap.slow_statements.len(), 1, "{:?}", snap.slow_statements);
-        assert_eq!(snap.slow_statements[0].sql, "DO SLEEP(0.3)");
+        assert_eq!(snap.slow_statements[0].sql, "DO SLEEP(?)");
         let waiting = r.waiting();
         assert_eq!(b.snapshot().wait_cause, Some(WaitCause::Backlog));
         drop(waiting);
