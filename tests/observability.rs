@@ -101,7 +101,7 @@ fn a_slow_statement_is_logged_with_its_sql_but_not_its_values() {
     let slow: Vec<&str> = text.lines().filter(|l| l.contains("slow query")).collect();
     assert_eq!(slow.len(), 2, "{text}");
     for l in &slow {
-        assert!(l.contains("SELECT SLEEP(0.1) + 0 * LENGTH(?)"), "{l}");
+        assert!(l.contains("SELECT SLEEP(?) + ? * LENGTH(?)"), "{l}");
         assert!(l.contains("tests/observability.rs:"), "call site: {l}");
     }
     assert!(

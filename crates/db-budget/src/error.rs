@@ -65,7 +65,8 @@ pub enum DbError {
 
     /// The budget is suspended ([`Budget::suspend`](crate::Budget::suspend), e.g. for a
     /// database failover) and was not resumed before the pool timeout: the caller waited
-    /// in front of the gate, holding nothing. An HTTP layer answers 503 with
+    /// in front of the gate, holding nothing, or was still queued for a connection (it
+    /// would have been sent back to the gate with it). An HTTP layer answers 503 with
     /// `Retry-After`. Not counted as a pool timeout: no connection was short.
     #[error(
         "the connection budget is suspended (a database failover or an incident): gave up \

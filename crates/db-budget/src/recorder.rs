@@ -137,23 +137,27 @@ impl Recorder {
 
     /// Records a statement's duration; one slower than `DB_SLOW_QUERY` (see
     /// [`Budget::set_slow_query_threshold`](crate::Budget::set_slow_query_threshold)) is
-    /// logged with its SQL text (never parameter values), duration and the call site,
-    /// and counted by text for the snapshot's `slow_statements`.
+    /// logged with its SQL text (never values: neither parameters nor the literals
+    /// written into the text, which [`mask_values`](crate::sql::mask_values) makes `?`),
+    /// duration and the call site, and counted by that text for the snapshot's
+    /// `slow_statements`.
     pub fn record_query(&self, sql: &str, took: Duration, site: &Location<'_>) {
         let stats = self.shared.stats(self.side);
         stats.queries.record(took);
         let threshold = Duration::from_nanos(self.shared.slow_query_nanos.load(Relaxed));
         if took >= threshold {
             stats.slow_queries.fetch_add(1, Relaxed);
-            self.shared.slow.record(self.side, sql, took);
+            // Shown with its values masked, in the log as in the snapshot.
+            let text = crate::slow::normalise(sql);
             tracing::warn!(
                 side = %self.side,
                 took = %HumanDuration(took),
                 call_site = %site,
-                sql = %sql,
+                sql = %text,
                 "slow query (DB_SLOW_QUERY is {})",
                 HumanDuration(threshold),
             );
+            self.shared.slow.record_shown(self.side, text, took);
         }
     }
 
@@ -179,7 +183,16 @@ impl Recorder {
     /// why this side's callers wait and the three longest holders, all
     /// from one copy of the live checkouts. The error's snapshot lists no slow
     /// statements: an error carries no SQL text.
+    ///
+    /// While the budget is suspended ([`Budget::suspend`](crate::Budget::suspend)) a
+    /// caller reaching its deadline anywhere (queued for a unit, at a bulkhead, in a
+    /// connect) gets [`DbError::Suspended`] instead, not counted as a pool timeout: it
+    /// would have been sent back to the gate with whatever it got, so nothing was short
+    /// of connections.
     pub fn timeout_error(&self, phase: TimeoutPhase, started: Instant) -> DbError {
+        if self.shared.gate.is_suspended() {
+            return crate::suspend::suspended(self.side, started);
+        }
         self.shared.stats(self.side).timeouts.fetch_add(1, Relaxed);
         let reading = self.shared.read_checkouts();
         DbError::PoolTimeout {
@@ -282,6 +295,37 @@ mod tests {
     }
 
     #[test]
+    fn a_deadline_reached_while_the_budget_is_suspended_is_suspended_and_not_counted_as_a_timeout()
+    {
+        // Arrange
+        let b = Budget::new(1, Duration::from_secs(30));
+        let r = b.recorder(Side::Sync);
+        b.suspend();
+
+        // Act
+        let err = r.timeout_error(TimeoutPhase::Wait, Instant::now());
+
+        // Assert
+        assert!(
+            matches!(
+                err,
+                DbError::Suspended {
+                    side: Side::Sync,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(b.snapshot().sync_side.acquire_timeouts_total, 0);
+        b.resume();
+        assert!(matches!(
+            r.timeout_error(TimeoutPhase::Wait, Instant::now()),
+            DbError::PoolTimeout { .. }
+        ));
+        assert_eq!(b.snapshot().sync_side.acquire_timeouts_total, 1);
+    }
+
+    #[test]
     fn a_timeout_names_why_callers_wait_and_the_longest_holders() {
         // Arrange: both units checked out at one site, held past a short leak threshold.
         let b = Budget::new(2, Duration::from_millis(10));
@@ -358,7 +402,7 @@ mod tests {
         let snap = b.snapshot();
         assert_eq!(snap.wait_cause, None);
         assert_eq!(snap.slow_statements.len(), 1, "{:?}", snap.slow_statements);
-        assert_eq!(snap.slow_statements[0].sql, "DO SLEEP(0.3)");
+        assert_eq!(snap.slow_statements[0].sql, "DO SLEEP(?)");
         let waiting = r.waiting();
         assert_eq!(b.snapshot().wait_cause, Some(WaitCause::Backlog));
         drop(waiting);

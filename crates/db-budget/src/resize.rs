@@ -14,7 +14,8 @@
 //! to the new capacity as holders return, and never exceed the old one meanwhile.
 //!
 //! A unit withheld for another reason (the server view's connection, `db-view`) stays
-//! withheld: the capacity counts it, as `MAX_CONNECTIONS` does. Not for a fleet member's
+//! withheld: the capacity counts it, as `MAX_CONNECTIONS` does, so it must be above it
+//! (the startup check's rule: the pools keep at least one unit). Not for a fleet member's
 //! budget (the fleet owns its capacity and leases its units through the same counts: the
 //! server refuses before it gets here), nor with bulkheads (their floors and caps were
 //! divided for the capacity the budget started with).
@@ -34,6 +35,21 @@ pub enum ResizeError {
         requested: u32,
         /// The most the budget can hold ([`Budget::capacity`]).
         limit: u32,
+    },
+    /// The capacity asked for leaves the pools no unit beside those withheld for
+    /// another reason (the server view's connection, a fleet's control connection),
+    /// which the capacity counts: the server's startup check refuses such a
+    /// `MAX_CONNECTIONS` too.
+    #[error(
+        "a capacity of {requested} leaves the pools no unit beside the {withheld} withheld \
+         for the server view's or the fleet's own connection: at least {} is needed",
+        withheld + 1
+    )]
+    LeavesPoolsNone {
+        /// What was asked for.
+        requested: u32,
+        /// The units withheld for another reason ([`Budget::withheld`]).
+        withheld: u32,
     },
     /// The budget is divided into bulkheads (`DB_BULKHEADS`), sized for its capacity.
     #[error(
@@ -68,6 +84,8 @@ impl Budget {
     /// # Errors
     ///
     /// [`ResizeError::OutOfRange`] when `n` is 0 or above [`Budget::capacity`],
+    /// [`ResizeError::LeavesPoolsNone`] when `n` is not above the units withheld for
+    /// another reason ([`Budget::withheld`]: the server view's connection),
     /// [`ResizeError::Bulkheads`] with bulkheads set.
     pub fn set_capacity(&self, n: u32) -> Result<Resized, ResizeError> {
         let shared = &self.shared;
@@ -83,6 +101,13 @@ impl Budget {
         }
         let (from, owed) = {
             let _resizing = shared.resizing.lock().unwrap_or_else(|e| e.into_inner());
+            let withheld = self.withheld();
+            if n <= withheld {
+                return Err(ResizeError::LeavesPoolsNone {
+                    requested: n,
+                    withheld,
+                });
+            }
             let from = shared.target.load(SeqCst);
             shared.target.store(n, SeqCst);
             if n > from {
@@ -287,6 +312,29 @@ mod tests {
         assert_eq!((b.usable(), b.withheld()), (1, 1));
         b.grant(1); // the view stops
         assert_eq!((b.usable(), b.withheld()), (2, 0));
+    }
+
+    #[test]
+    fn a_capacity_that_leaves_the_pools_nothing_beside_the_view_s_unit_is_refused_and_changes_nothing()
+     {
+        // Arrange: 3 of 4, one withheld as the view's reader does.
+        let b = budget(4, 3);
+        assert_eq!(b.withhold(1), 1);
+
+        // Act
+        let refused = b.set_capacity(1);
+        let smallest = b.set_capacity(2);
+
+        // Assert
+        assert_eq!(
+            refused,
+            Err(ResizeError::LeavesPoolsNone {
+                requested: 1,
+                withheld: 1
+            })
+        );
+        assert!(smallest.is_ok(), "{smallest:?}");
+        assert_eq!((b.capacity_target(), b.usable(), b.withheld()), (2, 1, 1));
     }
 
     #[test]

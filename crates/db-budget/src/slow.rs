@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::side::Side;
+use crate::sql::mask_values;
 
 /// Distinct SQL texts kept per side.
 pub(crate) const TRACKED: usize = 32;
@@ -38,8 +39,9 @@ pub(crate) const SAMPLES: usize = 100;
 pub struct SlowStatement {
     /// The side that ran it.
     pub side: Side,
-    /// The SQL text as the helper was given it (placeholders, never values), runs of
-    /// whitespace made one space, cut at 512 bytes (ending in `…`).
+    /// The SQL text as the helper was given it, with its values masked (every literal
+    /// `?`, a list of them after `IN` one `?`; placeholders stay), comments dropped,
+    /// runs of whitespace made one space, cut at 512 bytes (ending in `…`).
     pub sql: String,
     /// How many times it ran slow since it was first seen (or taken in again).
     pub count: u64,
@@ -87,8 +89,13 @@ impl SlowStatements {
     }
 
     /// Counts one slow run of `sql` on `side`.
-    pub(crate) fn record(&self, side: Side, sql: &str, took: Duration) {
-        let text = normalise(sql);
+    #[cfg(test)]
+    fn record(&self, side: Side, sql: &str, took: Duration) {
+        self.record_shown(side, normalise(sql), took);
+    }
+
+    /// Counts one slow run on `side` of the statement shown as `text` ([`normalise`]).
+    pub(crate) fn record_shown(&self, side: Side, text: String, took: Duration) {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let mut table = self.lock(side);
         if let Some(entry) = table.get_mut(text.as_str()) {
@@ -149,18 +156,11 @@ fn p99(mut samples: Vec<u64>) -> u64 {
     samples[rank - 1]
 }
 
-/// Runs of whitespace as one space, trimmed, cut at [`TEXT_BYTES`] with `…`.
-fn normalise(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len().min(TEXT_BYTES + 3));
-    for word in sql.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-        if out.len() > TEXT_BYTES {
-            break;
-        }
-    }
+/// The text shown for `sql`: its values masked and its comments dropped
+/// ([`mask_values`]: literals become `?`, a list of them after `IN` one `?`), runs of
+/// white space as one space, trimmed, cut at [`TEXT_BYTES`] with `…`.
+pub(crate) fn normalise(sql: &str) -> String {
+    let mut out = mask_values(sql, TEXT_BYTES);
     if out.len() > TEXT_BYTES {
         let mut cut = TEXT_BYTES;
         while !out.is_char_boundary(cut) {
@@ -225,7 +225,7 @@ mod tests {
         }
         let long = "x".repeat(TEXT_BYTES * 2);
         for i in 0..1_000 {
-            slow.record(Side::Sync, &format!("SELECT {i} /* {long} */"), ms(250));
+            slow.record(Side::Sync, &format!("SELECT c{i}_{long}"), ms(250));
         }
 
         // Assert
@@ -247,6 +247,34 @@ mod tests {
         let cut = normalise(&text);
         assert!(cut.ends_with('…'));
         assert_eq!(cut.len(), TEXT_BYTES + '…'.len_utf8());
-        assert_eq!(normalise("  DO\tSLEEP(0.3)\n"), "DO SLEEP(0.3)");
+        assert_eq!(normalise("  DO\tSLEEP(0.3)\n"), "DO SLEEP(?)");
+    }
+
+    #[test]
+    fn statements_that_differ_only_in_their_values_are_one_text_showing_none() {
+        // Arrange: what legacy code writes, values and all.
+        let slow = SlowStatements::default();
+        let secrets = ["s3cr3t", "o''brien", "987654321", "4711", "alice"];
+
+        // Act
+        for (id, name) in [(4711, "s3cr3t"), (4712, "o''brien")] {
+            slow.record(
+                Side::Sync,
+                &format!(
+                    "SELECT * FROM players /* user=alice */ WHERE id IN ({id}, 987654321) \
+                     AND name = '{name}' -- trace\n"
+                ),
+                ms(250),
+            );
+        }
+
+        // Assert
+        let top = slow.top();
+        assert_eq!(top.len(), 1, "{top:?}");
+        assert_eq!(
+            (top[0].sql.as_str(), top[0].count),
+            ("SELECT * FROM players WHERE id IN (?) AND name = ?", 2)
+        );
+        assert!(!secrets.iter().any(|s| top[0].sql.contains(s)));
     }
 }

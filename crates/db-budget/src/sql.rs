@@ -9,6 +9,12 @@
 //! The classification is lexical and conservative: it skips quoted strings, quoted
 //! identifiers and comments, and errs towards "changes the session" (a false alarm
 //! costs one reconnect; a miss would hand the next caller a dirty session).
+//!
+//! The same lexer takes the values out of a text for display ([`mask_values`]).
+
+mod mask;
+
+pub use mask::mask_values;
 
 /// Everything the pools need to know of one statement, read once per statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -236,6 +242,7 @@ enum Token<'a> {
     UserVariable,
 }
 
+#[derive(Clone)]
 struct Lexer<'a> {
     sql: &'a str,
     at: usize,

@@ -13,7 +13,9 @@
 //! within its own pool timeout.
 //!
 //! A waiter still in front of the gate at its deadline fails with
-//! [`DbError::Suspended`] (not a pool timeout: nothing was short of connections). With
+//! [`DbError::Suspended`] (not a pool timeout: nothing was short of connections), and so
+//! does a caller that was already queued for a connection when the gate closed and is
+//! still waiting at its deadline (`Recorder::timeout_error`). With
 //! `DB_MAX_WAITERS` the gate sheds as the pools do: one caller more than the limit per
 //! side is refused at once ([`DbError::Shed`]). While suspended, the gate's waiters count
 //! in [`Budget::suspended_waiting`], not in the pools' `waiting` (they are not demand
@@ -173,7 +175,8 @@ impl Budget {
     }
 }
 
-fn suspended(side: Side, started: Instant) -> DbError {
+/// The error of a caller still kept by the gate at its deadline (see the module docs).
+pub(crate) fn suspended(side: Side, started: Instant) -> DbError {
     DbError::Suspended {
         side,
         waited: started.elapsed(),

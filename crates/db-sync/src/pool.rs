@@ -236,6 +236,11 @@ impl SyncPool {
             p.doom_lost();
             return Ok(None);
         }
+        if p.is_evicted() {
+            // Evicted while the ping was under way: the old session is not handed out.
+            p.doom(CloseReason::Evicted);
+            return Ok(None);
+        }
         let ticket = state.recorder.checkout(site);
         let pool = self.shared.pool.clone();
         Ok(Some(SyncConn::new(pooled, ticket, pool, site)))

@@ -190,8 +190,10 @@ impl Shared {
         }
     }
 
-    /// Checks a connection that sat idle: too old → closed; not heard from (used or
-    /// pinged by the keepalive) for longer than the validation bypass → pinged first. `None`: it was closed, try another.
+    /// Checks a connection that sat idle: evicted or too old → closed; not heard from
+    /// (used or pinged by the keepalive) for longer than the validation bypass → pinged
+    /// first, and closed if an evict started meanwhile. `None`: it was closed, try
+    /// another.
     pub(super) async fn fit(
         &self,
         Idle { mut slot, since }: Idle,
@@ -218,6 +220,11 @@ impl Shared {
         }
         let limit = self.settings.connect_timeout.min(deadline - now);
         match tokio::time::timeout(limit, slot.conn.ping()).await {
+            // Evicted while the ping was under way: the old session is not handed out.
+            Ok(Ok(())) if self.budget.is_evicted(slot.generation) => {
+                self.discard(slot, CloseReason::Evicted, Farewell::Graceful);
+                Ok(None)
+            }
             Ok(Ok(())) => Ok(Some(slot)),
             _ => {
                 self.discard(slot, CloseReason::Broken, Farewell::Hard);

@@ -94,6 +94,13 @@ impl Shared {
             self.discard(idle.slot, CloseReason::Evicted, Farewell::Graceful);
             return;
         }
+        // Units owed while it was away (a shrink, a lease given up): closed, so that its
+        // unit pays the debt, as a return does (`Budget::should_yield`).
+        if self.budget.owed() > 0 {
+            drop(q);
+            self.discard(idle.slot, CloseReason::Yielded, Farewell::Graceful);
+            return;
+        }
         while let Some(waiter) = q.waiters.pop_front() {
             match waiter.send(idle) {
                 Ok(()) => return,

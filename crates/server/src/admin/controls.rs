@@ -6,7 +6,7 @@
 //! | `POST /admin/suspend` | none or `{}` | new checkouts of both pools wait (up to `DB_POOL_TIMEOUT`, then 503 `suspended`), even for an idle connection; checkouts already made finish. Answers how many are still checked out |
 //! | `POST /admin/resume` | none or `{}` | the waiting checkouts go on |
 //! | `POST /admin/evict` | none or `{}` | idle connections of both pools are closed now; those checked out are closed when returned; connections opened afterwards are kept |
-//! | `POST /admin/budget` | `{"capacity": N}` | the budget serves with `N` units, `1 ≤ N ≤` the most the server's startup check accepted; shrinking closes no connection in use (units leave use as they come back) |
+//! | `POST /admin/budget` | `{"capacity": N}` | the budget serves with `N` units, from one more than the units withheld for the server view's connection (1 without it) to the most the server's startup check accepted; shrinking closes no connection in use (units leave use as they come back) |
 //!
 //! Every control route needs `Authorization: Bearer <ADMIN_TOKEN>` (401 otherwise, with
 //! `WWW-Authenticate: Bearer`); without an `ADMIN_TOKEN` they answer 403: a bind address
@@ -17,8 +17,9 @@
 //!
 //! Each request is logged (`tracing` info when carried out, warn when refused; action
 //! and result, never the token) and counted in `db_admin_actions_total{action, result}`
-//! on `/metrics`, beside the gauges `db_budget_suspended` and
-//! `db_budget_suspended_waiting`; `/api/pool` shows the state under `controls`.
+//! on `/metrics`, beside the gauges `db_budget_suspended`,
+//! `db_budget_suspended_waiting` and `db_budget_units_owed`; `/api/pool` shows the state
+//! under `controls`.
 //!
 //! The budget keeps the mechanisms (`db-budget`: `suspend.rs`, `evict.rs`,
 //! `resize.rs`); these handlers only check, call and report. None of them waits on the
@@ -160,12 +161,22 @@ async fn budget(State(state): State<AdminState>, headers: HeaderMap, body: Bytes
         let limit = state.budget.capacity();
         let wanted = capacity_field(&fields, limit)?;
         resizable(state)?;
-        if wanted < 1 || wanted > u64::from(limit) {
+        // The capacity counts the units withheld for the server view's connection: the
+        // pools keep at least one beside them, as the startup check requires.
+        let least = 1 + state.budget.withheld();
+        if wanted < u64::from(least) || wanted > u64::from(limit) {
+            let counted = match least - 1 {
+                0 => String::new(),
+                n => format!(
+                    "; it counts the {n} unit(s) withheld for the server view's connection, \
+                     and the pools need one beside them"
+                ),
+            };
             return Err(Refusal::field(
                 "capacity",
                 format!(
-                    "capacity must be from 1 to {limit} (the most the server's startup check \
-                     accepted), not {wanted}"
+                    "capacity must be from {least} to {limit} (the most the server's startup \
+                     check accepted), not {wanted}{counted}"
                 ),
             ));
         }

@@ -15,6 +15,11 @@
 #[path = "../admin_support/mod.rs"]
 mod admin_support;
 
+#[allow(
+    clippy::duplicate_mod,
+    reason = "adversary16 loads the controls support module too, to stay in a file of its own"
+)]
+mod adversary16;
 mod alert_firing;
 mod alert_rules;
 mod controls;

@@ -15,6 +15,7 @@ mod common;
 #[allow(dead_code)]
 mod browser;
 
+mod adversary16;
 mod binary;
 mod check;
 mod controls;

@@ -47,8 +47,9 @@ impl ActionCounters {
     }
 }
 
-/// Appends `db_admin_actions_total`, `db_budget_suspended` and
-/// `db_budget_suspended_waiting` to a `/metrics` body (format 0.0.4).
+/// Appends `db_admin_actions_total`, `db_budget_suspended`,
+/// `db_budget_suspended_waiting` and `db_budget_units_owed` to a `/metrics` body (format
+/// 0.0.4).
 pub(super) fn render(out: &mut String, counters: &ActionCounters, budget: &Budget) {
     let name = "db_admin_actions_total";
     let _ = writeln!(
@@ -78,6 +79,12 @@ pub(super) fn render(out: &mut String, counters: &ActionCounters, budget: &Budge
             "Callers waiting for the suspended budget to resume, both sides.",
             budget.suspended_waiting(),
         ),
+        (
+            "db_budget_units_owed",
+            "Units still to leave use after a shrink (POST /admin/budget) or a fleet lease given \
+             up: each returned connection is closed until it reaches 0.",
+            budget.owed(),
+        ),
     ];
     for (name, help, value) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}");
@@ -93,7 +100,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_action_and_result_has_its_own_sample_and_the_suspension_shows() {
+    fn each_action_and_result_has_its_own_sample_and_the_suspension_and_the_debt_show() {
         // Arrange
         let counters = ActionCounters::default();
         counters.count(Action::Suspend, true);
@@ -101,6 +108,11 @@ mod tests {
         counters.count(Action::Budget, false);
         let budget = Budget::new(2, Duration::from_secs(30));
         budget.suspend();
+        let _held = [
+            budget.try_acquire(db_budget::Side::Async),
+            budget.try_acquire(db_budget::Side::Sync),
+        ];
+        budget.set_capacity(1).expect("within the limit"); // both in use: 1 owed
 
         // Act
         let mut text = String::new();
@@ -117,6 +129,8 @@ mod tests {
             "# TYPE db_budget_suspended gauge",
             "db_budget_suspended 1",
             "db_budget_suspended_waiting 0",
+            "# TYPE db_budget_units_owed gauge",
+            "db_budget_units_owed 1",
         ] {
             assert!(lines.contains(&expected), "missing {expected:?} in\n{text}");
         }
