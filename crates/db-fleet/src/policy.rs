@@ -12,10 +12,11 @@
 //!    that is how an instance holding leases it does not need learns that another needs
 //!    them.
 //! 2. **Its leases idle while another wants** (some other instance holds its want mark):
-//!    it gives one back if the window says it would have had a unit to spare in most
-//!    of the last second's ticks with one lease fewer than it holds now, that is, its
-//!    callers needed that unit only now and then. A burst every few ticks does not keep a
-//!    lease from an instance whose callers wait all the time.
+//!    it gives one back if, counted with the leases it holds now (one given back or
+//!    taken since counts out or in), it had a unit to spare in more than half of the
+//!    last second's ticks: with one lease fewer its callers would have waited in fewer
+//!    than half of them. A burst every few ticks does not keep a lease from an instance
+//!    whose callers wait all the time.
 //! 3. **Idle while nobody wants**: a lease goes back after a second in which the
 //!    instance had a unit to spare at every tick (its peak use left one free).
 //! 4. **Above its part while another keeps wanting**: the even split (the pool over the
@@ -25,10 +26,12 @@
 //!    units to one whose callers wait for a moment (its floor serves those), and while an
 //!    instance keeps wanting, the others borrow no further than their part.
 //!
-//! At most one lease goes back per tick, the policy only decides when to take or give:
+//! At most one lease goes back per tick. The policy only decides when to take or give:
 //! what an instance may hold is bounded by the locks it won (`lib.rs`). No flapping:
-//! rule 2 needs a second of history and counts the leases as they are now, rule 4 stops
-//! at the rounded-up part, which the instance it gives to does not exceed either.
+//! rule 2 needs a second of history and counts the leases as they are now (so one
+//! spare unit sends back one lease, not one per tick until the window catches up), and
+//! rule 4 stops at the rounded-up part, which the instance it gives to does not exceed
+//! either (it borrows no further than its own part while the other keeps wanting).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
