@@ -10,7 +10,7 @@ use db_budget::{Budget, DatabaseUrl};
 use r2d2_mysql::mysql::prelude::Queryable;
 use r2d2_mysql::mysql::{self, Conn, OptsBuilder, Row};
 
-use crate::policy::{Policy, Seen, Step};
+use crate::policy::{Policy, Seen, Step, Wanting};
 use crate::{FleetSettings, State};
 
 /// How often the control thread looks at the fleet.
@@ -90,6 +90,7 @@ struct Control {
 pub(crate) fn run(budget: Budget, url: DatabaseUrl, settings: FleetSettings, state: Arc<State>) {
     let names = Names::new(&settings.name, settings.pool(), settings.instances);
     let mut policy = Policy::default();
+    let mut wanting = Wanting::default();
     let mut control: Option<Control> = None;
     while !state.stop.load(Relaxed) {
         let started = Instant::now();
@@ -120,7 +121,7 @@ pub(crate) fn run(budget: Budget, url: DatabaseUrl, settings: FleetSettings, sta
             }
             None => {}
             Some(c) => {
-                if let Err(e) = tick(c, &names, &budget, &mut policy, &state) {
+                if let Err(e) = tick(c, &names, &budget, (&mut policy, &mut wanting), &state) {
                     tracing::warn!(error = %e, "db-fleet: the control connection failed; dropping to the floor");
                     lost(&budget, &state, control.take());
                 }
@@ -203,7 +204,7 @@ fn tick(
     c: &mut Control,
     names: &Names,
     budget: &Budget,
-    policy: &mut Policy,
+    (policy, wanting): (&mut Policy, &mut Wanting),
     state: &State,
 ) -> Result<(), Lost> {
     for k in std::mem::take(&mut c.releasing) {
@@ -222,7 +223,7 @@ fn tick(
         return Err(Lost::Desynced);
     }
     let mut others = std::collections::BTreeSet::new();
-    let mut others_wanting = 0;
+    let mut others_wanting = std::collections::BTreeSet::new();
     for h in slots.iter().flatten() {
         if *h != c.id {
             others.insert(*h);
@@ -231,20 +232,22 @@ fn tick(
     for h in wants.iter().flatten() {
         if *h != c.id {
             others.insert(*h);
-            others_wanting += 1;
+            others_wanting.insert(*h);
         }
     }
+    let now = Instant::now();
     let usable = budget.usable();
     let seen = Seen {
         free: slots.iter().filter(|h| h.is_none()).count() as u32,
         lease_slots: names.slots.len() as u32,
         others_active: others.len() as u32,
-        others_wanting,
+        others_wanting: others_wanting.len() as u32,
+        others_wanting_long: wanting.note(now, &others_wanting),
         leased: (c.held.len() + c.giving.len()) as u32,
         waiting: budget.waiting(),
         spare: usable.saturating_sub(budget.in_use()) + budget.idle(),
     };
-    let decision = policy.decide(Instant::now(), seen);
+    let decision = policy.decide(now, seen);
     match decision.step {
         Step::Hold => {}
         Step::Borrow(n) => borrow(c, names, slots, n, budget)?,

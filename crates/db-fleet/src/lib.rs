@@ -28,10 +28,16 @@
 //!    which instances hold leases, which instances wait for one (a "want" lock each).
 //! 2. Callers waiting and no unit to spare: take up to 4 free slots (`GET_LOCK(slot,
 //!    0)`, one statement); each slot won is granted to the pools ([`Budget::grant`]).
-//!    None free: hold a want lock, so that the others see it.
-//! 3. Others want and this instance holds more than its part (P over the instances
-//!    holding or wanting, rounded up): give one lease back per tick. A lease idle for a
-//!    second (nobody waiting, units to spare) goes back too.
+//!    None left free: hold a want lock, so that the others see it, however many leases
+//!    this instance holds already.
+//! 3. Give one lease back per tick when: another instance wants and this one would
+//!    have had a unit to spare in most ticks of the last second with the leases it holds
+//!    now (its callers need the lease only in bursts); nobody wants and it had a unit to
+//!    spare at every tick of the last second; or another instance has wanted for half a
+//!    second without a break and this one holds more than its part (P over the
+//!    instances holding or wanting, rounded up), the tie-break between instances that
+//!    are all short. While one keeps wanting, the others borrow no further than their
+//!    part. The rules and why they do not flap: `policy.rs`.
 //! 4. Giving back makes the unit **owed** ([`Budget::owe`]): from then on returned
 //!    connections are closed instead of pooled, and [`Budget::reclaim`] queues for the
 //!    first unit that comes free and takes it out of use. Only then, at the next tick

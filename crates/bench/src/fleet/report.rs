@@ -474,13 +474,14 @@ fn findings(shape: &Shape, runs: &[RunResult], figs: &[Figures]) -> String {
                 "- **Why the throughput goal is missed: where the leases went.** Under skew the \
                  hot instance held {hot:.1} of the {pool} leases on average, the three cold \
                  instances {others:.1} together (medians over the skew phases), so it served \
-                 with about {:.0} connections of its own where the static split gives it {}. \
-                 A cold instance takes a lease in a burst (a few of its callers wait at its \
-                 floor) and gives it back only after a second in which none waits, which its \
-                 players' bursts rarely allow; and the hot instance, already at its part (the \
-                 pool over the instances holding leases, ⌈{pool}/{}⌉ = {part}), does not ask \
-                 for more, so nobody is asked to give one back. The protocol's bound held; \
-                 its sharing under skew is what falls short (`crates/db-fleet/src/policy.rs`).",
+                 with about {:.0} connections of its own where the static split gives it {} \
+                 (an even split of the pool would be ⌈{pool}/{}⌉ = {part}). A cold instance \
+                 keeps a lease while another wants only if its callers needed it in most \
+                 ticks of the last second, and the hot instance gives back above its part \
+                 only to an instance that has wanted for half a second \
+                 (`crates/db-fleet/src/policy.rs`): read the phases below for where the \
+                 leases were and how often they moved. The protocol's bound held; its \
+                 sharing under skew is what falls short.",
                 f64::from(shape.floor - 1) + hot,
                 shape.static_max,
                 shape.static_instances,
