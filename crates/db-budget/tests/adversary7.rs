@@ -57,9 +57,7 @@ fn a_module_whose_statements_are_cut_off_cannot_take_the_units_of_another_module
     }
 
     // Assert: retention's floor is admitted, and its two units are there.
-    let floor: Vec<_> = (0..2)
-        .map(|_| retention.admit_blocking(soon()))
-        .collect();
+    let floor: Vec<_> = (0..2).map(|_| retention.admit_blocking(soon())).collect();
     assert!(
         floor.iter().all(Result::is_ok),
         "retention's floor admits: {floor:?}"
