@@ -66,6 +66,9 @@ pub struct ViewSettings {
     pub explained: Explained,
     /// The longest a connect or a reading may take.
     pub timeout: Duration,
+    /// Connections of this process beside the pools' and the reader's own, each on a
+    /// withheld unit: a fleet's control connection. Counted in `process`. Defaults to 0.
+    pub beside: u32,
 }
 
 impl ViewSettings {
@@ -81,6 +84,7 @@ impl ViewSettings {
             explained,
             // A reading is three small statements; 5 s is a server in trouble.
             timeout: Duration::from_secs(5),
+            beside: 0,
         }
     }
 

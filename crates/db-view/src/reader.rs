@@ -70,8 +70,9 @@ fn read(
     let raw = reading::read(conn)?;
     let after = budget.in_use();
     let at = Instant::now();
-    // The budget's units, plus this reader's own connection.
-    let process = u64::from(before.max(after)) + 1;
+    // The budget's units, plus this reader's own connection and those beside it (a
+    // fleet's control connection).
+    let process = u64::from(before.max(after)) + 1 + u64::from(settings.beside);
     let explained = u64::from(
         settings
             .explained

@@ -39,7 +39,8 @@ pub struct Reading {
     /// Connections of other accounts: `Threads_connected` less the account's.
     pub others: u64,
     /// This process's connections: the budget's units in use (the larger of before and
-    /// after the process list was read) plus this reader's own.
+    /// after the process list was read) plus this reader's own and a fleet's control
+    /// connection ([`ViewSettings::beside`](crate::ViewSettings)).
     pub process: u64,
     /// Connections the budgets explain (see [`Explained`](crate::Explained)).
     pub explained: u64,

@@ -202,7 +202,9 @@ impl Application {
                         others: (settings.instances - 1).saturating_mul(db.max_connections),
                     },
                 };
-                let view_settings = ViewSettings::new(settings.server_view_interval, explained);
+                let mut view_settings = ViewSettings::new(settings.server_view_interval, explained);
+                // A fleet's control connection is this process's too.
+                view_settings.beside = u32::from(fleet.is_some());
                 Some(ServerView::start(&budget, u, view_settings).map_err(StartupError::View)?)
             }
             _ => None,

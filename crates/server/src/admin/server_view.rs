@@ -83,7 +83,7 @@ fn reading(o: &mut String, r: &Reading) {
         (
             "db_server_process_connections",
             "gauge",
-            "This process's connections: budget units in use plus the view's own.",
+            "This process's connections: budget units in use plus the view's own and a fleet's control connection.",
             |r| r.process,
         ),
         (

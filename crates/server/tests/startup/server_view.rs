@@ -391,3 +391,39 @@ async fn another_instances_full_budget_is_explained_and_one_connection_more_is_d
     assert_eq!(drift["server"]["reading"]["explained"], 5, "{drift:#}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_fleet_the_process_counts_its_control_connection_beside_the_pools_and_the_reader() {
+    // Arrange: a fleet member (floor 3: the reader, the control connection, one for the
+    // pools) alone on its database, with the view on.
+    let server = Server::shared();
+    let db = server.create_database("view_fleet").unwrap();
+    let opts = AppOptions {
+        max_connections: 3,
+        env: vec![
+            ("DB_SERVER_VIEW_INTERVAL", "100ms".to_owned()),
+            ("DB_INSTANCES", "2".to_owned()),
+            ("DB_FLEET_BUDGET", "8".to_owned()),
+        ],
+        ..AppOptions::default()
+    };
+    let app = common::start(common::build(server, &db, &opts).await.expect("starts"), db);
+    let held = app.async_pool.acquire().await.expect("a connection");
+    let held_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+
+    // Act
+    let v = reading_where(&app, |r| {
+        r["taken_at"].as_f64().unwrap() > held_at && r["account_connections"] == 3
+    })
+    .await;
+
+    // Assert: every session of the account is this process's.
+    let v = v.expect("a reading with the pool's connection open");
+    let r = &v["server"]["reading"];
+    assert_eq!(r["process"], r["account_connections"], "{r:#}");
+    assert_eq!(r["unexplained"], 0, "{r:#}");
+    drop(held);
+}
