@@ -324,9 +324,9 @@ fn a_session_whose_unit_came_back_at_its_deadline_is_still_killed_by_the_next_co
         eventually(Duration::from_secs(10), || !sessions(server, &db)
             .contains(&cut)
             && budget.sessions_to_end() == 0),
-        "the orphaned session was killed: {:?}, to end {:?}, {}",
+        "the orphaned session was killed: {:?}, {} to end, {}",
         sessions(server, &db),
-        budget.lingering_sessions(),
+        budget.sessions_to_end(),
         budget.snapshot()
     );
     assert_eq!(budget.lingering(), 0);

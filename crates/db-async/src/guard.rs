@@ -67,7 +67,14 @@ impl DerefMut for AsyncConn {
 impl Drop for AsyncConn {
     fn drop(&mut self) {
         if let Some(slot) = self.conn.slot.take() {
-            self.shared.release(slot, self.conn.state);
+            // A connection cut off mid-statement keeps its bulkhead place while its
+            // unit lingers (`db_budget::linger`).
+            let admission = if self.conn.state.busy {
+                self.admission.take()
+            } else {
+                None
+            };
+            self.shared.release(slot, self.conn.state, admission);
         }
         // `ticket` drops after this: the checkout ends once the pool has the connection.
         let _ = &self.ticket;

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use db_budget::linger::Session;
 use db_budget::{StatementLimits, Unit};
 use sqlx::{Connection, MySqlConnection};
 
@@ -23,9 +24,9 @@ pub(crate) struct Slot {
     /// The budget's eviction generation when its connect started (`Budget::evict`): an
     /// evicted connection is closed instead of pooled or handed out.
     pub(crate) generation: u64,
-    /// The server's id of this session (`CONNECTION_ID()`, read at connect): what a
-    /// cut-off connection's unit lingers for (`db_budget::linger`).
-    pub(crate) session: u64,
+    /// The server's session (`CONNECTION_ID()` and the server's start, read at
+    /// connect): what a cut-off connection's unit lingers for (`db_budget::linger`).
+    pub(crate) session: Session,
     pub(crate) unit: Unit,
 }
 
@@ -49,7 +50,7 @@ impl Slot {
     /// Closes the connection, bounded by `limit`, and hands back its unit (still in
     /// use) and the session's id: for a connection shut mid-statement, whose unit
     /// lingers until the server has ended the session.
-    pub(crate) async fn shut(self, how: Farewell, limit: Duration) -> (Unit, u64) {
+    pub(crate) async fn shut(self, how: Farewell, limit: Duration) -> (Unit, Session) {
         let Slot {
             conn,
             unit,

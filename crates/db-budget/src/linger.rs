@@ -24,6 +24,17 @@
 //!   watches ([`Budget::linger`]). The session stays on the list to kill (for
 //!   [`ORPHANED`] at most), so the next connection returned still ends it.
 //!
+//! Session ids start again from 1 when the server restarts, so every session is known
+//! by its id **and its server's start** ([`Session`], read at connect with
+//! [`session_query`]): a reap only kills sessions of the server its own connection is
+//! on, and a connect that finds the server restarted (started at another time, or
+//! giving out an id again) forgets the sessions of the one before (they ended with it)
+//! and gives their units back ([`Budget::saw_server`]).
+//!
+//! A connection cut off inside a module's bulkhead keeps its place there while its unit
+//! lingers (the admission lingers with it): otherwise the module could take another
+//! unit for the same place, and with it a unit of another module's floor.
+//!
 //! Why a deadline at all, and such a short one: without it, a budget with no other
 //! connection (a budget of 1, or every unit cut off) could never reap, and its callers
 //! would wait for a session the server may run for the statement's whole limit (or for
@@ -40,8 +51,54 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
 use crate::budget::Budget;
+use crate::bulkhead::Admission;
 use crate::shared::Shared;
+use crate::statement_timeout::ServerFlavor;
 use crate::unit::Unit;
+
+/// One server session: its id (`CONNECTION_ID()`) and when its server started (Unix
+/// seconds, from the server's `Uptime`, so within a second or two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    /// The server's id of the session.
+    pub id: u64,
+    /// When the server started, in Unix seconds.
+    pub boot: u64,
+}
+
+impl Session {
+    /// The session of id `id` on a server up for `uptime` seconds now.
+    pub fn new(id: u64, uptime: u64) -> Session {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Session {
+            id,
+            boot: now.saturating_sub(uptime),
+        }
+    }
+
+    /// Whether a server that started at `boot` is this session's (two readings of
+    /// `Uptime` a moment apart may differ by a second either way).
+    pub fn on(&self, boot: u64) -> bool {
+        self.boot.abs_diff(boot) <= 2
+    }
+}
+
+/// The query a pool runs on every new connection: the session's id and the server's
+/// `Uptime` in seconds, two columns (`BIGINT UNSIGNED`, text) for [`Session::new`].
+pub fn session_query(flavor: ServerFlavor) -> &'static str {
+    match flavor {
+        ServerFlavor::MariaDb => {
+            "SELECT CONNECTION_ID(), (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+             WHERE VARIABLE_NAME = 'UPTIME')"
+        }
+        ServerFlavor::MySql => {
+            "SELECT CONNECTION_ID(), (SELECT VARIABLE_VALUE FROM performance_schema.global_status \
+             WHERE VARIABLE_NAME = 'Uptime')"
+        }
+    }
+}
 
 /// How long a cut-off connection's unit lingers at most: time for a returning
 /// connection to kill the session, and for a session whose statement had ended (or that
@@ -74,11 +131,14 @@ struct State {
 
 #[derive(Debug)]
 struct Entry {
-    session: u64,
+    session: Session,
     /// When the unit comes back (then: when the entry is forgotten).
     until: Instant,
     /// Held, and given back by being dropped (at `until`, or when the session ended).
     unit: Option<Unit>,
+    /// The module's bulkhead place the connection was checked out in, held as long as
+    /// the unit.
+    admission: Option<Admission>,
 }
 
 impl Lingering {
@@ -94,17 +154,21 @@ impl Lingering {
     /// Takes the entries that `pick` selects out of the list, and the units of those
     /// past their deadline (their sessions stay listed, orphaned, until [`ORPHANED`]
     /// later); the caller drops what it gets after the lock.
-    fn take(&self, now: Instant, mut pick: impl FnMut(&Entry) -> bool) -> Vec<Unit> {
+    fn take(
+        &self,
+        now: Instant,
+        mut pick: impl FnMut(&Entry) -> bool,
+    ) -> Vec<(Unit, Option<Admission>)> {
         let mut state = self.lock();
         let mut units = Vec::new();
         state.entries.retain_mut(|e| {
             let expired = e.until <= now;
             if pick(e) || (expired && e.unit.is_none()) {
-                units.extend(e.unit.take());
+                units.extend(e.unit.take().map(|u| (u, e.admission.take())));
                 return false;
             }
             if expired && let Some(unit) = e.unit.take() {
-                units.push(unit);
+                units.push((unit, e.admission.take()));
                 e.until = now + ORPHANED;
             }
             true
@@ -124,13 +188,19 @@ impl Lingering {
 }
 
 impl Budget {
-    /// Keeps `unit` in use for the server session `session`, whose connection was shut
-    /// while the server may still run a statement on it, until a pool has seen the
-    /// session end ([`Budget::sessions_ended`]) or `until` passes (when the server has
-    /// stopped the statement itself; see the module docs).
+    /// Keeps `unit` (and the connection's bulkhead `admission`, if any) in use for the
+    /// server session `session`, whose connection was shut while the server may still
+    /// run a statement on it, until a pool has seen the session end
+    /// ([`Budget::sessions_ended`]) or `until` passes (see the module docs).
     ///
     /// Returns at once; a thread of the budget's gives the unit back at `until`.
-    pub fn linger(&self, unit: Unit, session: u64, until: Instant) {
+    pub fn linger(
+        &self,
+        unit: Unit,
+        admission: Option<Admission>,
+        session: Session,
+        until: Instant,
+    ) {
         let lingering = &self.shared.lingering;
         let start_watch = {
             let mut state = lingering.lock();
@@ -138,6 +208,7 @@ impl Budget {
                 session,
                 until,
                 unit: Some(unit),
+                admission,
             });
             lingering.recount(&state);
             lingering.changed.notify_all();
@@ -146,6 +217,9 @@ impl Budget {
         self.shared
             .lingered_total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // A pool with an idle connection ends the session now, without waiting for a
+        // return.
+        self.shared.shrinkers.reap_lingering();
         if start_watch {
             let weak = Arc::downgrade(&self.shared);
             std::thread::Builder::new()
@@ -166,22 +240,49 @@ impl Budget {
         self.shared.lingering.sessions.load(SeqCst)
     }
 
-    /// The server session ids of [`Budget::sessions_to_end`], to kill and look for.
-    pub fn lingering_sessions(&self) -> Vec<u64> {
+    /// The ids of the sessions of [`Budget::sessions_to_end`] on the server that
+    /// started at `boot` (a reaping connection's own [`Session::boot`]), to kill and look
+    /// for.
+    pub fn lingering_sessions(&self, boot: u64) -> Vec<u64> {
         let state = self.shared.lingering.lock();
-        state.entries.iter().map(|e| e.session).collect()
+        state
+            .entries
+            .iter()
+            .filter(|e| e.session.on(boot))
+            .map(|e| e.session.id)
+            .collect()
     }
 
-    /// The server has ended `sessions` (killed, and gone from its process list): they
-    /// leave the list, and their units, if still lingering, come back. Returns how many
-    /// units did; ids not on the list are ignored.
-    pub fn sessions_ended(&self, sessions: &[u64]) -> u32 {
-        let units = self
-            .shared
-            .lingering
-            .take(Instant::now(), |e| sessions.contains(&e.session));
+    /// The server that started at `boot` has ended `sessions` (killed, and gone from
+    /// its process list): they leave the list, and their units, if still lingering,
+    /// come back. Returns how many units did; ids not on the list are ignored.
+    pub fn sessions_ended(&self, boot: u64, sessions: &[u64]) -> u32 {
+        let units = self.shared.lingering.take(Instant::now(), |e| {
+            e.session.on(boot) && sessions.contains(&e.session.id)
+        });
         let n = units.len() as u32;
         drop(units); // the units return here, after the lock
+        n
+    }
+
+    /// A new connection got `session`: the sessions of any other server (one that
+    /// restarted, or that a failover left behind) are no longer this one's to count or
+    /// to kill. They leave the list, and their units come back. Returns how many units
+    /// did.
+    ///
+    /// Another server is one that started at another time, or one that gave this new
+    /// session an id no greater than a listed session's: a server numbers its sessions
+    /// upwards, so within one run a session opened later has a greater id (this tells a
+    /// restart within the second or two that `Uptime` cannot).
+    pub fn saw_server(&self, session: Session) -> u32 {
+        if self.sessions_to_end() == 0 {
+            return 0;
+        }
+        let units = self.shared.lingering.take(Instant::now(), |e| {
+            !e.session.on(session.boot) || session.id <= e.session.id
+        });
+        let n = units.len() as u32;
+        drop(units);
         n
     }
 }
@@ -244,24 +345,33 @@ pub const NO_SUCH_THREAD: u16 = 1094;
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
+    use super::Session;
     use crate::{Budget, Side};
+
+    const BOOT: u64 = 1_700_000_000;
+    const SEVEN: Session = Session { id: 7, boot: BOOT };
 
     #[test]
     fn a_lingering_unit_stays_in_use_until_its_session_is_seen_ended() {
         let b = Budget::new(2, Duration::from_secs(30));
         let u = b.try_acquire(Side::Async).unwrap();
-        b.linger(u, 7, std::time::Instant::now() + Duration::from_secs(60));
+        b.linger(u, None, SEVEN, Instant::now() + Duration::from_secs(60));
         assert_eq!((b.in_use(), b.lingering()), (1, 1));
-        assert_eq!(b.lingering_sessions(), vec![7]);
+        assert_eq!(b.lingering_sessions(BOOT), vec![7]);
         assert_eq!(
-            b.sessions_ended(&[8]),
+            b.sessions_ended(BOOT, &[8]),
             0,
             "another session's end frees nothing"
         );
+        assert_eq!(
+            b.sessions_ended(BOOT + 60, &[7]),
+            0,
+            "another server's neither"
+        );
         assert_eq!(b.in_use(), 1);
-        assert_eq!(b.sessions_ended(&[7, 8]), 1);
+        assert_eq!(b.sessions_ended(BOOT, &[7, 8]), 1);
         assert_eq!((b.in_use(), b.lingering()), (0, 0));
     }
 
@@ -269,18 +379,52 @@ mod tests {
     fn a_lingering_unit_comes_back_at_its_deadline() {
         let b = Budget::new(1, Duration::from_secs(30));
         let u = b.try_acquire(Side::Sync).unwrap();
-        b.linger(u, 1, std::time::Instant::now() + Duration::from_millis(50));
+        let one = Session { id: 1, boot: BOOT };
+        b.linger(u, None, one, Instant::now() + Duration::from_millis(50));
         assert!(b.try_acquire(Side::Async).is_none(), "the unit lingers");
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(30);
         let unit = b.acquire_blocking(Side::Async, deadline);
         assert!(unit.is_ok(), "the deadline gave the unit back: {unit:?}");
         assert_eq!(b.lingering(), 0);
         assert_eq!(
-            (b.sessions_to_end(), b.lingering_sessions()),
+            (b.sessions_to_end(), b.lingering_sessions(BOOT)),
             (1, vec![1]),
             "its session is still to be ended"
         );
-        assert_eq!(b.sessions_ended(&[1]), 0, "no unit was left to give back");
+        assert_eq!(
+            b.sessions_ended(BOOT, &[1]),
+            0,
+            "no unit was left to give back"
+        );
+        assert_eq!(b.sessions_to_end(), 0);
+    }
+
+    #[test]
+    fn a_restarted_server_s_sessions_are_forgotten_and_their_units_come_back() {
+        let b = Budget::new(2, Duration::from_secs(30));
+        let u = b.try_acquire(Side::Async).unwrap();
+        b.linger(u, None, SEVEN, Instant::now() + Duration::from_secs(60));
+        let later = |id, boot| Session { id, boot };
+        assert_eq!(
+            b.saw_server(later(9, BOOT + 1)),
+            0,
+            "the same server, a second later"
+        );
+        assert_eq!(
+            b.saw_server(later(9, BOOT + 300)),
+            1,
+            "a server started since"
+        );
+        assert_eq!((b.in_use(), b.sessions_to_end()), (0, 0));
+        assert!(b.lingering_sessions(BOOT + 300).is_empty());
+    }
+
+    #[test]
+    fn a_session_id_given_again_means_the_server_restarted() {
+        let b = Budget::new(2, Duration::from_secs(30));
+        let u = b.try_acquire(Side::Async).unwrap();
+        b.linger(u, None, SEVEN, Instant::now() + Duration::from_secs(60));
+        assert_eq!(b.saw_server(Session { id: 7, boot: BOOT }), 1);
         assert_eq!(b.sessions_to_end(), 0);
     }
 

@@ -21,6 +21,12 @@ pub trait Shrink: Send + Sync + 'static {
     /// how many. Called from whatever thread asked for the eviction: it **must not
     /// block** either.
     fn evict_idle(&self) -> u32;
+
+    /// Units linger for sessions the client gave up on (`linger.rs`): end them over an
+    /// idle connection, if one is idle, in the background. Called from whatever thread
+    /// shut the cut-off connection (possibly inside the pool's own return path): it
+    /// **must not block**, nor take the pool's locks. Defaults to nothing.
+    fn reap_lingering(self: Arc<Self>) {}
 }
 
 /// The pools registered on each side, held weakly (a dropped pool is skipped and
@@ -45,6 +51,15 @@ impl Shrinkers {
     /// Asks every pool of `side` to close its evicted idle connections; returns how many.
     pub(crate) fn evict_idle(&self, side: Side) -> u32 {
         self.live(side).iter().map(|s| s.evict_idle()).sum()
+    }
+
+    /// Asks every pool of both sides to end lingering sessions over an idle connection.
+    pub(crate) fn reap_lingering(&self) {
+        for side in Side::ALL {
+            for s in self.live(side) {
+                s.reap_lingering();
+            }
+        }
     }
 
     /// The pools of `side` still alive. The lock is released before any of them runs.

@@ -6,10 +6,11 @@
 //! more units than its shared places, and take the floor's.
 //!
 //! This drives the budget exactly as the pools do: a checkout is an admission, then a
-//! unit; a cut-off drops the admission and hands the unit to `Budget::linger`.
+//! unit; a cut-off hands both to `Budget::linger`.
 
 use std::time::{Duration, Instant};
 
+use db_budget::linger::Session;
 use db_budget::{Budget, BulkheadSpec, Side};
 
 fn spec(name: &str, floor: u32, cap: u32) -> BulkheadSpec {
@@ -43,16 +44,24 @@ fn a_module_whose_statements_are_cut_off_cannot_take_the_units_of_another_module
         .collect();
 
     // Act: two of legacy's statements are cut off (their callers time out): as in the
-    // pool, the guard (with its admission) is dropped and the unit lingers for the
-    // session, 1 s at most. Legacy's callers retry at once.
-    for session in [101, 102] {
+    // pools, the unit lingers for the session, 1 s at most, and the checkout's bulkhead
+    // place with it. Legacy's callers retry at once.
+    for id in [101, 102] {
         let (admission, unit) = legacy_held.pop().unwrap();
-        drop(admission);
-        b.linger(unit, session, Instant::now() + Duration::from_secs(1));
-        let again = legacy.admit_blocking(soon());
-        assert!(again.is_ok(), "legacy's shared place came back at once");
-        if let Some(unit) = b.try_acquire(Side::Async) {
-            legacy_held.push((again.unwrap(), unit));
+        let session = Session {
+            id,
+            boot: 1_700_000_000,
+        };
+        b.linger(
+            unit,
+            Some(admission),
+            session,
+            Instant::now() + Duration::from_secs(1),
+        );
+        if let Ok(again) = legacy.admit_blocking(soon())
+            && let Some(unit) = b.try_acquire(Side::Async)
+        {
+            legacy_held.push((again, unit));
         }
     }
 

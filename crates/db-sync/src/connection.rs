@@ -28,8 +28,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use db_budget::linger::TEARDOWN;
-use db_budget::{CloseReason, Side, Unit};
+use db_budget::linger::{Session, TEARDOWN};
+use db_budget::{Admission, CloseReason, Side, Unit};
 use r2d2_mysql::mysql;
 
 use crate::error::ConnectFailure;
@@ -97,6 +97,11 @@ pub(crate) struct Slot {
     /// evicted connection is closed on its return and never handed out.
     generation: u64,
     state: Arc<State>,
+    /// The server's session (its id and its server's start, read at connect).
+    session: Session,
+    /// The bulkhead place of a checkout cut off mid-statement, handed over by its guard
+    /// to linger with the unit ([`Slot::hold_admission`]).
+    admission: Option<Admission>,
     /// `None` only once a lost connection's unit was handed to the budget to linger.
     unit: Option<Unit>,
 }
@@ -104,7 +109,13 @@ pub(crate) struct Slot {
 impl Slot {
     /// A connection just opened, whose connect started in eviction `generation`; r2d2
     /// puts it in its idle list next.
-    pub(crate) fn new(conn: mysql::Conn, state: Arc<State>, unit: Unit, generation: u64) -> Slot {
+    pub(crate) fn new(
+        conn: mysql::Conn,
+        state: Arc<State>,
+        unit: Unit,
+        generation: u64,
+        session: Session,
+    ) -> Slot {
         let now = Instant::now();
         state.opened();
         state.recorder.record_opened();
@@ -124,6 +135,8 @@ impl Slot {
             idle: true,
             generation,
             state,
+            session,
+            admission: None,
             unit: Some(unit),
         }
     }
@@ -137,6 +150,21 @@ impl Slot {
     pub(crate) fn doom_lost(&mut self) {
         self.lost = true;
         self.doom(CloseReason::Broken);
+    }
+
+    /// `true` once a statement on it was cut off ([`Slot::doom_cut_off`]).
+    pub(crate) fn is_cut_off(&self) -> bool {
+        self.cut_off
+    }
+
+    /// The checkout's bulkhead place, kept until the cut-off session's unit comes back.
+    pub(crate) fn hold_admission(&mut self, admission: Option<Admission>) {
+        self.admission = admission;
+    }
+
+    /// The server's session of this connection.
+    pub(crate) fn session(&self) -> Session {
+        self.session
     }
 
     /// [`Slot::doom_lost`] for a statement the client gave up on (past its I/O
@@ -328,10 +356,12 @@ impl Drop for Slot {
         if self.cut_off
             && let Some(unit) = self.unit.take()
         {
-            let session = u64::from(self.conn.connection_id());
-            self.state
-                .budget
-                .linger(unit, session, Instant::now() + TEARDOWN);
+            self.state.budget.linger(
+                unit,
+                self.admission.take(),
+                self.session,
+                Instant::now() + TEARDOWN,
+            );
         }
         // Then the fields drop: the socket closes, then the unit (if it did not linger)
         // returns.

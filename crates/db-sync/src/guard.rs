@@ -220,6 +220,11 @@ impl Drop for SyncConn {
     fn drop(&mut self) {
         self.settle();
         let state = self.pooled().state().clone();
+        if self.pooled().is_cut_off() {
+            // Its bulkhead place lingers with its unit (`db_budget::linger`).
+            let admission = self.admission.take();
+            self.pooled().hold_admission(admission);
+        }
         if let Some(Checkout { ticket, conn }) = self.checkout.take() {
             // The `active` gauge falls first, so a snapshot may miss the connection
             // for a moment but never counts it twice.

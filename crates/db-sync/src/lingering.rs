@@ -25,8 +25,23 @@ pub(crate) fn reap(p: &mut Slot) {
     if state.budget.sessions_to_end() == 0 || state.reaping.swap(true, SeqCst) {
         return;
     }
-    let sessions = state.budget.lingering_sessions();
-    let result = p.housekeeping(|c| end_sessions(&state.budget, c, &sessions));
+    let boot = p.session().boot;
+    // Again for sessions cut off meanwhile, until none is left that it has not tried.
+    let mut tried: Vec<u64> = Vec::new();
+    let mut result = Ok(());
+    loop {
+        let sessions: Vec<u64> = state
+            .budget
+            .lingering_sessions(boot)
+            .into_iter()
+            .filter(|s| !tried.contains(s))
+            .collect();
+        if sessions.is_empty() || result.is_err() {
+            break;
+        }
+        result = p.housekeeping(|c| end_sessions(&state.budget, boot, c, &sessions));
+        tried.extend(sessions);
+    }
     state.reaping.store(false, SeqCst);
     if let Err(e) = result {
         tracing::debug!(error = %e, "db-sync: ending lingering sessions failed; closing the connection");
@@ -39,6 +54,7 @@ pub(crate) fn reap(p: &mut Slot) {
 /// until they are gone; the units of those gone come back.
 fn end_sessions(
     budget: &Budget,
+    boot: u64,
     conn: &mut mysql::Conn,
     sessions: &[u64],
 ) -> Result<(), mysql::Error> {
@@ -59,7 +75,7 @@ fn end_sessions(
             .copied()
             .filter(|s| !listed.contains(s))
             .collect();
-        budget.sessions_ended(&ended);
+        budget.sessions_ended(boot, &ended);
         if listed.is_empty() || look == LOOKS {
             break;
         }

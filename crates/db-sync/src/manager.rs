@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use db_budget::linger::{self, Session};
 use db_budget::{DatabaseUrl, ServerFlavor, Side, WaitError};
 use r2d2_mysql::MySqlConnectionManager;
 use r2d2_mysql::mysql::prelude::Queryable;
@@ -99,12 +100,15 @@ impl BudgetedManager {
                 // Connected with the handshake's timeouts, which also bound the session's
                 // set-up; statements get theirs.
                 Ok(mut conn) => {
-                    let ready = start_session(&mut conn, s).and_then(|()| {
-                        set_socket_timeouts(&conn, s.io_timeout).map_err(mysql::Error::IoError)
+                    let ready = start_session(&mut conn, s).and_then(|session| {
+                        set_socket_timeouts(&conn, s.io_timeout)
+                            .map(|()| session)
+                            .map_err(mysql::Error::IoError)
                     });
                     match ready {
-                        Ok(()) => {
-                            return Managed::Live(Slot::new(conn, s.clone(), unit, generation));
+                        Ok(session) => {
+                            let slot = Slot::new(conn, s.clone(), unit, generation, session);
+                            return Managed::Live(slot);
                         }
                         Err(e) => {
                             drop(conn); // closed before the unit returns
@@ -178,24 +182,35 @@ impl r2d2::ManageConnection for BudgetedManager {
 }
 
 /// Readies a new session: reads the server's dialect (for the pool's per-statement
-/// limits; the pool's first connect only) and, when the pool has a statement timeout,
-/// sets it on the session once, so statements pay nothing for it: one round trip per
-/// connect. A session reset undoes it; the guard sets it again
-/// (`guard.rs`).
+/// limits; the pool's first connect only), the session's id and its server's start
+/// (a cut-off statement's unit lingers for the session, `db_budget::linger`; a server
+/// started since the last connect makes the budget forget the old one's sessions) and,
+/// when the pool has a statement timeout, sets it on the session once, so statements
+/// pay nothing for it: two round trips per connect. A session reset undoes the limit;
+/// the guard sets it again (`guard.rs`).
 ///
 /// # Errors
 ///
 /// The driver's error; the connection is then dropped.
-fn start_session(conn: &mut mysql::Conn, state: &State) -> Result<(), mysql::Error> {
-    if !state.knows_flavor() {
-        // The pool's first connect asks; later ones reuse the answer.
-        let version: Option<String> = conn.query_first(ServerFlavor::VERSION_QUERY)?;
-        state.saw_flavor(ServerFlavor::from_version(version.as_deref().unwrap_or("")));
-    }
+fn start_session(conn: &mut mysql::Conn, state: &State) -> Result<Session, mysql::Error> {
+    let flavor = match state.flavor() {
+        Some(known) => known,
+        None => {
+            // The pool's first connect asks; later ones reuse the answer.
+            let version: Option<String> = conn.query_first(ServerFlavor::VERSION_QUERY)?;
+            let flavor = ServerFlavor::from_version(version.as_deref().unwrap_or(""));
+            state.saw_flavor(flavor);
+            flavor
+        }
+    };
+    let row: Option<(u64, u64)> = conn.query_first(linger::session_query(flavor))?;
+    let (id, uptime) = row.ok_or(mysql::Error::DriverError(mysql::DriverError::SetupError))?;
+    let session = Session::new(id, uptime);
+    state.budget.saw_server(session);
     if let Some(set) = state.session_limit_statement() {
         conn.query_drop(set)?;
     }
-    Ok(())
+    Ok(session)
 }
 
 /// Options for every connection of a pool on `url`.

@@ -38,7 +38,7 @@ struct Shared {
     state: Arc<State>,
     /// Connections [`Shrink`] takes out of the idle list, to be closed on the closer
     /// thread; `None` if that thread could not be started (they are closed in place).
-    closer: Option<mpsc::Sender<r2d2::PooledConnection<BudgetedManager>>>,
+    closer: Option<mpsc::Sender<Job>>,
     /// The scheduled housekeeping pass (`housekeeping.rs`), cancelled when the pool goes.
     housekeeper: JobHandle,
 }
@@ -325,9 +325,9 @@ impl Shared {
             // no socket: dropping it here does no I/O.
             match &self.closer {
                 Some(closer) if live && elsewhere => {
-                    if let Err(mpsc::SendError(pooled)) = closer.send(pooled) {
-                        drop(pooled); // the closer is gone (it only ends with us)
-                    }
+                    // If the closer is gone (it only ends with us), the job drops here, and the
+                    // connection with it.
+                    drop(closer.send(Job::Close(Box::new(pooled))));
                 }
                 _ => drop(pooled),
             }
@@ -343,7 +343,34 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// On the closer thread: takes an idle connection, if one is idle, ends the
+    /// lingering sessions over it, and puts it back unused.
+    fn reap_with_idle(&self) {
+        if self.state.budget.sessions_to_end() == 0 {
+            return;
+        }
+        let Some(mut pooled) = self.pool.try_get() else {
+            return;
+        };
+        if let Managed::Live(p) = &mut *pooled {
+            p.leave_idle();
+            crate::lingering::reap(p);
+            p.put_back_unused();
+        }
+        drop(pooled);
+    }
+}
+
 impl Shrink for Shared {
+    /// Hands a reap to the closer thread: the caller may be inside r2d2's return path
+    /// (a cut-off connection closing), where taking a connection could deadlock.
+    fn reap_lingering(self: Arc<Self>) {
+        if let Some(closer) = &self.closer {
+            let _ = closer.send(Job::Reap(Arc::downgrade(&self)));
+        }
+    }
+
     /// The async side waits for a unit: take one idle connection out of the pool now
     /// and have the closer thread close it. Does no I/O on the caller's thread (which
     /// may be a runtime worker): closing sends `COM_QUIT`, which a frozen server would
@@ -370,9 +397,9 @@ impl Shrink for Shared {
                     evicted += 1;
                     match &self.closer {
                         Some(closer) => {
-                            if let Err(mpsc::SendError(pooled)) = closer.send(pooled) {
-                                drop(pooled); // the closer is gone (it only ends with us)
-                            }
+                            // If the closer is gone (it only ends with us), the job drops here, and the
+                            // connection with it.
+                            drop(closer.send(Job::Close(Box::new(pooled))));
                         }
                         None => drop(pooled),
                     }
@@ -393,15 +420,31 @@ impl Shrink for Shared {
     }
 }
 
-/// Starts the thread that closes the connections [`Shrink`] takes back. It ends when
+/// Work for the closer thread.
+enum Job {
+    /// Close a connection [`Shrink`] took out of the idle list.
+    Close(Box<r2d2::PooledConnection<BudgetedManager>>),
+    /// End lingering sessions over an idle connection (`lingering.rs`).
+    Reap(Weak<Shared>),
+}
+
+/// Starts the thread that closes the connections [`Shrink`] takes back (and ends
+/// lingering sessions over idle ones). It ends when
 /// the pool is dropped (the sender with it), after closing what was still queued.
-fn spawn_closer() -> Option<mpsc::Sender<r2d2::PooledConnection<BudgetedManager>>> {
-    let (tx, rx) = mpsc::channel::<r2d2::PooledConnection<BudgetedManager>>();
+fn spawn_closer() -> Option<mpsc::Sender<Job>> {
+    let (tx, rx) = mpsc::channel::<Job>();
     let spawned = std::thread::Builder::new()
         .name("db-sync-closer".to_owned())
         .spawn(move || {
-            for pooled in rx {
-                drop(pooled);
+            for job in rx {
+                match job {
+                    Job::Close(pooled) => drop(*pooled),
+                    Job::Reap(shared) => {
+                        if let Some(shared) = shared.upgrade() {
+                            shared.reap_with_idle();
+                        }
+                    }
+                }
             }
         });
     match spawned {

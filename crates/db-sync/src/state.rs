@@ -72,9 +72,9 @@ impl State {
         })
     }
 
-    /// `true` once a connect has read the server's dialect.
-    pub(crate) fn knows_flavor(&self) -> bool {
-        self.flavor.get().is_some()
+    /// The dialect, once a connect has read it.
+    pub(crate) fn flavor(&self) -> Option<ServerFlavor> {
+        self.flavor.get().copied()
     }
 
     /// Notes the dialect a new connection's server speaks; the first one counts.

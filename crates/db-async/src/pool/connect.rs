@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use db_budget::linger::{self, Session};
 use db_budget::{DbError, ServerFlavor, StatementLimits, TimeoutPhase, Unit};
 use sqlx::{Connection, Executor, MySqlConnection, Row};
 
@@ -77,30 +78,36 @@ impl Shared {
         }
     }
 
-    /// Readies a new session, inside the connect's deadline: learns the session's id
-    /// (kept for a cut-off statement's unit, which lingers until the server has ended
-    /// the session: `db_budget::linger`) and the server's dialect (the pool's first
-    /// connect asks, later ones reuse the answer) in one query and, when the pool has a
-    /// statement timeout, sets it on the session once (the hot path then pays nothing
-    /// for it): two round trips per connect. Text protocol: nothing is prepared.
+    /// Readies a new session, inside the connect's deadline: learns the server's
+    /// dialect (the pool's first connect asks, later ones reuse the answer), the
+    /// session's id and its server's start (kept for a cut-off statement's unit, which
+    /// lingers until the server has ended the session: `db_budget::linger`; a server
+    /// started since the last connect makes the budget forget the old one's sessions)
+    /// and, when the pool has a statement timeout, sets it on the session once (the hot
+    /// path then pays nothing for it): two round trips per connect, one more on the
+    /// first. Text protocol: nothing is prepared.
     async fn start_session(
         &self,
         conn: &mut MySqlConnection,
-    ) -> Result<(StatementLimits, u64), sqlx::Error> {
-        let (flavor, session) = match self.flavor.get() {
-            Some(known) => {
-                let row = conn.fetch_one("SELECT CONNECTION_ID()").await?;
-                (*known, row.try_get::<u64, _>(0)?)
-            }
+    ) -> Result<(StatementLimits, Session), sqlx::Error> {
+        let flavor = match self.flavor.get() {
+            Some(known) => *known,
             None => {
-                let row = conn.fetch_one("SELECT VERSION(), CONNECTION_ID()").await?;
+                let row = conn.fetch_one(ServerFlavor::VERSION_QUERY).await?;
                 let version: String = row.try_get(0)?;
-                let flavor = *self
+                *self
                     .flavor
-                    .get_or_init(|| ServerFlavor::from_version(&version));
-                (flavor, row.try_get::<u64, _>(1)?)
+                    .get_or_init(|| ServerFlavor::from_version(&version))
             }
         };
+        let row = conn.fetch_one(linger::session_query(flavor)).await?;
+        let uptime: String = row.try_get(1)?;
+        let uptime = uptime
+            .trim()
+            .parse()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let session = Session::new(row.try_get::<u64, _>(0)?, uptime);
+        self.budget.saw_server(session);
         let limits = self.settings.statement_limits(flavor);
         if !limits.session.is_zero() {
             let set = limits.flavor.session_statement(limits.session);

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use db_budget::linger::{self, TEARDOWN};
-use db_budget::{Budget, CloseReason};
+use db_budget::{Admission, Budget, CloseReason};
 use sqlx::{AssertSqlSafe, Executor, MySqlConnection, Row};
 
 use super::Shared;
@@ -32,7 +32,12 @@ impl Shared {
     /// Shuts a connection cut off mid-statement (or mid-rollback) without a word; its
     /// unit lingers until the server has ended the session, at most [`TEARDOWN`] after
     /// the close (the session then stays on the list to kill).
-    pub(super) fn discard_cut_off(self: &Arc<Self>, slot: Slot, reason: CloseReason) {
+    pub(super) fn discard_cut_off(
+        self: &Arc<Self>,
+        slot: Slot,
+        reason: CloseReason,
+        admission: Option<Admission>,
+    ) {
         self.recorder.record_closed(reason);
         let limit = self.settings.return_timeout;
         let shared = self.clone();
@@ -40,12 +45,11 @@ impl Shared {
         // unit returns at once, as before lingering existed.
         self.spawn(async move {
             let (unit, session) = slot.shut(Farewell::Hard, limit).await;
+            // The budget then asks the pools (this one too) to reap over an idle
+            // connection.
             shared
                 .budget
-                .linger(unit, session, Instant::now() + TEARDOWN);
-            if let Some(idle) = shared.take_idle_for_reap() {
-                shared.reap(idle);
-            }
+                .linger(unit, admission, session, Instant::now() + TEARDOWN);
         });
     }
 
@@ -59,7 +63,7 @@ impl Shared {
     }
 
     /// The oldest idle connection, for a reap, if one is idle and no reap runs.
-    fn take_idle_for_reap(&self) -> Option<Slot> {
+    pub(super) fn take_idle_for_reap(&self) -> Option<Slot> {
         let mut q = self.lock();
         if q.idle.is_empty() || !self.start_reap() {
             return None;
@@ -88,13 +92,13 @@ impl Shared {
 
     /// Kills the lingering sessions over `slot`, gives back the units of those gone,
     /// then pools `slot` (bounded by the return timeout; a reap cut short closes it).
-    fn reap(self: &Arc<Self>, mut slot: Slot) {
+    /// Sessions cut off meanwhile are reaped on the same connection before it is
+    /// pooled: a cut-off during a reap starts none of its own.
+    pub(super) fn reap(self: &Arc<Self>, mut slot: Slot) {
         let shared = self.clone();
         self.spawn(async move {
-            let sessions = shared.budget.lingering_sessions();
             let limit = shared.settings.return_timeout;
-            let work = end_sessions(&shared.budget, &mut slot.conn, &sessions);
-            let outcome = tokio::time::timeout(limit, work).await;
+            let outcome = tokio::time::timeout(limit, shared.end_lingering(&mut slot)).await;
             let pause = if matches!(outcome, Ok(Ok(0))) {
                 None
             } else {
@@ -114,7 +118,7 @@ impl Shared {
             match outcome {
                 Ok(Ok(_)) => shared.push_idle(slot),
                 Ok(Err(_)) => shared.discard(slot, CloseReason::Broken, Farewell::Hard),
-                Err(_) => shared.discard_cut_off(slot, CloseReason::Broken),
+                Err(_) => shared.discard_cut_off(slot, CloseReason::Broken, None),
             }
             // Sessions left (still exiting, or not this account's to kill): try again
             // after the pause with an idle connection, if returns do not come first.
@@ -130,6 +134,34 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Ends the lingering sessions of `slot`'s server over `slot`, again for those cut
+    /// off meanwhile, until none is left that it has not tried. Returns how many are
+    /// still listed.
+    ///
+    /// # Errors
+    ///
+    /// An I/O or protocol error: `slot` is then out of step.
+    pub(super) async fn end_lingering(&self, slot: &mut Slot) -> Result<usize, sqlx::Error> {
+        let boot = slot.session.boot;
+        let mut tried: Vec<u64> = Vec::new();
+        let mut left = 0;
+        loop {
+            let sessions: Vec<u64> = self
+                .budget
+                .lingering_sessions(boot)
+                .into_iter()
+                .filter(|s| !tried.contains(s))
+                .collect();
+            if sessions.is_empty() {
+                return Ok(left);
+            }
+            left = end_sessions(&self.budget, boot, &mut slot.conn, &sessions).await?;
+            tried.extend(sessions);
+        }
+    }
+}
+
 /// `KILL CONNECTION` for each of `sessions`, then looks for them in the process list
 /// until they are gone (a killed session ends when its thread notices): the units of
 /// those gone come back. Returns how many are still listed. A `KILL` the server
@@ -141,6 +173,7 @@ impl Shared {
 /// An I/O or protocol error: the connection is then closed.
 async fn end_sessions(
     budget: &Budget,
+    boot: u64,
     conn: &mut MySqlConnection,
     sessions: &[u64],
 ) -> Result<usize, sqlx::Error> {
@@ -170,7 +203,7 @@ async fn end_sessions(
             .copied()
             .filter(|s| !listed.contains(s))
             .collect();
-        budget.sessions_ended(&ended);
+        budget.sessions_ended(boot, &ended);
         if listed.is_empty() || look == LOOKS {
             return Ok(listed.len());
         }

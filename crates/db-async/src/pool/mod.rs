@@ -145,6 +145,14 @@ impl AsyncPool {
             drained
         };
         let limit = self.shared.settings.return_timeout;
+        let mut drained = drained;
+        // Sessions cut off before the close must not run on after it: the first idle
+        // connection ends them before it closes (`lingering.rs`).
+        if self.shared.budget.sessions_to_end() > 0
+            && let Some(first) = drained.first_mut()
+        {
+            let _ = tokio::time::timeout(limit, self.shared.end_lingering(&mut first.slot)).await;
+        }
         let closes = drained.into_iter().map(|idle| {
             self.shared.recorder.record_closed(CloseReason::PoolClosed);
             idle.slot.close(Farewell::Graceful, limit)

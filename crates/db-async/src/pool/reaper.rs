@@ -2,7 +2,7 @@
 //! the reaper of expired ones.
 
 use std::collections::VecDeque;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use db_budget::{CloseReason, Shrink};
@@ -11,6 +11,14 @@ use super::{Idle, Shared};
 use crate::slot::Farewell;
 
 impl Shrink for Shared {
+    /// Ends lingering sessions over the oldest idle connection, if one is idle and no
+    /// reap runs (`lingering.rs`), in a task on the pool's runtime.
+    fn reap_lingering(self: Arc<Self>) {
+        if let Some(idle) = self.take_idle_for_reap() {
+            self.reap(idle);
+        }
+    }
+
     /// Gives the oldest idle connection back to the budget: the other side waits.
     fn shrink_idle(&self) -> bool {
         let idle = {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use db_budget::{CloseReason, Side};
+use db_budget::{Admission, CloseReason, Side};
 use sqlx::{Connection, Executor};
 
 use super::{Idle, Shared};
@@ -15,12 +15,24 @@ impl Shared {
     /// A connection comes back from a caller. Decides, without I/O on this thread,
     /// whether it is pooled, settled first (rollback/validation in a background task),
     /// or closed.
-    pub(crate) fn release(self: &Arc<Self>, slot: Slot, state: ConnState) {
+    pub(crate) fn release(
+        self: &Arc<Self>,
+        slot: Slot,
+        state: ConnState,
+        admission: Option<Admission>,
+    ) {
         let farewell = if state.busy {
-            // Cut off mid-statement: the server may still run it, so the unit lingers.
-            self.discard_cut_off(slot, CloseReason::Cancelled);
+            // Cut off mid-statement: the server may still run it, so the unit (and
+            // the bulkhead place it was checked out in) lingers.
+            self.discard_cut_off(slot, CloseReason::Cancelled, admission);
             return;
         } else if self.is_closed() {
+            if self.budget.sessions_to_end() > 0 && !state.broken && !state.session_dirty {
+                // Sessions cut off before the close are ended over it first; then
+                // `pool_idle` closes it (the pool is closed).
+                self.pool_or_reap(slot);
+                return;
+            }
             Some((CloseReason::PoolClosed, Farewell::Graceful))
         } else if std::thread::panicking() {
             Some((CloseReason::Cancelled, Farewell::Hard))
@@ -64,7 +76,7 @@ impl Shared {
                 Ok(Ok(())) => shared.pool_or_reap(slot),
                 Ok(Err(_)) => shared.discard(slot, CloseReason::Broken, Farewell::Hard),
                 // The server may still be rolling back: the unit lingers.
-                Err(_) => shared.discard_cut_off(slot, CloseReason::Broken),
+                Err(_) => shared.discard_cut_off(slot, CloseReason::Broken, None),
             }
         });
     }
