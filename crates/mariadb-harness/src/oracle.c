@@ -9,7 +9,7 @@
  * never under-count. `max` is the largest count ever seen.
  *
  * Each fd carries a count of the units it holds (normally 0 or 1). close()
- * reads the fd's units before the real close and subtracts exactly those
+ * takes the fd's units (leaving 0) before the real close and subtracts exactly those
  * afterwards, so a thread that reuses the fd number in between keeps its own
  * unit. A repeated connect() on the same socket (EALREADY, EISCONN) or on a
  * bad fd gives its unit back; every other failure keeps it until close().
@@ -141,12 +141,16 @@ int close(int fd) {
         return -1;
     }
     if (fd < 0 || fd >= ORACLE_MAX_FDS) return real(fd);
-    units = __atomic_load_n(&fd_units[fd], __ATOMIC_SEQ_CST);
+    /* Taken (and zeroed) before the real close, while nobody else can have this fd:
+     * once it is closed, another thread may get the same fd and connect it, and a
+     * subtraction after the close would then take that connection's unit too (or that
+     * thread's close would take this one's). The count still falls only after the
+     * real close. */
+    units = __atomic_exchange_n(&fd_units[fd], 0, __ATOMIC_SEQ_CST);
     if (units == 0) return real(fd);
     rc = real(fd);
     err = errno;
     /* Linux frees the fd even when close fails, so always release. */
-    __atomic_sub_fetch(&fd_units[fd], units, __ATOMIC_SEQ_CST);
     __atomic_sub_fetch(&current_count, (long)units, __ATOMIC_SEQ_CST);
     errno = err;
     return rc;
