@@ -449,9 +449,10 @@ fn relay_reading(elastic: &[&Figures], f: u32, latency_ms: f64, server: u64) -> 
         });
     let mut t = format!(
         " Who those were, from the relay's log of every connection (when it connected to \
-         the server, when the client closed, when the server closed its end): the server \
-         had at most {peak} of the fleet's sessions at once, more than {f} at {above} \
-         connects (elastic runs)"
+         the server, when the client closed, when the server closed its end; its own \
+         reads lag, so it may see a session a little longer than the server counts it): \
+         the server had at most {peak} of the fleet's sessions at once, more than {f} at \
+         {above} connects (elastic runs)"
     );
     if above > 0 {
         t.push_str(&format!(
@@ -461,10 +462,7 @@ fn relay_reading(elastic: &[&Figures], f: u32, latency_ms: f64, server: u64) -> 
              connection"
         ));
         if above > same + open {
-            t.push_str(&format!(
-                ", at {} another instance's closed session",
-                above - same - open
-            ));
+            t.push_str(&format!(", at {} another instance's", above - same - open));
         }
         if open > 0 {
             t.push_str(&format!(
