@@ -30,6 +30,11 @@ impl Clock {
         }
     }
 
+    /// When it started (`CLOCK_MONOTONIC`, ns).
+    pub fn start_ns(&self) -> i64 {
+        self.start_ns
+    }
+
     /// Seconds since the start.
     pub fn now(&self) -> f64 {
         self.seconds(monotonic_ns())

@@ -1,7 +1,7 @@
 //! What a run's records add up to: the fleet's connections in every 100 ms (from the
 //! instances' oracles), the server's counts, throughput and connects per request.
 
-use super::run::{PhaseResult, Process, RunResult};
+use super::run::{PhaseResult, Process, RunLink, RunResult};
 use super::shape::Mode;
 
 /// The width of one bucket of the connection series, in seconds.
@@ -155,6 +155,80 @@ pub struct Figures {
     pub borrow: Vec<(String, Option<f64>)>,
     /// After the kill: leases the killed instance held, seconds until the server freed them.
     pub freed: Option<(String, usize, Option<f64>)>,
+    /// The relay's view of the server's sessions (`None` without the relay).
+    pub relay: Option<RelayView>,
+}
+
+/// The fleet's sessions as the relay saw them reach and leave the server: each counted
+/// from the relay's connect to the server until the server closed its end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayView {
+    /// The most relayed sessions the server had at once.
+    pub peak: u64,
+    /// Connects that took the server's sessions above the fence.
+    pub above: usize,
+    /// Of those, the ones where every session counted beyond the fence was one its own
+    /// client had already closed (the server still tearing it down) and at least one
+    /// of them belonged to the connecting instance.
+    pub same_instance_reopen: usize,
+    /// Of those, the ones where some session counted beyond the fence was still open
+    /// at its client.
+    pub all_open: usize,
+    /// How long before such a connect the closed-but-counted sessions' clients had
+    /// closed them: the shortest and longest, in ms.
+    pub closed_ms: Option<(f64, f64)>,
+}
+
+/// The relay's view of `links` against `fence` sessions.
+pub fn relay_view(links: &[RunLink], fence: u32) -> RelayView {
+    // Openings before closings at the same instant: a tie counts as an overlap.
+    let mut events: Vec<(f64, bool, usize)> = links
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| [(l.upstream, true, i), (l.server_closed, false, i)])
+        .collect();
+    events.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut alive: Vec<usize> = Vec::new();
+    let mut view = RelayView {
+        peak: 0,
+        above: 0,
+        same_instance_reopen: 0,
+        all_open: 0,
+        closed_ms: None,
+    };
+    for (t, opens, i) in events {
+        if !opens {
+            alive.retain(|&j| j != i);
+            continue;
+        }
+        alive.push(i);
+        view.peak = view.peak.max(alive.len() as u64);
+        if alive.len() <= fence as usize {
+            continue;
+        }
+        view.above += 1;
+        let closed: Vec<&RunLink> = alive
+            .iter()
+            .map(|&j| &links[j])
+            .filter(|l| l.client_closed <= t)
+            .collect();
+        let excess = alive.len() - fence as usize;
+        if closed.len() < excess {
+            view.all_open += 1;
+            continue;
+        }
+        if closed.iter().any(|l| l.tag == links[i].tag) {
+            view.same_instance_reopen += 1;
+        }
+        for l in closed {
+            let ms = (t - l.client_closed) * 1e3;
+            view.closed_ms = Some(
+                view.closed_ms
+                    .map_or((ms, ms), |(a, b)| (a.min(ms), b.max(ms))),
+            );
+        }
+    }
+    view
 }
 
 fn ok(w: &loadgen::Window) -> u64 {
@@ -219,7 +293,8 @@ pub fn connects_per_1000(p: &PhaseResult) -> f64 {
 }
 
 /// The figures of one run.
-pub fn figures(run: &RunResult) -> Figures {
+/// `fence`: the account's `MAX_USER_CONNECTIONS`.
+pub fn figures(run: &RunResult, fence: u32) -> Figures {
     let s = series(run);
     let skew: Vec<&PhaseResult> = run.phases.iter().filter(|p| p.skew).collect();
     let skew_secs: f64 = skew.iter().map(|p| measured(p)).sum();
@@ -308,6 +383,7 @@ pub fn figures(run: &RunResult) -> Figures {
             .phases
             .iter()
             .find_map(|p| p.freed.as_ref().map(|(l, f)| (l.clone(), f.held, f.after))),
+        relay: (!run.links.is_empty()).then(|| relay_view(&run.links, fence)),
     }
 }
 

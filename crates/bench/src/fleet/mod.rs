@@ -20,13 +20,16 @@
 //! instances to the server directly), `--clients N` (players per slice, 10),
 //! `--think-ms N` (100), `--only elastic|static` (one mode, nothing written),
 //! `--no-write`, `--summary PATH` (JSON for tests), `--keep-files` (instance logs, oracle
-//! files and the samples as CSV), `--tiny` (the test's two-instance version, elastic
+//! files, the samples and the relay's log of every connection as CSV), `--peaks` (with
+//! `--keep-files`: the server's process list whenever its count is above the fence,
+//! [`peaks`]; one more root session, polling every 2 ms), `--tiny` (the test's two-instance version, elastic
 //! only, nothing written), `--server-bin PATH` (required; `cargo xtask fleet` builds it).
 
 mod clock;
 mod figures;
 mod instance;
 mod oracle;
+mod peaks;
 mod plot;
 mod proxy;
 mod report;
@@ -59,11 +62,12 @@ struct Options {
     write: bool,
     summary: Option<PathBuf>,
     keep_files: bool,
+    peaks: bool,
 }
 
 const USAGE: &str = "accepted: --server-bin PATH, --phase-secs N, --reps N, --latency-ms N, \
                      --clients N, --think-ms N, --only elastic|static, --tiny, --no-write, \
-                     --summary PATH, --keep-files";
+                     --summary PATH, --keep-files, --peaks";
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
@@ -78,6 +82,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         write: true,
         summary: None,
         keep_files: false,
+        peaks: false,
     };
     let mut args = args.iter();
     while let Some(a) = args.next() {
@@ -116,6 +121,10 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--no-write" => o.write = false,
             "--summary" => o.summary = Some(PathBuf::from(value(a)?)),
             "--keep-files" => o.keep_files = true,
+            "--peaks" => {
+                o.peaks = true;
+                o.keep_files = true;
+            }
             other => return Err(format!("unknown argument {other:?} ({USAGE})")),
         }
     }
@@ -175,13 +184,15 @@ pub fn main(args: &[String]) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let direct: SocketAddr = ([127, 0, 0, 1], server.port()).into();
-    let db_addr = if o.latency_ms > 0 {
-        proxy::Proxy::start(&rt, direct, Duration::from_millis(o.latency_ms))
-            .map_err(|e| format!("cannot start the relay: {e}"))?
-            .addr
+    let proxy = if o.latency_ms > 0 {
+        Some(
+            proxy::Proxy::start(&rt, direct, Duration::from_millis(o.latency_ms))
+                .map_err(|e| format!("cannot start the relay: {e}"))?,
+        )
     } else {
-        direct
+        None
     };
+    let db_addr = proxy.as_ref().map_or(direct, |p| p.addr);
     let dir = std::env::temp_dir()
         .join("fleet-sim")
         .join(format!("run-{}", std::process::id()));
@@ -190,6 +201,8 @@ pub fn main(args: &[String]) -> Result<(), String> {
         server: &server,
         rt: &rt,
         db_addr,
+        proxy: proxy.as_ref(),
+        peaks: o.peaks,
         binary: &binary,
         dir: &dir,
         think: Duration::from_millis(o.think_ms),
@@ -216,7 +229,10 @@ pub fn main(args: &[String]) -> Result<(), String> {
             runs.push(result);
         }
     }
-    let figs: Vec<figures::Figures> = runs.iter().map(figures::figures).collect();
+    let figs: Vec<figures::Figures> = runs
+        .iter()
+        .map(|r| figures::figures(r, shape.fleet_budget))
+        .collect();
     let setup = report::Setup {
         command: if o.tiny {
             "cargo xtask fleet --tiny".into()
@@ -327,11 +343,13 @@ fn wait_for_quiet(server: &Server) -> Result<(), String> {
 fn knobs() -> String {
     "## Knobs\n\n\
      `cargo xtask fleet [--phase-secs N] [--reps N] [--latency-ms N] [--clients N] [--think-ms N] \
-     [--only elastic|static] [--no-write] [--keep-files]`: a phase's length (default 7 s; a \
+     [--only elastic|static] [--no-write] [--keep-files] [--peaks]`: a phase's length (default 7 s; a \
      run is five phases, plus the instances' starts), the repetitions (3), the database's \
      distance each way (2 ms; 0: no relay), players per slice (10; ten slices) and their \
      mean think time (100 ms); one mode only (nothing written); the instances' logs, oracle \
-     files and samples (CSV) kept. A longer, steadier run: `--phase-secs 30 --reps 5` \
+     files, samples and the relay's log of connections (CSV) kept; `--peaks` adds the \
+     server's process list whenever its count is above the fence (peaks.csv, a diagnosis: \
+     one more root session, polling every 2 ms). A longer, steadier run: `--phase-secs 30 --reps 5` \
      (about half an hour). `--tiny` is the test's version (two instances, a few seconds, \
      elastic only).\n"
         .into()

@@ -15,6 +15,8 @@ use r2d2_mysql::mysql::prelude::Queryable;
 use super::clock::Clock;
 use super::instance::{Instance, Launch};
 use super::oracle;
+use super::peaks::{Peak, Peaks};
+use super::proxy::{Link, Proxy};
 use super::sampler::{Sample, Sampler, Shared, Status, root_session, status};
 use super::shape::{Action, Mode, Shape};
 use super::watch::{self, Freed};
@@ -32,6 +34,10 @@ pub struct Env<'a> {
     pub rt: &'a tokio::runtime::Runtime,
     /// Where the instances reach the database (the delaying relay, or the server).
     pub db_addr: SocketAddr,
+    /// The delaying relay, if any (its log of connections goes beside the samples).
+    pub proxy: Option<&'a Proxy>,
+    /// `--peaks`: the server's process list at its peaks, beside the samples.
+    pub peaks: bool,
     pub binary: &'a Path,
     /// Logs and oracle files go under here, a directory per run.
     pub dir: &'a Path,
@@ -103,6 +109,22 @@ pub struct RunResult {
     pub surprises: usize,
     /// The capacity an instance's budget shows with no lease (`/api/pool`).
     pub floor_capacity: u64,
+    /// Every connection through the relay (none without one).
+    pub links: Vec<RunLink>,
+}
+
+/// One connection through the relay ([`super::proxy::Link`]), in seconds since the
+/// run's start.
+#[derive(Debug, Clone)]
+pub struct RunLink {
+    /// The instance (each has a listener of its own).
+    pub tag: String,
+    /// The relay's connect to the server returned: about when the server counts it.
+    pub upstream: f64,
+    pub client_closed: f64,
+    /// The server had closed its end: it has stopped counting it, give or take the
+    /// last microseconds of its teardown.
+    pub server_closed: f64,
 }
 
 /// The slices of players on one instance.
@@ -208,12 +230,22 @@ pub fn run(
     // Every root session of this program is open before the server's counters are
     // reset: `Max_used_connections` starts from them.
     let sampling = root_session(env.server)?;
+    let peaks_session = if env.peaks {
+        Some(root_session(env.server)?)
+    } else {
+        None
+    };
+    if let Some(p) = env.proxy {
+        p.take_links();
+    }
     admin.query_drop("FLUSH STATUS").map_err(sql)?;
     let start_status = status(&mut admin, USER).map_err(sql)?;
     let own_sessions = start_status.threads_connected;
     let clock = Clock::start();
     let shared = Arc::new(Shared::default());
     let sampler = Sampler::start(sampling, USER, clock, shared.clone());
+    let peaks = peaks_session
+        .map(|conn| Peaks::start(conn, own_sessions + u64::from(shape.fleet_budget), clock));
 
     let n = shape.labels.len();
     let mut live: Vec<Option<Instance>> = (0..n).map(|_| None).collect();
@@ -252,7 +284,23 @@ pub fn run(
                         g => format!("{}{g}", shape.labels[i]),
                     };
                     let started = clock.now();
-                    let instance = Instance::start(&launch, &label, &oracle_env)?;
+                    let instance = match env.proxy {
+                        // Each instance through a listener of its own, so that the
+                        // relay's log tells whose each session is.
+                        Some(proxy) => {
+                            let addr = proxy
+                                .listen(env.rt, &label)
+                                .map_err(|e| format!("cannot start a relay listener: {e}"))?;
+                            let mut own = launch.clone();
+                            for (k, v) in &mut own.env {
+                                if k == "DATABASE_URL" {
+                                    *v = format!("mysql://{USER}:{PASSWORD}@{addr}/{db}");
+                                }
+                            }
+                            Instance::start(&own, &label, &oracle::environment(addr.port())?)?
+                        }
+                        None => Instance::start(&launch, &label, &oracle_env)?,
+                    };
                     if floor_capacity == 0 {
                         floor_capacity = resting_capacity(env.rt, instance.admin);
                     }
@@ -417,7 +465,30 @@ pub fn run(
     publish(&live);
     let samples = sampler.finish();
     write_samples(&dir.join("samples.csv"), &samples);
+    let peaks = peaks.map(Peaks::finish);
     let end_status = status(&mut admin, USER).map_err(sql)?;
+    let links = match env.proxy {
+        Some(p) => {
+            // The stopped instances' last connections end at the server in a moment.
+            std::thread::sleep(Duration::from_millis(300));
+            p.take_links()
+        }
+        None => Vec::new(),
+    };
+    write_links(&dir.join("links.csv"), &links, &clock);
+    if let Some(peaks) = &peaks {
+        write_peaks(&dir.join("peaks.csv"), peaks, &links, &clock);
+    }
+    // On the run's time base from here on.
+    let links: Vec<RunLink> = links
+        .iter()
+        .map(|l| RunLink {
+            tag: l.tag.to_string(),
+            upstream: clock.seconds(l.upstream_ns),
+            client_closed: clock.seconds(l.client_closed_ns),
+            server_closed: clock.seconds(l.server_closed_ns),
+        })
+        .collect();
     for p in &mut processes {
         let file = dir.join(format!("{}.oracle", p.label));
         let records = oracle::read(&file)?;
@@ -451,6 +522,7 @@ pub fn run(
         broken_by_kill: totals.broken_by_kill,
         surprises: totals.surprises,
         floor_capacity,
+        links,
     })
 }
 
@@ -475,6 +547,81 @@ fn write_samples(path: &Path, samples: &[Sample]) {
                 p.capacity,
                 p.in_use,
                 p.waiting
+            ));
+        }
+    }
+    let _ = std::fs::write(path, text);
+}
+
+/// The relay's connections as CSV (seconds since the run's start).
+fn write_links(path: &Path, links: &[Link], clock: &Clock) {
+    let mut text = format!(
+        "# clock start {} ns\ntag,accepted,upstream,upstream_port,client_closed,server_closed\n",
+        clock.start_ns()
+    );
+    for l in links {
+        text.push_str(&format!(
+            "{},{:.4},{:.4},{},{:.4},{:.4}\n",
+            l.tag,
+            clock.seconds(l.accepted_ns),
+            clock.seconds(l.upstream_ns),
+            l.upstream_port,
+            clock.seconds(l.client_closed_ns),
+            clock.seconds(l.server_closed_ns),
+        ));
+    }
+    let _ = std::fs::write(path, text);
+}
+
+/// The process lists at the server's peaks as CSV, one line per session, each with its
+/// relayed connection where there is one: how long before the look its client had
+/// closed it (empty: it had not), and when it was accepted.
+fn write_peaks(path: &Path, peaks: &[Peak], links: &[Link], clock: &Clock) {
+    let mut text = String::from(
+        "t,threads_connected,max_used,id,user,host,command,time_ms,state,instance,accepted,client_closed_ms_before\n",
+    );
+    for p in peaks {
+        for s in &p.sessions {
+            let port: Option<u16> = s
+                .host
+                .rsplit_once(':')
+                .and_then(|(_, port)| port.parse().ok());
+            let link = port.and_then(|port| {
+                links.iter().find(|l| {
+                    l.upstream_port == port
+                        && clock.seconds(l.upstream_ns) <= p.t + 0.001
+                        && clock.seconds(l.server_closed_ns) >= p.t - 0.001
+                })
+            });
+            let (tag, accepted, closed_before) = match link {
+                Some(l) => {
+                    let closed = clock.seconds(l.client_closed_ns);
+                    (
+                        l.tag.to_string(),
+                        format!("{:.4}", clock.seconds(l.accepted_ns)),
+                        if closed <= p.t {
+                            format!("{:.1}", (p.t - closed) * 1000.0)
+                        } else {
+                            String::new()
+                        },
+                    )
+                }
+                None => (String::new(), String::new(), String::new()),
+            };
+            text.push_str(&format!(
+                "{:.4},{},{},{},{},{},{},{:.0},{},{},{},{}\n",
+                p.t,
+                p.threads_connected,
+                p.max_used,
+                s.id,
+                s.user,
+                s.host,
+                s.command,
+                s.time_ms,
+                s.state.replace(',', ";"),
+                tag,
+                accepted,
+                closed_before
             ));
         }
     }
