@@ -268,21 +268,27 @@ impl Conn {
         let started = Instant::now();
         let r = match self.limits().backstop(limit) {
             None => op(self.raw_conn()).await,
-            Some(wait) => match tokio::time::timeout(wait, op(self.raw_conn())).await {
-                Ok(r) => r,
-                Err(_) => {
-                    // The server did not answer in time: the statement's future was
-                    // dropped mid-exchange. `busy` stays set, so this connection
-                    // refuses every later statement and is shut on return, unread.
-                    self.recorder.record_query(sql, started.elapsed(), site);
-                    return Err(DbError::StatementTimeout {
-                        limit,
-                        site,
-                        stopped_by: StoppedBy::Client,
-                        cause: None,
-                    });
+            Some(wait) => {
+                let slot = self
+                    .slot
+                    .as_mut()
+                    .expect("a checked-out connection has a slot");
+                match slot.backstop.run(started + wait, op(&mut slot.conn)).await {
+                    Some(r) => r,
+                    None => {
+                        // The server did not answer in time: the statement's future was
+                        // dropped mid-exchange. `busy` stays set, so this connection
+                        // refuses every later statement and is shut on return, unread.
+                        self.recorder.record_query(sql, started.elapsed(), site);
+                        return Err(DbError::StatementTimeout {
+                            limit,
+                            site,
+                            stopped_by: StoppedBy::Client,
+                            cause: None,
+                        });
+                    }
                 }
-            },
+            }
         };
         self.finish(sql, effects, (started, limit), site, r)
     }

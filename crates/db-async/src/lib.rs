@@ -89,6 +89,7 @@
 //! leaves its `Slot` (tidy test `only_the_pools_open_database_connections`).
 
 mod args;
+mod backstop;
 mod conn;
 mod dict;
 mod error;

@@ -3,6 +3,8 @@
 use std::time::{Duration, Instant};
 
 use db_budget::linger::Session;
+
+use crate::backstop::Backstop;
 use db_budget::{StatementLimits, Unit};
 use sqlx::{Connection, MySqlConnection};
 
@@ -27,6 +29,8 @@ pub(crate) struct Slot {
     /// The server's session (`CONNECTION_ID()` and the server's start, read at
     /// connect): what a cut-off connection's unit lingers for (`db_budget::linger`).
     pub(crate) session: Session,
+    /// The client's backstop timer, kept across statements (`backstop.rs`).
+    pub(crate) backstop: Backstop,
     pub(crate) unit: Unit,
 }
 

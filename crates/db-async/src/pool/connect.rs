@@ -45,6 +45,7 @@ impl Shared {
                         limits,
                         generation,
                         session,
+                        backstop: Default::default(),
                         unit,
                     });
                 }
