@@ -476,14 +476,16 @@ fn a_side_whose_waits_depend_on_its_share_does_not_make_the_shares_oscillate() {
     let after = budget.snapshot();
     let (a, s) = finish(&rt, &stop, (tasks, threads));
 
-    // Assert: the share moves at most once per step (250 ms; 16 in 4 s), each move worth
-    // a unit or two (an unhurried side gives its surplus at once), instead of a connect
+    // Assert: a one-unit move at most once per step (250 ms; 16 in 4 s, one more where
+    // the sampling window, a little over 4 s, cuts a step), and now and then a surplus
+    // of two or more given up at once between steps (`allocation/controller.rs`: an
+    // unhurried side gives its surplus at once): at most 20 moves, instead of a connect
     // per request (2,300 blocking requests here).
     let moves = shares.windows(2).filter(|w| w[0] != w[1]).count();
     let connects = opened(&after) - opened(&before);
     println!("feedback: {a} async + {s} blocking, {connects} connects, sync shares {shares:?}");
     assert!(
-        moves <= 16 && connects <= 32,
+        moves <= 20 && connects <= 32,
         "{moves} share moves and {connects} connects in 4 s; sync share samples {shares:?}"
     );
 }
