@@ -82,6 +82,8 @@
 
 mod control;
 mod policy;
+#[cfg(test)]
+mod policy_adversary;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
