@@ -92,6 +92,19 @@ impl Fleet {
                     .count() as u32;
                 let own = self.own;
                 let slots = self.slots;
+                // As `control::tick`: the fewest leases held by a session that has kept
+                // its want mark.
+                let wanting_held: Vec<(u64, u32)> = others()
+                    .filter(|(_, o)| o.want)
+                    .map(|(_, o)| (o.id, o.held + o.giving))
+                    .collect();
+                let w = &mut self.members[i].wanting;
+                let others_wanting_long = w.note(now, &wanting);
+                let fewest_wanting_long = wanting_held
+                    .iter()
+                    .filter(|&&(id, _)| w.long(id, now))
+                    .map(|&(_, l)| l)
+                    .min();
                 let m = &mut self.members[i];
                 let usable = own + m.held;
                 let need = demand(i, tick);
@@ -100,7 +113,8 @@ impl Fleet {
                     lease_slots: slots,
                     others_active,
                     others_wanting: wanting.len() as u32,
-                    others_wanting_long: m.wanting.note(now, &wanting),
+                    others_wanting_long,
+                    fewest_wanting_long,
                     leased: m.held + m.giving,
                     waiting: need.saturating_sub(usable),
                     spare: usable.saturating_sub(need),
@@ -233,6 +247,8 @@ fn after_a_server_restart_an_instance_above_its_part_does_not_give_back_to_a_mom
         others_active: 1,
         others_wanting: 1,
         others_wanting_long: long,
+        // Session 7 holds what this instance does not.
+        fewest_wanting_long: (long > 0).then_some(8 - leased),
         leased,
         waiting: 20,
         spare: 0,
