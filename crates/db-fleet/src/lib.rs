@@ -38,10 +38,10 @@
 //!    instances holding or wanting, rounded up; rounded down while one that keeps
 //!    wanting holds less than that), the tie-break between instances that are all
 //!    short. While one keeps wanting, the others borrow no further than their part.
-//!    For a second after giving one back, an instance borrows nothing while another
-//!    wants (the lease goes to the one that wants it), and one given back in vain
-//!    (retaken by its giver) makes the next wait longer. The rules and why they do not
-//!    flap: `policy.rs`.
+//!    For half a second after giving one back, an instance borrows nothing while
+//!    another wants (the lease goes to the one that wants it), and one given back in
+//!    vain (retaken by its giver) makes the next wait longer. The rules and why they do
+//!    not flap: `policy.rs`.
 //! 4. Giving back makes the unit **owed** ([`Budget::owe`]): from then on returned
 //!    connections are closed instead of pooled, and [`Budget::reclaim`] queues for the
 //!    first unit that comes free and takes it out of use. Only then, at the next tick

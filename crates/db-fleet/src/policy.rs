@@ -46,13 +46,13 @@
 //!   before it reads the slots: without the cool-down, short again, it would take its
 //!   own slot back before the one that wants could look (a connection closed and opened
 //!   again for nothing).
-//! - **Patience**: a lease given back under rule 2 or 4 is in vain if the giver borrows
-//!   again within [`VAIN`] (nobody took it: the one that wanted stopped before the slot
-//!   was free). Each time, the giver's patience doubles (from [`CONTEST`] up to
+//! - **Patience**: a lease given back under rule 4 is in vain if the giver borrows
+//!   again within [`VAIN`] (nobody took it: the one that kept wanting stopped before the
+//!   slot was free). Each time, the giver's patience doubles (from [`CONTEST`] up to
 //!   [`MAX_PATIENCE`]): another's want must have lasted that much longer before it gives
-//!   back again under rule 2 or 4. A lease given back and not retaken within [`VAIN`]
-//!   resets it. So wants that end before a lease can reach them cost a few leases, not
-//!   one per burst.
+//!   back again under rule 4. A lease given back and not retaken within [`VAIN`] resets
+//!   it. So wants that end before a lease can reach them cost a few leases, not one per
+//!   burst. Rule 2 needs none: it gives back only what the giver's callers rarely need.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -66,10 +66,12 @@ pub(crate) const IDLE_RETURN: Duration = Duration::from_secs(1);
 /// gives a lease back to it (rule 4).
 pub(crate) const CONTEST: Duration = Duration::from_millis(500);
 /// After giving a lease back, an instance borrows nothing for this long while another
-/// instance wants: the lease goes to the one that wants it, not back to the giver.
-pub(crate) const COOL_DOWN: Duration = Duration::from_secs(1);
-/// A lease given back under rule 2 or 4 is in vain if its giver borrows again within
-/// this long.
+/// instance wants: the lease goes to the one that wants it, not back to the giver. Five
+/// ticks: the slot is free from the giver's next tick, and every other instance looks
+/// within a tick after that.
+pub(crate) const COOL_DOWN: Duration = Duration::from_millis(500);
+/// A lease given back under rule 4 is in vain if its giver borrows again within this
+/// long.
 pub(crate) const VAIN: Duration = Duration::from_secs(2);
 /// The most a giver's patience grows to after leases given back in vain.
 pub(crate) const MAX_PATIENCE: Duration = Duration::from_secs(4);
@@ -137,16 +139,12 @@ pub(crate) struct Policy {
     since: Option<Instant>,
     /// When it last gave a lease back (the cool-down).
     gave: Option<Instant>,
-    /// When it last gave a lease back under rule 2 or 4, until that is judged in vain
-    /// (it borrowed within [`VAIN`]) or not.
+    /// When it last gave a lease back under rule 4, until that is judged in vain (it
+    /// borrowed within [`VAIN`]) or not.
     on_trial: Option<Instant>,
-    /// How much longer than rules 2 and 4 ask another's want must have lasted before
-    /// this instance gives back under them: zero, or doubled by each lease given back in
-    /// vain.
+    /// How much longer than rule 4 asks another's want must have lasted before this
+    /// instance gives back under it: zero, or doubled by each lease given back in vain.
     patience: Duration,
-    /// Since when another instance has held its want mark, without a break in which
-    /// none did.
-    wanted_since: Option<Instant>,
     /// Since when another instance has held its want mark for [`CONTEST`], likewise.
     kept_since: Option<Instant>,
 }
@@ -203,19 +201,16 @@ impl Policy {
             };
             return Decision { step, want };
         }
-        let (give_back, on_trial) = if seen.leased == 0 {
-            (false, false)
-        } else if seen.others_wanting > 0 {
-            // Rule 2.
-            let rule = Self::lasted(self.wanted_since, now, self.patience)
-                && self.spare_in_most_ticks(now, seen.leased);
-            (rule, true)
-        } else {
-            // Rule 3.
-            (self.spare_in_every_tick(now, seen.leased), false)
-        };
+        let give_back = seen.leased > 0
+            && if seen.others_wanting > 0 {
+                // Rule 2.
+                self.spare_in_most_ticks(now, seen.leased)
+            } else {
+                // Rule 3.
+                self.spare_in_every_tick(now, seen.leased)
+            };
         if give_back {
-            self.gave(now, on_trial);
+            self.gave(now, false);
         }
         Decision {
             step: if give_back {
@@ -240,8 +235,8 @@ impl Policy {
         }
     }
 
-    /// It borrows now: a lease given back under rule 2 or 4 within [`VAIN`] was given
-    /// in vain.
+    /// It borrows now: a lease given back under rule 4 within [`VAIN`] was given in
+    /// vain.
     fn borrowed(&mut self, now: Instant) {
         if self
             .on_trial
@@ -255,11 +250,6 @@ impl Policy {
     /// Adds this tick to the window and drops the ticks older than a second.
     fn note(&mut self, now: Instant, seen: &Seen) {
         self.since.get_or_insert(now);
-        if seen.others_wanting == 0 {
-            self.wanted_since = None;
-        } else {
-            self.wanted_since.get_or_insert(now);
-        }
         if seen.others_wanting_long == 0 {
             self.kept_since = None;
         } else {
