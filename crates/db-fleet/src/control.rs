@@ -115,6 +115,11 @@ pub(crate) fn run(budget: Budget, url: DatabaseUrl, settings: FleetSettings, sta
             // Back at the floor: connect (again) and lease from scratch.
             None if budget.owed() == 0 => {
                 control = connect(&url, &settings);
+                // A new session, maybe on a new server whose session ids start again:
+                // nothing seen on the last one counts (want marks by session id, the
+                // window, the give-backs).
+                policy = Policy::default();
+                wanting = Wanting::default();
                 state.owed.store(0, Relaxed);
                 state.leased.store(0, Relaxed);
                 state.connected.store(control.is_some(), Relaxed);
@@ -236,13 +241,21 @@ fn tick(
         }
     }
     let now = Instant::now();
+    let others_wanting_long = wanting.note(now, &others_wanting);
+    // The fewest leases held by another instance that has kept its want mark.
+    let fewest_wanting_long = others_wanting
+        .iter()
+        .filter(|&&id| wanting.long(id, now))
+        .map(|&id| slots.iter().filter(|&&h| h == Some(id)).count() as u32)
+        .min();
     let usable = budget.usable();
     let seen = Seen {
         free: slots.iter().filter(|h| h.is_none()).count() as u32,
         lease_slots: names.slots.len() as u32,
         others_active: others.len() as u32,
         others_wanting: others_wanting.len() as u32,
-        others_wanting_long: wanting.note(now, &others_wanting),
+        others_wanting_long,
+        fewest_wanting_long,
         leased: (c.held.len() + c.giving.len()) as u32,
         waiting: budget.waiting(),
         spare: usable.saturating_sub(budget.in_use()) + budget.idle(),

@@ -35,9 +35,13 @@
 //!    now (its callers need the lease only in bursts); nobody wants and it had a unit to
 //!    spare at every tick of the last second; or another instance has wanted for half a
 //!    second without a break and this one holds more than its part (P over the
-//!    instances holding or wanting, rounded up), the tie-break between instances that
-//!    are all short. While one keeps wanting, the others borrow no further than their
-//!    part. The rules and why they do not flap: `policy.rs`.
+//!    instances holding or wanting, rounded up; rounded down while one that keeps
+//!    wanting holds less than that), the tie-break between instances that are all
+//!    short. While one keeps wanting, the others borrow no further than their part.
+//!    For half a second after giving one back, an instance borrows nothing while
+//!    another wants (the lease goes to the one that wants it), and one given back in
+//!    vain (retaken by its giver) makes the next wait longer. The rules and why they do
+//!    not flap: `policy.rs`.
 //! 4. Giving back makes the unit **owed** ([`Budget::owe`]): from then on returned
 //!    connections are closed instead of pooled, and [`Budget::reclaim`] queues for the
 //!    first unit that comes free and takes it out of use. Only then, at the next tick
@@ -82,6 +86,8 @@
 
 mod control;
 mod policy;
+#[cfg(test)]
+mod policy_adversary;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};

@@ -19,19 +19,40 @@
 //!    whose callers wait all the time.
 //! 3. **Idle while nobody wants**: a lease goes back after a second in which the
 //!    instance had a unit to spare at every tick (its peak use left one free).
-//! 4. **Above its part while another keeps wanting**: the even split (the pool over the
-//!    instances holding or wanting leases, rounded up) is the tie-break between instances
-//!    that are all short. It applies only against an instance that has held its want mark
+//! 4. **Above its part while another keeps wanting**: the even split of the pool over
+//!    the instances holding or wanting leases is the tie-break between instances that
+//!    are all short. It applies only against an instance that has held its want mark
 //!    for [`CONTEST`]: an instance whose callers wait all the time does not give up
-//!    units to one whose callers wait for a moment (its floor serves those), and while an
-//!    instance keeps wanting, the others borrow no further than their part.
+//!    units to one whose callers wait for a moment (its floor serves those). Its part
+//!    is the split rounded up (⌈P/n⌉), and rounded down (⌊P/n⌋) while an instance that
+//!    keeps wanting holds fewer than ⌊P/n⌋: rounded up alone, the instances at ⌈P/n⌉
+//!    could hold the whole pool and leave one with nothing for ever (a pool of 4 over 3
+//!    instances: 2 / 2 / 0). While an instance keeps wanting, the others borrow no
+//!    further than their part.
 //!
 //! At most one lease goes back per tick. The policy only decides when to take or give:
-//! what an instance may hold is bounded by the locks it won (`lib.rs`). No flapping:
-//! rule 2 needs a second of history and counts the leases as they are now (so one
-//! spare unit sends back one lease, not one per tick until the window catches up), and
-//! rule 4 stops at the rounded-up part, which the instance it gives to does not exceed
-//! either (it borrows no further than its own part while the other keeps wanting).
+//! what an instance may hold is bounded by the locks it won (`lib.rs`).
+//!
+//! # No flapping
+//!
+//! - Rule 2 needs a second of history and counts the leases as they are now (so one
+//!   spare unit sends back one lease, not one per tick until the window catches up).
+//! - Rule 4 stops at the part, which the instance it gives to does not exceed either
+//!   (it borrows no further than its own part while the other keeps wanting); the part
+//!   rounded down applies to the giver and the takers alike, and ends as soon as the
+//!   one that kept wanting holds ⌊P/n⌋.
+//! - **Cool-down**: for [`COOL_DOWN`] after it gives a lease back, an instance borrows
+//!   nothing while another instance wants. The slot it gave is freed at its next tick,
+//!   before it reads the slots: without the cool-down, short again, it would take its
+//!   own slot back before the one that wants could look (a connection closed and opened
+//!   again for nothing).
+//! - **Patience**: a lease given back under rule 4 is in vain if the giver borrows
+//!   again within [`VAIN`] (nobody took it: the one that kept wanting stopped before the
+//!   slot was free). Each time, the giver's patience doubles (from [`CONTEST`] up to
+//!   [`MAX_PATIENCE`]): another's want must have lasted that much longer before it gives
+//!   back again under rule 4. A lease given back and not retaken within [`VAIN`] resets
+//!   it. So wants that end before a lease can reach them cost a few leases, not one per
+//!   burst. Rule 2 needs none: it gives back only what the giver's callers rarely need.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -44,6 +65,19 @@ pub(crate) const IDLE_RETURN: Duration = Duration::from_secs(1);
 /// How long another instance holds its want mark before an instance above its part
 /// gives a lease back to it (rule 4).
 pub(crate) const CONTEST: Duration = Duration::from_millis(500);
+/// After giving a lease back, an instance borrows nothing for this long while another
+/// instance wants: the lease goes to the one that wants it, not back to the giver. Five
+/// ticks: the slot is free from the giver's next tick, and every other instance looks
+/// within a tick after that.
+pub(crate) const COOL_DOWN: Duration = Duration::from_millis(500);
+/// A lease given back under rule 4 is in vain if its giver borrows again within this
+/// long.
+pub(crate) const VAIN: Duration = Duration::from_secs(2);
+/// The most a giver's patience grows to after leases given back in vain.
+pub(crate) const MAX_PATIENCE: Duration = Duration::from_secs(4);
+/// A want mark not looked at for this long is forgotten ([`Wanting`]): a gap in the
+/// looks (a lost control connection, a reconnect) is not a want held throughout.
+pub(crate) const STALE: Duration = CONTEST;
 
 /// One tick's view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +93,8 @@ pub(crate) struct Seen {
     /// Of those, the ones that have held their want mark for at least [`CONTEST`]
     /// ([`Wanting`]).
     pub(crate) others_wanting_long: u32,
+    /// The fewest leases held by one of those (`None` if there is none).
+    pub(crate) fewest_wanting_long: Option<u32>,
     /// Leases this instance holds.
     pub(crate) leased: u32,
     /// This instance's callers waiting for a connection.
@@ -95,12 +131,22 @@ struct Sample {
     leased: u32,
 }
 
-/// Remembers the last second's ticks.
+/// Remembers the last second's ticks, and its recent give-backs.
 #[derive(Debug, Default)]
 pub(crate) struct Policy {
     window: VecDeque<Sample>,
     /// The first tick seen: the window holds a whole second only after that long.
     since: Option<Instant>,
+    /// When it last gave a lease back (the cool-down).
+    gave: Option<Instant>,
+    /// When it last gave a lease back under rule 4, until that is judged in vain (it
+    /// borrowed within [`VAIN`]) or not.
+    on_trial: Option<Instant>,
+    /// How much longer than rule 4 asks another's want must have lasted before this
+    /// instance gives back under it: zero, or doubled by each lease given back in vain.
+    patience: Duration,
+    /// Since when another instance has held its want mark for [`CONTEST`], likewise.
+    kept_since: Option<Instant>,
 }
 
 /// The most leases an instance keeps while another keeps wanting: the pool split evenly
@@ -109,14 +155,23 @@ pub(crate) fn fair(seen: &Seen) -> u32 {
     seen.lease_slots.div_ceil(seen.others_active + 1)
 }
 
+/// The pool split evenly, rounded down: what an instance that keeps wanting is owed.
+pub(crate) fn owed(seen: &Seen) -> u32 {
+    seen.lease_slots / (seen.others_active + 1)
+}
+
 impl Policy {
     pub(crate) fn decide(&mut self, now: Instant, seen: Seen) -> Decision {
         self.note(now, &seen);
-        let fair = fair(&seen);
+        let (fair, owed) = (fair(&seen), owed(&seen));
         let kept_wanting = seen.others_wanting_long > 0;
+        // One that keeps wanting holds less than the part rounded down.
+        let starved = kept_wanting && seen.fewest_wanting_long.is_some_and(|l| l < owed);
+        let part = if starved { owed } else { fair };
         let short = seen.waiting > 0 && seen.spare == 0;
         // Rule 4: above its part while another keeps wanting, one back per tick.
-        if kept_wanting && seen.leased > fair {
+        if kept_wanting && seen.leased > part && Self::lasted(self.kept_since, now, self.patience) {
+            self.gave(now, true);
             return Decision {
                 step: Step::GiveBack,
                 want: short && seen.free == 0,
@@ -124,14 +179,26 @@ impl Policy {
         }
         // Rule 1: short, borrow; still short with none left free, say so.
         if short {
-            let room = if kept_wanting {
-                fair.saturating_sub(seen.leased)
+            let cooling = seen.others_wanting > 0
+                && self
+                    .gave
+                    .is_some_and(|g| now.saturating_duration_since(g) < COOL_DOWN);
+            let room = if cooling {
+                0
+            } else if kept_wanting {
+                part.saturating_sub(seen.leased)
             } else {
                 seen.lease_slots
             };
             let n = seen.waiting.min(BATCH).min(seen.free).min(room);
-            let want = n < seen.waiting && n == seen.free;
-            let step = if n > 0 { Step::Borrow(n) } else { Step::Hold };
+            // Cooling down, it waits for a lease it may not take: it still says so.
+            let want = n < seen.waiting && (n == seen.free || cooling);
+            let step = if n > 0 {
+                self.borrowed(now);
+                Step::Borrow(n)
+            } else {
+                Step::Hold
+            };
             return Decision { step, want };
         }
         let give_back = seen.leased > 0
@@ -142,6 +209,9 @@ impl Policy {
                 // Rule 3.
                 self.spare_in_every_tick(now, seen.leased)
             };
+        if give_back {
+            self.gave(now, false);
+        }
         Decision {
             step: if give_back {
                 Step::GiveBack
@@ -152,9 +222,47 @@ impl Policy {
         }
     }
 
+    /// Whether a want noted since `since` has lasted `patience`.
+    fn lasted(since: Option<Instant>, now: Instant, patience: Duration) -> bool {
+        since.is_some_and(|t| now.saturating_duration_since(t) >= patience)
+    }
+
+    /// A lease goes back now.
+    fn gave(&mut self, now: Instant, on_trial: bool) {
+        self.gave = Some(now);
+        if on_trial {
+            self.on_trial = Some(now);
+        }
+    }
+
+    /// It borrows now: a lease given back under rule 4 within [`VAIN`] was given in
+    /// vain.
+    fn borrowed(&mut self, now: Instant) {
+        if self
+            .on_trial
+            .take()
+            .is_some_and(|g| now.saturating_duration_since(g) < VAIN)
+        {
+            self.patience = (self.patience * 2).clamp(CONTEST, MAX_PATIENCE);
+        }
+    }
+
     /// Adds this tick to the window and drops the ticks older than a second.
     fn note(&mut self, now: Instant, seen: &Seen) {
         self.since.get_or_insert(now);
+        if seen.others_wanting_long == 0 {
+            self.kept_since = None;
+        } else {
+            self.kept_since.get_or_insert(now);
+        }
+        // A lease given back and not retaken for VAIN: its giver's patience was enough.
+        if self
+            .on_trial
+            .is_some_and(|g| now.saturating_duration_since(g) >= VAIN)
+        {
+            self.on_trial = None;
+            self.patience = Duration::ZERO;
+        }
         self.window.push_back(Sample {
             at: now,
             slack: i64::from(seen.spare) - i64::from(seen.waiting),
@@ -199,24 +307,40 @@ impl Policy {
 }
 
 /// Since when each other instance (by its control session) has held its want mark
-/// without a break.
+/// without a break, as far as this instance's looks tell: a mark is forgotten when the
+/// last look is older than [`STALE`] (the looks stopped: a lost control connection,
+/// after which a new server may give the same session id to another instance).
 #[derive(Debug, Default)]
 pub(crate) struct Wanting {
     since: BTreeMap<u64, Instant>,
+    /// The last look.
+    last: Option<Instant>,
 }
 
 impl Wanting {
     /// Notes the sessions holding a want mark now; returns how many have held one for at
     /// least [`CONTEST`].
     pub(crate) fn note(&mut self, now: Instant, wanting: &BTreeSet<u64>) -> u32 {
+        if self
+            .last
+            .is_some_and(|t| now.saturating_duration_since(t) > STALE)
+        {
+            self.since.clear();
+        }
+        self.last = Some(now);
         self.since.retain(|id, _| wanting.contains(id));
         for &id in wanting {
             self.since.entry(id).or_insert(now);
         }
+        self.since.keys().filter(|&&id| self.long(id, now)).count() as u32
+    }
+
+    /// Whether session `id` has held its want mark for at least [`CONTEST`] at the last
+    /// look.
+    pub(crate) fn long(&self, id: u64, now: Instant) -> bool {
         self.since
-            .values()
-            .filter(|&&t| now.saturating_duration_since(t) >= CONTEST)
-            .count() as u32
+            .get(&id)
+            .is_some_and(|&t| now.saturating_duration_since(t) >= CONTEST)
     }
 }
 
@@ -233,6 +357,7 @@ mod tests {
             others_active: 0,
             others_wanting: 0,
             others_wanting_long: 0,
+            fewest_wanting_long: None,
             leased: 0,
             waiting: 0,
             spare: 0,
@@ -307,6 +432,7 @@ mod tests {
             others_active: 3,
             others_wanting: 0,
             others_wanting_long: 0,
+            fewest_wanting_long: None,
             leased: 3,
             waiting: 50,
             spare: 0,
@@ -332,6 +458,7 @@ mod tests {
             others_active: 3,
             others_wanting: 1,
             others_wanting_long: 1,
+            fewest_wanting_long: Some(3),
             leased: 2,
             waiting: 0,
             spare: 2,
@@ -366,6 +493,7 @@ mod tests {
             others_active: 1,
             others_wanting: 1,
             others_wanting_long: 1,
+            fewest_wanting_long: Some(6),
             leased: 4,
             waiting: 2,
             spare: 0,
@@ -491,6 +619,165 @@ mod tests {
         assert_eq!(again, 0, "a break in the mark starts the time again");
     }
 
+    #[test]
+    fn an_instance_above_the_part_rounded_down_gives_one_back_to_one_that_kept_wanting_with_less() {
+        // Arrange: a pool of 4 over 3 instances; this one holds 2 (⌈4/3⌉), and one that
+        // has kept wanting holds none.
+        let mut p = Policy::default();
+        let starved = Seen {
+            free: 0,
+            lease_slots: 4,
+            others_active: 2,
+            others_wanting: 2,
+            others_wanting_long: 2,
+            fewest_wanting_long: Some(0),
+            leased: 2,
+            waiting: 30,
+            spare: 0,
+        };
+
+        // Act
+        let d = p.decide(Instant::now(), starved);
+        let once_it_has_one = p.decide(
+            Instant::now(),
+            Seen {
+                fewest_wanting_long: Some(1),
+                leased: 1,
+                ..starved
+            },
+        );
+
+        // Assert
+        assert_eq!((fair(&starved), owed(&starved)), (2, 1));
+        assert_eq!(d.step, Step::GiveBack);
+        assert_eq!(
+            once_it_has_one.step,
+            Step::Hold,
+            "at ⌊4/3⌋ = 1 it keeps the one"
+        );
+    }
+
+    #[test]
+    fn while_one_that_kept_wanting_holds_less_than_the_part_rounded_down_nobody_borrows_past_it() {
+        let mut p = Policy::default();
+        let d = p.decide(
+            Instant::now(),
+            Seen {
+                free: 1,
+                lease_slots: 4,
+                others_active: 2,
+                others_wanting: 1,
+                others_wanting_long: 1,
+                fewest_wanting_long: Some(0),
+                leased: 1,
+                waiting: 30,
+                ..seen()
+            },
+        );
+        assert_eq!(d.step, Step::Hold, "the free lease is the starved one's");
+    }
+
+    #[test]
+    fn after_giving_a_lease_back_an_instance_does_not_take_it_again_while_another_wants() {
+        // Arrange: an instance that gave one back at rule 4; at its next tick the slot
+        // is free and its callers still wait.
+        let mut p = Policy::default();
+        let t = Instant::now();
+        let above = Seen {
+            free: 0,
+            lease_slots: 10,
+            others_active: 1,
+            others_wanting: 1,
+            others_wanting_long: 1,
+            fewest_wanting_long: Some(4),
+            leased: 6,
+            waiting: 30,
+            spare: 0,
+        };
+        assert_eq!(p.decide(t, above).step, Step::GiveBack);
+        let freed = Seen {
+            free: 1,
+            leased: 5,
+            ..above
+        };
+
+        // Act
+        let cooling = p.decide(t + TICK, freed);
+        let nobody_wants = p.decide(
+            t + TICK * 2,
+            Seen {
+                others_wanting: 0,
+                others_wanting_long: 0,
+                fewest_wanting_long: None,
+                ..freed
+            },
+        );
+        let cooled = p.decide(t + COOL_DOWN + TICK, freed);
+
+        // Assert
+        assert_eq!(cooling.step, Step::Hold);
+        assert!(cooling.want, "its callers wait: it says so");
+        assert_eq!(
+            nobody_wants.step,
+            Step::Borrow(1),
+            "the lease is nobody else's"
+        );
+        assert_eq!(
+            cooled.step,
+            Step::Hold,
+            "at its part (5 of 10) it keeps to it"
+        );
+    }
+
+    #[test]
+    fn a_lease_given_back_in_vain_makes_the_next_give_back_wait_longer() {
+        // Arrange: it gives one back at rule 4 and takes it again once the other stops
+        // wanting (nobody took it).
+        let mut p = Policy::default();
+        let t = Instant::now();
+        let above = Seen {
+            free: 0,
+            lease_slots: 4,
+            others_active: 1,
+            others_wanting: 1,
+            others_wanting_long: 1,
+            fewest_wanting_long: Some(0),
+            leased: 4,
+            waiting: 30,
+            spare: 0,
+        };
+        let quiet = Seen {
+            free: 1,
+            others_active: 0,
+            others_wanting: 0,
+            others_wanting_long: 0,
+            fewest_wanting_long: None,
+            leased: 3,
+            ..above
+        };
+        assert_eq!(p.decide(t, above).step, Step::GiveBack);
+        assert_eq!(p.decide(t + TICK, quiet).step, Step::Borrow(1));
+
+        // Act: the other keeps wanting again, for a moment and then for longer.
+        let later = t + Duration::from_secs(2);
+        let at_once = p.decide(later, above);
+        let patient = p.decide(later + CONTEST, above);
+
+        // Assert
+        assert_eq!(at_once.step, Step::Hold, "patience: {CONTEST:?} more");
+        assert_eq!(patient.step, Step::GiveBack);
+    }
+
+    #[test]
+    fn want_marks_are_forgotten_after_a_gap_in_the_looks() {
+        let mut w = Wanting::default();
+        let t = Instant::now();
+        let one: BTreeSet<u64> = [7].into();
+        w.note(t, &one);
+        assert_eq!(w.note(t + CONTEST, &one), 1);
+        assert_eq!(w.note(t + CONTEST + STALE * 2, &one), 0);
+    }
+
     /// Instances sharing one pool, ticking in turn every 100 ms: each has a floor of
     /// units, and its callers want `demand(instance, tick)` units at each tick. A lease
     /// given back is free at once.
@@ -546,6 +833,17 @@ mod tests {
                         .collect();
                     let others_active =
                         others().filter(|(_, m)| m.want || m.leased > 0).count() as u32;
+                    let wanting_held: Vec<(u64, u32)> = others()
+                        .filter(|(_, m)| m.want)
+                        .map(|(j, m)| (j as u64, m.leased))
+                        .collect();
+                    let w = &mut self.members[i].wanting;
+                    let others_wanting_long = w.note(now, &wanting);
+                    let fewest_wanting_long = wanting_held
+                        .iter()
+                        .filter(|&&(j, _)| w.long(j, now))
+                        .map(|&(_, l)| l)
+                        .min();
                     let m = &mut self.members[i];
                     let usable = self.floor + m.leased;
                     let need = demand(i, tick);
@@ -554,7 +852,8 @@ mod tests {
                         lease_slots: self.slots,
                         others_active,
                         others_wanting: wanting.len() as u32,
-                        others_wanting_long: m.wanting.note(now, &wanting),
+                        others_wanting_long,
+                        fewest_wanting_long,
                         leased: m.leased,
                         waiting: need.saturating_sub(usable),
                         spare: usable.saturating_sub(need),
