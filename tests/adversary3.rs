@@ -479,14 +479,18 @@ fn a_side_whose_waits_depend_on_its_share_does_not_make_the_shares_oscillate() {
     // Assert: a one-unit move at most once per step (250 ms; 16 in 4 s, one more where
     // the sampling window, a little over 4 s, cuts a step), and now and then a surplus
     // of two or more given up at once between steps (`allocation/controller.rs`: an
-    // unhurried side gives its surplus at once): at most 20 moves, instead of a connect
-    // per request (2,300 blocking requests here).
+    // unhurried side gives its surplus at once): at most 20 moves. A unit that changes
+    // side costs a close and an open, and idle units also cross at once while the
+    // blocking threads pause (I2), so the connects are bounded by two per move (40),
+    // not tied to each move: instead of a connect per request (2,300 blocking requests
+    // here), and within the issue's goal of two per 1,000 requests.
     let moves = shares.windows(2).filter(|w| w[0] != w[1]).count();
     let connects = opened(&after) - opened(&before);
     println!("feedback: {a} async + {s} blocking, {connects} connects, sync shares {shares:?}");
     assert!(
-        moves <= 20 && connects <= 32,
-        "{moves} share moves and {connects} connects in 4 s; sync share samples {shares:?}"
+        moves <= 20 && connects <= 40 && connects * 1000 <= 2 * (a + s),
+        "{moves} share moves and {connects} connects in 4 s ({a} async + {s} blocking \
+         requests); sync share samples {shares:?}"
     );
 }
 
