@@ -220,23 +220,24 @@ impl Application {
             db.max_connections
         );
         let prepared = match Globals::install(db, &budget, &async_pool, &sync_pool) {
-            Ok(globals) => prepare(&settings, &url, &async_pool, &sync_pool, &budget, globals)
-                .await
-                .map(|app| Application {
-                    fleet,
-                    view,
-                    controls: Controls::new(
-                        settings.admin_token.clone(),
-                        settings.fleet_budget > 0,
-                    ),
-                    ..app
-                }),
+            Ok(globals) => {
+                prepare(&settings, &url, &async_pool, &sync_pool, &budget, globals).await
+            }
             Err(e) => Err(e),
         };
         match prepared {
-            Ok(app) => Ok(app),
+            Ok(app) => Ok(Application {
+                fleet,
+                view,
+                controls: Controls::new(settings.admin_token.clone(), settings.fleet_budget > 0),
+                ..app
+            }),
             Err(e) => {
+                // The order of shutdown: the pools close first, so that the fleet's leases
+                // are given back only once no pool connection holds their units.
                 close_pools(&async_pool, &sync_pool).await;
+                drop(view);
+                drop(fleet);
                 Err(e)
             }
         }
