@@ -5,27 +5,13 @@
 //! As in `lingering.rs`, the statement cut off is a `CALL` of a procedure of short
 //! sleeps, which only a KILL ends within a test.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use db_async::{AsyncPool, args};
 use db_budget::Budget;
 use db_sync::SyncPool;
+use integration_tests::endless::{Sampler, endless_procedure, kill_all, sessions};
 use integration_tests::{Server, ServerOptions, TestDb, budget, eventually, runtime};
-
-/// Long enough that only a KILL ends a session within any test.
-const FOREVER_STEPS: u32 = 100_000;
-
-fn endless_procedure(server: &Server, db: &TestDb) {
-    db.admin(
-        server,
-        &format!(
-            "\nDELIMITER //\nCREATE PROCEDURE slow() SQL SECURITY INVOKER BEGIN DECLARE i INT DEFAULT 0; \
-             WHILE i < {FOREVER_STEPS} DO SET i = i + 1; DO SLEEP(0.1); END WHILE; END //\nDELIMITER ;\n"
-        ),
-    );
-}
 
 /// A database on the shared server with the procedure `slow()`.
 fn with_endless_procedure(prefix: &str) -> (&'static Server, TestDb) {
@@ -33,59 +19,6 @@ fn with_endless_procedure(prefix: &str) -> (&'static Server, TestDb) {
     let db = TestDb::create(server, prefix);
     endless_procedure(server, &db);
     (server, db)
-}
-
-/// The application's sessions in `db`, as the server counts them.
-fn sessions(server: &Server, db: &TestDb) -> Vec<u64> {
-    let out = server
-        .sql(&format!(
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'app' AND DB = '{}'",
-            db.name
-        ))
-        .expect("the process list");
-    out.lines()
-        .map(|l| l.trim().parse().expect("an id"))
-        .collect()
-}
-
-/// Kills what a test left running (after its assertions are computed).
-fn kill_all(server: &Server, db: &TestDb) {
-    for id in sessions(server, db) {
-        let _ = server.sql(&format!("KILL {id}"));
-    }
-}
-
-/// Samples the server's count of the application's sessions in `db` until stopped.
-struct Sampler {
-    stop: Arc<AtomicBool>,
-    max: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sampler {
-    fn start(server: &'static Server, db: &TestDb) -> Sampler {
-        let (stop, max) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicU64::new(0)),
-        );
-        let (s, m, db) = (stop.clone(), max.clone(), db.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(SeqCst) {
-                m.fetch_max(sessions(server, &db).len() as u64, SeqCst);
-            }
-        });
-        Sampler {
-            stop,
-            max,
-            thread: Some(thread),
-        }
-    }
-
-    fn max(mut self) -> u64 {
-        self.stop.store(true, SeqCst);
-        self.thread.take().unwrap().join().unwrap();
-        self.max.load(SeqCst)
-    }
 }
 
 fn async_pool(db: &TestDb, budget: &Budget) -> AsyncPool {

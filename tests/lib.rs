@@ -5,6 +5,7 @@
 //! `mariadb-harness`; tests that need their own `max_connections` or restart the server
 //! start a dedicated one.
 
+pub mod endless;
 pub mod reuse;
 
 use std::io::Write;

@@ -4,85 +4,25 @@
 //! session (`db_budget::linger`): the server's count of this application's sessions
 //! never exceeds the budget, and the session does not run on.
 //!
-//! The statement is a `CALL` of a procedure of short sleeps: the server's statement
-//! limit never stops a `CALL`, and the server notices a closed socket only when it
-//! writes, so such a session runs for its whole length (here: far longer than any
-//! test) unless it is killed.
+//! The statement is a `CALL` that only a KILL ends (`integration_tests::endless`).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use db_async::{AsyncPool, args};
 use db_budget::{Budget, DbError, StoppedBy};
 use db_sync::SyncPool;
+use integration_tests::endless::{Sampler, endless_procedure, sessions};
 use integration_tests::reuse::fresh;
 use integration_tests::{Server, TestDb, budget, eventually, runtime};
 
 const LIMIT: Duration = Duration::from_secs(1);
 const MARGIN: Duration = Duration::from_millis(500);
-/// Long enough that only a KILL ends a session within any test.
-const FOREVER_STEPS: u32 = 100_000;
 
-/// A database with the procedure `slow()`: `FOREVER_STEPS` × `DO SLEEP(0.1)`, run with
-/// the caller's rights (so the process list shows it under the app's account).
+/// A database with the procedure `slow()` (`endless_procedure`).
 fn with_endless_procedure(prefix: &str) -> (&'static Server, TestDb) {
     let (server, db) = fresh(prefix);
-    db.admin(
-        server,
-        &format!(
-            "\nDELIMITER //\nCREATE PROCEDURE slow() SQL SECURITY INVOKER BEGIN DECLARE i INT DEFAULT 0; \
-             WHILE i < {FOREVER_STEPS} DO SET i = i + 1; DO SLEEP(0.1); END WHILE; END //\nDELIMITER ;\n"
-        ),
-    );
+    endless_procedure(server, &db);
     (server, db)
-}
-
-/// The application's sessions in `db`, as the server counts them.
-fn sessions(server: &Server, db: &TestDb) -> Vec<u64> {
-    let out = server
-        .sql(&format!(
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'app' AND DB = '{}'",
-            db.name
-        ))
-        .expect("the process list");
-    out.lines()
-        .map(|l| l.trim().parse().expect("an id"))
-        .collect()
-}
-
-/// Samples the server's count of the application's sessions in `db` until dropped;
-/// [`Sampler::max`] is the most it saw.
-struct Sampler {
-    stop: Arc<AtomicBool>,
-    max: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sampler {
-    fn start(server: &'static Server, db: &TestDb) -> Sampler {
-        let (stop, max) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicU64::new(0)),
-        );
-        let (s, m, db) = (stop.clone(), max.clone(), db.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(SeqCst) {
-                m.fetch_max(sessions(server, &db).len() as u64, SeqCst);
-            }
-        });
-        Sampler {
-            stop,
-            max,
-            thread: Some(thread),
-        }
-    }
-
-    fn max(mut self) -> u64 {
-        self.stop.store(true, SeqCst);
-        self.thread.take().unwrap().join().unwrap();
-        self.max.load(SeqCst)
-    }
 }
 
 fn async_pool(db: &TestDb, budget: &Budget) -> AsyncPool {
