@@ -12,10 +12,12 @@
 //! processes sharing one fleet budget, written to FLEET.md ([`fleet`]).
 
 mod bulkheads;
+mod cpu;
 mod e2e;
 mod fleet;
 mod handover;
 mod handover_md;
+mod instructions;
 mod loadtest;
 mod measure;
 mod report;
@@ -110,6 +112,17 @@ fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("fleet") {
         let args: Vec<String> = std::env::args().skip(2).collect();
         return match fleet::main(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // The client whose instructions section 9 counts runs under callgrind, not the oracle.
+    if std::env::args().nth(1).as_deref() == Some("instructions-client") {
+        let url = std::env::args().nth(2).unwrap_or_default();
+        return match instructions::client_main(&url) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

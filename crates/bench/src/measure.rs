@@ -128,10 +128,25 @@ impl Window {
         tasks: Vec<tokio::task::JoinHandle<Vec<u32>>>,
         threads: Vec<std::thread::JoinHandle<Vec<u32>>>,
     ) -> Stats {
+        self.run_sampled(rt, t, tasks, threads, || ()).0
+    }
+
+    /// [`Window::run`], calling `sample` as the measured window opens and as it
+    /// closes: `(stats, [at the start, at the end])`.
+    pub fn run_sampled<S>(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        t: Timing,
+        tasks: Vec<tokio::task::JoinHandle<Vec<u32>>>,
+        threads: Vec<std::thread::JoinHandle<Vec<u32>>>,
+        sample: impl Fn() -> S,
+    ) -> (Stats, [S; 2]) {
         std::thread::sleep(t.warmup);
+        let first = sample();
         self.measuring.store(true, Relaxed);
         std::thread::sleep(t.measure);
         self.measuring.store(false, Relaxed);
+        let last = sample();
         self.stop.store(true, Relaxed);
         let mut lat = Vec::new();
         for h in threads {
@@ -147,12 +162,13 @@ impl Window {
             lat.get(((lat.len().max(1) - 1) as f64 * q) as usize)
                 .map_or(0, |v| u64::from(*v))
         };
-        Stats {
+        let stats = Stats {
             qps: lat.len() as f64 / t.measure.as_secs_f64(),
             p50_us: pick(0.50),
             p99_us: pick(0.99),
             errors: self.errors.load(Relaxed),
-        }
+        };
+        (stats, [first, last])
     }
 }
 

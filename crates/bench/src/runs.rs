@@ -79,7 +79,9 @@ pub fn all(opts: &Options) -> Result<Report, String> {
         eprintln!(
             "7/7 statement timeout on vs off: the point select, both pools, 1 and 16 callers"
         );
-        report.timeout = crate::timeout::run(&rt, &url, opts);
+        report.timeout = crate::timeout::run(&rt, &url, server.pid(), opts)?;
+        eprintln!("7/7 statement timeout on vs off: instructions per statement, under callgrind");
+        report.timeout.instructions = Some(crate::instructions::run()?);
     }
     drop(server);
     Ok(report)
@@ -97,7 +99,7 @@ fn sqlx_options(url: &DatabaseUrl) -> MySqlConnectOptions {
     o
 }
 
-fn mysql_options(url: &DatabaseUrl) -> OptsBuilder {
+pub(crate) fn mysql_options(url: &DatabaseUrl) -> OptsBuilder {
     OptsBuilder::new()
         .ip_or_hostname(Some(url.host()))
         .tcp_port(url.port())

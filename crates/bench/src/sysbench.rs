@@ -22,27 +22,34 @@ fn base(server: &Server, db: &str) -> Command {
 
 /// Makes sure `sysbench` is installed (Debian's package, installed when missing).
 pub fn ensure_installed() -> Result<(), String> {
-    if Command::new("sysbench")
+    ensure_program("sysbench", "sysbench")
+}
+
+/// Installs Debian's `package` (with apt-get) unless `program --version` runs.
+pub fn ensure_program(program: &str, package: &str) -> Result<(), String> {
+    if Command::new(program)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
     {
         return Ok(());
     }
-    eprintln!("sysbench is missing: installing Debian's sysbench package");
+    eprintln!("{program} is missing: installing Debian's {package} package");
     let ok = Command::new("apt-get")
         .args(["update", "-qq"])
         .status()
         .is_ok_and(|s| s.success())
         && Command::new("apt-get")
-            .args(["install", "-y", "-qq", "sysbench"])
+            .args(["install", "-y", "-qq", package])
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
             .is_ok_and(|s| s.success());
     if ok {
         Ok(())
     } else {
-        Err("could not install sysbench (apt-get install -y sysbench)".into())
+        Err(format!(
+            "could not install {program} (apt-get install -y {package})"
+        ))
     }
 }
 

@@ -184,15 +184,13 @@ impl SyncConn {
             None => f(&mut p.conn, &sent),
             Some(_) => with_read_timeout(p, limits.backstop(limit), |c| f(c, &sent)),
         };
-        p.state()
-            .recorder
-            .record_query(sql, started.elapsed(), site);
+        // One clock read for both (the limit on or off, a statement reads it once).
+        let took = started.elapsed();
+        p.state().recorder.record_query(sql, took, site);
         // The socket's timeout is the backstop: a lost connection after it passed is
         // a server that stopped answering (the driver reports the expired read as an
         // I/O or codec error, `EAGAIN`).
-        let waited_out = limits
-            .backstop(limit)
-            .is_some_and(|wait| started.elapsed() >= wait);
+        let waited_out = limits.backstop(limit).is_some_and(|wait| took >= wait);
         let result = result.map_err(|e| match e {
             e if waited_out && is_lost(&e) => DbError::StatementTimeout {
                 limit,

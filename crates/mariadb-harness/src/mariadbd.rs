@@ -26,7 +26,15 @@ pub(crate) fn command(
     port: u16,
     options: &ServerOptions,
 ) -> io::Result<Command> {
-    let mut command = Command::new(programs::mariadbd()?);
+    let mariadbd = programs::mariadbd()?;
+    let mut command = match options.wrapper.split_first() {
+        None => Command::new(mariadbd),
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(mariadbd);
+            c
+        }
+    };
     command.arg("--no-defaults");
     if template::is_root() {
         command.arg("--user=root");

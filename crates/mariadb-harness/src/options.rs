@@ -9,6 +9,11 @@ pub struct ServerOptions {
     /// Extra `mariadbd` arguments, appended after the harness's own (so they
     /// win where the server takes the last value), e.g. `--wait-timeout=2`.
     pub extra_args: Vec<String>,
+    /// A program, with its arguments, to run `mariadbd` under (the `mariadbd` command
+    /// line follows them), e.g. `valgrind --tool=callgrind` to count the server's
+    /// instructions. Such a server needs more time to start: the harness waits 30 s.
+    /// Defaults to none: `mariadbd` runs directly.
+    pub wrapper: Vec<String>,
 }
 
 impl Default for ServerOptions {
@@ -16,6 +21,7 @@ impl Default for ServerOptions {
         ServerOptions {
             max_connections: 200,
             extra_args: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 }

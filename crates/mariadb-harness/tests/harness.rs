@@ -129,8 +129,17 @@ fn options_are_applied_and_status_is_clean() {
     let server = Server::start(ServerOptions {
         max_connections: 17,
         extra_args: vec!["--wait-timeout=77".into()],
+        // `env` sets a variable and runs mariadbd in its own process.
+        wrapper: vec!["env".into(), "HARNESS_WRAPPED=yes".into()],
     })
     .unwrap();
+    let environ = std::fs::read(format!("/proc/{}/environ", server.pid())).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|v| v == b"HARNESS_WRAPPED=yes"),
+        "mariadbd runs under the wrapper"
+    );
     assert_eq!(server.max_connections(), 17);
     assert_eq!(server.sql("SELECT @@max_connections").unwrap().trim(), "17");
     assert_eq!(server.sql("SELECT @@wait_timeout").unwrap().trim(), "77");
