@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use db_async::AsyncPool;
 use db_budget::{Budget, DatabaseUrl};
 use db_sync::SyncPool;
-pub use mariadb_harness::{Server, ServerOptions, oracle};
+pub use mariadb_harness::{MIN_MAX_CONNECTIONS, Server, ServerOptions, oracle};
 
 pub mod retention_world;
 

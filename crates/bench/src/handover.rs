@@ -1,8 +1,11 @@
 //! `cargo xtask bench handover`: the budget's allocation policy under steady mixed
 //! saturation, the earlier `eager` policy and the `damped` shares side by side in one run.
 //!
-//! One private MariaDB with `max_connections` = budget + 1 (the one is this program's
-//! sampler, a root connection kept open), no reserve at all. Blocking threads and async
+//! One private MariaDB that leaves the application's account budget + 1 connections
+//! (the one is this program's sampler, a root connection kept open), no reserve at
+//! all. MariaDB takes no `max_connections` below 10, so the server has 10 and this
+//! program holds [`BALLAST`] idle connections of the application's account through the
+//! whole run; the counts shown leave them out. Blocking threads and async
 //! tasks share one budget of [`BUDGET`]; each caller takes a connection, runs the point
 //! select, gives the connection back and "thinks" for up to 2 ms (the rest of a request),
 //! in three mixes, from always saturated to near saturation. Counted: physical connects (the budget's own count, and
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant};
 use db_async::{AsyncPool, args};
 use db_budget::{Budget, DatabaseUrl, HandOver, Side};
 use db_sync::SyncPool;
-use mariadb_harness::{Server, ServerOptions};
+use mariadb_harness::{MIN_MAX_CONNECTIONS, Server, ServerOptions};
 use r2d2_mysql::mysql::{self, prelude::Queryable};
 use seeded_rng::Rng;
 
@@ -28,6 +31,10 @@ use crate::{ROWS, SQL, sysbench};
 
 /// The budget of this benchmark (the figure: budget 8, hundreds of callers).
 pub const BUDGET: u32 = 8;
+
+/// Idle connections held so that the server's least `max_connections` (10) leaves the
+/// application's account budget + 1 slots (the sampler's included).
+pub const BALLAST: u32 = MIN_MAX_CONNECTIONS - (BUDGET + 1);
 /// Blocking threads that keep the budget saturated in the first-unit measurement.
 const THREADS: usize = 100;
 
@@ -118,7 +125,7 @@ pub struct HandoverReport {
 /// Runs everything: the load for `secs` per policy and mix, then the first-unit times.
 pub fn run(secs: u64) -> Result<HandoverReport, String> {
     let server = Server::start(ServerOptions {
-        max_connections: BUDGET + 1,
+        max_connections: MIN_MAX_CONNECTIONS,
         ..Default::default()
     })
     .map_err(|e| format!("cannot start a private MariaDB: {e}"))?;
@@ -131,6 +138,11 @@ pub fn run(secs: u64) -> Result<HandoverReport, String> {
     let mut sampler =
         mysql::Conn::new(mysql::Opts::from_url(&server.root_url(&db)).map_err(|e| e.to_string())?)
             .map_err(|e| format!("the sampler cannot connect: {e}"))?;
+    let app = mysql::Opts::from_url(&server.app_url(&db)).map_err(|e| e.to_string())?;
+    let _ballast = (0..BALLAST)
+        .map(|_| mysql::Conn::new(app.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot hold the ballast connections: {e}"))?;
     let mariadb_version: String = sampler
         .query_first("SELECT VERSION()")
         .map_err(|e| e.to_string())?
@@ -323,7 +335,7 @@ fn load(
     let started = Instant::now();
     let mut peak = 0;
     while started.elapsed() < length {
-        peak = peak.max(status(sampler, "Threads_connected")?);
+        peak = peak.max(status(sampler, "Threads_connected")?.saturating_sub(BALLAST.into()));
         std::thread::sleep(Duration::from_millis(10));
     }
     load.measuring.store(false, Relaxed);
@@ -334,7 +346,8 @@ fn load(
         status(sampler, "Connection_errors_max_connections")?,
         status(sampler, "Aborted_connects")?,
     ];
-    let max_used = status(sampler, "Max_used_connections")?;
+    // Beside the ballast, held all along.
+    let max_used = status(sampler, "Max_used_connections")?.saturating_sub(BALLAST.into());
     let shares = [budget.share(Side::Async), budget.share(Side::Sync)];
     load.stop.store(true, Relaxed);
     let mut sync_waits = Vec::new();

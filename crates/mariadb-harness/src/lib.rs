@@ -36,8 +36,8 @@
 //! # let _ = url;
 //!
 //! // A test that needs its own limits starts its own server.
-//! let small = Server::start(ServerOptions { max_connections: 5, ..Default::default() })?;
-//! assert_eq!(small.sql("SELECT @@max_connections")?.trim(), "5");
+//! let small = Server::start(ServerOptions { max_connections: 12, ..Default::default() })?;
+//! assert_eq!(small.sql("SELECT @@max_connections")?.trim(), "12");
 //! # Ok(())
 //! # }
 //! ```
@@ -46,6 +46,7 @@
 //! `cp` programs (from the mariadb-server and mariadb-client packages), and
 //! `cc` for the oracle shim.
 
+mod ballast;
 pub mod dev;
 mod error;
 pub mod fake;
@@ -64,8 +65,9 @@ mod spawner;
 mod sql;
 mod template;
 
+pub use ballast::Ballast;
 pub use options::ServerOptions;
-pub use server::Server;
+pub use server::{MIN_MAX_CONNECTIONS, Server};
 
 /// Name of the application account (no SUPER-like privileges).
 pub const APP_USER: &str = "app";

@@ -51,6 +51,9 @@ impl LaunchError {
     }
 }
 
+/// The least `max_connections` MariaDB takes: it raises a smaller value to this.
+pub const MIN_MAX_CONNECTIONS: u32 = 10;
+
 impl Server {
     /// Starts a new server from the template datadir on a free port and
     /// waits until it accepts connections (at most 30 s).
@@ -59,10 +62,23 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// If the programs are missing, the template cannot be built, or the
-    /// server does not become ready; the error includes the tail of the
-    /// server's error log.
+    /// If `opts.max_connections` is below [`MIN_MAX_CONNECTIONS`] (`InvalidInput`: the
+    /// server would run with 10, and a test of a smaller limit would pass without
+    /// testing it), the programs are missing, the template cannot be built, or the
+    /// server does not become ready; the error includes the tail of the server's error
+    /// log.
     pub fn start(opts: ServerOptions) -> io::Result<Server> {
+        if opts.max_connections < MIN_MAX_CONNECTIONS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "max_connections {} is below MariaDB's least, {MIN_MAX_CONNECTIONS} (the server \
+                     would quietly run with {MIN_MAX_CONNECTIONS}); to leave a test fewer slots, hold \
+                     the others with idle connections",
+                    opts.max_connections
+                ),
+            ));
+        }
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
             let dir = paths::new_server_dir()?;

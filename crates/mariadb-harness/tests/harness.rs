@@ -380,3 +380,49 @@ fn start_time() {
         times[2], times[0], times[4]
     );
 }
+
+#[test]
+fn a_max_connections_below_mariadbs_least_is_refused_not_quietly_raised() {
+    // MariaDB raises `--max-connections=2` to 10 without a word: a test of two slots
+    // would run with ten.
+    let Err(err) = Server::start(ServerOptions {
+        max_connections: 9,
+        ..Default::default()
+    }) else {
+        panic!("max_connections 9 was taken");
+    };
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("max_connections 9"), "{err}");
+    // The least is taken as it is.
+    let server = Server::start(ServerOptions {
+        max_connections: mariadb_harness::MIN_MAX_CONNECTIONS,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(server.sql("SELECT @@max_connections").unwrap().trim(), "10");
+}
+
+#[test]
+fn held_slots_count_against_max_connections_until_dropped() {
+    // Arrange: MariaDB's least max_connections.
+    let server = Server::start(ServerOptions {
+        max_connections: mariadb_harness::MIN_MAX_CONNECTIONS,
+        ..Default::default()
+    })
+    .unwrap();
+    let connected = || server.global_status("Threads_connected").unwrap();
+    let before = connected();
+
+    // Act: hold 7 of the 10.
+    let held = server.hold_slots(7).unwrap();
+
+    // Assert: the server counts them (beside the probe's own session), then lets go.
+    assert_eq!(held.len(), 7);
+    assert_eq!(connected(), before + 7);
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while connected() > before && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(connected(), before);
+}
