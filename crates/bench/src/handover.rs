@@ -138,10 +138,8 @@ pub fn run(secs: u64) -> Result<HandoverReport, String> {
     let mut sampler =
         mysql::Conn::new(mysql::Opts::from_url(&server.root_url(&db)).map_err(|e| e.to_string())?)
             .map_err(|e| format!("the sampler cannot connect: {e}"))?;
-    let app = mysql::Opts::from_url(&server.app_url(&db)).map_err(|e| e.to_string())?;
-    let _ballast = (0..BALLAST)
-        .map(|_| mysql::Conn::new(app.clone()))
-        .collect::<Result<Vec<_>, _>>()
+    let _ballast = server
+        .hold_slots(BALLAST as usize)
         .map_err(|e| format!("cannot hold the ballast connections: {e}"))?;
     let mariadb_version: String = sampler
         .query_first("SELECT VERSION()")

@@ -27,7 +27,7 @@ use db_budget::{Budget, DatabaseUrl, PoolSettings};
 use db_sync::SyncPool;
 use mariadb_harness::{Server, ServerOptions};
 
-use crate::timeout::{LIMIT, PoolKind, Setting};
+use crate::timeout::{PoolKind, Setting};
 use crate::{ROWS, SQL};
 
 /// The function the client counts in (callgrind's pattern for [`phase`]).
@@ -282,10 +282,6 @@ pub fn client_main(url: &str) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let budget = || Budget::new(4, Duration::from_secs(30));
-    let timeout = |s: Setting| match s {
-        Setting::On => LIMIT,
-        Setting::Off | Setting::ServerOnly => Duration::ZERO,
-    };
     // Nothing closes or pings an idle pool between its measurements (under valgrind a
     // measurement of the other pools takes seconds): no connects, no pings counted.
     let mut settings = PoolSettings::default();
@@ -295,7 +291,7 @@ pub fn client_main(url: &str) -> Result<(), String> {
     let sync = |s| {
         SyncPool::builder(url.clone(), budget())
             .settings(settings)
-            .statement_timeout(timeout(s))
+            .statement_timeout(Setting::pool_timeout(s))
             .build()
     };
     // Built inside the runtime (the pool keeps its handle); the blocking pools are
@@ -304,7 +300,7 @@ pub fn client_main(url: &str) -> Result<(), String> {
         let _enter = rt.enter();
         AsyncPool::builder(url.clone(), budget())
             .settings(settings)
-            .statement_timeout(timeout(s))
+            .statement_timeout(Setting::pool_timeout(s))
             .build()
     };
     let sync_pools = [sync(Setting::On), sync(Setting::Off)];

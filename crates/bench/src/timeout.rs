@@ -49,7 +49,8 @@ pub enum Setting {
 impl Setting {
     const ALL: [Setting; 3] = [Setting::On, Setting::Off, Setting::ServerOnly];
 
-    fn pool_timeout(self) -> Duration {
+    /// The pool's `statement_timeout` under this setting.
+    pub(crate) fn pool_timeout(self) -> Duration {
         match self {
             Setting::On => LIMIT,
             Setting::Off | Setting::ServerOnly => Duration::ZERO,
@@ -138,8 +139,11 @@ pub fn run(
                 let mut order = Setting::ALL;
                 order.rotate_left(rep % Setting::ALL.len());
                 for setting in order {
-                    let global = (setting == Setting::ServerOnly).then_some(LIMIT);
-                    set_global_limit(url, global.unwrap_or(Duration::ZERO))?;
+                    // Only `server` changes the server's global limit, and puts it back.
+                    let global = setting == Setting::ServerOnly;
+                    if global {
+                        set_global_limit(url, LIMIT)?;
+                    }
                     let m = Measurement {
                         rt,
                         url,
@@ -152,7 +156,7 @@ pub fn run(
                         PoolKind::Async => m.db_async(),
                         PoolKind::Sync => m.db_sync(),
                     };
-                    if global.is_some() {
+                    if global {
                         set_global_limit(url, Duration::ZERO)?;
                     }
                     let requests = (r.stats.qps * t.measure.as_secs_f64()).round() as u64;
