@@ -45,6 +45,24 @@
 //! milliseconds and the gap does not open. A frozen server (SIGSTOP, a hung host) can
 //! neither be reached nor stop anything: it counts the sessions until it runs again.
 //! `DB_RESERVED_CONNECTIONS` leaves room for both.
+//!
+//! # Connections that quit while someone waits
+//!
+//! The same lag follows every graceful close: the server lowers its count of
+//! connections only after the session's thread has torn down, a moment after the client
+//! saw the socket close (MariaDB's `unlink_thd` frees the session, takes it off the
+//! process list, and only then lowers the count). When a caller waits for a unit, the
+//! unit of a closed connection goes straight to a connect, into that moment: a hand-over
+//! (a side yields a connection to the other's waiter) or a close for session state under
+//! load. The server then counts one more than the budget, and at `max_connections` =
+//! budget + 1 (the sampler's slot) refuses the login with ERROR 1040. So a unit whose
+//! connection quits ([`Unit::quits`]) lingers like a cut-off one when a caller waits as
+//! it drops, with a deadline of [`QUIT_TEARDOWN`], and counts no longer in its side's
+//! `held` (the side gave it up; counting it would make the side look above its share and
+//! give up another). The reap that ends it is one round trip or two on a connection the
+//! pools were returning anyway; leaving the process list comes a few instructions before
+//! the count falls, which is the one gap left. With nobody waiting the unit returns at
+//! once: no connect follows it.
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
@@ -105,6 +123,14 @@ pub fn session_query(flavor: ServerFlavor) -> &'static str {
 /// the server's limit stopped) to find its socket closed and tear down (milliseconds on
 /// a running server).
 pub const TEARDOWN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long the unit of a connection that quit while callers waited ([`Unit::quits`])
+/// lingers at most. A session that got `COM_QUIT` is torn down within a millisecond or
+/// two on a running server, so a reap (any connection of the budget that comes back or
+/// idles) sees it gone well before; the deadline matters only when no connection of
+/// the budget can look (a budget of one), and keeps hand-overs within tens of
+/// milliseconds there.
+pub const QUIT_TEARDOWN: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How long a session whose unit came back at its deadline stays on the list to kill.
 pub const ORPHANED: std::time::Duration = std::time::Duration::from_secs(600);
@@ -201,32 +227,7 @@ impl Budget {
         session: Session,
         until: Instant,
     ) {
-        let lingering = &self.shared.lingering;
-        let start_watch = {
-            let mut state = lingering.lock();
-            state.entries.push(Entry {
-                session,
-                until,
-                unit: Some(unit),
-                admission,
-            });
-            lingering.recount(&state);
-            lingering.changed.notify_all();
-            !std::mem::replace(&mut state.watching, true)
-        };
-        self.shared
-            .lingered_total
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // A pool with an idle connection ends the session now, without waiting for a
-        // return.
-        self.shared.shrinkers.reap_lingering();
-        if start_watch {
-            let weak = Arc::downgrade(&self.shared);
-            std::thread::Builder::new()
-                .name("db-budget-linger".into())
-                .spawn(move || watch(weak))
-                .expect("spawning the budget's linger thread");
-        }
+        linger(&self.shared, unit, admission, session, until, true);
     }
 
     /// Units held for sessions the client gave up on (see the module docs).
@@ -284,6 +285,47 @@ impl Budget {
         let n = units.len() as u32;
         drop(units);
         n
+    }
+}
+
+/// Holds `unit` for `session` until it is seen ended or `until` passes; `cut_off`: the
+/// client gave up on a statement (counted in `lingered_total`), not a connection that
+/// quit while callers waited ([`Unit::quits`]).
+pub(crate) fn linger(
+    shared: &Arc<Shared>,
+    unit: Unit,
+    admission: Option<Admission>,
+    session: Session,
+    until: Instant,
+    cut_off: bool,
+) {
+    let lingering = &shared.lingering;
+    let start_watch = {
+        let mut state = lingering.lock();
+        state.entries.push(Entry {
+            session,
+            until,
+            unit: Some(unit),
+            admission,
+        });
+        lingering.recount(&state);
+        lingering.changed.notify_all();
+        !std::mem::replace(&mut state.watching, true)
+    };
+    if cut_off {
+        shared
+            .lingered_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    // A pool with an idle connection ends the session now, without waiting for a
+    // return.
+    shared.shrinkers.reap_lingering();
+    if start_watch {
+        let weak = Arc::downgrade(shared);
+        std::thread::Builder::new()
+            .name("db-budget-linger".into())
+            .spawn(move || watch(weak))
+            .expect("spawning the budget's linger thread");
     }
 }
 

@@ -31,10 +31,12 @@ pub struct Snapshot {
     /// set at run time (`Budget::set_capacity`) and the limit are not counted here.
     pub withheld: u32,
     /// Units in use for sessions the client gave up on (a statement cancelled or cut
-    /// off), kept until the server has ended them (`linger.rs`); counted in `in_use`
-    /// and by their side.
+    /// off), kept until the server has ended them (`linger.rs`), counted in `in_use`
+    /// and by their side; and, for a few milliseconds each, units of connections that
+    /// quit while callers waited, until the server has counted the close
+    /// ([`Unit::quits`](crate::Unit::quits)), counted in `in_use` only.
     pub lingering: u32,
-    /// Units that lingered so, since start.
+    /// Units that lingered for a cut-off session, since start.
     pub lingered_total: u64,
     /// The async side (`db-async`).
     #[serde(rename = "async")]

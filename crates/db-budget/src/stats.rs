@@ -57,6 +57,27 @@ impl CloseReason {
         }
     }
 
+    /// Whether the graceful close of a connection for this reason waits, while callers
+    /// wait, for the server to count it closed before its unit is reused
+    /// ([`Unit::quits`](crate::Unit::quits)): the pool's own closes, after which the
+    /// unit goes to a connect (a hand-over, a lifetime, an idle timeout, an eviction),
+    /// and which a connection pooled or returned meanwhile can see through.
+    ///
+    /// Not a session-state close: a module that dirties its session on every request
+    /// closes every connection it returns, so none would be left to look, and each unit
+    /// would wait out the deadline. Such a module reconnects per request (MIGRATION.md
+    /// says why not to), and its closes keep the server's lag; the reserve between the
+    /// budget and `max_connections` covers them.
+    pub fn awaits_server_count(self) -> bool {
+        matches!(
+            self,
+            CloseReason::Yielded
+                | CloseReason::MaxLifetime
+                | CloseReason::IdleTimeout
+                | CloseReason::Evicted
+        )
+    }
+
     fn index(self) -> usize {
         CloseReason::ALL
             .iter()

@@ -353,6 +353,15 @@ impl Drop for Slot {
             // ENOTCONN: the peer is gone already; nothing to wait for either way.
             tracing::debug!(error = %e, "db-sync: preparing the socket for its close");
         }
+        if !self.lost
+            && !self.cut_off
+            && reason.awaits_server_count()
+            && let Some(unit) = &mut self.unit
+        {
+            // The server counts the session until it has torn it down: the unit
+            // lingers for it if a caller waits (`Unit::quits`).
+            unit.quits(self.session);
+        }
         if self.cut_off
             && let Some(unit) = self.unit.take()
         {

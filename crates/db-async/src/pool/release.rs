@@ -128,8 +128,13 @@ impl Shared {
     /// Closes a connection in the background; its unit returns once the socket is
     /// closed. If no runtime can run the task, the slot is dropped, which closes the
     /// socket before the unit returns all the same.
-    pub(super) fn discard(&self, slot: Slot, reason: CloseReason, how: Farewell) {
+    pub(super) fn discard(&self, mut slot: Slot, reason: CloseReason, how: Farewell) {
         self.recorder.record_closed(reason);
+        if how == Farewell::Graceful && reason.awaits_server_count() {
+            // The server counts the session until it has torn it down: the unit
+            // lingers for it if a caller waits (`Unit::quits`).
+            slot.unit.quits(slot.session);
+        }
         let limit = self.settings.return_timeout;
         self.spawn(slot.close(how, limit));
     }
