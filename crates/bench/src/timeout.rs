@@ -34,7 +34,7 @@ pub const CONCURRENCY: [usize; 2] = [1, 16];
 pub const LIMIT: Duration = Duration::from_secs(10);
 
 /// What a measurement runs under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Setting {
     /// The pool's `statement_timeout` at [`LIMIT`]: the session limit set once per
     /// connection, and the client's backstop on each statement.
@@ -114,14 +114,32 @@ pub struct TimeoutReport {
     pub instructions: Option<InstructionReport>,
 }
 
-/// More runs than the other sections (7 for their 3): the goal (2 %) is below one
-/// run's noise on a shared machine.
+/// More runs than the other sections (12 for their 3): the goal (2 %) is below one
+/// run's noise on a shared machine. A multiple of the six orders of the three settings
+/// ([`ORDERS`]), so each setting follows each other as often.
 pub fn reps(opts: &crate::Options) -> usize {
-    opts.reps * 2 + 1
+    ORDERS.len() * opts.reps.saturating_sub(1).max(1)
 }
 
-/// Runs every pool × concurrency × setting `reps` times; each round rotates which
-/// setting goes first, so drift on a noisy machine hits all alike. `server_pid` is
+/// The six orders of the three settings, one per round in turn. Rotating one order
+/// would put each setting always after the same other (`off` after `on`, say), and
+/// whatever a run leaves behind (its pool closing, the server's caches) would weigh on
+/// one setting only: a 2 % bias, seen as `server` beating `off` with the very same
+/// client.
+pub const ORDERS: [[Setting; 3]; 6] = {
+    use Setting::{Off, On, ServerOnly};
+    [
+        [On, Off, ServerOnly],
+        [Off, ServerOnly, On],
+        [ServerOnly, On, Off],
+        [On, ServerOnly, Off],
+        [Off, On, ServerOnly],
+        [ServerOnly, Off, On],
+    ]
+};
+
+/// Runs every pool × concurrency × setting `reps` times; each round takes the next of
+/// [`ORDERS`], so drift on a noisy machine hits all alike. `server_pid` is
 /// the benchmark server's process, whose CPU time each window reads.
 pub fn run(
     rt: &tokio::runtime::Runtime,
@@ -136,9 +154,7 @@ pub fn run(
     for rep in 0..reps {
         for pool in [PoolKind::Async, PoolKind::Sync] {
             for conc in CONCURRENCY {
-                let mut order = Setting::ALL;
-                order.rotate_left(rep % Setting::ALL.len());
-                for setting in order {
+                for setting in ORDERS[rep % ORDERS.len()] {
                     // Only `server` changes the server's global limit, and puts it back.
                     let global = setting == Setting::ServerOnly;
                     if global {
@@ -327,7 +343,7 @@ pub fn render(rep: &TimeoutReport) -> String {
          once per connection, and the client's backstop on each statement), `off` is `Duration::ZERO`, and `server` \
          is the client exactly as `off` with the server's global `max_statement_time` at 10 s: what the server's \
          own limit costs, apart from anything the client does. Each figure is the median of {} runs of {:.1} s \
-         (after {:.1} s of warm-up), the three settings interleaved and taking turns to go first. Each run starts \
+         (after {:.1} s of warm-up), the three settings interleaved, each round in another of their six orders (so each follows each other as often). Each run starts \
          with a fresh pool already holding one connection per caller; connects are those opened inside the \
          measured windows (the budget's `opened_total`), per 1,000 requests. A ratio is the median over the rounds \
          of the ratio of two runs of one round (adjacent in time). CPU is the user + system time the benchmark \
@@ -519,7 +535,7 @@ fn render_instructions(s: &mut String, ir: &InstructionReport) {
 #[cfg(test)]
 mod tests {
     //! The instruction verdict, from rounds made up to miss (an adversary's cases).
-    use super::{PoolKind, Setting, TimeoutReport, render};
+    use super::{ORDERS, PoolKind, Setting, TimeoutReport, render};
     use crate::instructions::{Count, InstructionReport};
 
     fn count(round: usize, pool: PoolKind, setting: Setting, client: f64, server: f64) -> Count {
@@ -544,6 +560,23 @@ mod tests {
             .find(|l| l.starts_with("Goal in instructions"))
             .expect("the verdict line")
             .to_owned()
+    }
+
+    #[test]
+    fn every_setting_follows_every_other_as_often_and_goes_first_as_often() {
+        use std::collections::HashMap;
+        let mut after: HashMap<(Setting, Setting), usize> = HashMap::new();
+        let mut first: HashMap<Setting, usize> = HashMap::new();
+        for order in ORDERS {
+            *first.entry(order[0]).or_default() += 1;
+            for pair in order.windows(2) {
+                *after.entry((pair[0], pair[1])).or_default() += 1;
+            }
+        }
+        assert_eq!(first.len(), 3);
+        assert!(first.values().all(|&n| n == 2), "{first:?}");
+        assert_eq!(after.len(), 6, "every ordered pair occurs: {after:?}");
+        assert!(after.values().all(|&n| n == 2), "{after:?}");
     }
 
     #[test]

@@ -46,23 +46,26 @@
 //! neither be reached nor stop anything: it counts the sessions until it runs again.
 //! `DB_RESERVED_CONNECTIONS` leaves room for both.
 //!
-//! # Connections that quit while someone waits
+//! # Connections that quit
 //!
 //! The same lag follows every graceful close: the server lowers its count of
 //! connections only after the session's thread has torn down, a moment after the client
 //! saw the socket close (MariaDB's `unlink_thd` frees the session, takes it off the
-//! process list, and only then lowers the count). When a caller waits for a unit, the
-//! unit of a closed connection goes straight to a connect, into that moment: a hand-over
-//! (a side yields a connection to the other's waiter) or a close for session state under
-//! load. The server then counts one more than the budget, and at `max_connections` =
-//! budget + 1 (the sampler's slot) refuses the login with ERROR 1040. So a unit whose
-//! connection quits ([`Unit::quits`]) lingers like a cut-off one when a caller waits as
-//! it drops, with a deadline of [`QUIT_TEARDOWN`], and counts no longer in its side's
-//! `held` (the side gave it up; counting it would make the side look above its share and
-//! give up another). The reap that ends it is one round trip or two on a connection the
-//! pools were returning anyway; leaving the process list comes a few instructions before
-//! the count falls, which is the one gap left. With nobody waiting the unit returns at
-//! once: no connect follows it.
+//! process list, and only then lowers the count). A unit given back at the close goes
+//! to a connect at once if a caller waits (a hand-over: a side yields a connection to
+//! the other's waiter), or the caller whose return closed it asks again: the connect
+//! lands in that moment, the server counts one more than the budget, and with every
+//! slot of `max_connections` in use it refuses the login with ERROR 1040. So a unit
+//! whose connection the pools close themselves ([`Unit::quits`],
+//! `CloseReason::awaits_server_count`) lingers like a cut-off one, with a deadline of
+//! [`QUIT_TEARDOWN`], and counts no longer in its side's `held` (the side gave it up;
+//! counting it would make the side look above its share and give up another). The reap
+//! that ends it is a round trip or two on a connection the pools were returning anyway.
+//!
+//! What is left: leaving the process list comes a few instructions before the count
+//! falls, so a server thread preempted between them (a loaded machine) can still be
+//! counted after a reap saw it gone; and with no other connection to look (a budget of
+//! one) the deadline decides, not the server.
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
@@ -124,13 +127,13 @@ pub fn session_query(flavor: ServerFlavor) -> &'static str {
 /// a running server).
 pub const TEARDOWN: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// How long the unit of a connection that quit while callers waited ([`Unit::quits`])
-/// lingers at most. A session that got `COM_QUIT` is torn down within a millisecond or
-/// two on a running server, so a reap (any connection of the budget that comes back or
-/// idles) sees it gone well before; the deadline matters only when no connection of
-/// the budget can look (a budget of one), and keeps hand-overs within tens of
-/// milliseconds there.
-pub const QUIT_TEARDOWN: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long the unit of a connection that quit ([`Unit::quits`]) lingers at most. A
+/// session that got `COM_QUIT` is torn down within a millisecond on a running server, so
+/// a reap (any connection of the budget that comes back or idles) sees it gone well
+/// before; the deadline decides only when no connection of the budget can look (a
+/// budget of one), and keeps a hand-over there within the 50 ms a waiting side is
+/// promised (the connect comes after it).
+pub const QUIT_TEARDOWN: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How long a session whose unit came back at its deadline stays on the list to kill.
 pub const ORPHANED: std::time::Duration = std::time::Duration::from_secs(600);
@@ -290,7 +293,7 @@ impl Budget {
 
 /// Holds `unit` for `session` until it is seen ended or `until` passes; `cut_off`: the
 /// client gave up on a statement (counted in `lingered_total`), not a connection that
-/// quit while callers waited ([`Unit::quits`]).
+/// the pools closed themselves ([`Unit::quits`]).
 pub(crate) fn linger(
     shared: &Arc<Shared>,
     unit: Unit,

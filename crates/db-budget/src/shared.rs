@@ -107,15 +107,6 @@ impl Shared {
         &self.sides[side.index()]
     }
 
-    /// Whether a caller of either side waits for a connection (in a pool's queue, or
-    /// in the budget's for a unit): a unit given back now goes to a connect at once.
-    pub(crate) fn anyone_waits(&self) -> bool {
-        Side::ALL.iter().any(|&side| {
-            let stats = self.stats(side);
-            stats.budget_waiting.load(Relaxed) > 0 || stats.waiting.load(Relaxed) > 0
-        })
-    }
-
     /// Units free right now.
     pub(crate) fn available(&self) -> u32 {
         self.semaphore.available_permits() as u32

@@ -32,8 +32,8 @@ pub struct Snapshot {
     pub withheld: u32,
     /// Units in use for sessions the client gave up on (a statement cancelled or cut
     /// off), kept until the server has ended them (`linger.rs`), counted in `in_use`
-    /// and by their side; and, for a few milliseconds each, units of connections that
-    /// quit while callers waited, until the server has counted the close
+    /// and by their side; and, for a few milliseconds each, units of connections the
+    /// pools closed themselves, until the server has ended the session
     /// ([`Unit::quits`](crate::Unit::quits)), counted in `in_use` only.
     pub lingering: u32,
     /// Units that lingered for a cut-off session, since start.

@@ -57,11 +57,10 @@ impl CloseReason {
         }
     }
 
-    /// Whether the graceful close of a connection for this reason waits, while callers
-    /// wait, for the server to count it closed before its unit is reused
-    /// ([`Unit::quits`](crate::Unit::quits)): the pool's own closes, after which the
-    /// unit goes to a connect (a hand-over, a lifetime, an idle timeout, an eviction),
-    /// and which a connection pooled or returned meanwhile can see through.
+    /// Whether the graceful close of a connection for this reason waits for the server
+    /// to end the session before its unit is reused ([`Unit::quits`](crate::Unit::quits)):
+    /// the pool's own closes (a hand-over, a lifetime, an idle timeout, an eviction),
+    /// which a connection pooled or returned meanwhile can see through.
     ///
     /// Not a session-state close: a module that dirties its session on every request
     /// closes every connection it returns, so none would be left to look, and each unit

@@ -46,12 +46,12 @@ impl Unit {
     /// The server counts a session against `max_connections` until its thread has torn
     /// it down, a moment after the client saw the socket close (it frees the session,
     /// leaves the process list, then lowers the count). A waiter that got the unit at
-    /// once would connect into that moment, and the server would count one more than
-    /// the budget: with `max_connections` at the budget plus one, ERROR 1040. So when a
-    /// caller waits for a unit as this one drops, it **lingers** (`linger.rs`) until a
-    /// connection of the budget has seen the session leave the process list, at most
-    /// [`QUIT_TEARDOWN`]; with nobody waiting it returns at once. Either way it no longer
-    /// counts in its side's `held`: the side has given it up.
+    /// once would connect into that moment (a waiter, or the very caller whose return
+    /// closed it, asking again), and the server would count one more than the budget:
+    /// with every slot of `max_connections` in use, ERROR 1040. So the unit **lingers**
+    /// (`linger.rs`) until a connection of the budget has seen the session leave the
+    /// process list, at most [`QUIT_TEARDOWN`], and no longer counts in its side's
+    /// `held`: the side has given it up.
     pub fn quits(&mut self, session: Session) {
         self.quitting = Some(session);
     }
@@ -78,9 +78,7 @@ impl Drop for Unit {
             permit.forget();
             return;
         }
-        if let Some(session) = self.quitting.take()
-            && self.shared.anyone_waits()
-        {
+        if let Some(session) = self.quitting.take() {
             let unit = Unit {
                 shared: self.shared.clone(),
                 side: self.side,
@@ -132,11 +130,21 @@ mod tests {
     }
 
     #[test]
-    fn a_unit_whose_connection_quits_with_nobody_waiting_returns_at_once() {
+    fn a_unit_whose_connection_quits_with_nobody_waiting_lingers_too() {
         let b = Budget::new(1, Duration::from_secs(30));
         let mut u = b.try_acquire(Side::Async).unwrap();
         u.quits(SESSION);
         drop(u);
+        assert_eq!(
+            (
+                b.in_use(),
+                b.lingering(),
+                b.shared.stats(Side::Async).held.load(Relaxed)
+            ),
+            (1, 1, 0),
+            "the caller whose return closed it may connect next"
+        );
+        assert_eq!(b.sessions_ended(SESSION.boot, &[42]), 1);
         assert_eq!((b.in_use(), b.lingering(), b.sessions_to_end()), (0, 0, 0));
     }
 
