@@ -19,7 +19,16 @@ impl Shared {
     /// sides a connection is idle for microseconds between one caller and the next;
     /// taking it then would only make that side open a new one, so `side` spares only
     /// what it holds beyond its share.
+    ///
+    /// Units of connections that quit are on their way (they linger until the server
+    /// has ended the session, `linger.rs`, milliseconds, longer than the waiter's
+    /// interval between asks): while as many linger as the other side has waiters,
+    /// asking again would only close another connection for the same waiter.
     pub(crate) fn request_shrink(&self, side: Side) {
+        let waiters = self.stats(side.other()).budget_waiting.load(Relaxed);
+        if self.lingering.quitting() >= waiters.max(1) {
+            return;
+        }
         if self.can_spare(side, true) {
             self.shrinkers.shrink_one(side);
         }

@@ -149,6 +149,10 @@ pub(crate) struct Lingering {
     /// All entries (sessions to kill), readable without the lock: the pools ask on
     /// every return.
     sessions: AtomicU32,
+    /// Entries still holding the unit of a connection that quit ([`Unit::quits`]):
+    /// units on their way to a waiter, which a waiter asking again must not count as
+    /// missing (`fairness.rs`).
+    quitting: AtomicU32,
 }
 
 #[derive(Debug, Default)]
@@ -168,6 +172,8 @@ struct Entry {
     /// The module's bulkhead place the connection was checked out in, held as long as
     /// the unit.
     admission: Option<Admission>,
+    /// Its connection quit ([`Unit::quits`]); otherwise it was cut off.
+    quit: bool,
 }
 
 impl Lingering {
@@ -209,8 +215,19 @@ impl Lingering {
         units
     }
 
+    /// Units of connections that quit, lingering now.
+    pub(crate) fn quitting(&self) -> u32 {
+        self.quitting.load(SeqCst)
+    }
+
     fn recount(&self, state: &State) {
         let held = state.entries.iter().filter(|e| e.unit.is_some()).count();
+        let quitting = state
+            .entries
+            .iter()
+            .filter(|e| e.quit && e.unit.is_some())
+            .count();
+        self.quitting.store(quitting as u32, SeqCst);
         self.count.store(held as u32, SeqCst);
         self.sessions.store(state.entries.len() as u32, SeqCst);
     }
@@ -310,6 +327,7 @@ pub(crate) fn linger(
             until,
             unit: Some(unit),
             admission,
+            quit: !cut_off,
         });
         lingering.recount(&state);
         lingering.changed.notify_all();

@@ -59,8 +59,14 @@ impl CloseReason {
 
     /// Whether the graceful close of a connection for this reason waits for the server
     /// to end the session before its unit is reused ([`Unit::quits`](crate::Unit::quits)):
-    /// the pool's own closes (a hand-over, a lifetime, an idle timeout, an eviction),
-    /// which a connection pooled or returned meanwhile can see through.
+    /// the pool's own closes (a hand-over, a lifetime, an idle timeout), which a
+    /// connection pooled or returned meanwhile can see through.
+    ///
+    /// Not an eviction: it is an operator's action (after a failover the closed
+    /// sessions are another server's), and the reaps its closes would start borrow idle
+    /// connections while the eviction sweeps them, so some would escape it. Under load
+    /// its reconnects can be counted beside the evicted sessions for a moment; the
+    /// reserve covers that.
     ///
     /// Not a session-state close: a module that dirties its session on every request
     /// closes every connection it returns, so none would be left to look, and each unit
@@ -70,10 +76,7 @@ impl CloseReason {
     pub fn awaits_server_count(self) -> bool {
         matches!(
             self,
-            CloseReason::Yielded
-                | CloseReason::MaxLifetime
-                | CloseReason::IdleTimeout
-                | CloseReason::Evicted
+            CloseReason::Yielded | CloseReason::MaxLifetime | CloseReason::IdleTimeout
         )
     }
 
