@@ -14,20 +14,17 @@ use std::time::{Duration, Instant};
 use db_async::AsyncPool;
 use db_budget::{Budget, CloseReason, Side};
 use db_sync::SyncPool;
-use integration_tests::{MIN_MAX_CONNECTIONS, Server, ServerOptions, TestDb, budget, runtime};
+use integration_tests::tight::{TightServer, assert_units_back};
+use integration_tests::{budget, runtime};
 
 /// A private server whose slots, but for `units`, are held by idle sessions, and both
 /// pools on a budget of `units`.
 struct Rig {
-    server: Server,
-    _db: TestDb,
-    held: Option<mariadb_harness::Ballast>,
-    ballast: u64,
+    tight: TightServer,
     rt: tokio::runtime::Runtime,
     budget: Budget,
     apool: Option<AsyncPool>,
     spool: Option<SyncPool>,
-    refused_before: u64,
 }
 
 struct Outcome {
@@ -37,24 +34,10 @@ struct Outcome {
     closed: Vec<(CloseReason, u64)>,
 }
 
-fn refused(server: &Server) -> u64 {
-    server
-        .global_status("Connection_errors_max_connections")
-        .expect("status")
-        + server.global_status("Aborted_connects").expect("status")
-}
-
 impl Rig {
     fn new(prefix: &str, units: u32, lifetime: Duration, idle: Duration) -> Rig {
-        integration_tests::init_tracing();
-        let server = Server::start(ServerOptions {
-            max_connections: MIN_MAX_CONNECTIONS,
-            ..Default::default()
-        })
-        .expect("private server");
-        let ballast = (MIN_MAX_CONNECTIONS - units) as usize;
-        let db = TestDb::create(&server, prefix);
-        let held = server.hold_slots(ballast).expect("hold the other slots");
+        let mut tight = TightServer::start(prefix, units);
+        let db = &tight.db;
         let rt = runtime();
         let budget = budget(units);
         let (apool, spool) = {
@@ -71,18 +54,13 @@ impl Rig {
                 .build();
             (apool, spool)
         };
-        server.sql("FLUSH STATUS").expect("reset the counters");
-        let refused_before = refused(&server);
+        tight.arm();
         Rig {
-            server,
-            _db: db,
-            held: Some(held),
-            ballast: ballast as u64,
+            tight,
             rt,
             budget,
             apool: Some(apool),
             spool: Some(spool),
-            refused_before,
         }
     }
 
@@ -112,24 +90,14 @@ impl Rig {
         }
         drop(self.apool.take());
         drop(self.spool.take());
-        let budget = self.budget.clone();
-        assert!(
-            integration_tests::eventually(Duration::from_secs(10), || budget.in_use() == 0
-                && budget.lingering() == 0),
-            "{prefix}: a unit was lost: {}",
-            budget.snapshot()
-        );
+        assert_units_back(prefix, &self.budget);
         let out = Outcome {
-            max_used: self
-                .server
-                .global_status("Max_used_connections")
-                .expect("status")
-                - self.ballast,
-            refused: refused(&self.server) - self.refused_before,
+            max_used: self.tight.max_used_of_ours(),
+            refused: self.tight.refused(),
             opened,
             closed,
         };
-        drop(self.held.take());
+        self.tight.release();
         println!(
             "{prefix}: budget {}, {} connects, closes {:?}, Max_used_connections {} of ours, \
              {} refused",

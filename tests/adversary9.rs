@@ -18,57 +18,31 @@ use std::time::{Duration, Instant};
 use db_async::AsyncPool;
 use db_budget::{Budget, CloseReason, DatabaseUrl, Side, Snapshot};
 use db_sync::SyncPool;
-use integration_tests::{MIN_MAX_CONNECTIONS, Server, ServerOptions, TestDb, budget, runtime};
+use integration_tests::tight::{TightServer, assert_units_back};
+use integration_tests::{budget, runtime};
 
 const LONG: Duration = Duration::from_secs(600);
-
-fn refused(server: &Server) -> u64 {
-    server
-        .global_status("Connection_errors_max_connections")
-        .expect("status")
-        + server.global_status("Aborted_connects").expect("status")
-}
 
 /// A private server whose slots but `units` are held by idle sessions of another
 /// process, a budget of `units`, and the counters reset.
 struct Bed {
-    server: Server,
-    db: TestDb,
-    held: Option<mariadb_harness::Ballast>,
-    ballast: u64,
+    tight: TightServer,
     rt: tokio::runtime::Runtime,
     budget: Budget,
-    refused_before: u64,
 }
 
 impl Bed {
     fn new(prefix: &str, units: u32) -> Bed {
-        integration_tests::init_tracing();
-        let server = Server::start(ServerOptions {
-            max_connections: MIN_MAX_CONNECTIONS,
-            ..Default::default()
-        })
-        .expect("private server");
-        let ballast = (MIN_MAX_CONNECTIONS - units) as usize;
-        let db = TestDb::create(&server, prefix);
-        let held = server.hold_slots(ballast).expect("hold the other slots");
-        let rt = runtime();
-        let budget = budget(units);
         Bed {
-            server,
-            db,
-            held: Some(held),
-            ballast: ballast as u64,
-            rt,
-            budget,
-            refused_before: 0,
+            tight: TightServer::start(prefix, units),
+            rt: runtime(),
+            budget: budget(units),
         }
     }
 
     /// Resets the server's counters: call once the pools are built, before the load.
     fn arm(&mut self) {
-        self.server.sql("FLUSH STATUS").expect("reset the counters");
-        self.refused_before = refused(&self.server);
+        self.tight.arm();
     }
 
     fn apool(&self, url: &DatabaseUrl, lifetime: Duration, idle: Duration) -> AsyncPool {
@@ -92,21 +66,10 @@ impl Bed {
     /// Once every pool is gone: no unit lost, then the server's figures (of ours, and
     /// logins refused).
     fn finish(&mut self, prefix: &str) -> (u64, u64) {
-        let budget = self.budget.clone();
-        assert!(
-            integration_tests::eventually(Duration::from_secs(10), || budget.in_use() == 0
-                && budget.lingering() == 0),
-            "{prefix}: a unit was lost: {}",
-            budget.snapshot()
-        );
-        let max_used = self
-            .server
-            .global_status("Max_used_connections")
-            .expect("status")
-            - self.ballast;
-        let refused = refused(&self.server) - self.refused_before;
-        drop(self.held.take());
-        (max_used, refused)
+        assert_units_back(prefix, &self.budget);
+        let out = (self.tight.max_used_of_ours(), self.tight.refused());
+        self.tight.release();
+        out
     }
 }
 
@@ -144,7 +107,7 @@ fn idle_timeouts_under_bursty_callers_stay_within_the_budget_and_lose_no_unit() 
     let prefix = "adv9_idle_bursts";
     let units = 3;
     let mut bed = Bed::new(prefix, units);
-    let url = bed.db.url.clone();
+    let url = bed.tight.db.url.clone();
     let idle = Duration::from_millis(30);
     let apool = bed.apool(&url, LONG, idle);
     let spool = bed.spool(&url, LONG, idle);
@@ -232,7 +195,7 @@ fn one_blocking_checkout_against_an_idle_async_side_takes_one_connection_from_it
     let units = 4;
     let rounds = 30;
     let mut bed = Bed::new(prefix, units);
-    let url = bed.db.url.clone();
+    let url = bed.tight.db.url.clone();
     let apool = bed.apool(&url, LONG, LONG);
     let spool = bed.spool(&url, LONG, LONG);
     bed.arm();

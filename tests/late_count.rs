@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use db_async::AsyncPool;
 use db_budget::{CloseReason, Side};
 use db_sync::SyncPool;
-use integration_tests::{MIN_MAX_CONNECTIONS, Server, ServerOptions, TestDb, budget, runtime};
+use integration_tests::tight::{TightServer, assert_units_back};
+use integration_tests::{budget, runtime};
 
 /// How long each side's turn lasts: longer than the quiet time (20 ms), so the side
 /// whose turn ended gives up its idle connections.
@@ -45,15 +46,8 @@ fn turn_of(side: Side, elapsed: Duration) -> bool {
 /// Runs `secs` seconds of turns with a budget of `units` against a server whose slots,
 /// but for `units`, are held by idle sessions.
 fn turns(prefix: &str, units: u32, callers: usize, secs: u64) -> Outcome {
-    integration_tests::init_tracing();
-    let server = Server::start(ServerOptions {
-        max_connections: MIN_MAX_CONNECTIONS,
-        ..Default::default()
-    })
-    .expect("private server");
-    let ballast = (MIN_MAX_CONNECTIONS - units) as usize;
-    let db = TestDb::create(&server, prefix);
-    let held = server.hold_slots(ballast).expect("hold the other slots");
+    let mut tight = TightServer::start(prefix, units);
+    let db = &tight.db;
     let rt = runtime();
     let budget = budget(units);
     let (apool, spool) = {
@@ -66,8 +60,7 @@ fn turns(prefix: &str, units: u32, callers: usize, secs: u64) -> Outcome {
             .build();
         (apool, spool)
     };
-    server.sql("FLUSH STATUS").expect("reset the counters");
-    let refused_before = refused(&server);
+    tight.arm();
 
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -128,34 +121,20 @@ fn turns(prefix: &str, units: u32, callers: usize, secs: u64) -> Outcome {
         .sum();
     // Everything of ours closed before the server is asked (its reader takes a slot).
     drop((apool, spool));
-    assert!(
-        integration_tests::eventually(Duration::from_secs(10), || budget.in_use() == 0),
-        "the pools closed: {}",
-        budget.snapshot()
-    );
+    assert_units_back(prefix, &budget);
     let outcome = Outcome {
-        max_used: server
-            .global_status("Max_used_connections")
-            .expect("status")
-            - ballast as u64,
-        refused: refused(&server) - refused_before,
+        max_used: tight.max_used_of_ours(),
+        refused: tight.refused(),
         yielded,
         statements,
     };
-    drop(held);
+    tight.release();
     println!(
         "{prefix}: budget {units}, {statements} statements, {yielded} hand-overs, \
          Max_used_connections {} of ours, {} refused",
         outcome.max_used, outcome.refused
     );
     outcome
-}
-
-fn refused(server: &Server) -> u64 {
-    server
-        .global_status("Connection_errors_max_connections")
-        .expect("status")
-        + server.global_status("Aborted_connects").expect("status")
 }
 
 #[test]

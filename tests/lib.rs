@@ -7,6 +7,7 @@
 
 pub mod endless;
 pub mod reuse;
+pub mod tight;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
