@@ -60,10 +60,25 @@ fn fixture(prefix: &str, units: u32) -> Fixture {
 
 /// Units in use equal the pool's open connections, nothing is checked out, and the
 /// idle gauge matches the pool.
+/// Every unit of the budget is an idle connection of the pool, once the pool's own
+/// background work is done: r2d2 replaces a closed connection on a thread of its own, so
+/// right after the callers return a unit may belong to a connect still on its way into
+/// the pool (counted in `held` and `opened_total`, not yet in `state().connections`).
+/// Waits up to 5 s for that, then asserts.
 fn assert_settled(f: &Fixture) {
+    let consistent = |snap: &db_budget::Snapshot, state: &db_sync::PoolState| {
+        snap.in_use == state.connections
+            && snap.sync_side.held == state.connections
+            && state.idle == state.connections
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !consistent(&f.budget.snapshot(), &f.pool.state()) && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let snap = f.budget.snapshot();
     let state = f.pool.state();
-    assert_eq!(snap.in_use, state.connections, "{snap}");
+    assert_eq!(snap.in_use, state.connections, "{snap:?}\n{state:?}");
     assert_eq!(snap.sync_side.held, state.connections, "{snap}");
     assert_eq!(snap.sync_side.active, 0, "{snap}");
     assert_eq!(snap.sync_side.idle, state.idle, "{snap}");
