@@ -2,8 +2,11 @@
 //!
 //! Runs the whole workspace under `cargo nextest` (a process per test, so tests that
 //! restart or exhaust their private MariaDB cannot disturb each other), or `cargo test`
-//! where nextest is not installed, then the doctests (`cargo test --doc`, which nextest
-//! does not run). Arguments after `test` are passed on to the first (e.g. a filter; the
+//! where nextest is not installed, after the doctests (`cargo test --doc`, which nextest
+//! does not run). The doctests go first so that the end of the output is the tests'
+//! summary, with every failure's output repeated there (`failure-output` in
+//! `.config/nextest.toml`): a CI log cut to its head and tail still shows why a test
+//! failed. Arguments after `test` are passed on to the tests (e.g. a filter; the
 //! doctests are then skipped).
 
 use std::process::{Command, ExitCode};
@@ -14,6 +17,14 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
+    // nextest does not run doctests: the examples in the docs are tests too.
+    let doctests = if has_nextest && args.is_empty() {
+        let mut doc = Command::new(&cargo);
+        doc.args(["test", "--doc", "--workspace"]);
+        run_one(doc)
+    } else {
+        true
+    };
     let mut cmd = Command::new(&cargo);
     if has_nextest {
         cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
@@ -25,14 +36,9 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
     }
     cmd.args(args);
     let tests = run_one(cmd);
-    // nextest does not run doctests: the examples in the docs are tests too.
-    let doctests = if has_nextest && args.is_empty() {
-        let mut doc = Command::new(&cargo);
-        doc.args(["test", "--doc", "--workspace"]);
-        run_one(doc)
-    } else {
-        true
-    };
+    if !doctests {
+        eprintln!("error: the doctests failed (their output is above the tests')");
+    }
     if tests && doctests {
         ExitCode::SUCCESS
     } else {

@@ -24,8 +24,10 @@ pub trait Shrink: Send + Sync + 'static {
 
     /// Units linger for sessions the client gave up on (`linger.rs`): end them over an
     /// idle connection, if one is idle, in the background. Called from whatever thread
-    /// shut the cut-off connection (possibly inside the pool's own return path): it
-    /// **must not block**, nor take the pool's locks. Defaults to nothing.
+    /// shut the cut-off connection or dropped the unit (possibly inside the pool's own
+    /// return path, under its locks): it **must not block**, nor wait for the pool's
+    /// locks (it may try them, and skip the reap when they are held). Defaults to
+    /// nothing.
     fn reap_lingering(self: Arc<Self>) {}
 }
 

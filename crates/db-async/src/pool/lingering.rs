@@ -9,8 +9,8 @@
 //! in the process list, and gives back the units of those gone, before it is pooled.
 //! The sessions may be the blocking side's: the budget is one.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use db_budget::linger::{self, TEARDOWN};
@@ -18,6 +18,7 @@ use db_budget::{Admission, Budget, CloseReason};
 use sqlx::{AssertSqlSafe, Executor, MySqlConnection, Row};
 
 use super::Shared;
+use super::queues::Queues;
 use crate::slot::{Farewell, Slot};
 
 /// After a reap that left sessions still running, the next waits this long at first,
@@ -64,7 +65,24 @@ impl Shared {
 
     /// The oldest idle connection, for a reap, if one is idle and no reap runs.
     pub(super) fn take_idle_for_reap(&self) -> Option<Slot> {
-        let mut q = self.lock();
+        self.idle_for_reap(self.lock())
+    }
+
+    /// As [`Shared::take_idle_for_reap`], but only if the queues are free this instant:
+    /// for `Shrink::reap_lingering`, which must not wait for the pool's locks (its
+    /// caller, a unit dropped anywhere, may hold them). A reap skipped here is not
+    /// lost: the next connection pooled reaps first (`pool_or_reap`), and the unit's
+    /// deadline bounds the wait.
+    pub(super) fn try_take_idle_for_reap(&self) -> Option<Slot> {
+        let q = match self.queues.try_lock() {
+            Ok(q) => q,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        self.idle_for_reap(q)
+    }
+
+    fn idle_for_reap(&self, mut q: MutexGuard<'_, Queues>) -> Option<Slot> {
         if q.idle.is_empty() || !self.start_reap() {
             return None;
         }

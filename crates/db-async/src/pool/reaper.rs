@@ -11,10 +11,12 @@ use super::{Idle, Shared};
 use crate::slot::Farewell;
 
 impl Shrink for Shared {
-    /// Ends lingering sessions over the oldest idle connection, if one is idle and no
-    /// reap runs (`lingering.rs`), in a task on the pool's runtime.
+    /// Ends lingering sessions over the oldest idle connection, if one is idle, no reap
+    /// runs and the queues are free this instant (`lingering.rs`), in a task on the
+    /// pool's runtime. Never waits for the pool's lock: the unit whose drop called it
+    /// may have been dropped under it.
     fn reap_lingering(self: Arc<Self>) {
-        if let Some(idle) = self.take_idle_for_reap() {
+        if let Some(idle) = self.try_take_idle_for_reap() {
             self.reap(idle);
         }
     }
@@ -97,5 +99,43 @@ pub(super) async fn reap(shared: Weak<Shared>) {
             shared.discard(i.slot, reason, Farewell::Graceful);
         }
         shared.keep_alive();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use db_budget::{Budget, DatabaseUrl, Shrink};
+
+    use crate::AsyncPool;
+
+    #[tokio::test]
+    async fn a_reap_asked_for_while_the_pool_s_lock_is_held_returns_without_waiting_for_it() {
+        // Arrange: a pool (nothing is opened), its queues locked as a return path
+        // holds them when a unit drops under them.
+        let url = DatabaseUrl::parse("mysql://app:secret@127.0.0.1:1/game").unwrap();
+        let pool = AsyncPool::builder(url, Budget::new(2, Duration::from_secs(30))).build();
+        let shared = pool.shared.clone();
+        let queues = shared.lock();
+
+        // Act: the budget asks for a reap from another thread meanwhile.
+        let (done, returned) = mpsc::channel();
+        let asker = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            Shrink::reap_lingering(asker);
+            let _ = done.send(());
+        });
+
+        // Assert: it came back while the lock was still held (waiting for the lock,
+        // it would have waited for ever).
+        let came_back = returned.recv_timeout(Duration::from_secs(10));
+        drop(queues);
+        assert!(
+            came_back.is_ok(),
+            "reap_lingering waited for the pool's lock"
+        );
     }
 }
