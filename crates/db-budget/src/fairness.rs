@@ -148,6 +148,37 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_still_closing_for_the_other_side_s_waiter_is_not_asked_for_twice() {
+        // Arrange: the blocking side holds 3 for a share of 2; an async caller waits.
+        let b = budget(8, HandOver::Damped);
+        b.shared.shares.pin([6, 2]);
+        let shrinker = counting_shrinker(&b, Side::Sync);
+        let mut units: Vec<Unit> = (0..3).map(|_| b.try_acquire(Side::Sync).unwrap()).collect();
+        other_side_waits(&b, Side::Async);
+        b.shared.request_shrink(Side::Sync);
+        assert_eq!(shrinker.0.load(Relaxed), 1, "one idle connection asked for");
+
+        // Act: the pool closes it (its unit quits; the socket is still closing) and the
+        // waiter asks again, as it does every few milliseconds.
+        let session = crate::linger::Session { id: 9, boot: 1 };
+        units[2].quits(session);
+        b.shared.request_shrink(Side::Sync);
+
+        // Assert: given up at once, so not asked for a second connection; nor while it
+        // lingers; and once it is free the side holds its share.
+        assert_eq!(b.snapshot().sync_side.held, 2);
+        assert_eq!(shrinker.0.load(Relaxed), 1, "asked again while one closes");
+        drop(units.pop());
+        assert_eq!(b.lingering(), 1);
+        b.shared.request_shrink(Side::Sync);
+        assert_eq!(shrinker.0.load(Relaxed), 1, "asked again while one lingers");
+        assert_eq!(b.sessions_ended(session.boot, &[session.id]), 1);
+        b.shared.request_shrink(Side::Sync);
+        assert_eq!(shrinker.0.load(Relaxed), 1, "2 held, a share of 2");
+        assert_eq!((b.in_use(), b.lingering()), (2, 0));
+    }
+
+    #[test]
     fn a_freed_unit_is_left_to_the_other_side_when_it_waits_below_its_share() {
         let b = budget(8, HandOver::Damped);
         b.shared.shares.pin([4, 4]);

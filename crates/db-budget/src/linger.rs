@@ -153,6 +153,9 @@ pub(crate) struct Lingering {
     /// units on their way to a waiter, which a waiter asking again must not count as
     /// missing (`fairness.rs`).
     quitting: AtomicU32,
+    /// Units whose connection is closing to quit ([`Unit::quits`] was called, the unit
+    /// has not dropped yet): on their way too.
+    closing: AtomicU32,
 }
 
 #[derive(Debug, Default)]
@@ -215,9 +218,19 @@ impl Lingering {
         units
     }
 
-    /// Units of connections that quit, lingering now.
+    /// Units of connections that quit: lingering now, or still closing. A unit counts
+    /// as closing until it lingers (then it counts there), so it is never missed between
+    /// the two; for that moment it may count twice.
     pub(crate) fn quitting(&self) -> u32 {
-        self.quitting.load(SeqCst)
+        self.quitting.load(SeqCst) + self.closing.load(SeqCst)
+    }
+
+    pub(crate) fn closing_started(&self) {
+        self.closing.fetch_add(1, SeqCst);
+    }
+
+    pub(crate) fn closing_ended(&self) {
+        self.closing.fetch_sub(1, SeqCst);
     }
 
     fn recount(&self, state: &State) {

@@ -79,7 +79,8 @@ impl Snapshot {
 /// One side's figures. Gauges are current values; `_total` fields count since start.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SideSnapshot {
-    /// Budget units this side holds: its physical connections, open or being opened.
+    /// Budget units this side holds: its physical connections, open or being opened (not
+    /// one the pool is closing to quit, nor its lingering unit: the side gave it up).
     pub held: u32,
     /// The units this side may keep against the other side's waiters (`HandOver`).
     /// The two shares add up to the capacity, except while both sides are quiet: then

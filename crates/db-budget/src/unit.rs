@@ -51,9 +51,20 @@ impl Unit {
     /// with every slot of `max_connections` in use, ERROR 1040. So the unit **lingers**
     /// (`linger.rs`) until a connection of the budget has seen the session leave the
     /// process list, at most [`QUIT_TEARDOWN`], and no longer counts in its side's
-    /// `held`: the side has given it up.
+    /// `held`: the side has given it up. It stops counting there at this call, not when
+    /// the close has ended: a waiter asking again meanwhile (every few milliseconds)
+    /// would otherwise find the side above its share still, and have it close a second
+    /// connection for the same waiter. From here until it lingers it counts as closing,
+    /// and the asks leave it alone (`fairness.rs`).
     pub fn quits(&mut self, session: Session) {
+        if self.quitting.is_some() || self.permit.is_none() {
+            return;
+        }
         self.quitting = Some(session);
+        if std::mem::replace(&mut self.counted, false) {
+            self.shared.stats(self.side).held.fetch_sub(1, Relaxed);
+        }
+        self.shared.lingering.closing_started();
     }
 
     /// The side holding this unit.
@@ -72,6 +83,9 @@ impl Drop for Unit {
         let Some(permit) = self.permit.take() else {
             return;
         };
+        // A unit whose connection quit stops counting as closing when this returns:
+        // after it lingers (counted there), or once it is free.
+        let _closed = self.quitting.map(|_| Closed(&self.shared));
         // A unit owed back (`withheld.rs`) leaves use here, before any waiter sees it
         // (and its lease outlives the server's count, `withheld.rs`).
         if self.shared.pay_one_owed() {
@@ -91,6 +105,15 @@ impl Drop for Unit {
             return;
         }
         drop(permit);
+    }
+}
+
+/// Ends a unit's count as closing when dropped (`Unit::quits`).
+struct Closed<'a>(&'a Shared);
+
+impl Drop for Closed<'_> {
+    fn drop(&mut self) {
+        self.0.lingering.closing_ended();
     }
 }
 
