@@ -218,12 +218,20 @@ fn five_hundred_queries_cancelled_mid_result_leave_no_unit_stuck() {
         let pool = async_pool(&db.url, &budget);
         let mut cancelled = 0;
         let mut completed = 0;
-        // Act: 10 waves of 50 concurrent queries, each cut off after 0.1–5 ms.
-        for wave in 0..10u64 {
+        // Act: 10 waves of 50 concurrent queries, each cut off after 0.1–5 ms; on a
+        // loaded machine, where every cut can land before any query reaches the server,
+        // further waves with cuts twice as long each time (at most 10 more) until one
+        // landed mid-result.
+        for wave in 0..20u64 {
+            let mid_result = closed(&budget.snapshot().async_side, CloseReason::Cancelled);
+            if wave >= 10 && mid_result > 0 {
+                break;
+            }
+            let scale = 1u64 << wave.saturating_sub(9).min(10);
             let tasks: Vec<_> = (0..50u64)
                 .map(|i| {
                     let pool = pool.clone();
-                    let cut = Duration::from_micros(100 + (wave * 50 + i) * 7919 % 4900);
+                    let cut = Duration::from_micros((100 + (wave * 50 + i) * 7919 % 4900) * scale);
                     tokio::spawn(async move {
                         let query = async {
                             let mut conn = pool.acquire().await?;

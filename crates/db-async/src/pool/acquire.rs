@@ -107,7 +107,11 @@ impl Shared {
                 return Err(DbError::Closed);
             }
             // Queue up; if a connection is idle and nobody is ahead, it comes at once.
-            let (tx, mut handed) = oneshot::channel::<Idle>();
+            let (tx, rx) = oneshot::channel::<Idle>();
+            let mut place = Place {
+                shared: &self,
+                handed: rx,
+            };
             {
                 let mut q = self.lock();
                 if waiting.is_none() {
@@ -122,7 +126,7 @@ impl Shared {
             }
             let got = tokio::select! {
                 biased;
-                idle = &mut handed => match idle {
+                idle = &mut place.handed => match idle {
                     Ok(idle) => Got::Connection(idle),
                     Err(_) => return Err(DbError::Closed),
                 },
@@ -133,8 +137,8 @@ impl Shared {
                 Got::Unit(unit) => {
                     // Leave the queue; a connection handed over meanwhile is preferred to
                     // opening a new one (the unit then goes straight back).
-                    handed.close();
-                    match handed.try_recv() {
+                    place.handed.close();
+                    match place.handed.try_recv() {
                         Ok(idle) => idle,
                         Err(_) => {
                             let unit = match unit {
@@ -146,7 +150,7 @@ impl Shared {
                                 }
                                 Err(WaitError::Closed) => return Err(DbError::Closed),
                             };
-                            let slot = self.connect(unit, started, deadline).await?;
+                            let slot = self.connect_detached(unit, started, deadline).await?;
                             return Ok(self.checkout(slot, started, site));
                         }
                     }
@@ -161,7 +165,7 @@ impl Shared {
     /// Pops idle connections (newest first) until one is fit for use; takes none while
     /// callers are queued (they come first).
     pub(super) async fn take_idle(
-        &self,
+        self: &Arc<Self>,
         started: Instant,
         deadline: Instant,
     ) -> Result<Option<Slot>, DbError> {
@@ -195,8 +199,8 @@ impl Shared {
     /// first, and closed if an evict started meanwhile. `None`: it was closed, try
     /// another.
     pub(super) async fn fit(
-        &self,
-        Idle { mut slot, since }: Idle,
+        self: &Arc<Self>,
+        Idle { slot, since }: Idle,
         started: Instant,
         deadline: Instant,
     ) -> Result<Option<Slot>, DbError> {
@@ -219,7 +223,15 @@ impl Shared {
             return Err(self.recorder.timeout_error(TimeoutPhase::Validate, started));
         }
         let limit = self.settings.connect_timeout.min(deadline - now);
-        match tokio::time::timeout(limit, slot.conn.ping()).await {
+        // Dropped mid-ping (the caller gave up), the connection is out of step: shut
+        // as a cut-off one, its unit lingering, not dropped into the server's count.
+        let mut pinging = CutOffOnDrop {
+            shared: self,
+            slot: Some(slot),
+        };
+        let pinged = tokio::time::timeout(limit, pinging.slot_mut().conn.ping()).await;
+        let slot = pinging.disarm();
+        match pinged {
             // Evicted while the ping was under way: the old session is not handed out.
             Ok(Ok(())) if self.budget.is_evicted(slot.generation) => {
                 self.discard(slot, CloseReason::Evicted, Farewell::Graceful);
@@ -259,4 +271,49 @@ impl Shared {
 enum Got {
     Connection(Idle),
     Unit(Result<Unit, WaitError>),
+}
+
+/// A caller's place in the queue. Dropped with a connection in it (the acquire given up
+/// after a return was handed to it), it pools the connection again: dropped, its socket
+/// would close while the server still counts the session, and its unit would go
+/// straight to the next connect.
+struct Place<'a> {
+    shared: &'a Arc<Shared>,
+    handed: oneshot::Receiver<Idle>,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.handed.close();
+        if let Ok(idle) = self.handed.try_recv() {
+            self.shared.pool_idle(idle);
+        }
+    }
+}
+
+/// A connection under a validation ping. Dropped before [`CutOffOnDrop::disarm`] (the
+/// caller gave up mid-ping), it is shut as cut off: its unit lingers until the server
+/// has ended the session (`lingering.rs`).
+struct CutOffOnDrop<'a> {
+    shared: &'a Arc<Shared>,
+    slot: Option<Slot>,
+}
+
+impl CutOffOnDrop<'_> {
+    fn slot_mut(&mut self) -> &mut Slot {
+        self.slot.as_mut().expect("armed until disarmed")
+    }
+
+    fn disarm(mut self) -> Slot {
+        self.slot.take().expect("armed until disarmed")
+    }
+}
+
+impl Drop for CutOffOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            self.shared
+                .discard_cut_off(slot, CloseReason::Cancelled, None);
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Opening a connection: the one place db-async connects, after a unit was taken.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use db_budget::linger::{self, Session};
@@ -11,6 +12,40 @@ use crate::error::is_connection_limit;
 use crate::slot::Slot;
 
 impl Shared {
+    /// [`Shared::connect`] in a task of its own, for a caller that may give up midway
+    /// (its acquire dropped at an await point). Dropped inline, the half-open socket
+    /// would close while the server still counts its session (it counts from the
+    /// accept, and until its thread has torn down), and the unit would go straight to
+    /// the next connect: one more than the budget on the server, ERROR 1040 with every
+    /// slot in use. So the connect runs to its end whatever the caller does, and a
+    /// connection nobody waits for any more is pooled (to the next caller, or idle).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future leaves the connect running; its connection
+    /// joins the pool, and its unit stays with it.
+    pub(super) async fn connect_detached(
+        self: &Arc<Self>,
+        unit: Unit,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<Slot, DbError> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.connect(unit, started, deadline).await;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let shared = Arc::clone(self);
+        drop(runtime.spawn(async move {
+            let opened = shared.connect(unit, started, deadline).await;
+            if let Err(Ok(slot)) = tx.send(opened) {
+                // The caller gave up meanwhile.
+                shared.pool_or_reap(slot);
+            }
+        }));
+        // The task dropped unrun (its runtime shutting down) dropped its unit too.
+        rx.await.unwrap_or(Err(DbError::Closed))
+    }
+
     /// Opens a connection paid for by `unit`. "Too many connections" is retried while
     /// holding the unit, until the deadline (the server may still count sockets this
     /// process has closed: ARCHITECTURE.md, "Server-side lag"), and is then a pool timeout in phase `Connect`.

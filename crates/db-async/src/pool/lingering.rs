@@ -3,10 +3,11 @@
 //! connection it has to spare.
 //!
 //! A cut-off connection is shut at once and its unit handed to the budget with a
-//! deadline. Then, and whenever a connection is about to be pooled while units linger,
-//! one connection at a time (a **reap**) kills the lingering sessions (`KILL
-//! CONNECTION`, over a connection inside the budget: never a new one), looks for them
-//! in the process list, and gives back the units of those gone, before it is pooled.
+//! deadline. Then, at each tick of the pool's reaper, and whenever a connection is
+//! about to be pooled while units linger, one connection at a time (a **reap**) kills
+//! the lingering sessions (`KILL CONNECTION`, over a connection inside the budget:
+//! never a new one), looks for them in the process list, and gives back the units of
+//! those gone, before it is pooled.
 //! The sessions may be the blocking side's: the budget is one.
 
 use std::sync::atomic::Ordering::SeqCst;
@@ -20,6 +21,10 @@ use sqlx::{AssertSqlSafe, Executor, MySqlConnection, Row};
 use super::Shared;
 use super::queues::Queues;
 use crate::slot::{Farewell, Slot};
+
+/// The pool's queues were locked when a reap was asked for.
+#[derive(Debug)]
+pub(super) struct Busy;
 
 /// After a reap that left sessions still running, the next waits this long at first,
 /// twice as long after each such reap, at most [`MAX_REAP_PAUSE`].
@@ -68,18 +73,26 @@ impl Shared {
         self.idle_for_reap(self.lock())
     }
 
-    /// As [`Shared::take_idle_for_reap`], but only if the queues are free this instant:
-    /// for `Shrink::reap_lingering`, which must not wait for the pool's locks (its
-    /// caller, a unit dropped anywhere, may hold them). A reap skipped here is not
-    /// lost: the next connection pooled reaps first (`pool_or_reap`), and the unit's
-    /// deadline bounds the wait.
-    pub(super) fn try_take_idle_for_reap(&self) -> Option<Slot> {
+    /// As [`Shared::take_idle_for_reap`], but only if the queues are free this instant
+    /// (`Err(Busy)` otherwise): for `Shrink::reap_lingering`, which must not wait for
+    /// the pool's locks (its caller, a unit dropped anywhere, may hold them).
+    pub(super) fn try_take_idle_for_reap(&self) -> Result<Option<Slot>, Busy> {
         let q = match self.queues.try_lock() {
             Ok(q) => q,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return None,
+            Err(TryLockError::WouldBlock) => return Err(Busy),
         };
-        self.idle_for_reap(q)
+        Ok(self.idle_for_reap(q))
+    }
+
+    /// Reaps over an idle connection if sessions are still to end, one is idle and no
+    /// reap runs.
+    pub(super) fn reap_if_needed(self: &Arc<Self>) {
+        if self.budget.sessions_to_end() > 0
+            && let Some(idle) = self.take_idle_for_reap()
+        {
+            self.reap(idle);
+        }
     }
 
     fn idle_for_reap(&self, mut q: MutexGuard<'_, Queues>) -> Option<Slot> {
@@ -142,11 +155,7 @@ impl Shared {
             // after the pause with an idle connection, if returns do not come first.
             if let Some(pause) = pause {
                 tokio::time::sleep(pause).await;
-                if shared.budget.sessions_to_end() > 0
-                    && let Some(idle) = shared.take_idle_for_reap()
-                {
-                    shared.reap(idle);
-                }
+                shared.reap_if_needed();
             }
         });
     }

@@ -7,17 +7,26 @@ use std::time::Duration;
 
 use db_budget::{CloseReason, Shrink};
 
+use super::lingering::Busy;
 use super::{Idle, Shared};
 use crate::slot::Farewell;
 
 impl Shrink for Shared {
-    /// Ends lingering sessions over the oldest idle connection, if one is idle, no reap
-    /// runs and the queues are free this instant (`lingering.rs`), in a task on the
-    /// pool's runtime. Never waits for the pool's lock: the unit whose drop called it
-    /// may have been dropped under it.
+    /// Ends lingering sessions over the oldest idle connection, if one is idle and no
+    /// reap runs (`lingering.rs`), in a task on the pool's runtime. Never waits for the
+    /// pool's lock (the unit whose drop called it may have been dropped under it): if
+    /// the lock is held, a task looks again.
     fn reap_lingering(self: Arc<Self>) {
-        if let Some(idle) = self.try_take_idle_for_reap() {
-            self.reap(idle);
+        match self.try_take_idle_for_reap() {
+            Ok(Some(idle)) => self.reap(idle),
+            Ok(None) => {}
+            Err(Busy) => {
+                // Locked this instant (perhaps by the very code that dropped the unit):
+                // look again from a task, once the holder is done, so that a pool that
+                // goes quiet does not idle beside a session nobody killed.
+                let shared = self.clone();
+                self.spawn(async move { shared.reap_if_needed() });
+            }
         }
     }
 
@@ -98,6 +107,10 @@ pub(super) async fn reap(shared: Weak<Shared>) {
         for (i, reason) in expired {
             shared.discard(i.slot, reason, Farewell::Graceful);
         }
+        // Sessions still to end (a reap asked for found no connection to spare, or
+        // their units came back at the deadline): over an idle connection now, rather
+        // than at the next return, which a quiet pool may not make.
+        shared.reap_if_needed();
         shared.keep_alive();
     }
 }
