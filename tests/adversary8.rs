@@ -173,7 +173,7 @@ const LONG: Duration = Duration::from_secs(600);
 
 /// The server never counted more than the budget and refused nobody. With a budget of
 /// one no other connection can see a closed session go, so the 20 ms deadline decides,
-/// not the server (the stated gap): on a loaded machine (tests run two at a time here)
+/// not the server (the stated gap): on a loaded machine (another test beside it, or any other load)
 /// a teardown can outlast it now and then. There the bound is at most the one closing
 /// session beside the budget, and at most 2 refused logins (before `Unit::quits` always
 /// lingered: 25-65 refused in the lone caller's 5 s).
